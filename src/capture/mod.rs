@@ -1,0 +1,1 @@
+//! Capture engine: pcap/pcapng bytes → packets → TCP connections → HTTP/1.x requests.

@@ -1,0 +1,32 @@
+//! Command line: clap arguments, validated into the model's inputs, and the thin `report`,
+//! `trace` and `rules` views over the same model the TUI draws.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit status contract (interface.md): 0 success; 1 success with warnings; 2 unusable input.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_WARNINGS: u8 = 1;
+pub const EXIT_UNUSABLE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "hoptrace", version, about = "How Kubernetes load balancing treated real traffic: \
+client → Azure LB → node netfilter → pod, for every captured HTTP request")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Run the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => {
+            // Until the TUI lands this is filled in by the report of the embedded scenario.
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Some(cmd) => match cmd {},
+    }
+}
