@@ -11,16 +11,18 @@
 //!   are the truth's requests (method, target, count);
 //! * client-side captures hold exactly that client's connections.
 //!
-//! Reads only committed files; needs no root. The pcap reading here is deliberately minimal
-//! (pcap-file + etherparse), independent of hoptrace's capture engine.
+//! Reads only committed files; needs no root. The pcap reading here is deliberately minimal and
+//! independent of hoptrace's capture engine: the classic pcap record layer by hand, packets with
+//! etherparse. (pcap-file 2.0's `PcapReader`/`PcapParser` reject every record whose `orig_len`
+//! exceeds the file's snaplen, i.e. every truncated packet, which `07-affinity-eviction`'s
+//! snaplen-160 captures are full of; its header parser is still used for the global header.)
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
-use pcap_file::pcap::PcapReader;
+use pcap_file::pcap::PcapHeader;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -104,22 +106,36 @@ struct CaptureFacts {
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"];
 
 fn read_capture(path: &Path) -> CaptureFacts {
-    let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut reader = PcapReader::new(file).unwrap_or_else(|e| panic!("{}: not a pcap: {e}", path.display()));
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (rest, header) = PcapHeader::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: not a pcap: {e}", path.display()));
+    let big_endian = header.endianness == pcap_file::Endianness::Big;
+    let u32_at = |b: &[u8], at: usize| {
+        let w: [u8; 4] = b[at..at + 4].try_into().unwrap();
+        if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }
+    };
     let mut facts = CaptureFacts::default();
+    let mut offset = bytes.len() - rest.len();
     let mut index = 0usize;
-    while let Some(packet) = reader.next_packet() {
+    while offset < bytes.len() {
         index += 1;
-        let packet = packet.unwrap_or_else(|e| panic!("{}: record {index}: {e}", path.display()));
-        let Ok(sliced) = LaxSlicedPacket::from_ethernet(&packet.data) else { continue };
+        assert!(bytes.len() - offset >= 16, "{}: record {index} at byte {offset}: truncated record header", path.display());
+        let incl_len = u32_at(&bytes, offset + 8) as usize;
+        let data_at = offset + 16;
+        assert!(
+            incl_len <= header.snaplen as usize && incl_len <= bytes.len() - data_at,
+            "{}: record {index} at byte {offset}: incl_len {incl_len} exceeds the snaplen or the file",
+            path.display()
+        );
+        let data = &bytes[data_at..data_at + incl_len];
+        offset = data_at + incl_len;
+        let Ok(sliced) = LaxSlicedPacket::from_ethernet(data) else { continue };
         let Some(LaxNetSlice::Ipv4(ip)) = &sliced.net else { continue };
         let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else { continue };
         let flow = (ip.header().source_addr(), tcp.source_port(), ip.header().destination_addr(), tcp.destination_port());
         if tcp.syn() && !tcp.ack() {
             facts.syns.insert(flow);
         }
-        let payload = tcp.payload();
-        if let Some(line) = request_line(payload) {
+        if let Some(line) = request_line(tcp.payload()) {
             facts.requests.entry(flow).or_default().insert(tcp.sequence_number(), line);
         }
     }

@@ -16,6 +16,7 @@ Sources, none of them the pcaps (so tests/lab_truth.rs can check truth.json agai
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import json
 import re
@@ -29,9 +30,10 @@ class DistillError(Exception):
     pass
 
 
-def parse_nft_handles(table: str, listing: str) -> dict[int, dict]:
-    """rule handle -> {table, chain, rule (1-based position)} from `nft -a list table ip T`."""
-    out: dict[int, dict] = {}
+def parse_nft_handles(table: str, listing: str) -> dict[tuple[str, int], dict]:
+    """(table, rule handle) -> {table, chain, rule (1-based position)} from `nft -a list table ip T`.
+    Handles are unique per table only."""
+    out: dict[tuple[str, int], dict] = {}
     chain = None
     pos = 0
     for line in listing.splitlines():
@@ -46,7 +48,7 @@ def parse_nft_handles(table: str, listing: str) -> dict[int, dict]:
         m = re.search(r"# handle (\d+)$", s)
         if chain and m and not s.startswith("type "):
             pos += 1
-            out[int(m.group(1))] = {"table": table, "chain": chain, "rule": pos}
+            out[(table, int(m.group(1)))] = {"table": table, "chain": chain, "rule": pos}
     return out
 
 
@@ -100,6 +102,7 @@ def parse_trace(text: str) -> dict[tuple, list[tuple]]:
             if len(fields) < 5 or fields[2] != "rule":
                 continue
             table, chain, handle = fields[0], fields[1], int(fields[3], 16)
+            text = parts[3].split(None, 1)[1].strip() if len(parts[3].split(None, 1)) > 1 else ""
             verdict = ":".join(fields[4:])
             verdict = VERDICTS.get(verdict, verdict)
             if table == "raw" and chain == "PREROUTING":
@@ -109,10 +112,26 @@ def parse_trace(text: str) -> dict[tuple, list[tuple]]:
                 walks.append((last_packet[tid], current[tid]))
                 continue
             if tid in current:
-                current[tid].append((table, chain, handle, verdict))
+                current[tid].append((table, chain, handle, verdict, text))
     out: dict[tuple, list[tuple]] = {}
     for key, events in walks:
         out.setdefault(key, events)
+    return out
+
+
+def parse_conntrack_events(text: str) -> dict[tuple, float]:
+    """`conntrack -E -e NEW -o timestamp` lines -> {original 4-tuple: event time (unix seconds)}."""
+    out: dict[tuple, float] = {}
+    for line in text.splitlines():
+        m = re.match(r"\[(\d+\.\d+)\]\s+\[NEW\] tcp", line)
+        if not m:
+            continue
+        kv: dict[str, list[str]] = defaultdict(list)
+        for tok in line.split():
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+                kv[k].append(v)
+        out.setdefault((kv["src"][0], int(kv["sport"][0]), kv["dst"][0], int(kv["dport"][0])), float(m.group(1)))
     return out
 
 
@@ -152,6 +171,7 @@ def distill(run, nodes, pods, clients, frontend, node_port, seed, mark_base, cro
     conns = []
     for n in nodes:
         trace = parse_trace((work / "raw" / f"trace-{n['name']}.txt").read_text())
+        new_times = parse_conntrack_events((work / "truth" / f"conntrack-events-{n['name']}.txt").read_text())
         handles = run.handles[n["name"]]
         for e in parse_conntrack((work / "truth" / f"conntrack-{n['name']}.txt").read_text()):
             src, sport, dst, dport = e["orig"]
@@ -168,8 +188,11 @@ def distill(run, nodes, pods, clients, frontend, node_port, seed, mark_base, cro
             if events is None:
                 raise DistillError(f"{n['name']}: no nftrace for the SYN of {src}:{sport} -> {dst}:{dport}")
             path = []
-            for table, chain, handle, verdict in events:
-                h = handles.get(handle)
+            choice = None
+            for table, chain, handle, verdict, text in events:
+                if chain.startswith(("KUBE-SVC-", "KUBE-SVL-", "KUBE-XLB-")) and verdict.startswith("JUMP:KUBE-SEP-"):
+                    choice = "affinity" if "--rcheck" in text else "cascade"
+                h = handles.get((table, handle))
                 if h is None or h["chain"] != chain or h["table"] != table:
                     raise DistillError(f"{n['name']}: trace names {table}:{chain} handle {handle}, unknown to the handle map")
                 path.append({"table": table, "chain": chain, "rule": h["rule"], "verdict": verdict})
@@ -196,8 +219,11 @@ def distill(run, nodes, pods, clients, frontend, node_port, seed, mark_base, cro
             reqs = requests_by_peer.get(peer, [])
             used_peers.add(peer)
             counts = Counter((r["method"], r["target"]) for r in reqs)
-            first_t = min((r["t"] for r in reqs), default=None)
+            first_t = new_times.get(e["orig"])
+            if first_t is None:
+                raise DistillError(f"{n['name']}: no conntrack NEW event for {src}:{sport}")
             conns.append({
+                "time": datetime.datetime.fromtimestamp(first_t, datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z"),
                 "client": {"ip": src, "port": sport},
                 "frontend": {"ip": dst, "port": dport},
                 "ingress_node": n["name"],
@@ -205,6 +231,7 @@ def distill(run, nodes, pods, clients, frontend, node_port, seed, mark_base, cro
                 "chain_path": path,
                 "endpoint": {"ip": rsrc, "port": rsport, "chain": sep},
                 "pod": {"name": pod["name"], "ip": pod["ip"], "node": pod["node"], "zone": zone[pod["node"]]},
+                "endpoint_choice": choice,
                 "snat": snat,
                 "crossed_node": pod["node"] != n["name"],
                 "crossed_zone": zone[pod["node"]] != zone[n["name"]],
@@ -257,6 +284,12 @@ def sep_hash_for(run, ip: str, port: int) -> str:
 
 
 def summary(conns: list[dict]) -> dict:
+    balancing = Counter(f"{p['chain']} rule {p['rule']}" for c in conns for p in c["chain_path"]
+                        if p["table"] == "nat" and p["chain"].startswith(("KUBE-SVC-", "KUBE-SVL-", "KUBE-XLB-"))
+                        and p["verdict"].startswith("JUMP:KUBE-SEP-"))
+    by_client: dict[str, list[dict]] = defaultdict(list)
+    for c in conns:
+        by_client[c["client"]["ip"]].append(c)
     return {
         "connections": len(conns),
         "requests": sum(r["count"] for c in conns for r in c["requests"]),
@@ -265,6 +298,12 @@ def summary(conns: list[dict]) -> dict:
         "snat": sum(1 for c in conns if c["snat"]),
         "crossed_node": sum(1 for c in conns if c["crossed_node"]),
         "crossed_zone": sum(1 for c in conns if c["crossed_zone"]),
+        "balancing_rules": dict(sorted(balancing.items())),
+        "endpoint_choice": dict(sorted(Counter(str(c["endpoint_choice"]) for c in conns).items())),
+        "clients_with_several_connections": [
+            {"client": ip, "connections": [f"{c['endpoint_choice']} -> {c['pod']['name']}" for c in cs]}
+            for ip, cs in sorted(by_client.items(), key=lambda kv: kv[1][0]["time"]) if len(cs) > 1]
+        if any(c["endpoint_choice"] == "affinity" for c in conns) else [],
     }
 
 
@@ -279,12 +318,15 @@ NOTES = {
     "03-three-replicas": "The KUBE-SVC chain holds the 1/3 -> 1/2 -> 1 cascade (0.33333333349 and 0.50000000000 as "
                          "iptables-save prints them); the chain path of each connection shows which statistic rule "
                          "matched. Ingress node and pod are independent, so many connections cross nodes and zones.",
-    "04-affinity-sourceip": "SessionAffinity ClientIP adds the `recent --rcheck` rules before the cascade and "
-                            "`recent --set` in each KUBE-SEP chain; the ALB in SourceIP mode sends each client IP to "
-                            "one node. client1's first connection goes through the cascade, later ones match the "
-                            "rcheck rule of the endpoint recorded in that node's xt_recent table (see "
-                            "truth/xt_recent-*). client2 (curl, 4 times, as from the seed's Cloud Shell) lands on "
-                            "another node with its own tables.",
+    "04-affinity-sourceip": "SessionAffinity ClientIP adds the `recent --rcheck` rules (KUBE-SVC rules 1-3) before "
+                            "the cascade (rules 4-6) and `recent --set` in each KUBE-SEP chain; the ALB in SourceIP "
+                            "mode sends each client IP to one node (client1 to node1, client2 to node2, as in seed "
+                            "post 1). A client's first connection goes through the cascade, later ones match the "
+                            "rcheck rule of the endpoint recorded in that node's xt_recent table (truth/xt_recent-*). "
+                            "`hey -c 2` opens its first two connections at once, before either is recorded, so both "
+                            "can go through the cascade and land on two endpoints; from then on the client is in two "
+                            "tables and the rcheck rule that comes first in the chain wins. client2 (curl 4 times, "
+                            "as from the seed's Cloud Shell) has its own tables on its own node.",
     "05-nodeport": "A host inside the node subnet (10.220.1.10) calls NodePort 31857 on each node: KUBE-SERVICES' "
                    "last rule (addrtype --dst-type LOCAL) jumps to KUBE-NODEPORTS, which marks for masquerade and "
                    "jumps to KUBE-SVC. No ALB is involved (alb is null).",
@@ -314,7 +356,15 @@ def readme(run, truth: dict, versions: dict, nodes) -> str:
              f"- ingress node (ALB choice): {', '.join(f'{k} {v}' for k, v in s['by_ingress_node'].items())}",
              f"- pod: {', '.join(f'{k} {v}' for k, v in s['by_pod'].items())}",
              f"- masqueraded (SNAT): {s['snat']}, crossed node: {s['crossed_node']}, crossed zone: {s['crossed_zone']}",
-             "", "## Files", "",
+             "- endpoint choice (the KUBE-SVC/SVL/XLB rule that jumped to a KUBE-SEP chain, 1-based): "
+             + ", ".join(f"{k}: {v}" for k, v in s["balancing_rules"].items()),
+             f"- endpoint chosen by: {', '.join(f'{k} {v}' for k, v in s['endpoint_choice'].items())} "
+             "(affinity = a `recent --rcheck` rule, cascade = the statistic rules)"]
+    several = s["clients_with_several_connections"]
+    if several:
+        lines += ["- clients with several connections, in time order:"]
+        lines += [f"  - {x['client']}: " + "; ".join(x["connections"]) for x in several]
+    lines += ["", "## Files", "",
              "- `cluster.toml`: nodes, zones, pods, the ALB (mode, jhash seed, backend order = bucket order) and which "
              "capture was taken where (`[[clients]]` lists the client-side captures).",
              "- `<node>-eth0.pcap`: tcpdump on each node's primary interface; `client*-eth0.pcap` / `vm-eth0.pcap`: "
@@ -324,11 +374,12 @@ def readme(run, truth: dict, versions: dict, nodes) -> str:
              "`-j TRACE` rule for SYNs, used for the chain paths.",
              "- `truth.json`: one entry per TCP connection (see captures/README.md for the fields).",
              "- `truth/`: the raw ground truth: `conntrack-<node>.txt` and `conntrack-alb.txt` (`conntrack -L -p tcp`), "
-             "`trace-<node>.txt` (`xtables-monitor --trace`), `xt_recent-<node>-<phase>.txt` (`/proc/net/xt_recent/*` "
+             "`trace-<node>.txt` (`xtables-monitor --trace`), `conntrack-events-<node>.txt` (`conntrack -E -e NEW`, "
+             "the time of each connection), `xt_recent-<node>-<phase>.txt` (`/proc/net/xt_recent/*` "
              "with the jiffies at the time), `alb-nft-ruleset.txt` (`nft list ruleset` with counters) and `alb.nft` "
              "(as loaded), `alb-policy-routing.txt`, `<node>.iptables-restore` (the generator's output as loaded), "
              "`pod-requests.jsonl` (each pod's request log: peer address as the pod saw it), `traffic.log` (client "
-             "output).",
+             "output). Files over 100 kB are gzipped (`.gz`), otherwise verbatim.",
              "", "## How it was recorded", "",
              "`captures/lab/lab up && captures/lab/lab scenario " + run.name + "` (root). Versions:", ""]
     lines += [f"- {k}: {v}" for k, v in versions.items()]
