@@ -50,7 +50,8 @@ struct Connection {
     client: Endpoint,
     frontend: Endpoint,
     ingress_node: String,
-    endpoint: Endpoint,
+    alb: Option<AlbChoice>,
+    endpoint: Dnat,
     pod: Pod,
     snat: Option<Endpoint>,
     crossed_node: bool,
@@ -59,7 +60,21 @@ struct Connection {
 }
 
 #[derive(Debug, Deserialize)]
+struct AlbChoice {
+    bucket: usize,
+    node: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Dnat {
+    ip: Ipv4Addr,
+    port: u16,
+    chain: String,
+}
+
+#[derive(Debug, Deserialize)]
 struct Pod {
+    ip: Ipv4Addr,
     node: String,
 }
 
@@ -68,6 +83,7 @@ struct PathStep {
     table: String,
     chain: String,
     rule: u32,
+    verdict: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,10 +95,16 @@ struct Request {
 
 #[derive(Debug, Deserialize)]
 struct Cluster {
+    load_balancer: Option<LoadBalancer>,
     #[serde(default)]
     nodes: Vec<Capturer>,
     #[serde(default)]
     clients: Vec<Capturer>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoadBalancer {
+    backends: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,18 +129,27 @@ const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "
 
 fn read_capture(path: &Path) -> CaptureFacts {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (rest, header) = PcapHeader::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: not a pcap: {e}", path.display()));
+    let (rest, header) = PcapHeader::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("{}: not a pcap: {e}", path.display()));
     let big_endian = header.endianness == pcap_file::Endianness::Big;
     let u32_at = |b: &[u8], at: usize| {
         let w: [u8; 4] = b[at..at + 4].try_into().unwrap();
-        if big_endian { u32::from_be_bytes(w) } else { u32::from_le_bytes(w) }
+        if big_endian {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        }
     };
     let mut facts = CaptureFacts::default();
     let mut offset = bytes.len() - rest.len();
     let mut index = 0usize;
     while offset < bytes.len() {
         index += 1;
-        assert!(bytes.len() - offset >= 16, "{}: record {index} at byte {offset}: truncated record header", path.display());
+        assert!(
+            bytes.len() - offset >= 16,
+            "{}: record {index} at byte {offset}: truncated record header",
+            path.display()
+        );
         let incl_len = u32_at(&bytes, offset + 8) as usize;
         let data_at = offset + 16;
         assert!(
@@ -128,15 +159,30 @@ fn read_capture(path: &Path) -> CaptureFacts {
         );
         let data = &bytes[data_at..data_at + incl_len];
         offset = data_at + incl_len;
-        let Ok(sliced) = LaxSlicedPacket::from_ethernet(data) else { continue };
-        let Some(LaxNetSlice::Ipv4(ip)) = &sliced.net else { continue };
-        let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else { continue };
-        let flow = (ip.header().source_addr(), tcp.source_port(), ip.header().destination_addr(), tcp.destination_port());
+        let Ok(sliced) = LaxSlicedPacket::from_ethernet(data) else {
+            continue;
+        };
+        let Some(LaxNetSlice::Ipv4(ip)) = &sliced.net else {
+            continue;
+        };
+        let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else {
+            continue;
+        };
+        let flow = (
+            ip.header().source_addr(),
+            tcp.source_port(),
+            ip.header().destination_addr(),
+            tcp.destination_port(),
+        );
         if tcp.syn() && !tcp.ack() {
             facts.syns.insert(flow);
         }
         if let Some(line) = request_line(tcp.payload()) {
-            facts.requests.entry(flow).or_default().insert(tcp.sequence_number(), line);
+            facts
+                .requests
+                .entry(flow)
+                .or_default()
+                .insert(tcp.sequence_number(), line);
         }
     }
     facts
@@ -148,13 +194,19 @@ fn request_line(payload: &[u8]) -> Option<String> {
     let line = std::str::from_utf8(&payload[..end]).ok()?;
     let mut parts = line.split(' ');
     let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    (METHODS.contains(&method) && version.starts_with("HTTP/1.")).then(|| format!("{method} {target}"))
+    (METHODS.contains(&method) && version.starts_with("HTTP/1."))
+        .then(|| format!("{method} {target}"))
 }
 
 fn scenarios() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("truth.json").is_file()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.join("truth.json").is_file())
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
     dirs
@@ -163,18 +215,35 @@ fn scenarios() -> Vec<PathBuf> {
 fn check_scenario(dir: &Path) -> Vec<String> {
     let mut errors = Vec::new();
     let name = dir.file_name().unwrap().to_string_lossy().to_string();
-    let truth: Truth = serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap())
-        .unwrap_or_else(|e| panic!("{name}/truth.json: {e}"));
-    let cluster: Cluster = toml::from_str(&std::fs::read_to_string(dir.join("cluster.toml")).unwrap())
-        .unwrap_or_else(|e| panic!("{name}/cluster.toml: {e}"));
-    assert_eq!(truth.scenario, name, "{name}: truth.json names another scenario");
+    let truth: Truth =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap())
+            .unwrap_or_else(|e| panic!("{name}/truth.json: {e}"));
+    let cluster: Cluster =
+        toml::from_str(&std::fs::read_to_string(dir.join("cluster.toml")).unwrap())
+            .unwrap_or_else(|e| panic!("{name}/cluster.toml: {e}"));
+    assert_eq!(
+        truth.scenario, name,
+        "{name}: truth.json names another scenario"
+    );
     assert!(!truth.connections.is_empty(), "{name}: no connections");
     if truth.summary.connections != truth.connections.len() {
-        errors.push(format!("summary says {} connections, list has {}", truth.summary.connections, truth.connections.len()));
+        errors.push(format!(
+            "summary says {} connections, list has {}",
+            truth.summary.connections,
+            truth.connections.len()
+        ));
     }
-    let total: usize = truth.connections.iter().flat_map(|c| &c.requests).map(|r| r.count).sum();
+    let total: usize = truth
+        .connections
+        .iter()
+        .flat_map(|c| &c.requests)
+        .map(|r| r.count)
+        .sum();
     if truth.summary.requests != total {
-        errors.push(format!("summary says {} requests, connections hold {total}", truth.summary.requests));
+        errors.push(format!(
+            "summary says {} requests, connections hold {total}",
+            truth.summary.requests
+        ));
     }
 
     let client_ips: BTreeSet<Ipv4Addr> = truth.connections.iter().map(|c| c.client.ip).collect();
@@ -203,7 +272,12 @@ fn check_scenario(dir: &Path) -> Vec<String> {
             .iter()
             .copied()
             .filter(|(src, _, _, _)| client_ips.contains(src))
-            .filter(|(_, _, dst, dport)| truth.connections.iter().any(|c| c.frontend.ip == *dst && c.frontend.port == *dport))
+            .filter(|(_, _, dst, dport)| {
+                truth
+                    .connections
+                    .iter()
+                    .any(|c| c.frontend.ip == *dst && c.frontend.port == *dport)
+            })
             .collect();
         let expected: BTreeSet<FourTuple> = truth
             .connections
@@ -212,7 +286,9 @@ fn check_scenario(dir: &Path) -> Vec<String> {
             .map(|c| (c.client.ip, c.client.port, c.frontend.ip, c.frontend.port))
             .collect();
         for missing in expected.difference(&seen) {
-            errors.push(format!("{node}: truth has connection {missing:?}, the capture has no SYN for it"));
+            errors.push(format!(
+                "{node}: truth has connection {missing:?}, the capture has no SYN for it"
+            ));
         }
         for extra in seen.difference(&expected) {
             errors.push(format!("{node}: capture has client SYN {extra:?} that truth.json does not list for this node"));
@@ -221,32 +297,89 @@ fn check_scenario(dir: &Path) -> Vec<String> {
 
     for c in &truth.connections {
         let tuple = (c.client.ip, c.client.port, c.frontend.ip, c.frontend.port);
-        if c.chain_path.is_empty() || c.chain_path.iter().any(|s| s.rule == 0 || s.table.is_empty() || s.chain.is_empty()) {
-            errors.push(format!("connection {}: empty or malformed chain path", c.id));
+        if c.chain_path.is_empty()
+            || c.chain_path
+                .iter()
+                .any(|s| s.rule == 0 || s.table.is_empty() || s.chain.is_empty())
+        {
+            errors.push(format!(
+                "connection {}: empty or malformed chain path",
+                c.id
+            ));
+        }
+        // The ALB's bucket names the ingress node through cluster.toml's backend order.
+        match (&c.alb, &cluster.load_balancer) {
+            (Some(alb), Some(lb)) => {
+                if lb.backends.get(alb.bucket) != Some(&c.ingress_node)
+                    || alb.node != c.ingress_node
+                {
+                    errors.push(format!(
+                        "connection {}: bucket {} is not ingress node {} in {:?}",
+                        c.id, alb.bucket, c.ingress_node, lb.backends
+                    ));
+                }
+            }
+            (Some(_), None) => errors.push(format!(
+                "connection {}: ALB choice without [load_balancer]",
+                c.id
+            )),
+            (None, _) => {}
+        }
+        let dnat: Vec<&PathStep> = c
+            .chain_path
+            .iter()
+            .filter(|s| {
+                s.table == "nat" && s.chain.starts_with("KUBE-SEP-") && s.verdict == "ACCEPT"
+            })
+            .collect();
+        if dnat.len() != 1 || dnat[0].chain != c.endpoint.chain || c.pod.ip != c.endpoint.ip {
+            errors.push(format!(
+                "connection {}: endpoint {} is not the path's one DNAT rule or the pod",
+                c.id, c.endpoint.chain
+            ));
         }
         if c.crossed_node != (c.pod.node != c.ingress_node) {
-            errors.push(format!("connection {}: crossed_node disagrees with its nodes", c.id));
+            errors.push(format!(
+                "connection {}: crossed_node disagrees with its nodes",
+                c.id
+            ));
         }
         // Requests as the ingress node saw them.
         if let Some(facts) = node_caps.get(c.ingress_node.as_str()) {
             let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-            for line in facts.requests.get(&tuple).map(|m| m.values()).into_iter().flatten() {
+            for line in facts
+                .requests
+                .get(&tuple)
+                .map(|m| m.values())
+                .into_iter()
+                .flatten()
+            {
                 *seen.entry(line.clone()).or_default() += 1;
             }
-            let expected: BTreeMap<String, usize> =
-                c.requests.iter().map(|r| (format!("{} {}", r.method, r.target), r.count)).collect();
+            let expected: BTreeMap<String, usize> = c
+                .requests
+                .iter()
+                .map(|r| (format!("{} {}", r.method, r.target), r.count))
+                .collect();
             if seen != expected {
                 errors.push(format!("connection {} {tuple:?}: capture on {} shows requests {seen:?}, truth {expected:?}", c.id, c.ingress_node));
             }
         }
         // The forwarded SYN on the pod's node.
-        if c.crossed_node {
-            if let Some(facts) = node_caps.get(c.pod.node.as_str()) {
-                let src = c.snat.as_ref().map_or((c.client.ip, c.client.port), |s| (s.ip, s.port));
-                let fwd = (src.0, src.1, c.endpoint.ip, c.endpoint.port);
-                if !facts.syns.contains(&fwd) {
-                    errors.push(format!("connection {}: pod node {} has no SYN {fwd:?}", c.id, c.pod.node));
-                }
+        if let Some(facts) = node_caps
+            .get(c.pod.node.as_str())
+            .filter(|_| c.crossed_node)
+        {
+            let src = c
+                .snat
+                .as_ref()
+                .map_or((c.client.ip, c.client.port), |s| (s.ip, s.port));
+            let fwd = (src.0, src.1, c.endpoint.ip, c.endpoint.port);
+            if !facts.syns.contains(&fwd) {
+                errors.push(format!(
+                    "connection {}: pod node {} has no SYN {fwd:?}",
+                    c.id, c.pod.node
+                ));
             }
         }
     }
@@ -254,7 +387,12 @@ fn check_scenario(dir: &Path) -> Vec<String> {
     for client in &cluster.clients {
         let mut syns = BTreeSet::new();
         for cap in &client.captures {
-            syns.extend(read_capture(&dir.join(cap)).syns.into_iter().filter(|(src, ..)| *src == client.ip));
+            syns.extend(
+                read_capture(&dir.join(cap))
+                    .syns
+                    .into_iter()
+                    .filter(|(src, ..)| *src == client.ip),
+            );
         }
         let expected: BTreeSet<FourTuple> = truth
             .connections
@@ -263,7 +401,12 @@ fn check_scenario(dir: &Path) -> Vec<String> {
             .map(|c| (c.client.ip, c.client.port, c.frontend.ip, c.frontend.port))
             .collect();
         if syns != expected {
-            errors.push(format!("client {}: capture SYNs {} vs truth {}", client.name, syns.len(), expected.len()));
+            errors.push(format!(
+                "client {}: capture SYNs {} vs truth {}",
+                client.name,
+                syns.len(),
+                expected.len()
+            ));
         }
     }
     errors.into_iter().map(|e| format!("{name}: {e}")).collect()
@@ -277,14 +420,29 @@ fn every_recording_agrees_with_its_pcaps() {
         return;
     }
     let errors: Vec<String> = dirs.iter().flat_map(|d| check_scenario(d)).collect();
-    assert!(errors.is_empty(), "{} problem(s):\n{}", errors.len(), errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{} problem(s):\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
 }
 
 #[test]
 fn request_line_recognises_http_requests_only() {
-    assert_eq!(request_line(b"GET / HTTP/1.1\r\nHost: x\r\n"), Some("GET /".into()));
-    assert_eq!(request_line(b"POST /orders HTTP/1.1\r\n"), Some("POST /orders".into()));
+    assert_eq!(
+        request_line(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+        Some("GET /".into())
+    );
+    assert_eq!(
+        request_line(b"POST /orders HTTP/1.1\r\n"),
+        Some("POST /orders".into())
+    );
     assert_eq!(request_line(b"HTTP/1.1 200 OK\r\n"), None);
-    assert_eq!(request_line(b"GET / HTTP/1.1"), None, "no line end in the snapshot");
+    assert_eq!(
+        request_line(b"GET / HTTP/1.1"),
+        None,
+        "no line end in the snapshot"
+    );
     assert_eq!(request_line(b"YO"), None);
 }
