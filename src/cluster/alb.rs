@@ -14,6 +14,7 @@
 
 use super::jhash::{NftKey, jhash, reciprocal_scale};
 use super::maglev::{DEFAULT_TABLE_SIZE, MaglevError, MaglevTable};
+use super::model::Cluster;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -198,6 +199,26 @@ impl FromStr for AlbHash {
     }
 }
 
+impl fmt::Display for SessionAffinity {
+    /// Kubernetes' spelling: `None`, `ClientIP`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SessionAffinity::None => "None",
+            SessionAffinity::ClientIp => "ClientIP",
+        })
+    }
+}
+
+impl fmt::Display for ExternalTrafficPolicy {
+    /// Kubernetes' spelling: `Cluster`, `Local`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExternalTrafficPolicy::Cluster => "Cluster",
+            ExternalTrafficPolicy::Local => "Local",
+        })
+    }
+}
+
 impl FromStr for SessionAffinity {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -375,6 +396,37 @@ impl AlbModel {
             pool: Vec::new(),
             maglev: None,
         };
+        model.rebuild()?;
+        Ok(model)
+    }
+
+    /// The model a merged cluster describes: its mode, hash, seed and backend order, minus the
+    /// nodes marked unhealthy. Under externalTrafficPolicy Local the pool is first narrowed to
+    /// nodes that run a known non-host-network pod; callers that know the Service's endpoints
+    /// (from the rules) should refine it with [`AlbModel::set_local_endpoints`].
+    pub fn from_cluster(cluster: &Cluster) -> Result<Self, AlbError> {
+        let lb = cluster.load_balancer();
+        let mut model = Self::new(AlbConfig {
+            mode: lb.mode.value,
+            hash: lb.hash.value,
+            seed: lb.seed.value,
+            backends: lb.backends.value.clone(),
+            maglev_table_size: lb.maglev_table_size.as_ref().map_or(DEFAULT_TABLE_SIZE, |f| f.value),
+        })?;
+        for u in &lb.unhealthy {
+            if model.config.backends.contains(&u.value) {
+                model.unhealthy.insert(u.value.clone());
+            }
+        }
+        if lb.external_traffic_policy.value == ExternalTrafficPolicy::Local {
+            let with_pods: BTreeSet<String> = cluster
+                .pods()
+                .iter()
+                .filter(|p| !p.host_network)
+                .filter_map(|p| cluster.node_of_pod(p).map(|n| n.name().to_owned()))
+                .collect();
+            model.local_endpoints = Some(with_pods);
+        }
         model.rebuild()?;
         Ok(model)
     }
