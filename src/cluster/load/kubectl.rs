@@ -36,7 +36,7 @@ fn strip_kind_prefix<'a>(name: &'a str, prefixes: &[&str]) -> &'a str {
 /// Parse `kubectl get … -o wide` output (nodes, pods, services; any mix).
 pub fn parse_kubectl_text(text: &str, file: &str) -> Result<ClusterSource, LoadError> {
     let mut src = ClusterSource::new(SourceKind::KubectlText, file);
-    let tables = parse_tables(text);
+    let (tables, orphans) = parse_tables(text);
     let mut recognised = 0;
     for t in &tables {
         let before = recognised;
@@ -60,6 +60,15 @@ pub fn parse_kubectl_text(text: &str, file: &str) -> Result<ClusterSource, LoadE
                 src.diagnostics.push(Diagnostic::warning(file, format!("{reason}; row skipped")).at_line(Some(*line)));
             }
         }
+    }
+    // Lines after a table's blank line that start no new table (a row whose cells are all
+    // blank splits a table in two, for instance): say so rather than drop them silently.
+    const MAX_ORPHAN_NOTES: usize = 20;
+    for &line in orphans.iter().take(MAX_ORPHAN_NOTES) {
+        src.diagnostics.push(Diagnostic::warning(file, "line outside any table (no header above it since the last blank line); ignored").at_line(Some(line)));
+    }
+    if orphans.len() > MAX_ORPHAN_NOTES {
+        src.diagnostics.push(Diagnostic::warning(file, format!("{} more lines outside any table ignored", orphans.len() - MAX_ORPHAN_NOTES)));
     }
     if recognised == 0 {
         let first = tables.first().map(|t| t.header_line);

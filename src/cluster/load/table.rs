@@ -119,11 +119,13 @@ fn split_row(chars: &[char], columns: &[Column]) -> Result<Vec<String>, String> 
 }
 
 /// Split text into tables: each starts at a header line and runs to the next blank line or
-/// header. Lines before the first header (a shell prompt, a command) are ignored. Each row is
-/// capped to `max_line_chars` characters so a pathological line cannot blow up memory.
-pub(crate) fn parse_tables(text: &str) -> Vec<TextTable> {
+/// header. Lines before the first header (a shell prompt, a command) are ignored; lines after
+/// a table ended that start no new one are returned as orphans so the caller can say so. Each
+/// row is capped to `MAX_LINE_CHARS` characters so a pathological line cannot blow up memory.
+pub(crate) fn parse_tables(text: &str) -> (Vec<TextTable>, Vec<u32>) {
     const MAX_LINE_CHARS: usize = 64 * 1024;
     let mut tables: Vec<TextTable> = Vec::new();
+    let mut orphans: Vec<u32> = Vec::new();
     let mut current: Option<TextTable> = None;
     for (idx, raw) in text.lines().enumerate() {
         let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
@@ -146,7 +148,12 @@ pub(crate) fn parse_tables(text: &str) -> Vec<TextTable> {
             });
             continue;
         }
-        let Some(t) = current.as_mut() else { continue };
+        let Some(t) = current.as_mut() else {
+            if !tables.is_empty() {
+                orphans.push(line_no);
+            }
+            continue;
+        };
         let chars: Vec<char> = line.chars().take(MAX_LINE_CHARS).collect();
         match split_row(&chars, &t.columns) {
             Ok(cells) => t.rows.push(Row { line: line_no, cells }),
@@ -156,7 +163,7 @@ pub(crate) fn parse_tables(text: &str) -> Vec<TextTable> {
     if let Some(t) = current.take() {
         tables.push(t);
     }
-    tables
+    (tables, orphans)
 }
 
 #[cfg(test)]
@@ -169,7 +176,7 @@ mod tests {
 NAME    STATUS   ROLES   AGE   VERSION   INTERNAL-IP   EXTERNAL-IP   OS-IMAGE             KERNEL-VERSION
 node0   Ready    agent   27h   v1.19.7   10.220.1.4    <none>        Ubuntu 18.04.5 LTS   5.4.0-1040-azure
 ";
-        let tabs = parse_tables(t);
+        let (tabs, _) = parse_tables(t);
         assert_eq!(tabs.len(), 1);
         let tab = &tabs[0];
         let os = tab.column("OS-IMAGE").unwrap();
@@ -188,7 +195,7 @@ node0   Ready    agent   27h   v1.19.7   10.220.1.4    <none>        Ubuntu 18.0
     #[test]
     fn misaligned_rows_fall_back_or_are_reported() {
         let t = "NAME IP NODE\np1 10.0.0.1 n1\np2 10.0.0.2 n1 extra stuff\n";
-        let tab = &parse_tables(t)[0];
+        let tab = &parse_tables(t).0[0];
         assert_eq!(tab.rows.len(), 1);
         assert_eq!(tab.rows[0].cells, ["p1", "10.0.0.1", "n1"]);
         assert_eq!(tab.bad_rows.len(), 1);
@@ -198,7 +205,7 @@ node0   Ready    agent   27h   v1.19.7   10.220.1.4    <none>        Ubuntu 18.0
     #[test]
     fn several_tables_and_preamble() {
         let t = "$ kubectl get svc,pods -o wide\nNAME  TYPE\nservice/a  LoadBalancer\n\nNAME  IP\npod/b  10.0.0.1\n";
-        let tabs = parse_tables(t);
+        let (tabs, _) = parse_tables(t);
         assert_eq!(tabs.len(), 2);
         assert_eq!(tabs[1].rows[0].cells, ["pod/b", "10.0.0.1"]);
     }
@@ -206,7 +213,7 @@ node0   Ready    agent   27h   v1.19.7   10.220.1.4    <none>        Ubuntu 18.0
     #[test]
     fn short_last_cell_and_missing_trailing_column() {
         let t = "NAME    IP         NODE\np1      10.0.0.1   n\np2      10.0.0.2\n";
-        let tab = &parse_tables(t)[0];
+        let tab = &parse_tables(t).0[0];
         assert_eq!(tab.rows[0].cells, ["p1", "10.0.0.1", "n"]);
         assert_eq!(tab.rows[1].cells, ["p2", "10.0.0.2", ""]);
     }
