@@ -101,6 +101,15 @@ fn toml_plus_kubectl_pods_infers_the_gaps() {
     assert_eq!(lb.mode.value, AlbMode::Default);
     assert_eq!(lb.seed.value, 0x5eed_0001);
     assert!(lb.seed.is_given());
+
+    // The UI/report see the provenance of every fact.
+    let j = serde_json::to_value(&c).unwrap();
+    assert_eq!(j["nodes"][2]["pod_cidrs"][0]["value"], "10.100.2.0/24");
+    assert_eq!(j["nodes"][2]["pod_cidrs"][0]["provenance"]["kind"], "inferred");
+    assert_eq!(j["nodes"][0]["ips"][0]["provenance"]["source"]["kind"], "cluster-toml");
+    assert_eq!(j["nodes"][0]["ips"][0]["provenance"]["source"]["line"], 8);
+    assert_eq!(j["load_balancer"]["mode"]["value"], "default");
+    assert_eq!(j["load_balancer"]["mode"]["provenance"]["kind"], "default");
 }
 
 #[test]

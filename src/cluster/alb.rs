@@ -666,7 +666,7 @@ impl AlbFlowTable {
             let idle = now.saturating_sub(e.last_seen) > self.idle_timeout;
             // A flow survives pool changes, but not the removal of its node from the
             // configuration altogether.
-            let still_configured = model.backends().iter().any(|b| *b == e.decision.node);
+            let still_configured = model.backends().contains(&e.decision.node);
             if !idle && still_configured {
                 e.last_seen = e.last_seen.max(now);
                 return Ok(AlbRoute { decision: e.decision.clone(), pinned: true });

@@ -228,7 +228,7 @@ pub fn node_name_from_capture_file(file_name: &str) -> Option<String> {
             || digits_after("veth")
     };
     let mut name = stem;
-    while let Some(pos) = name.rfind(|c: char| c == '-' || c == '_' || c == '.') {
+    while let Some(pos) = name.rfind(['-', '_', '.']) {
         if is_iface(&name[pos + 1..]) {
             name = &name[..pos];
         } else {

@@ -193,7 +193,7 @@ impl ClusterBuilder {
         let diags = &mut self.diagnostics;
         let old = &mut self.nodes[i];
         if old.name.value != n.name.value && old.name.is_inferred() && !n.name.is_inferred() {
-            // Re-point pods and backends that used the provisional name.
+            // Re-point pods that used the provisional name.
             let provisional = std::mem::replace(&mut old.name, n.name.clone()).value;
             for p in &mut self.pods {
                 if let Some(node) = p.node.as_mut().filter(|f| f.value == provisional) {

@@ -68,7 +68,7 @@ impl Node {
     }
 
     /// The bridge address a kubenet node holds on `cbr0`: the first address of its pod CIDR of
-    /// `ip`'s family. MASQUERADE towards a local pod uses it as the new source.
+    /// the given family. MASQUERADE towards a local pod uses it as the new source.
     pub fn bridge_address(&self, ipv6: bool) -> Option<IpAddr> {
         let net = self.pod_cidrs.iter().find(|c| c.value.addr().is_ipv6() == ipv6)?.value;
         first_host(net)
@@ -209,6 +209,19 @@ pub struct Cluster {
     node_by_ip: HashMap<IpAddr, usize>,
     pod_by_ip: HashMap<IpAddr, usize>,
     frontends: HashSet<IpAddr>,
+}
+
+impl Serialize for Cluster {
+    /// The facts, without the lookup indexes: `{nodes, pods, load_balancer, node_subnets}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Cluster", 4)?;
+        st.serialize_field("nodes", &self.nodes)?;
+        st.serialize_field("pods", &self.pods)?;
+        st.serialize_field("load_balancer", &self.load_balancer)?;
+        st.serialize_field("node_subnets", &self.node_subnets)?;
+        st.end()
+    }
 }
 
 impl Cluster {

@@ -86,7 +86,7 @@ fn gamma_q_fraction(a: f64, x: f64) -> f64 {
 /// Regularized upper incomplete gamma `Q(a, x) = Γ(a, x) / Γ(a)`, for `a > 0`, `x ≥ 0`.
 /// Returns NaN outside that domain.
 pub fn regularized_gamma_q(a: f64, x: f64) -> f64 {
-    if !(a > 0.0) || !(x >= 0.0) || a.is_infinite() {
+    if a.is_nan() || x.is_nan() || a <= 0.0 || x < 0.0 || a.is_infinite() {
         return f64::NAN;
     }
     if x == 0.0 {
@@ -100,7 +100,7 @@ pub fn regularized_gamma_q(a: f64, x: f64) -> f64 {
 
 /// Regularized lower incomplete gamma `P(a, x) = 1 − Q(a, x)`.
 pub fn regularized_gamma_p(a: f64, x: f64) -> f64 {
-    if !(a > 0.0) || !(x >= 0.0) || a.is_infinite() {
+    if a.is_nan() || x.is_nan() || a <= 0.0 || x < 0.0 || a.is_infinite() {
         return f64::NAN;
     }
     if x == 0.0 {
@@ -265,9 +265,9 @@ mod tests {
     #[test]
     fn chi_squared_survival_matches_reference() {
         let cases: &[(f64, u32, f64)] = &[
-            (3.841_458_820_694_124, 1, 0.050_000_000_000_000_057),
-            (5.991_464_547_107_979, 2, 0.050_000_000_000_000_074),
-            (18.307_038_053_275_146, 10, 0.050_000_000_000_000_007),
+            (3.841_458_820_694_124, 1, 0.050_000_000_000_000_06),
+            (5.991_464_547_107_979, 2, 0.050_000_000_000_000_07),
+            (18.307_038_053_275_146, 10, 0.050_000_000_000_000_01),
             (1.0, 1, 0.317_310_507_862_914_1),
             (10.0, 3, 0.018_566_135_463_043_233),
             (0.5, 4, 0.973_500_978_839_256_1),
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn incomplete_gamma_reference_and_identities() {
-        assert!(close(regularized_gamma_q(0.5, 2.0), 0.045_500_263_896_358_414, 1e-10));
+        assert!(close(regularized_gamma_q(0.5, 2.0), 0.045_500_263_896_358_41, 1e-10));
         assert!(close(regularized_gamma_q(3.0, 0.1), 0.999_845_346_929_735_3, 1e-12));
         assert!(close(regularized_gamma_q(10.0, 30.0), 7.121_750_862_815_577e-6, 1e-9));
         assert!(close(regularized_gamma_q(0.001, 0.001), 0.006_312_353_291_139_71, 1e-8));

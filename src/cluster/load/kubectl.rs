@@ -531,8 +531,8 @@ job-x                      0/1     Completed 0             1h    10.100.2.9   ak
         assert_eq!(s.nodes.len(), 3);
         assert_eq!(s.nodes[1].name(), "aks-nodepool1-23454376-vmss000001");
         assert_eq!(s.nodes[1].ip(), Some("10.220.1.5".parse().unwrap()));
-        assert_eq!(s.nodes[0].ready.as_ref().unwrap().value, true);
-        assert_eq!(s.nodes[2].ready.as_ref().unwrap().value, false);
+        assert!(s.nodes[0].ready.as_ref().unwrap().value);
+        assert!(!s.nodes[2].ready.as_ref().unwrap().value);
         assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
         match &s.nodes[2].ips[0].provenance {
             Provenance::Given { source } => assert_eq!(source.line, Some(4)),
@@ -652,7 +652,7 @@ testapp-ok                 1/1     Running   0          36s   10.100.0.3   n0   
         assert_eq!(n0.ip(), Some("10.220.1.4".parse().unwrap()));
         assert_eq!(n0.pod_cidrs.len(), 2);
         assert_eq!(n0.zone(), Some("eastus-1"));
-        assert_eq!(n0.ready.as_ref().unwrap().value, true);
+        assert!(n0.ready.as_ref().unwrap().value);
         assert_eq!(s.nodes[1].zone(), Some("2"));
         // The bad CIDR of item 1 is reported with its line and JSON path.
         assert_eq!(s.diagnostics.len(), 1);
