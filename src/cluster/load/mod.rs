@@ -35,16 +35,16 @@ pub enum ClusterInputKind {
     RouteN,
 }
 
-/// The first `SNIFF_BYTES` as text, tolerating a multi-byte character cut at the end and a
-/// UTF-8 byte-order mark. `None` for binary data.
+/// The first `SNIFF_BYTES` as text (its valid UTF-8 prefix), without a UTF-8 byte-order mark.
+/// `None` for binary data.
 fn sniff_text(bytes: &[u8]) -> Option<&str> {
     let head = &bytes[..bytes.len().min(SNIFF_BYTES)];
     let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    // Sniff the valid prefix: a character cut at the sniff boundary, or a stray bad byte in an
+    // otherwise textual file (which the loader then reports with its offset).
     let text = match std::str::from_utf8(head) {
         Ok(t) => t,
-        // Cut inside a character at the sniff boundary: keep the valid prefix.
-        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
-        Err(_) => return None,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
     };
     // NUL bytes mean binary (a pcap can be mostly printable).
     (!text.contains('\0')).then_some(text)
