@@ -97,8 +97,9 @@ impl fmt::Display for Provenance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Provenance::Given { source } => write!(f, "{} ({})", source, source.kind.describe()),
-            Provenance::Inferred { reason } => write!(f, "inferred: {reason}"),
-            Provenance::Default { reason } => write!(f, "default: {reason}"),
+            // Reasons quote input text (file names, node names): escape like everything else.
+            Provenance::Inferred { reason } => write!(f, "inferred: {}", crate::sanitize::escape_str(reason)),
+            Provenance::Default { reason } => write!(f, "default: {}", crate::sanitize::escape_str(reason)),
         }
     }
 }

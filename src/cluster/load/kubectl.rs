@@ -108,7 +108,7 @@ impl RowCx<'_> {
             Some(c) => c
                 .parse()
                 .map(Some)
-                .map_err(|_| self.warn(col, format!("{:?} is not an IP address; row skipped", crate::sanitize::escape_str(c)))),
+                .map_err(|_| self.warn(col, format!("{c:?} is not an IP address; row skipped"))),
         }
     }
 }
@@ -201,7 +201,7 @@ fn service_table(t: &TextTable, src: &mut ClusterSource) {
                 }
                 Ok(_) => {}
                 // Hostname ingresses (AWS-style) are not addresses we can match packets on.
-                Err(_) => src.diagnostics.push(r.warn("EXTERNAL-IP", format!("{:?} is not an IP address; ignored", crate::sanitize::escape_str(part)))),
+                Err(_) => src.diagnostics.push(r.warn("EXTERNAL-IP", format!("{part:?} is not an IP address; ignored"))),
             }
         }
     }
@@ -349,7 +349,7 @@ fn json_ip(cx: &ItemCx<'_>, key: &str, s: &str, src: &mut ClusterSource) -> Opti
     match s.parse() {
         Ok(ip) => Some(ip),
         Err(_) => {
-            src.diagnostics.push(cx.diag(key, format!("{:?} is not an IP address", crate::sanitize::escape_str(s))));
+            src.diagnostics.push(cx.diag(key, format!("{s:?} is not an IP address")));
             None
         }
     }
