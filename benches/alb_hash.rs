@@ -1,11 +1,14 @@
 //! ALB model throughput: raw nft `jhash`, `AlbModel::decide` per hash, the flow table, and
 //! Maglev table builds, with Rust's std SipHash over the same key bytes as a reference point.
 //!
+//! Also: merging a 5,000-node / 50,000-pod cluster and the per-request lookups on it.
+//!
 //! Run: `cargo bench --bench alb_hash` (prints one line per measurement).
 
 use hoptrace::cluster::jhash::jhash;
 use hoptrace::cluster::maglev::MaglevTable;
-use hoptrace::cluster::{AlbConfig, AlbFlowTable, AlbHash, AlbMode, AlbModel, FlowKey};
+use hoptrace::cluster::load::{parse_cluster_toml, parse_kubectl_text};
+use hoptrace::cluster::{AlbConfig, AlbFlowTable, AlbHash, AlbMode, AlbModel, ClusterBuilder, FlowKey};
 use std::hash::{BuildHasher, Hasher};
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -101,4 +104,36 @@ fn main() {
         let per = t.elapsed() / reps;
         println!("{:<44} {:>8.2} ms/build", format!("MaglevTable::build M=65537, {n} backends"), per.as_secs_f64() * 1e3);
     }
+
+    // A big cluster: 5,000 nodes (cluster.toml) and 50,000 pods (kubectl text), merged.
+    let mut toml = String::new();
+    for n in 0..5_000u32 {
+        toml.push_str(&format!(
+            "[[nodes]]\nname = \"node{n}\"\nip = \"10.{}.{}.{}\"\npod_cidr = \"10.{}.{}.0/24\"\nzone = \"{}\"\n",
+            200 + n / 65_536, (n / 256) % 256, n % 256, 100 + n / 256, n % 256, n % 3
+        ));
+    }
+    let mut pods = String::from("NAME         IP              NODE\n");
+    for p in 0..50_000u32 {
+        let n = p % 5_000;
+        pods.push_str(&format!("pod{p:<9} 10.{}.{}.{:<5} node{n}\n", 100 + n / 256, n % 256, 2 + p / 5_000));
+    }
+    let t = Instant::now();
+    let mut b = ClusterBuilder::new();
+    b.add_source(parse_cluster_toml(&toml, "big.toml", std::path::Path::new(".")).unwrap());
+    b.add_source(parse_kubectl_text(&pods, "pods.txt").unwrap());
+    let (cluster, diags) = b.build();
+    println!("{:<44} {:>8.1} ms ({} warnings)", "parse + merge 5,000 nodes, 50,000 pods", t.elapsed().as_secs_f64() * 1e3, diags.len());
+    let probes: Vec<IpAddr> = (0..1_000_000u32)
+        .map(|i| IpAddr::from([10, (100 + (i % 5_000) / 256) as u8, ((i % 5_000) % 256) as u8, (2 + i % 12) as u8]))
+        .collect();
+    let t = Instant::now();
+    let mut zones = 0usize;
+    for ip in &probes {
+        if let Some(n) = cluster.node_of_endpoint(black_box(*ip)) {
+            zones += usize::from(n.zone().is_some());
+        }
+    }
+    black_box(zones);
+    report("Cluster::node_of_endpoint, 5,000 nodes", 1_000_000, t.elapsed());
 }

@@ -224,7 +224,7 @@ impl CidrIndex {
                 idx.levels[level].2.entry(mask(v6, bits, len)).or_insert(i);
             }
         }
-        idx.levels.sort_by(|a, b| b.1.cmp(&a.1));
+        idx.levels.sort_by_key(|l| std::cmp::Reverse(l.1));
         idx
     }
 
