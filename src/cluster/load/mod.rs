@@ -80,7 +80,19 @@ pub fn looks_like_kubectl_json(bytes: &[u8]) -> bool {
         return false;
     }
     // Look for the kind near the top without parsing the whole (possibly large) document.
-    const KINDS: &[&str] = &["List", "NodeList", "PodList", "ServiceList", "Node", "Pod", "Service"];
+    const KINDS: &[&str] = &[
+        "List",
+        "NodeList",
+        "PodList",
+        "ServiceList",
+        "EndpointSliceList",
+        "EndpointsList",
+        "Node",
+        "Pod",
+        "Service",
+        "EndpointSlice",
+        "Endpoints",
+    ];
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     KINDS.iter().any(|k| compact.contains(&format!("\"kind\":\"{k}\"")))
 }
