@@ -213,6 +213,9 @@ impl ClusterBuilder {
             }
         }
         let old = &mut self.nodes[i];
+        if old.name.value == n.name.value && n.name.provenance.rank() > old.name.provenance.rank() {
+            old.name.provenance = n.name.provenance.clone();
+        }
         let label = format!("node {}", old.name.value);
         merge_family(&mut old.ips, n.ips, is_v6_ip, &format!("{label} address"), diags);
         merge_family(&mut old.pod_cidrs, n.pod_cidrs, is_v6_net, &format!("{label} pod CIDR"), diags);
@@ -365,6 +368,8 @@ impl ClusterBuilder {
         self.mark_host_network();
         self.infer_pod_nodes();
         self.guess_missing_cidrs();
+        // Guessed CIDRs can place pods that had no node yet.
+        self.infer_pod_nodes();
         self.check_consistency();
         let lb = self.resolve_lb();
         let cluster = Cluster::from_parts(self.nodes, self.pods, lb, self.node_subnets);
@@ -441,13 +446,15 @@ impl ClusterBuilder {
     fn guess_missing_cidrs(&mut self) {
         for v6 in [false, true] {
             let prefix = if v6 { 64 } else { 24 };
-            // Pods whose node is stated (not itself inferred from a CIDR) are the evidence.
+            // Pods placed on a node are the evidence. A placement inferred from a pod CIDR
+            // cannot feed back here: it names a node that already has a CIDR of this family,
+            // and only nodes without one are guessed for.
             let mut per_node: HashMap<String, Vec<IpAddr>> = HashMap::new();
             for p in &self.pods {
                 if p.host_network {
                     continue;
                 }
-                if let Some(n) = p.node.as_ref().filter(|n| !n.is_inferred()) {
+                if let Some(n) = p.node.as_ref() {
                     per_node.entry(n.value.clone()).or_default().extend(p.ips().filter(|ip| ip.is_ipv6() == v6));
                 }
             }
