@@ -125,6 +125,12 @@ const CASES: &[Case] = &[
         want: Want::Ok { nodes: 0, pods: 0, frontends: 0, warning_lines: &[Some(2), Some(3)] },
     },
     Case {
+        name: "ip route",
+        input: b"default via 10.220.1.1 dev eth0 proto dhcp src 10.220.1.4 metric 100\n10.100.0.0/24 dev cbr0 proto kernel scope link src 10.100.0.1\n10.100.1.0/24 via 10.220.1.5 dev eth0\n10.220.1.0/24 dev eth0 proto kernel scope link src 10.220.1.4\n10.7.0.0/16 via bogus dev eth0\n",
+        kind: Some(IpRoute),
+        want: Want::Ok { nodes: 1, pods: 0, frontends: 0, warning_lines: &[Some(5)] },
+    },
+    Case {
         name: "garbage bytes",
         input: b"\x00\x9f\x12garbage\xff\xfe",
         kind: None,

@@ -10,7 +10,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
-    /// `route -n` output.
+    /// A routing table: `route -n` or `ip route` output.
     RouteN,
     /// `kubectl get … -o json`.
     KubectlJson,
@@ -25,7 +25,7 @@ pub enum SourceKind {
 impl SourceKind {
     pub fn describe(self) -> &'static str {
         match self {
-            SourceKind::RouteN => "route -n",
+            SourceKind::RouteN => "routing table",
             SourceKind::KubectlJson => "kubectl -o json",
             SourceKind::KubectlText => "kubectl -o wide",
             SourceKind::CommandLine => "command line",
