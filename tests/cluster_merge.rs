@@ -79,6 +79,10 @@ fn toml_plus_kubectl_pods_infers_the_gaps() {
 
     // Lookups.
     assert_eq!(c.zone_of_node("node2"), Some("1"));
+    assert_eq!(c.crosses_zone("node0", "node2"), Some(false));
+    assert_eq!(c.crosses_zone("node0", "node1"), Some(true));
+    assert_eq!(c.crosses_zone("node0", "nowhere"), None);
+    assert_eq!(c.crosses_zone("nowhere", "nowhere"), Some(false));
     assert_eq!(c.zone_of_pod(pc), Some("2"));
     assert_eq!(c.node_owning_pod_cidr(ip("10.100.0.200")).unwrap().name(), "node0");
     assert_eq!(c.node_of_endpoint(ip("10.100.2.2")).unwrap().name(), "node2");

@@ -415,6 +415,15 @@ impl Cluster {
         })
     }
 
+    /// Whether going from node `a` to node `b` crosses a zone: `None` when either zone is
+    /// unknown (never guessed), `Some(false)` for the same node.
+    pub fn crosses_zone(&self, a: &str, b: &str) -> Option<bool> {
+        if a == b {
+            return Some(false);
+        }
+        Some(self.zone_of_node(a)? != self.zone_of_node(b)?)
+    }
+
     /// The load balancer's frontends.
     pub fn frontends(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.load_balancer.frontends.iter().map(|f| f.value)
