@@ -16,5 +16,5 @@ pub use alb::{
 };
 pub use error::{Diagnostic, LoadError, LoadErrorKind, Severity};
 pub use merge::ClusterBuilder;
-pub use model::{Cluster, ClusterSource, IpRole, LoadBalancer, LoadBalancerSpec, Node, Pod};
+pub use model::{Client, Cluster, ClusterSource, IpRole, LoadBalancer, LoadBalancerSpec, Node, Pod};
 pub use provenance::{Fact, Provenance, SourceKind, SourceRef};
