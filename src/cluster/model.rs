@@ -1,5 +1,5 @@
 //! The cluster as hoptrace knows it: nodes, pods and the load balancer, every value tagged with
-//! its [`Provenance`], and the lookups the journey layer needs ("which node owns this pod IP?",
+//! its [`Provenance`](super::provenance::Provenance), and the lookups the journey layer needs ("which node owns this pod IP?",
 //! "is this address a frontend?").
 //!
 //! A [`Cluster`] is built by [`super::merge::ClusterBuilder`] from one or more
