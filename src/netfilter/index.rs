@@ -77,13 +77,6 @@ impl ChainIndex {
         };
         Candidates { a: keyed, b: &self.wildcard }
     }
-
-    pub(crate) fn key_description(&self) -> &'static str {
-        match self.kind {
-            IndexKind::Destination => "destination address",
-            IndexKind::DestinationPort => "destination port",
-        }
-    }
 }
 
 /// Merge of two ascending lists of rule positions.

@@ -706,6 +706,17 @@ impl Ruleset {
         self.rule_count
     }
 
+    /// Remove the dispatch indexes (every chain is then scanned linearly, as the kernel does).
+    /// For checking that indexing never changes an answer.
+    pub fn without_indexes(mut self) -> Ruleset {
+        for t in &mut self.tables {
+            for c in &mut t.chains {
+                c.index = None;
+            }
+        }
+        self
+    }
+
     /// Do two rule sets say the same thing (ignoring source lines, text and counters)?
     pub fn same_rules(&self, other: &Ruleset) -> bool {
         if self.tables.len() != other.tables.len() {

@@ -2,6 +2,7 @@
 //! the service map read back from rules, and the session-affinity rewrite.
 
 pub mod affinity;
+pub mod generate;
 pub mod hash;
 pub mod jumps;
 pub mod services;
