@@ -52,6 +52,7 @@ pub fn parse(text: &[u8], source: &str) -> Result<Ruleset, ParseError> {
 /// Parse everything that can be parsed; bad lines are skipped and reported.
 pub fn parse_lenient(text: &[u8], source: &str) -> (Ruleset, Vec<ParseError>) {
     let mut p = FileParser {
+        skipping: false,
         file: source.to_string(),
         rs: Ruleset::empty(source),
         current: None,
@@ -126,6 +127,8 @@ struct TableInProgress {
 }
 
 struct FileParser {
+    /// Inside a table that is not understood: its lines are skipped until COMMIT.
+    skipping: bool,
     file: String,
     rs: Ruleset,
     current: Option<TableInProgress>,
@@ -177,6 +180,16 @@ impl FileParser {
                 return;
             }
         };
+        if self.skipping {
+            match parsed {
+                Line::Commit => self.skipping = false,
+                Line::Table(_) => self.skipping = false,
+                _ => return,
+            }
+            if matches!(parsed, Line::Commit) {
+                return;
+            }
+        }
         match parsed {
             Line::Table(name) => {
                 if let Some(t) = self.current.take() {
@@ -188,13 +201,16 @@ impl FileParser {
                 }
                 match TableName::parse(name) {
                     Some(n) => self.current = Some(TableInProgress { table: Table::new(n), start_line: no }),
-                    None => self.error(
+                    None => {
+                        self.skipping = true;
+                        self.error(
                         no,
                         line,
                         1,
                         Some(name),
                         "unknown table: expected filter, nat, mangle, raw or security; its lines are skipped".into(),
-                    ),
+                        )
+                    }
                 }
             }
             Line::Commit => match self.current.take() {
