@@ -210,7 +210,7 @@ mod tests {
         let t: Vec<_> = w.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(t, ["-A", "X", "-m", "comment", "--comment", "a \"b\" c", "-j", "Y"]);
         assert!(w[5].quoted);
-        assert_eq!(w[5].offset, 27);
+        assert_eq!(w[5].offset, 26);
         let w = words("--comment=x\"y z\"w", 0).unwrap();
         assert_eq!(w[0].text, "--comment=xy zw");
     }
