@@ -520,6 +520,10 @@ impl Target {
     }
 }
 
+/// The matches of a rule. kube-proxy's rules have at most three, kept inline so that a rule and
+/// its matches share cache lines (evaluation at scale is bound by memory latency).
+pub type Matches = smallvec::SmallVec<[Match; 3]>;
+
 /// Everything a rule says, apart from where it came from.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RuleSpec {
@@ -530,7 +534,7 @@ pub struct RuleSpec {
     pub proto: Option<Neg<Protocol>>,
     /// `-f` (second and later fragments); `Some(true)` is `! -f`.
     pub fragment: Option<bool>,
-    pub matches: Vec<Match>,
+    pub matches: Matches,
     /// `None`: a rule without target (counts packets, does nothing).
     pub target: Option<Target>,
 }

@@ -16,7 +16,7 @@
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -76,6 +76,41 @@ impl FlowKey {
     }
 }
 
+/// A fast hasher for 5-tuples (multiply-rotate, as rustc's FxHash). Conntrack keys come from
+/// captures, so a crafted capture could only slow its own replay down.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowHasher(u64);
+
+impl std::hash::Hasher for FlowHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(i as u64);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+type FlowMap<V> = HashMap<FlowKey, V, std::hash::BuildHasherDefault<FlowHasher>>;
+
 /// How long conntrack keeps a NAT binding (kernel defaults as kube-proxy sets them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConntrackTimeouts {
@@ -111,8 +146,10 @@ struct Binding {
 pub struct NodeState {
     recent: HashMap<Arc<str>, RecentTable>,
     nth: HashMap<u32, u32>,
-    conntrack: HashMap<FlowKey, Binding>,
-    inserts_since_sweep: u32,
+    conntrack: FlowMap<Binding>,
+    /// Bindings in the order they were created, with the expiry they had then: expiry is swept
+    /// from the front in amortised O(1) (a binding touched since is re-checked, not removed).
+    expiry: VecDeque<(u64, FlowKey)>,
 }
 
 impl NodeState {
@@ -313,19 +350,30 @@ impl<R: RandomSource> NodeEvaluator<R> {
     }
 
     fn remember(&mut self, key: FlowKey, out: &Outcome, time_ns: u64) {
-        self.state.inserts_since_sweep += 1;
-        if self.state.inserts_since_sweep >= 4096 {
-            self.state.inserts_since_sweep = 0;
-            self.state.conntrack.retain(|_, b| b.expires_ns > time_ns);
+        while let Some(&(exp, k)) = self.state.expiry.front() {
+            if exp > time_ns {
+                break;
+            }
+            self.state.expiry.pop_front();
+            match self.state.conntrack.get(&k) {
+                Some(b) if b.expires_ns <= time_ns => {
+                    self.state.conntrack.remove(&k);
+                }
+                // Touched since: queue it again at its new expiry.
+                Some(b) => self.state.expiry.push_back((b.expires_ns, k)),
+                None => {}
+            }
         }
         if out.verdict != Verdict::Accept {
             // Dropped/rejected first packets do not create a confirmed conntrack entry.
             return;
         }
+        let expires_ns = time_ns.saturating_add(self.timeouts.new_ns);
+        self.state.expiry.push_back((expires_ns, key));
         self.state.conntrack.insert(
             key,
             Binding {
-                expires_ns: time_ns.saturating_add(self.timeouts.new_ns),
+                expires_ns,
                 verdict: out.verdict,
                 dnat: out.dnat.clone(),
                 masquerade: out.masquerade(),
