@@ -13,7 +13,7 @@
 use hoptrace::netfilter::{self, DecidedBy, NodeContext, Packet, Protocol, TableName, Verdict};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn corpus() -> Option<PathBuf> {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/kube-proxy"));
@@ -27,7 +27,7 @@ fn corpus() -> Option<PathBuf> {
 
 const HARNESS_CHAINS: [&str; 4] = ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"];
 
-fn run_case(dir: &PathBuf, form: &str, case: &Value) -> Option<Result<(), String>> {
+fn run_case(dir: &Path, form: &str, case: &Value) -> Option<Result<(), String>> {
     let dump = case["dump"].as_str().unwrap();
     let path = dir.join(form).join(dump);
     if !path.exists() {

@@ -4,7 +4,7 @@
 
 use hoptrace::netfilter::kube::{self, FrontendKind, Layout, TrafficPolicy};
 use hoptrace::netfilter::{self, Match, RecentOp, TableName};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn corpus() -> Option<PathBuf> {
     let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/kube-proxy"));
@@ -16,7 +16,7 @@ fn corpus() -> Option<PathBuf> {
     }
 }
 
-fn load(dir: &PathBuf, rel: &str) -> netfilter::Ruleset {
+fn load(dir: &Path, rel: &str) -> netfilter::Ruleset {
     let p = dir.join(rel);
     netfilter::parse(&std::fs::read(&p).unwrap(), rel).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -705,10 +705,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     return No(self.why(format_args!("`-m multiport`: protocol is {}", self.proto)));
                 }
                 let dport_in = mp.ports.iter().any(|r| r.contains(self.dport));
-                let sport_in = match self.sport {
-                    Some(sp) => Some(mp.ports.iter().any(|r| r.contains(sp))),
-                    None => None,
-                };
+                let sport_in = self.sport.map(|sp| mp.ports.iter().any(|r| r.contains(sp)));
                 let hit = match mp.which {
                     MultiportKind::Destination => dport_in,
                     MultiportKind::Source => match sport_in {

@@ -185,7 +185,7 @@ impl Protocol {
     }
 
     /// `-p` argument, by name or number; `None` for `all`/`0` (which means "any protocol").
-    pub fn parse(s: &str) -> Result<Option<Protocol>, ()> {
+    pub fn parse(s: &str) -> Result<Option<Protocol>, UnknownProtocol> {
         let lower = s.to_ascii_lowercase();
         Ok(Some(match lower.as_str() {
             "all" | "0" => return Ok(None),
@@ -194,7 +194,7 @@ impl Protocol {
             "sctp" => Protocol::Sctp,
             "icmp" => Protocol::Icmp,
             "icmpv6" | "ipv6-icmp" | "icmp6" => Protocol::Icmpv6,
-            _ => Protocol::from_number(lower.parse::<u8>().map_err(|_| ())?),
+            _ => Protocol::from_number(lower.parse::<u8>().map_err(|_| UnknownProtocol(s.to_string()))?),
         }))
     }
 
@@ -215,6 +215,11 @@ impl fmt::Display for Protocol {
         f.write_str(&self.name())
     }
 }
+
+/// A `-p` value that is neither a known protocol name nor a number 0-255.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol `{0}`: expected tcp, udp, sctp, icmp, all or a number")]
+pub struct UnknownProtocol(pub String);
 
 /// An inclusive port range (`80` is `80:80`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

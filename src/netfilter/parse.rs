@@ -325,7 +325,7 @@ impl FileParser {
             "F" => match chain_tok {
                 Some(t) => match table.chain_mut(&t.text) {
                     Some(c) => c.rules.clear(),
-                    None => return self.error(no, line, t.offset, Some(&t.text), format!("no chain {} in table {tname}", t.text)),
+                    None => self.error(no, line, t.offset, Some(&t.text), format!("no chain {} in table {tname}", t.text)),
                 },
                 None => table.chains.iter_mut().for_each(|c| c.rules.clear()),
             },
@@ -342,7 +342,7 @@ impl FileParser {
                 };
                 match table.chain_mut(&t.text) {
                     Some(c) if c.policy.is_some() => c.policy = Some(pol),
-                    _ => return self.error(no, line, t.offset, Some(&t.text), "policy of a chain that is not built in".into()),
+                    _ => self.error(no, line, t.offset, Some(&t.text), "policy of a chain that is not built in".into()),
                 }
             }
             _ => {

@@ -197,10 +197,7 @@ impl RecentTable {
     ) -> bool {
         let now_j = jiffies(now_ns, hz);
         let mut ret = m.invert;
-        let found = match self.entries.get(&addr) {
-            Some(e) if !m.rttl || e.ttl == ttl || e.ttl == 0 => true,
-            _ => false,
-        };
+        let found = matches!(self.entries.get(&addr), Some(e) if !m.rttl || e.ttl == ttl || e.ttl == 0);
         if !found {
             if m.op != RecentOp::Set {
                 return ret;

@@ -475,7 +475,7 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
             no_endpoints: b.no_endpoints,
         });
     }
-    services.sort_by(|a, b| a.label().cmp(&b.label()));
+    services.sort_by_key(|s| s.label());
     ServiceMap { layout: layout(rs), services, masquerade: masquerade_rule(rs) }
 }
 
