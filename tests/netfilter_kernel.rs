@@ -230,6 +230,23 @@ fn iptables_restore_accepts_the_affinity_rewrite_and_hoptraces_printing() {
     for layout in [netfilter::kube::Layout::New, netfilter::kube::Layout::Old] {
         inputs.push((format!("generated {layout:?}"), generate::generate(&ClusterShape { layout, ..shape(None) })));
     }
+    {
+        use netfilter::kube::write::{EndpointSpec, ProxyConfig, ServiceSpec, write_rules};
+        let mut s = ServiceSpec::cluster_ip("ns1/svc1:p80", netfilter::Protocol::Tcp, "172.30.0.41".parse().unwrap(), 80);
+        s.node_port = Some(3001);
+        s.load_balancer_ips = vec!["1.2.3.4".parse().unwrap()];
+        s.source_ranges = vec!["203.0.113.0/25".parse().unwrap()];
+        s.external_policy_local = true;
+        s.health_check_node_port = Some(30000);
+        s.affinity = Some(600);
+        s.endpoints = vec![
+            EndpointSpec { ip: "10.180.0.1".parse().unwrap(), port: 80, local: true },
+            EndpointSpec { ip: "10.180.1.1".parse().unwrap(), port: 80, local: false },
+        ];
+        let mut empty = ServiceSpec::cluster_ip("ns2/svc2:p53", netfilter::Protocol::Udp, "172.30.0.42".parse().unwrap(), 53);
+        empty.external_ips = vec!["192.168.99.11".parse().unwrap()];
+        inputs.push(("kube::write".into(), write_rules(&[s, empty], &ProxyConfig::default())));
+    }
     if corpus.is_dir() {
         for f in ["saved/load-balancer.rules", "saved/only-local-load-balancing.rules", "saved/old-2020-endpoint-slice-e2e.rules"] {
             inputs.push((f.to_string(), std::fs::read_to_string(corpus.join(f)).unwrap()));
