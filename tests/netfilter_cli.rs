@@ -14,7 +14,9 @@ fn bin() -> Command {
 struct Temp(PathBuf);
 impl Temp {
     fn new(name: &str, content: &str) -> Temp {
-        let p = std::env::temp_dir().join(format!("htnf-{}-{name}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("htnf-{}-{n}-{name}", std::process::id()));
         std::fs::write(&p, content).unwrap();
         Temp(p)
     }

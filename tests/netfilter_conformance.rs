@@ -46,6 +46,9 @@ fn run_case(dir: &Path, form: &str, case: &Value) -> Option<Result<(), String>> 
         case["dest_port"].as_u64().unwrap() as u16,
     );
     let tr = netfilter::trace(&rs, &ctx, &pkt, Default::default());
+    // Without the path, the compact fast path decides; it must agree.
+    let quick = netfilter::trace(&rs, &ctx, &pkt, netfilter::TraceOptions { record_path: false, ..Default::default() });
+    assert_eq!((&quick.endpoints, quick.verdict, &quick.decided_by, quick.masquerade), (&tr.endpoints, tr.verdict, &tr.decided_by, tr.masquerade), "{}", path.display());
     let mut got: BTreeSet<String> = tr.endpoints.iter().map(|e| netfilter::eval::fmt_sock(e.ip, e.port)).collect();
     if let Some(DecidedBy::Rule(r)) = &tr.decided_by
         && r.table == TableName::Filter

@@ -273,6 +273,20 @@ fn indexed_dispatch_gives_the_same_answers_as_a_linear_scan() {
         let m = |t: &netfilter::Trace| t.path.iter().filter(|s| s.matched).map(|s| (s.chain.clone(), s.rule)).collect::<Vec<_>>();
         assert_eq!(m(&a), m(&b));
     }
+    // Bulk replay (no path: compact rules + index) draws and decides exactly like the full
+    // matcher scanning linearly.
+    let mut fast = NodeEvaluator::seeded(Arc::new(indexed.clone()), ctx.clone(), 99);
+    let mut slow = NodeEvaluator::seeded(Arc::new(linear.clone()), ctx.clone(), 99);
+    fast.record_path = false;
+    slow.record_path = true;
+    for (i, p) in packets.iter().enumerate() {
+        let a = fast.new_connection(p, i as u64 * S);
+        let b = slow.new_connection(p, i as u64 * S);
+        assert_eq!(a.outcome.dnat, b.outcome.dnat, "{p:?}");
+        assert_eq!((a.outcome.verdict, a.outcome.mark, &a.outcome.source_nat), (b.outcome.verdict, b.outcome.mark, &b.outcome.source_nat));
+        assert_eq!(a.outcome.statistic, b.outcome.statistic);
+        assert_eq!(a.outcome.decided_by, b.outcome.decided_by);
+    }
     // The service map verifies every generated name and endpoint chain by hash.
     let map = kube::service_map(&indexed);
     assert_eq!(map.services.len(), 400);

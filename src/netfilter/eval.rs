@@ -230,6 +230,16 @@ enum Flow {
     Undecided,
 }
 
+/// What happens after a rule matched.
+enum Act {
+    /// Go on with the next rule.
+    Continue,
+    /// Leave the chain with this result.
+    Return(Flow),
+    /// `-g`: continue in another chain, returning to this chain's caller.
+    Goto(usize),
+}
+
 enum MatchResult {
     Yes,
     No(String),
@@ -430,6 +440,43 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     None => break,
                 };
                 next = ri as u32 + 1;
+                // Bulk replay: the compact rule decides most kube-proxy rules in one cache line.
+                if !self.record
+                    && let Some(fr) = chain.fast.get(ri)
+                    && !fr.is_slow()
+                    && let Some(hit) = fr.matches(self.src, self.dst, self.proto.number(), self.sport, self.dport)
+                {
+                    if !hit {
+                        continue;
+                    }
+                    if fr.flags & super::fast::HAS_STAT != 0 {
+                        let invert = fr.flags & super::fast::STAT_INV != 0;
+                        let (hit, drawn, p) = self.env.random(fr.gid, fr.stored, invert);
+                        self.out.probability *= p;
+                        self.out.statistic.push(StatisticDecision { rule_gid: fr.gid, stored: fr.stored, drawn, matched: hit, probability: p });
+                        if !hit {
+                            continue;
+                        }
+                    }
+                    match fr.target {
+                        super::fast::FastTarget::None => continue,
+                        super::fast::FastTarget::Jump(id) => match self.run_chain(table, id as usize, depth + 1) {
+                            Flow::Continue => continue,
+                            other => return other,
+                        },
+                        super::fast::FastTarget::Full => {
+                            self.current_gid = fr.gid;
+                            match self.act(table, cid, ri, depth) {
+                                Act::Continue => continue,
+                                Act::Return(flow) => return flow,
+                                Act::Goto(id) => {
+                                    cid = id;
+                                    continue 'chain;
+                                }
+                            }
+                        }
+                    }
+                }
                 let rule = &chain.rules[ri];
                 self.current_gid = rule.gid;
                 match self.matches(table, rule) {
@@ -440,151 +487,166 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     MatchResult::Undecided(why) => return self.undecided(table, cid, ri, why),
                     MatchResult::Yes => {}
                 }
-                let Some(target) = &rule.spec.target else {
-                    self.step(table, cid, ri, true, None, Some(format_args!("no target: counted only")));
-                    continue;
-                };
-                match target {
-                    Target::Accept | Target::Drop | Target::Reject { .. } => {
-                        let (flow, word) = match target {
-                            Target::Accept => (Flow::Accept, "ACCEPT"),
-                            Target::Drop => (Flow::Drop, "DROP"),
-                            _ => (Flow::Reject, "REJECT"),
-                        };
-                        self.step(table, cid, ri, true, None, Some(format_args!("{word}")));
-                        let by = DecidedBy::Rule(self.at(table, cid, ri));
-                        if matches!(flow, Flow::Accept) {
-                            if table.name == TableName::Filter {
-                                self.filter_decision = Some(by);
-                            }
-                        } else {
-                            self.out.decided_by = Some(by);
-                        }
-                        return flow;
-                    }
-                    Target::Return => {
-                        self.step(table, cid, ri, true, None, Some(format_args!("RETURN")));
-                        return Flow::Continue;
-                    }
-                    Target::Jump(c) | Target::Goto(c) => {
-                        let Some(id) = c.id else {
-                            return self.undecided(table, cid, ri, format!("jump to chain {} which the file does not declare", c.name));
-                        };
-                        let goto = matches!(target, Target::Goto(_));
-                        self.step(table, cid, ri, true, None, Some(format_args!("{} {}", if goto { "goto" } else { "jump" }, c.name)));
-                        if goto {
-                            cid = id;
-                            continue 'chain;
-                        }
-                        match self.run_chain(table, id, depth + 1) {
-                            Flow::Continue => continue,
-                            other => return other,
-                        }
-                    }
-                    Target::Dnat { to, .. } => {
-                        if table.name != TableName::Nat || !matches!(self.hook, Hook::Prerouting | Hook::Output) {
-                            return self.undecided(table, cid, ri, "DNAT outside nat PREROUTING/OUTPUT".into());
-                        }
-                        let ip = to.addrs.map(|(a, _)| a).unwrap_or(self.dst);
-                        let port = to.ports.map(|(p, _)| p).unwrap_or(self.dport);
-                        let range = (to.addrs.is_some_and(|(a, b)| a != b) || to.ports.is_some_and(|(p, q)| p != q)).then(|| {
-                            let mut s = String::new();
-                            if let Some((a, b)) = to.addrs {
-                                let _ = write!(s, "{a}-{b}");
-                            }
-                            if let Some((p, q)) = to.ports {
-                                let _ = write!(s, ":{p}-{q}");
-                            }
-                            s
-                        });
-                        self.step(table, cid, ri, true, None, Some(format_args!("DNAT to {}", SockText(ip, port))));
-                        self.out.dnat = Some(DnatResult { ip, port, range, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
-                        self.dst = ip;
-                        self.dport = port;
-                        self.ct_dnat = true;
-                        return Flow::Accept;
-                    }
-                    Target::Redirect { to_ports, .. } => {
-                        if table.name != TableName::Nat || !matches!(self.hook, Hook::Prerouting | Hook::Output) {
-                            return self.undecided(table, cid, ri, "REDIRECT outside nat PREROUTING/OUTPUT".into());
-                        }
-                        // REDIRECT sends to the node itself (the primary address of the input
-                        // interface, or loopback for local traffic).
-                        let ip = if self.hook == Hook::Output { "127.0.0.1".parse().expect("literal") } else { self.dst };
-                        let port = to_ports.map(|(p, _)| p).unwrap_or(self.dport);
-                        self.step(table, cid, ri, true, None, Some(format_args!("REDIRECT to local port {port}")));
-                        self.out.dnat = Some(DnatResult { ip, port, range: None, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
-                        self.dport = port;
-                        self.ct_dnat = true;
-                        return Flow::Accept;
-                    }
-                    Target::Masquerade { to_ports, random, random_fully } => {
-                        if table.name != TableName::Nat || self.hook != Hook::Postrouting {
-                            return self.undecided(table, cid, ri, "MASQUERADE outside nat POSTROUTING".into());
-                        }
-                        self.step(table, cid, ri, true, None, Some(format_args!("MASQUERADE{}", if *random_fully { " --random-fully" } else { "" })));
-                        self.out.source_nat = Some(SourceNat {
-                            rule: self.at(table, cid, ri),
-                            kind: "MASQUERADE",
-                            to_source: None,
-                            to_ports: *to_ports,
-                            random: *random,
-                            random_fully: *random_fully,
-                        });
-                        self.ct_snat = true;
-                        return Flow::Accept;
-                    }
-                    Target::Snat { to, random, random_fully, .. } => {
-                        if table.name != TableName::Nat || !matches!(self.hook, Hook::Postrouting | Hook::Input) {
-                            return self.undecided(table, cid, ri, "SNAT outside nat POSTROUTING/INPUT".into());
-                        }
-                        let ip = to.addrs.map(|(a, _)| a);
-                        self.step(table, cid, ri, true, None, Some(format_args!("SNAT to {}", ip.map(|i| i.to_string()).unwrap_or_default())));
-                        self.out.source_nat = Some(SourceNat {
-                            rule: self.at(table, cid, ri),
-                            kind: "SNAT",
-                            to_source: ip,
-                            to_ports: to.ports,
-                            random: *random,
-                            random_fully: *random_fully,
-                        });
-                        self.ct_snat = true;
-                        return Flow::Accept;
-                    }
-                    Target::Mark { value, mask } => {
-                        self.out.mark = (self.out.mark & !mask) ^ value;
-                        let m = self.out.mark;
-                        self.step(table, cid, ri, true, None, Some(format_args!("mark := 0x{m:x}")));
-                    }
-                    Target::Connmark(op) => {
-                        match *op {
-                            ConnmarkOp::SetXmark { value, mask } => self.out.ct_mark = (self.out.ct_mark & !mask) ^ value,
-                            ConnmarkOp::Save { nfmask, ctmask } => {
-                                self.out.ct_mark = (self.out.ct_mark & !ctmask) ^ (self.out.mark & nfmask)
-                            }
-                            ConnmarkOp::Restore { nfmask, ctmask } => {
-                                self.out.mark = (self.out.mark & !nfmask) ^ (self.out.ct_mark & ctmask)
-                            }
-                        }
-                        let (m, c) = (self.out.mark, self.out.ct_mark);
-                        self.step(table, cid, ri, true, None, Some(format_args!("mark 0x{m:x}, ctmark 0x{c:x}")));
-                    }
-                    Target::Log { name, .. } => {
-                        self.step(table, cid, ri, true, None, Some(format_args!("{name} (continues)")));
-                    }
-                    Target::Notrack { .. } => {
-                        if table.name == TableName::Raw {
-                            self.untracked = true;
-                        }
-                        self.step(table, cid, ri, true, None, Some(format_args!("untracked: no conntrack, no NAT")));
-                    }
-                    Target::Unknown { name, .. } => {
-                        return self.undecided(table, cid, ri, format!("target {name} is not modelled"));
+                match self.act(table, cid, ri, depth) {
+                    Act::Continue => continue,
+                    Act::Return(flow) => return flow,
+                    Act::Goto(id) => {
+                        cid = id;
+                        continue 'chain;
                     }
                 }
             }
             return Flow::Continue;
         }
+    }
+
+    /// What a matching rule's target does.
+    fn act(&mut self, table: &'a Table, cid: usize, ri: usize, depth: u32) -> Act {
+        let chain = &table.chains[cid];
+        let rule = &chain.rules[ri];
+        let Some(target) = &rule.spec.target else {
+            self.step(table, cid, ri, true, None, Some(format_args!("no target: counted only")));
+            return Act::Continue;
+        };
+        match target {
+            Target::Accept | Target::Drop | Target::Reject { .. } => {
+                let (flow, word) = match target {
+                    Target::Accept => (Flow::Accept, "ACCEPT"),
+                    Target::Drop => (Flow::Drop, "DROP"),
+                    _ => (Flow::Reject, "REJECT"),
+                };
+                self.step(table, cid, ri, true, None, Some(format_args!("{word}")));
+                let by = DecidedBy::Rule(self.at(table, cid, ri));
+                if matches!(flow, Flow::Accept) {
+                    if table.name == TableName::Filter {
+                        self.filter_decision = Some(by);
+                    }
+                } else {
+                    self.out.decided_by = Some(by);
+                }
+                return Act::Return(flow);
+            }
+            Target::Return => {
+                self.step(table, cid, ri, true, None, Some(format_args!("RETURN")));
+                return Act::Return(Flow::Continue);
+            }
+            Target::Jump(c) | Target::Goto(c) => {
+                let Some(id) = c.id else {
+                    return Act::Return(self.undecided(table, cid, ri, format!("jump to chain {} which the file does not declare", c.name)));
+                };
+                let goto = matches!(target, Target::Goto(_));
+                self.step(table, cid, ri, true, None, Some(format_args!("{} {}", if goto { "goto" } else { "jump" }, c.name)));
+                if goto {
+                    return Act::Goto(id);
+                }
+                match self.run_chain(table, id, depth + 1) {
+                    Flow::Continue => return Act::Continue,
+                    other => return Act::Return(other),
+                }
+            }
+            Target::Dnat { to, .. } => {
+                if table.name != TableName::Nat || !matches!(self.hook, Hook::Prerouting | Hook::Output) {
+                    return Act::Return(self.undecided(table, cid, ri, "DNAT outside nat PREROUTING/OUTPUT".into()));
+                }
+                let ip = to.addrs.map(|(a, _)| a).unwrap_or(self.dst);
+                let port = to.ports.map(|(p, _)| p).unwrap_or(self.dport);
+                let range = (to.addrs.is_some_and(|(a, b)| a != b) || to.ports.is_some_and(|(p, q)| p != q)).then(|| {
+                    let mut s = String::new();
+                    if let Some((a, b)) = to.addrs {
+                        let _ = write!(s, "{a}-{b}");
+                    }
+                    if let Some((p, q)) = to.ports {
+                        let _ = write!(s, ":{p}-{q}");
+                    }
+                    s
+                });
+                self.step(table, cid, ri, true, None, Some(format_args!("DNAT to {}", SockText(ip, port))));
+                self.out.dnat = Some(DnatResult { ip, port, range, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
+                self.dst = ip;
+                self.dport = port;
+                self.ct_dnat = true;
+                return Act::Return(Flow::Accept);
+            }
+            Target::Redirect { to_ports, .. } => {
+                if table.name != TableName::Nat || !matches!(self.hook, Hook::Prerouting | Hook::Output) {
+                    return Act::Return(self.undecided(table, cid, ri, "REDIRECT outside nat PREROUTING/OUTPUT".into()));
+                }
+                // REDIRECT sends to the node itself (the primary address of the input
+                // interface, or loopback for local traffic).
+                let ip = if self.hook == Hook::Output { "127.0.0.1".parse().expect("literal") } else { self.dst };
+                let port = to_ports.map(|(p, _)| p).unwrap_or(self.dport);
+                self.step(table, cid, ri, true, None, Some(format_args!("REDIRECT to local port {port}")));
+                self.out.dnat = Some(DnatResult { ip, port, range: None, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
+                self.dport = port;
+                self.ct_dnat = true;
+                return Act::Return(Flow::Accept);
+            }
+            Target::Masquerade { to_ports, random, random_fully } => {
+                if table.name != TableName::Nat || self.hook != Hook::Postrouting {
+                    return Act::Return(self.undecided(table, cid, ri, "MASQUERADE outside nat POSTROUTING".into()));
+                }
+                self.step(table, cid, ri, true, None, Some(format_args!("MASQUERADE{}", if *random_fully { " --random-fully" } else { "" })));
+                self.out.source_nat = Some(SourceNat {
+                    rule: self.at(table, cid, ri),
+                    kind: "MASQUERADE",
+                    to_source: None,
+                    to_ports: *to_ports,
+                    random: *random,
+                    random_fully: *random_fully,
+                });
+                self.ct_snat = true;
+                return Act::Return(Flow::Accept);
+            }
+            Target::Snat { to, random, random_fully, .. } => {
+                if table.name != TableName::Nat || !matches!(self.hook, Hook::Postrouting | Hook::Input) {
+                    return Act::Return(self.undecided(table, cid, ri, "SNAT outside nat POSTROUTING/INPUT".into()));
+                }
+                let ip = to.addrs.map(|(a, _)| a);
+                self.step(table, cid, ri, true, None, Some(format_args!("SNAT to {}", ip.map(|i| i.to_string()).unwrap_or_default())));
+                self.out.source_nat = Some(SourceNat {
+                    rule: self.at(table, cid, ri),
+                    kind: "SNAT",
+                    to_source: ip,
+                    to_ports: to.ports,
+                    random: *random,
+                    random_fully: *random_fully,
+                });
+                self.ct_snat = true;
+                return Act::Return(Flow::Accept);
+            }
+            Target::Mark { value, mask } => {
+                self.out.mark = (self.out.mark & !mask) ^ value;
+                let m = self.out.mark;
+                self.step(table, cid, ri, true, None, Some(format_args!("mark := 0x{m:x}")));
+            }
+            Target::Connmark(op) => {
+                match *op {
+                    ConnmarkOp::SetXmark { value, mask } => self.out.ct_mark = (self.out.ct_mark & !mask) ^ value,
+                    ConnmarkOp::Save { nfmask, ctmask } => {
+                        self.out.ct_mark = (self.out.ct_mark & !ctmask) ^ (self.out.mark & nfmask)
+                    }
+                    ConnmarkOp::Restore { nfmask, ctmask } => {
+                        self.out.mark = (self.out.mark & !nfmask) ^ (self.out.ct_mark & ctmask)
+                    }
+                }
+                let (m, c) = (self.out.mark, self.out.ct_mark);
+                self.step(table, cid, ri, true, None, Some(format_args!("mark 0x{m:x}, ctmark 0x{c:x}")));
+            }
+            Target::Log { name, .. } => {
+                self.step(table, cid, ri, true, None, Some(format_args!("{name} (continues)")));
+            }
+            Target::Notrack { .. } => {
+                if table.name == TableName::Raw {
+                    self.untracked = true;
+                }
+                self.step(table, cid, ri, true, None, Some(format_args!("untracked: no conntrack, no NAT")));
+            }
+            Target::Unknown { name, .. } => {
+                return Act::Return(self.undecided(table, cid, ri, format!("target {name} is not modelled")));
+            }
+        }
+
+        Act::Continue
     }
 
     fn matches(&mut self, table: &Table, rule: &Rule) -> MatchResult {

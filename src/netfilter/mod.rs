@@ -10,6 +10,7 @@ pub mod print;
 pub use model::*;
 pub use parse::{ParseError, parse, parse_lenient};
 pub mod eval;
+mod fast;
 pub mod packet;
 pub mod recent;
 pub mod stateful;

@@ -615,11 +615,13 @@ pub struct Chain {
     pub rules: Vec<Rule>,
     /// First-match-preserving dispatch index for long chains (KUBE-SERVICES, KUBE-NODEPORTS).
     pub(crate) index: Option<ChainIndex>,
+    /// Compact copies of the rules for bulk replay (see `fast.rs`), same positions as `rules`.
+    pub(crate) fast: Vec<super::fast::FastRule>,
 }
 
 impl Chain {
     pub fn new(name: &str, policy: Option<Policy>) -> Chain {
-        Chain { name: name.into(), policy, counters: Counters::default(), rules: Vec::new(), index: None }
+        Chain { name: name.into(), policy, counters: Counters::default(), rules: Vec::new(), index: None, fast: Vec::new() }
     }
 }
 
@@ -722,12 +724,13 @@ impl Ruleset {
         self.rule_count
     }
 
-    /// Remove the dispatch indexes (every chain is then scanned linearly, as the kernel does).
-    /// For checking that indexing never changes an answer.
+    /// Remove the dispatch indexes and the compact rules (every chain is then scanned linearly
+    /// with the full matcher, as the kernel does). For checking that neither changes an answer.
     pub fn without_indexes(mut self) -> Ruleset {
         for t in &mut self.tables {
             for c in &mut t.chains {
                 c.index = None;
+                c.fast.clear();
             }
         }
         self
@@ -770,6 +773,7 @@ impl Ruleset {
                     }
                 }
                 chain.index = ChainIndex::build(&chain.rules);
+                chain.fast = chain.rules.iter().map(super::fast::FastRule::compile).collect();
             }
             check_loops(table)?;
         }
