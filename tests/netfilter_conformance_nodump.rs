@@ -78,7 +78,7 @@ fn scenario(test: &str) -> Option<(Vec<ServiceSpec>, ProxyConfig)> {
                 v.push(s);
             }
             let cfg = ProxyConfig {
-                cluster_cidr: if variant.contains("no LocalTrafficDetector") { None } else { cfg.cluster_cidr.clone() },
+                cluster_cidr: if variant.contains("no LocalTrafficDetector") { None } else { cfg.cluster_cidr },
                 masquerade_all: variant.starts_with("masqueradeAll"),
                 ..cfg
             };
