@@ -108,6 +108,8 @@ fn retransmitted_syn_reuses_the_binding_without_drawing() {
     let b = ev.new_connection(&p, S);
     assert!(!a.reused && b.reused);
     assert_eq!(a.outcome.dnat, b.outcome.dnat);
+    assert_eq!(a.outcome.source_nat, b.outcome.source_nat);
+    assert!(b.outcome.path.is_empty());
     ev.close_connection(&b.key);
     assert!(!ev.new_connection(&p, 2 * S).reused);
     drop(ev);

@@ -1354,3 +1354,90 @@ fn _assert_send_sync() {
     f::<Ruleset>();
     let _: HashMap<u8, u8> = HashMap::new();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netfilter::print;
+
+    fn spec(text: &str) -> RuleSpec {
+        parse_rule_spec(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn both_forms_of_a_kube_proxy_rule_are_the_same_model() {
+        let pairs = [
+            (
+                r#"-m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ"#,
+                r#"! -s 10.0.0.0/8 -d 172.30.0.41/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ"#,
+            ),
+            ("-j MARK --or-mark 0x4000", "-j MARK --set-xmark 0x4000/0x4000"),
+            ("-j MARK --xor-mark 0x4000", "-j MARK --set-xmark 0x4000/0x0"),
+            ("-j MARK --and-mark 0xff", "-j MARK --set-xmark 0x0/0xffffff00"),
+            ("-j MARK --set-mark 0x004000", "-j MARK --set-xmark 0x4000/0xffffffff"),
+            (
+                "-m recent --name KUBE-SEP-X --rcheck --seconds 10800 --reap -j KUBE-SEP-X",
+                "-m recent --rcheck --seconds 10800 --reap --name KUBE-SEP-X --mask 255.255.255.255 --rsource -j KUBE-SEP-X",
+            ),
+            ("-m statistic --mode random --probability 0.3333333333 -j X", "-m statistic --mode random --probability 0.33333333349 -j X"),
+            ("-m comment --comment ns1/svc1:p80 -j REJECT", r#"-m comment --comment "ns1/svc1:p80" -j REJECT --reject-with icmp-port-unreachable"#),
+            ("-p tcp --dport 80 -j ACCEPT", "-p tcp -m tcp --dport 80 -j ACCEPT"),
+            ("-s 10.1.2.3/255.255.0.0 -j DROP", "-s 10.1.0.0/16 -j DROP"),
+            ("--source 1.2.3.4 --jump DROP", "-s 1.2.3.4/32 -j DROP"),
+        ];
+        for (a, b) in pairs {
+            assert_eq!(spec(a), spec(b), "{a}  vs  {b}");
+        }
+    }
+
+    #[test]
+    fn negation_in_both_positions() {
+        let s = spec("-m mark ! --mark 0x4000/0x4000 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ! -p udp -m statistic --mode random ! --probability 0.5 -j RETURN");
+        assert!(matches!(s.matches[0], Match::Mark(MarkMatch { negated: true, value: 0x4000, mask: 0x4000 })));
+        assert!(matches!(s.matches[1], Match::Conntrack(ConntrackMatch { ctstate: Some(Neg { negated: true, .. }) })));
+        assert!(s.proto.unwrap().negated);
+        assert_eq!(s.statistic(), Some(&StatisticMatch::Random { stored: 1 << 30, invert: true }));
+        assert_eq!(print::rule_spec(&s, None), "! -p udp -m mark ! --mark 0x4000/0x4000 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m statistic --mode random ! --probability 0.50000000000 -j RETURN");
+    }
+
+    #[test]
+    fn ipv6_and_nat_ranges() {
+        let s = spec("-d fd00::1/128 -p tcp -m tcp -j DNAT --to-destination [ff06::c1]:80");
+        assert_eq!(s.target, Some(Target::Dnat {
+            to: NatRange { addrs: Some(("ff06::c1".parse().unwrap(), "ff06::c1".parse().unwrap())), ports: Some((80, 80)) },
+            random: false,
+            persistent: false,
+        }));
+        let s = spec("-j DNAT --to-destination 10.0.0.1-10.0.0.3:8000-8010");
+        assert_eq!(print::rule_spec(&s, None), "-j DNAT --to-destination 10.0.0.1-10.0.0.3:8000-8010");
+        let s = spec("-j MASQUERADE --to-ports 1024-65535 --random-fully");
+        assert_eq!(print::rule_spec(&s, None), "-j MASQUERADE --to-ports 1024-65535 --random-fully");
+    }
+
+    #[test]
+    fn unknown_modules_and_targets_are_kept_verbatim() {
+        let s = spec(r#"-m set --match-set "my set" src -m hashlimit --hashlimit-above 5/sec -j TPROXY --on-port 1"#);
+        assert_eq!(s.matches.len(), 2);
+        assert!(matches!(&s.matches[0], Match::Unknown { module, args } if module == "set" && args[1].text == "my set"));
+        assert!(matches!(&s.target, Some(Target::Unknown { name, .. }) if name == "TPROXY"));
+        assert_eq!(print::rule_spec(&s, None), r#"-m set --match-set "my set" src -m hashlimit --hashlimit-above 5/sec -j TPROXY --on-port 1"#);
+    }
+
+    #[test]
+    fn restore_commands_insert_delete_and_counters() {
+        let text = "*filter\n:INPUT ACCEPT [1:2]\n:X - [0:0]\n:Y - [0:0]\n-A INPUT -j X\n-I INPUT 1 -j Y\n[5:300] -A INPUT -s 1.1.1.1 -j DROP\n\
+                    -A INPUT -s 2.2.2.2 -j DROP -c 7 700\n-D INPUT -j X\n-X X\n-P INPUT DROP\nCOMMIT\n";
+        let rs = parse(text.as_bytes(), "t").unwrap();
+        let t = rs.table(TableName::Filter).unwrap();
+        let input = t.chain("INPUT").unwrap();
+        assert_eq!(input.policy, Some(Policy::Drop));
+        assert_eq!(input.counters, Counters { packets: 1, bytes: 2 });
+        assert_eq!(input.rules.len(), 3);
+        assert!(matches!(&input.rules[0].spec.target, Some(Target::Jump(c)) if &*c.name == "Y"));
+        assert_eq!(input.rules[1].counters, Some(Counters { packets: 5, bytes: 300 }));
+        assert_eq!(input.rules[2].counters, Some(Counters { packets: 7, bytes: 700 }));
+        assert!(t.chain("X").is_none());
+        let with = print::save(&rs, print::SaveOptions { counters: true });
+        assert!(with.contains("[5:300] -A INPUT -s 1.1.1.1/32 -j DROP"), "{with}");
+    }
+}

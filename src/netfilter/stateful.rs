@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::eval::{self, DnatResult, Outcome, Verdict, WalkEnv, WalkOptions};
+use super::eval::{self, DnatResult, Outcome, SourceNat, Verdict, WalkEnv, WalkOptions};
 use super::model::{Match, Protocol, RecentMatch, Ruleset};
 use super::packet::{NodeContext, Packet};
 use super::recent::{RecentEvent, RecentTable};
@@ -136,7 +136,8 @@ struct Binding {
     expires_ns: u64,
     verdict: Verdict,
     dnat: Option<DnatResult>,
-    masquerade: bool,
+    source_nat: Option<SourceNat>,
+    local_delivery: bool,
     mark: u32,
     ct_mark: u32,
 }
@@ -211,8 +212,8 @@ pub struct Decision {
     pub key: FlowKey,
     /// The walk (path, DNAT, masquerade, marks, recent events, statistic draws).
     pub outcome: Outcome,
-    /// The 5-tuple was already tracked (e.g. a retransmitted SYN): the stored NAT decision was
-    /// reused and no rule ran. `outcome.path` is then empty.
+    /// The 5-tuple was already tracked (e.g. a retransmitted SYN): the stored NAT decision (DNAT,
+    /// MASQUERADE/SNAT, marks) was reused and no rule ran. `outcome.path` is then empty.
     pub reused: bool,
     /// The branch was forced to match an observed endpoint (see `new_connection_observed`).
     pub forced: bool,
@@ -333,12 +334,10 @@ impl<R: RandomSource> NodeEvaluator<R> {
                 let mut outcome = empty_outcome();
                 outcome.verdict = b.verdict;
                 outcome.dnat = b.dnat.clone();
+                outcome.source_nat = b.source_nat.clone();
+                outcome.local_delivery = b.local_delivery;
                 outcome.mark = b.mark;
                 outcome.ct_mark = b.ct_mark;
-                if b.masquerade {
-                    // The binding is applied again; which rule made it is in the first decision.
-                    outcome.local_delivery = false;
-                }
                 Some(Decision { key: *key, outcome, reused: true, forced: false })
             }
             Some(_) => {
@@ -376,7 +375,8 @@ impl<R: RandomSource> NodeEvaluator<R> {
                 expires_ns,
                 verdict: out.verdict,
                 dnat: out.dnat.clone(),
-                masquerade: out.masquerade(),
+                source_nat: out.source_nat.clone(),
+                local_delivery: out.local_delivery,
                 mark: out.mark,
                 ct_mark: out.ct_mark,
             },
