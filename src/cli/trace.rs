@@ -1,5 +1,5 @@
 //! `hoptrace trace`: one packet through a node's netfilter, every reachable endpoint with its
-//! probability (interface.md). A thin view over [`crate::netfilter::trace`].
+//! probability (interface.md). A thin view over [`crate::netfilter::trace()`].
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};

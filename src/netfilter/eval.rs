@@ -3,7 +3,7 @@
 //! The walker ([`walk`]) takes a packet through the hooks in kernel order and records the path as
 //! data. Everything that is random or stateful — `statistic` draws, `statistic --mode nth`
 //! counters, `recent` tables — is asked of a [`WalkEnv`]:
-//! * the exhaustive mode ([`super::trace`]) answers every random question both ways, replaying the
+//! * the exhaustive mode ([`super::trace()`]) answers every random question both ways, replaying the
 //!   walk once per branch, and multiplies the exact probabilities (stored integer / 2^31);
 //! * the stateful mode ([`super::stateful::NodeEvaluator`]) draws like the kernel and mutates the
 //!   node's state.
