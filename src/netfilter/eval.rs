@@ -427,8 +427,14 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             return Flow::Undecided;
         }
         'chain: loop {
-            let chain = &table.chains[cid];
-            let mut cands = chain.index.as_ref().map(|ix| ix.candidates(self.dst, Some(self.dport)));
+            // Bulk replay reads the compact copy of the table; the full chain is only touched
+            // for slow rules, full targets and recorded paths.
+            let fast = if self.record { None } else { table.fast.chains.get(cid) };
+            let (len, indexed) = match fast {
+                Some(fc) => (fc.len as usize, fc.indexed),
+                None => (table.chains[cid].rules.len(), table.chains[cid].index.is_some()),
+            };
+            let mut cands = if indexed { table.chains[cid].index.as_ref().map(|ix| ix.candidates(self.dst, Some(self.dport))) } else { None };
             let mut next: u32 = 0;
             loop {
                 let ri = match &mut cands {
@@ -436,13 +442,12 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                         Some(x) => x as usize,
                         None => break,
                     },
-                    None if (next as usize) < chain.rules.len() => next as usize,
+                    None if (next as usize) < len => next as usize,
                     None => break,
                 };
                 next = ri as u32 + 1;
-                // Bulk replay: the compact rule decides most kube-proxy rules in one cache line.
-                if !self.record
-                    && let Some(fr) = chain.fast.get(ri)
+                if let Some(fc) = fast
+                    && let Some(fr) = table.fast.rules.get(fc.start as usize + ri)
                     && !fr.is_slow()
                     && let Some(hit) = fr.matches(self.src, self.dst, self.proto.number(), self.sport, self.dport)
                 {
@@ -464,7 +469,17 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                             Flow::Continue => continue,
                             other => return other,
                         },
-                        super::fast::FastTarget::Full => {
+                        super::fast::FastTarget::Dnat { ip, port } if matches!(self.hook, Hook::Prerouting | Hook::Output) => {
+                            let ip = IpAddr::V4(ip.into());
+                            let port = port.unwrap_or(self.dport);
+                            let rule = RuleAt { table: table.name, chain: fc.name.clone(), rule: ri as u32 + 1 };
+                            self.out.dnat = Some(DnatResult { ip, port, range: None, chain: fc.name.clone(), rule });
+                            self.dst = ip;
+                            self.dport = port;
+                            self.ct_dnat = true;
+                            return Flow::Accept;
+                        }
+                        _ => {
                             self.current_gid = fr.gid;
                             match self.act(table, cid, ri, depth) {
                                 Act::Continue => continue,
@@ -477,6 +492,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                         }
                     }
                 }
+                let chain = &table.chains[cid];
                 let rule = &chain.rules[ri];
                 self.current_gid = rule.gid;
                 match self.matches(table, rule) {

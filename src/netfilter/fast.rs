@@ -11,7 +11,42 @@
 
 use std::net::IpAddr;
 
-use super::model::{Match, Protocol, Rule, StatisticMatch, Target};
+use std::sync::Arc;
+
+use super::model::{Match, NatRange, Protocol, Rule, StatisticMatch, Table, TableName, Target};
+
+/// A chain's place in [`FastTable::rules`], and what the walk needs of the chain without touching
+/// the full [`super::model::Chain`].
+#[derive(Debug, Clone)]
+pub(crate) struct FastChain {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+    pub(crate) indexed: bool,
+    pub(crate) name: Arc<str>,
+}
+
+/// All compact rules of a table, chain after chain.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FastTable {
+    pub(crate) chains: Vec<FastChain>,
+    pub(crate) rules: Vec<FastRule>,
+}
+
+impl FastTable {
+    pub(crate) fn build(table: &Table) -> FastTable {
+        let mut t = FastTable::default();
+        for c in &table.chains {
+            t.chains.push(FastChain {
+                start: t.rules.len() as u32,
+                len: c.rules.len() as u32,
+                indexed: c.index.is_some(),
+                name: c.name.clone(),
+            });
+            t.rules.extend(c.rules.iter().map(|r| FastRule::compile(r, table.name)));
+        }
+        t
+    }
+}
 
 pub(crate) const HAS_SRC: u16 = 1;
 pub(crate) const SRC_NEG: u16 = 1 << 1;
@@ -36,6 +71,8 @@ pub(crate) enum FastTarget {
     None,
     /// Jump to the chain at this position.
     Jump(u32),
+    /// `DNAT --to-destination IPv4[:port]` in the nat table.
+    Dnat { ip: u32, port: Option<u16> },
     /// Any other target: handled by the full code path.
     Full,
 }
@@ -65,7 +102,7 @@ fn v4(net: &ipnet::IpNet) -> Option<(u32, u32)> {
 }
 
 impl FastRule {
-    pub(crate) fn compile(rule: &Rule) -> FastRule {
+    pub(crate) fn compile(rule: &Rule, table: TableName) -> FastRule {
         let s = &rule.spec;
         let mut f = FastRule {
             src: 0,
@@ -138,6 +175,11 @@ impl FastRule {
                 Some(id) => FastTarget::Jump(id as u32),
                 None => FastTarget::Full,
             },
+            Some(Target::Dnat { to: NatRange { addrs: Some((IpAddr::V4(a), IpAddr::V4(b))), ports }, random: false, persistent: false })
+                if a == b && table == TableName::Nat && ports.is_none_or(|(p, q)| p == q) =>
+            {
+                FastTarget::Dnat { ip: a.to_bits(), port: ports.map(|(p, _)| p) }
+            }
             Some(_) => FastTarget::Full,
         };
         f

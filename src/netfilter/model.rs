@@ -615,13 +615,11 @@ pub struct Chain {
     pub rules: Vec<Rule>,
     /// First-match-preserving dispatch index for long chains (KUBE-SERVICES, KUBE-NODEPORTS).
     pub(crate) index: Option<ChainIndex>,
-    /// Compact copies of the rules for bulk replay (see `fast.rs`), same positions as `rules`.
-    pub(crate) fast: Vec<super::fast::FastRule>,
 }
 
 impl Chain {
     pub fn new(name: &str, policy: Option<Policy>) -> Chain {
-        Chain { name: name.into(), policy, counters: Counters::default(), rules: Vec::new(), index: None, fast: Vec::new() }
+        Chain { name: name.into(), policy, counters: Counters::default(), rules: Vec::new(), index: None }
     }
 }
 
@@ -632,6 +630,8 @@ pub struct Table {
     pub chains: Vec<Chain>,
     pub(crate) by_name: HashMap<Arc<str>, usize>,
     hook_chains: [Option<usize>; 5],
+    /// Compact copies of the chains and rules for bulk replay (see `fast.rs`).
+    pub(crate) fast: super::fast::FastTable,
 }
 
 const HOOK_CHAINS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
@@ -639,7 +639,13 @@ const HOOK_CHAINS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POS
 impl Table {
     /// A table with its built-in chains (policy ACCEPT), as the kernel always has them.
     pub fn new(name: TableName) -> Table {
-        let mut t = Table { name, chains: Vec::new(), by_name: HashMap::new(), hook_chains: [None; 5] };
+        let mut t = Table {
+            name,
+            chains: Vec::new(),
+            by_name: HashMap::new(),
+            hook_chains: [None; 5],
+            fast: super::fast::FastTable::default(),
+        };
         for b in name.builtin_chains() {
             t.chains.push(Chain::new(b, Some(Policy::Accept)));
         }
@@ -694,6 +700,8 @@ pub struct Warning {
 pub struct Ruleset {
     /// Where it came from (file name), for messages.
     pub source: Arc<str>,
+    /// After changing rules here, call [`Ruleset::link`]: evaluation uses indexes and compact
+    /// copies built from the rules.
     pub tables: Vec<Table>,
     /// `None` when no address in the file tells.
     pub family: Option<Family>,
@@ -730,8 +738,8 @@ impl Ruleset {
         for t in &mut self.tables {
             for c in &mut t.chains {
                 c.index = None;
-                c.fast.clear();
             }
+            t.fast = super::fast::FastTable::default();
         }
         self
     }
@@ -773,8 +781,8 @@ impl Ruleset {
                     }
                 }
                 chain.index = ChainIndex::build(&chain.rules);
-                chain.fast = chain.rules.iter().map(super::fast::FastRule::compile).collect();
             }
+            table.fast = super::fast::FastTable::build(table);
             check_loops(table)?;
         }
         self.rule_count = gid;
