@@ -270,6 +270,8 @@ struct Walker<'a, E: WalkEnv> {
     last_policy: Option<DecidedBy>,
     /// `Rule::gid` of the rule being matched (keys per-rule state).
     current_gid: u32,
+    /// Sent by a local process (OUTPUT path).
+    local_origin: bool,
 }
 
 /// Walk a packet through the node's hooks.
@@ -296,6 +298,7 @@ pub fn walk<E: WalkEnv>(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, env: &mut
         filter_decision: None,
         last_policy: None,
         current_gid: 0,
+        local_origin: false,
     };
     let local_origin = match pkt.origin {
         Origin::Local => true,
@@ -303,6 +306,7 @@ pub fn walk<E: WalkEnv>(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, env: &mut
         Origin::Auto => ctx.is_local(&pkt.src) && pkt.in_iface.as_deref().is_none_or(|i| i == "lo"),
     };
     use TableName::*;
+    w.local_origin = local_origin;
     let finished = if local_origin {
         w.in_iface = None;
         w.hook(Hook::Output, &[Raw, Mangle, Nat, Filter, Security])
@@ -825,8 +829,10 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             }
             Match::Recent(r) => {
                 let addr = masked(if r.rdest { self.dst } else { self.src }, r.mask);
-                // The kernel uses the TTL as before forwarding for packets on an output path.
-                let ttl = if matches!(self.hook, Hook::Forward | Hook::Postrouting) { self.ttl.saturating_add(1) } else { self.ttl };
+                // The kernel adds 1 to the TTL of packets on an output path that no local socket
+                // sent (forwarded ones), to compare the TTL as it was before forwarding.
+                let forwarded = matches!(self.hook, Hook::Forward) || (self.hook == Hook::Postrouting && !self.local_origin);
+                let ttl = if forwarded { self.ttl.saturating_add(1) } else { self.ttl };
                 let hit = self.env.recent(r, addr, ttl, &mut self.out.recent_events);
                 if hit && matches!(r.op, RecentOp::Rcheck | RecentOp::Update) && !r.invert {
                     self.out.recent_hits.push(r.name.clone());
