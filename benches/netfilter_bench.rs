@@ -7,8 +7,8 @@
 //!
 //! Run: `cargo bench --bench netfilter_bench` (add `-- --quick` for 100k connections).
 
-use hoptrace::netfilter::kube::generate::{self, ClusterShape};
 use hoptrace::netfilter::kube::Layout;
+use hoptrace::netfilter::kube::generate::{self, ClusterShape};
 use hoptrace::netfilter::{self, NodeContext, NodeEvaluator, Packet, TraceOptions};
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
@@ -18,7 +18,11 @@ use std::time::Instant;
 fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -42,12 +46,20 @@ impl Gen {
 }
 
 fn iptables_restore_test_ms(text: &str) -> Option<f64> {
-    let root = Command::new("id").arg("-u").output().ok().is_some_and(|o| o.stdout.starts_with(b"0"));
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .ok()
+        .is_some_and(|o| o.stdout.starts_with(b"0"));
     if !root {
         return None;
     }
     let ns = format!("htnf-bench-{}", std::process::id());
-    Command::new("ip").args(["netns", "add", &ns]).status().ok().filter(|s| s.success())?;
+    Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .ok()
+        .filter(|s| s.success())?;
     let run = || -> Option<f64> {
         let t = Instant::now();
         let mut child = Command::new("ip")
@@ -70,10 +82,16 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let connections: usize = if quick { 100_000 } else { 1_000_000 };
-    let only = args.iter().position(|a| a == "--layout").and_then(|i| args.get(i + 1)).cloned();
+    let only = args
+        .iter()
+        .position(|a| a == "--layout")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let Some(only) = only else {
         // One process per layout, so that each one's memory is measured from a clean heap.
-        println!("netfilter benchmark: 5,000 services x 5 endpoints; {connections} stateful connections; one core");
+        println!(
+            "netfilter benchmark: 5,000 services x 5 endpoints; {connections} stateful connections; one core"
+        );
         for l in ["new", "old"] {
             let mut cmd = Command::new(std::env::current_exe().expect("own path"));
             cmd.args(["--layout", l]);
@@ -84,17 +102,31 @@ fn main() {
         }
         return;
     };
-    let layouts = if only == "old" { [Layout::Old] } else { [Layout::New] };
+    let layouts = if only == "old" {
+        [Layout::Old]
+    } else {
+        [Layout::New]
+    };
     for layout in layouts {
-        let shape = ClusterShape { services: 5000, endpoints: 5, layout, ..Default::default() };
+        let shape = ClusterShape {
+            services: 5000,
+            endpoints: 5,
+            layout,
+            ..Default::default()
+        };
         let text = generate::generate(&shape);
         let lines = text.lines().count();
-        println!("\n== layout {layout:?}: {lines} lines, {:.1} MB", text.len() as f64 / 1e6);
+        println!(
+            "\n== layout {layout:?}: {lines} lines, {:.1} MB",
+            text.len() as f64 / 1e6
+        );
 
         // Memory of one parsed rule set, then parse time: best and median of 5 (each result
         // dropped before the next parse).
         let rss0 = rss_kib("VmRSS:");
-        let rs = Arc::new(netfilter::parse(text.as_bytes(), "generated").expect("generated rules parse"));
+        let rs = Arc::new(
+            netfilter::parse(text.as_bytes(), "generated").expect("generated rules parse"),
+        );
         let rss1 = rss_kib("VmRSS:");
         let mut times = Vec::new();
         let mut cpu_times = Vec::new();
@@ -117,8 +149,12 @@ fn main() {
             (rss1.saturating_sub(rss0)) as f64 / 1024.0
         );
         match iptables_restore_test_ms(&text) {
-            Some(ms) => println!("reference        iptables-restore --test (same file, in a netns): {ms:.1} ms"),
-            None => println!("reference        iptables-restore --test: not run (needs root and ip netns)"),
+            Some(ms) => println!(
+                "reference        iptables-restore --test (same file, in a netns): {ms:.1} ms"
+            ),
+            None => println!(
+                "reference        iptables-restore --test: not run (needs root and ip netns)"
+            ),
         }
 
         // Packets: random client, random Service ClusterIP.
@@ -129,7 +165,12 @@ fn main() {
                 let r = g.next();
                 let s = &svcs[(r % svcs.len() as u64) as usize];
                 let client = IpAddr::V4((0xC633_0000u32 | ((r >> 16) as u32 & 0xffff)).into());
-                Packet::tcp(client, Some(1024 + ((r >> 32) as u16 % 60000)), IpAddr::V4(s.cluster_ip), s.port)
+                Packet::tcp(
+                    client,
+                    Some(1024 + ((r >> 32) as u16 % 60000)),
+                    IpAddr::V4(s.cluster_ip),
+                    s.port,
+                )
             })
             .collect();
         let ctx = NodeContext::new(["10.220.1.4".parse().unwrap()]);
@@ -163,8 +204,14 @@ fn main() {
         let hot: Vec<Packet> = packets
             .iter()
             .map(|p| {
-                let s = &svcs[(u32::from(match p.dst { IpAddr::V4(a) => a, IpAddr::V6(_) => unreachable!() }) % 50) as usize];
-                Packet { dst: IpAddr::V4(s.cluster_ip), ..p.clone() }
+                let s = &svcs[(u32::from(match p.dst {
+                    IpAddr::V4(a) => a,
+                    IpAddr::V6(_) => unreachable!(),
+                }) % 50) as usize];
+                Packet {
+                    dst: IpAddr::V4(s.cluster_ip),
+                    ..p.clone()
+                }
             })
             .collect();
         let c0 = cpu_ns();
@@ -186,7 +233,10 @@ fn main() {
             std::hint::black_box(ev.new_connection(p, i as u64 * 1_000_000));
         }
         let cpu = (cpu_ns() - c0) as f64 / 1e9;
-        println!("stateful + path  {:.2} M new connections/s of CPU time (every rule tried recorded with its reason)", n as f64 / cpu / 1e6);
+        println!(
+            "stateful + path  {:.2} M new connections/s of CPU time (every rule tried recorded with its reason)",
+            n as f64 / cpu / 1e6
+        );
 
         let n = connections / 20;
         let c0 = cpu_ns();
@@ -194,7 +244,13 @@ fn main() {
             std::hint::black_box(netfilter::trace(&rs, &ctx, p, TraceOptions::default()));
         }
         let cpu = (cpu_ns() - c0) as f64 / 1e9;
-        println!("exhaustive       {:.0} k traces/s of CPU time (5 branches each, full paths)", n as f64 / cpu / 1e3);
+        println!(
+            "exhaustive       {:.0} k traces/s of CPU time (5 branches each, full paths)",
+            n as f64 / cpu / 1e3
+        );
     }
-    println!("peak resident    {:.1} MiB", rss_kib("VmHWM:") as f64 / 1024.0);
+    println!(
+        "peak resident    {:.1} MiB",
+        rss_kib("VmHWM:") as f64 / 1024.0
+    );
 }

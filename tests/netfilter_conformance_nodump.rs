@@ -15,7 +15,11 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn ep(s: &str, port: u16, local: bool) -> EndpointSpec {
-    EndpointSpec { ip: ip(s), port, local }
+    EndpointSpec {
+        ip: ip(s),
+        port,
+        local,
+    }
 }
 
 fn lb(name: &str, cluster_ip: &str, node_port: Option<u16>, lb_ip: Option<&str>) -> ServiceSpec {
@@ -35,7 +39,12 @@ fn scenario(test: &str) -> Option<(Vec<ServiceSpec>, ProxyConfig)> {
             vec![s]
         }
         "TestClusterIPGeneral" => {
-            let mut v = vec![ServiceSpec::cluster_ip("ns1/svc1:http", Protocol::Tcp, ip("172.30.0.41"), 80)];
+            let mut v = vec![ServiceSpec::cluster_ip(
+                "ns1/svc1:http",
+                Protocol::Tcp,
+                ip("172.30.0.41"),
+                80,
+            )];
             v[0].endpoints = vec![ep("10.180.0.1", 80, true)];
             for (port_name, proto, port, target) in [
                 ("http", Protocol::Tcp, 80, 80),
@@ -44,8 +53,16 @@ fn scenario(test: &str) -> Option<(Vec<ServiceSpec>, ProxyConfig)> {
                 ("dns-tcp", Protocol::Tcp, 53, 5353),
                 ("dns-sctp", Protocol::Sctp, 53, 53),
             ] {
-                let mut s = ServiceSpec::cluster_ip(&format!("ns2/svc2:{port_name}"), proto, ip("172.30.0.42"), port);
-                s.endpoints = vec![ep("10.180.0.1", target, true), ep("10.180.2.1", target, false)];
+                let mut s = ServiceSpec::cluster_ip(
+                    &format!("ns2/svc2:{port_name}"),
+                    proto,
+                    ip("172.30.0.42"),
+                    port,
+                );
+                s.endpoints = vec![
+                    ep("10.180.0.1", target, true),
+                    ep("10.180.2.1", target, false),
+                ];
                 v.push(s);
             }
             v
@@ -53,9 +70,16 @@ fn scenario(test: &str) -> Option<(Vec<ServiceSpec>, ProxyConfig)> {
         // After the Service / its endpoints were deleted.
         "TestHealthCheckNodePort" => vec![],
         "TestInternalTrafficPolicyE2E (all 3 sub-cases)" => {
-            vec![ServiceSpec::cluster_ip("ns1/svc1:80", Protocol::Tcp, ip("172.30.1.1"), 80)]
+            vec![ServiceSpec::cluster_ip(
+                "ns1/svc1:80",
+                Protocol::Tcp,
+                ip("172.30.1.1"),
+                80,
+            )]
         }
-        t if t.starts_with("TestEndpointSliceWithTerminatingEndpoints") => vec![lb("ns1/svc1:p80", "172.30.1.1", None, Some("1.2.3.4"))],
+        t if t.starts_with("TestEndpointSliceWithTerminatingEndpoints") => {
+            vec![lb("ns1/svc1:p80", "172.30.1.1", None, Some("1.2.3.4"))]
+        }
         "TestExternalTrafficPolicyLocal" | "TestExternalTrafficPolicyCluster" => {
             let mut s = lb("ns1/svc1:p80", "172.30.0.41", Some(3001), Some("1.2.3.4"));
             s.external_ips = vec![ip("192.168.99.11")];
@@ -70,15 +94,27 @@ fn scenario(test: &str) -> Option<(Vec<ServiceSpec>, ProxyConfig)> {
             let variant = &t["TestInternalExternalMasquerade/".len()..];
             let mut v = Vec::new();
             for (i, lbip) in [(1, "1.2.3.4"), (2, "5.6.7.8"), (3, "9.10.11.12")] {
-                let mut s = lb(&format!("ns{i}/svc{i}:p80"), &format!("172.30.0.4{i}"), Some(3000 + i), Some(lbip));
+                let mut s = lb(
+                    &format!("ns{i}/svc{i}:p80"),
+                    &format!("172.30.0.4{i}"),
+                    Some(3000 + i),
+                    Some(lbip),
+                );
                 s.health_check_node_port = Some(30000 + i);
-                s.endpoints = vec![ep(&format!("10.180.0.{i}"), 80, true), ep(&format!("10.180.1.{i}"), 80, false)];
+                s.endpoints = vec![
+                    ep(&format!("10.180.0.{i}"), 80, true),
+                    ep(&format!("10.180.1.{i}"), 80, false),
+                ];
                 s.external_policy_local = i == 2;
                 s.internal_policy_local = i == 3;
                 v.push(s);
             }
             let cfg = ProxyConfig {
-                cluster_cidr: if variant.contains("no LocalTrafficDetector") { None } else { cfg.cluster_cidr },
+                cluster_cidr: if variant.contains("no LocalTrafficDetector") {
+                    None
+                } else {
+                    cfg.cluster_cidr
+                },
                 masquerade_all: variant.starts_with("masqueradeAll"),
                 ..cfg
             };
@@ -89,13 +125,24 @@ fn scenario(test: &str) -> Option<(Vec<ServiceSpec>, ProxyConfig)> {
     Some((services, cfg))
 }
 
-const HARNESS_CHAINS: [&str; 4] = ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"];
+const HARNESS_CHAINS: [&str; 4] = [
+    "KUBE-SERVICES",
+    "KUBE-EXTERNAL-SERVICES",
+    "KUBE-NODEPORTS",
+    "KUBE-PROXY-FIREWALL",
+];
 
 #[test]
 fn kube_proxy_cases_without_dumps_pass_on_generated_rules() {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/kube-proxy"));
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/kube-proxy"
+    ));
     let Ok(text) = std::fs::read_to_string(dir.join("cases-nodump.json")) else {
-        println!("skipped: {} not found (the shared corpus sits beside the clone in CI)", dir.display());
+        println!(
+            "skipped: {} not found (the shared corpus sits beside the clone in CI)",
+            dir.display()
+        );
         return;
     };
     let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
@@ -108,13 +155,33 @@ fn kube_proxy_cases_without_dumps_pass_on_generated_rules() {
         };
         let rules = write_rules(&services, &cfg);
         let (rs, errs) = netfilter::load(rules.as_bytes(), test);
-        assert!(errs.is_empty(), "{test}: generated rules do not parse: {errs:?}\n{rules}");
-        let local: Vec<IpAddr> = c["local_ips"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect();
+        assert!(
+            errs.is_empty(),
+            "{test}: generated rules do not parse: {errs:?}\n{rules}"
+        );
+        let local: Vec<IpAddr> = c["local_ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().parse().unwrap())
+            .collect();
         let ctx = NodeContext::new(local);
-        let proto = Protocol::parse(c["protocol"].as_str().unwrap()).unwrap().unwrap();
-        let pkt = Packet::new(proto, ip(c["source_ip"].as_str().unwrap()), None, ip(c["dest_ip"].as_str().unwrap()), c["dest_port"].as_u64().unwrap() as u16);
+        let proto = Protocol::parse(c["protocol"].as_str().unwrap())
+            .unwrap()
+            .unwrap();
+        let pkt = Packet::new(
+            proto,
+            ip(c["source_ip"].as_str().unwrap()),
+            None,
+            ip(c["dest_ip"].as_str().unwrap()),
+            c["dest_port"].as_u64().unwrap() as u16,
+        );
         let tr = netfilter::trace(&rs, &ctx, &pkt, Default::default());
-        let mut got: BTreeSet<String> = tr.endpoints.iter().map(|e| netfilter::eval::fmt_sock(e.ip, e.port)).collect();
+        let mut got: BTreeSet<String> = tr
+            .endpoints
+            .iter()
+            .map(|e| netfilter::eval::fmt_sock(e.ip, e.port))
+            .collect();
         if let Some(DecidedBy::Rule(r)) = &tr.decided_by
             && r.table == TableName::Filter
             && HARNESS_CHAINS.contains(&&*r.chain)
@@ -122,13 +189,23 @@ fn kube_proxy_cases_without_dumps_pass_on_generated_rules() {
         {
             got.insert(tr.verdict.as_str().to_string());
         }
-        let expected: BTreeSet<String> =
-            c["expected_output"].as_str().unwrap().split(", ").filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let expected: BTreeSet<String> = c["expected_output"]
+            .as_str()
+            .unwrap()
+            .split(", ")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         let masq = c["expected_masq"].as_bool().unwrap();
         if got == expected && tr.masquerade == masq {
             passed += 1;
         } else {
-            let path: Vec<String> = tr.path.iter().filter(|s| s.matched).map(|s| format!("  {} {} #{} {}", s.table, s.chain, s.rule, s.text)).collect();
+            let path: Vec<String> = tr
+                .path
+                .iter()
+                .filter(|s| s.matched)
+                .map(|s| format!("  {} {} #{} {}", s.table, s.chain, s.rule, s.text))
+                .collect();
             failures.push(format!(
                 "{test} [{}]: {} -> {}:{} expected {expected:?} masq={masq}, got {got:?} masq={}\n{}",
                 c["name"].as_str().unwrap(),
@@ -140,7 +217,16 @@ fn kube_proxy_cases_without_dumps_pass_on_generated_rules() {
             ));
         }
     }
-    assert!(not_encoded.is_empty(), "scenarios not encoded: {not_encoded:?}");
-    assert!(failures.is_empty(), "{} of {} failed:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        not_encoded.is_empty(),
+        "scenarios not encoded: {not_encoded:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
     assert_eq!(passed, 153);
 }

@@ -42,7 +42,8 @@ impl FastTable {
                 indexed: c.index.is_some(),
                 name: c.name.clone(),
             });
-            t.rules.extend(c.rules.iter().map(|r| FastRule::compile(r, table.name)));
+            t.rules
+                .extend(c.rules.iter().map(|r| FastRule::compile(r, table.name)));
         }
         t
     }
@@ -129,9 +130,12 @@ impl FastRule {
             f.flags |= HAS_PROTO | if p.negated { PROTO_NEG } else { 0 };
             f.proto = p.value.number();
         }
-        for (net, has, neg, which) in [(&s.src, HAS_SRC, SRC_NEG, 0), (&s.dst, HAS_DST, DST_NEG, 1)] {
+        for (net, has, neg, which) in [(&s.src, HAS_SRC, SRC_NEG, 0), (&s.dst, HAS_DST, DST_NEG, 1)]
+        {
             if let Some(n) = net {
-                let Some((a, m)) = v4(&n.value) else { return slow(f) };
+                let Some((a, m)) = v4(&n.value) else {
+                    return slow(f);
+                };
                 f.flags |= has | if n.negated { neg } else { 0 };
                 if which == 0 {
                     (f.src, f.src_mask) = (a, m);
@@ -140,13 +144,21 @@ impl FastRule {
                 }
             }
         }
-        let significant: Vec<&Match> = s.matches.iter().filter(|m| !matches!(m, Match::Comment(_) | Match::Nfacct(_))).collect();
+        let significant: Vec<&Match> = s
+            .matches
+            .iter()
+            .filter(|m| !matches!(m, Match::Comment(_) | Match::Nfacct(_)))
+            .collect();
         for (i, m) in significant.iter().enumerate() {
             let ports = match m {
-                Match::Tcp(t) if t.flags.is_none() && t.option.is_none() => Some((&t.ports, Protocol::Tcp)),
+                Match::Tcp(t) if t.flags.is_none() && t.option.is_none() => {
+                    Some((&t.ports, Protocol::Tcp))
+                }
                 Match::Udp(p) => Some((p, Protocol::Udp)),
                 Match::Sctp(p) => Some((p, Protocol::Sctp)),
-                Match::Statistic(StatisticMatch::Random { stored, invert }) if i + 1 == significant.len() => {
+                Match::Statistic(StatisticMatch::Random { stored, invert })
+                    if i + 1 == significant.len() =>
+                {
                     f.flags |= HAS_STAT | if *invert { STAT_INV } else { 0 };
                     f.stored = *stored;
                     None
@@ -175,10 +187,19 @@ impl FastRule {
                 Some(id) => FastTarget::Jump(id as u32),
                 None => FastTarget::Full,
             },
-            Some(Target::Dnat { to: NatRange { addrs: Some((IpAddr::V4(a), IpAddr::V4(b))), ports }, random: false, persistent: false })
-                if a == b && table == TableName::Nat && ports.is_none_or(|(p, q)| p == q) =>
-            {
-                FastTarget::Dnat { ip: a.to_bits(), port: ports.map(|(p, _)| p) }
+            Some(Target::Dnat {
+                to:
+                    NatRange {
+                        addrs: Some((IpAddr::V4(a), IpAddr::V4(b))),
+                        ports,
+                    },
+                random: false,
+                persistent: false,
+            }) if a == b && table == TableName::Nat && ports.is_none_or(|(p, q)| p == q) => {
+                FastTarget::Dnat {
+                    ip: a.to_bits(),
+                    port: ports.map(|(p, _)| p),
+                }
             }
             Some(_) => FastTarget::Full,
         };
@@ -192,17 +213,28 @@ impl FastRule {
     /// The packet tests before the statistic draw: `Some(false)` no match, `Some(true)` match,
     /// `None` the source port is needed but unknown (use the full matcher).
     #[inline]
-    pub(crate) fn matches(&self, src: IpAddr, dst: IpAddr, proto: u8, sport: Option<u16>, dport: u16) -> Option<bool> {
+    pub(crate) fn matches(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        sport: Option<u16>,
+        dport: u16,
+    ) -> Option<bool> {
         let f = self.flags;
         if f & HAS_PROTO != 0 && (self.proto == proto) == (f & PROTO_NEG != 0) {
             return Some(false);
         }
         if f & (HAS_SRC | HAS_DST) != 0 {
-            let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else { return Some(false) };
-            if f & HAS_SRC != 0 && ((s.to_bits() & self.src_mask) == self.src) == (f & SRC_NEG != 0) {
+            let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) else {
+                return Some(false);
+            };
+            if f & HAS_SRC != 0 && ((s.to_bits() & self.src_mask) == self.src) == (f & SRC_NEG != 0)
+            {
                 return Some(false);
             }
-            if f & HAS_DST != 0 && ((d.to_bits() & self.dst_mask) == self.dst) == (f & DST_NEG != 0) {
+            if f & HAS_DST != 0 && ((d.to_bits() & self.dst_mask) == self.dst) == (f & DST_NEG != 0)
+            {
                 return Some(false);
             }
         }
@@ -210,7 +242,9 @@ impl FastRule {
             if proto != self.port_proto {
                 return Some(false);
             }
-            if f & HAS_DPORT != 0 && (self.dport.0 <= dport && dport <= self.dport.1) == (f & DPORT_NEG != 0) {
+            if f & HAS_DPORT != 0
+                && (self.dport.0 <= dport && dport <= self.dport.1) == (f & DPORT_NEG != 0)
+            {
                 return Some(false);
             }
             if f & HAS_SPORT != 0 {

@@ -64,19 +64,34 @@ impl ChainIndex {
                 None => wildcard.push(i as u32),
             }
         }
-        Some(ChainIndex { kind, keyed, wildcard })
+        Some(ChainIndex {
+            kind,
+            keyed,
+            wildcard,
+        })
     }
 
     /// Rule positions that could match a packet with this destination, in rule order.
     pub(crate) fn candidates(&self, dst: IpAddr, dport: Option<u16>) -> Candidates<'_> {
         let keyed: &[u32] = match self.kind {
-            IndexKind::Destination => self.keyed.get(&Key::Addr(dst)).map(|v| v.as_slice()).unwrap_or(&[]),
+            IndexKind::Destination => self
+                .keyed
+                .get(&Key::Addr(dst))
+                .map(|v| v.as_slice())
+                .unwrap_or(&[]),
             IndexKind::DestinationPort => match dport {
-                Some(p) => self.keyed.get(&Key::Port(p)).map(|v| v.as_slice()).unwrap_or(&[]),
+                Some(p) => self
+                    .keyed
+                    .get(&Key::Port(p))
+                    .map(|v| v.as_slice())
+                    .unwrap_or(&[]),
                 None => &[],
             },
         };
-        Candidates { a: keyed, b: &self.wildcard }
+        Candidates {
+            a: keyed,
+            b: &self.wildcard,
+        }
     }
 }
 

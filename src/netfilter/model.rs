@@ -87,7 +87,11 @@ pub enum Family {
 
 impl Family {
     pub fn of(addr: &IpAddr) -> Family {
-        if addr.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 }
+        if addr.is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        }
     }
 }
 
@@ -194,7 +198,11 @@ impl Protocol {
             "sctp" => Protocol::Sctp,
             "icmp" => Protocol::Icmp,
             "icmpv6" | "ipv6-icmp" | "icmp6" => Protocol::Icmpv6,
-            _ => Protocol::from_number(lower.parse::<u8>().map_err(|_| UnknownProtocol(s.to_string()))?),
+            _ => Protocol::from_number(
+                lower
+                    .parse::<u8>()
+                    .map_err(|_| UnknownProtocol(s.to_string()))?,
+            ),
         }))
     }
 
@@ -262,8 +270,14 @@ pub mod tcp_flags {
     pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
     pub const URG: u8 = 0x20;
-    pub const NAMES: [(&str, u8); 6] =
-        [("FIN", FIN), ("SYN", SYN), ("RST", RST), ("PSH", PSH), ("ACK", ACK), ("URG", URG)];
+    pub const NAMES: [(&str, u8); 6] = [
+        ("FIN", FIN),
+        ("SYN", SYN),
+        ("RST", RST),
+        ("PSH", PSH),
+        ("ACK", ACK),
+        ("URG", URG),
+    ];
 }
 
 /// `--tcp-flags mask comp` (`--syn` is `FIN,SYN,RST,ACK SYN`).
@@ -302,7 +316,11 @@ pub enum StatisticMatch {
     /// kernel stores `round(p·2^31)`.
     Random { stored: u32, invert: bool },
     /// `--mode nth --every n --packet p`: the 0-based packets p, p+n, p+2n … that reach the rule.
-    Nth { every: u32, packet: u32, invert: bool },
+    Nth {
+        every: u32,
+        packet: u32,
+        invert: bool,
+    },
 }
 
 impl StatisticMatch {
@@ -365,8 +383,18 @@ pub struct MarkMatch {
 /// Route types of `-m addrtype`, as bits in kernel order.
 pub mod addr_types {
     pub const NAMES: [&str; 12] = [
-        "UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST", "BLACKHOLE",
-        "UNREACHABLE", "PROHIBIT", "THROW", "NAT", "XRESOLVE",
+        "UNSPEC",
+        "UNICAST",
+        "LOCAL",
+        "BROADCAST",
+        "ANYCAST",
+        "MULTICAST",
+        "BLACKHOLE",
+        "UNREACHABLE",
+        "PROHIBIT",
+        "THROW",
+        "NAT",
+        "XRESOLVE",
     ];
     pub const UNICAST: u16 = 1 << 1;
     pub const LOCAL: u16 = 1 << 2;
@@ -435,7 +463,10 @@ pub enum Match {
     Nfacct(String),
     Physdev(PhysdevMatch),
     /// A module or option hoptrace does not model: kept verbatim; evaluating it is undecidable.
-    Unknown { module: String, args: Vec<Word> },
+    Unknown {
+        module: String,
+        args: Vec<Word>,
+    },
 }
 
 impl Match {
@@ -498,22 +529,51 @@ pub enum Target {
     Drop,
     Return,
     /// `None` is the default `icmp-port-unreachable` (`icmp6-port-unreachable` for IPv6).
-    Reject { with: Option<String> },
+    Reject {
+        with: Option<String>,
+    },
     Jump(ChainRef),
     Goto(ChainRef),
-    Dnat { to: NatRange, random: bool, persistent: bool },
-    Snat { to: NatRange, random: bool, random_fully: bool, persistent: bool },
-    Masquerade { to_ports: Option<(u16, u16)>, random: bool, random_fully: bool },
-    Redirect { to_ports: Option<(u16, u16)>, random: bool },
+    Dnat {
+        to: NatRange,
+        random: bool,
+        persistent: bool,
+    },
+    Snat {
+        to: NatRange,
+        random: bool,
+        random_fully: bool,
+        persistent: bool,
+    },
+    Masquerade {
+        to_ports: Option<(u16, u16)>,
+        random: bool,
+        random_fully: bool,
+    },
+    Redirect {
+        to_ports: Option<(u16, u16)>,
+        random: bool,
+    },
     /// `MARK`: `mark = (mark & !mask) ^ value`.
-    Mark { value: u32, mask: u32 },
+    Mark {
+        value: u32,
+        mask: u32,
+    },
     Connmark(ConnmarkOp),
     /// `LOG`, `NFLOG`, `TRACE`: observe, never decide. Arguments kept verbatim.
-    Log { name: String, args: Vec<Word> },
+    Log {
+        name: String,
+        args: Vec<Word>,
+    },
     /// `CT --notrack` / `NOTRACK`.
-    Notrack { legacy: bool },
+    Notrack {
+        legacy: bool,
+    },
     /// A target hoptrace does not model: kept verbatim; reaching it is undecidable.
-    Unknown { name: String, args: Vec<Word> },
+    Unknown {
+        name: String,
+        args: Vec<Word>,
+    },
 }
 
 impl Target {
@@ -570,7 +630,10 @@ impl RuleSpec {
     /// A single destination port (`--dport N` of tcp/udp/sctp), not negated.
     pub fn dport(&self) -> Option<u16> {
         self.matches.iter().find_map(|m| match m {
-            Match::Tcp(TcpMatch { ports: PortsMatch { dport: Some(d), .. }, .. })
+            Match::Tcp(TcpMatch {
+                ports: PortsMatch { dport: Some(d), .. },
+                ..
+            })
             | Match::Udp(PortsMatch { dport: Some(d), .. })
             | Match::Sctp(PortsMatch { dport: Some(d), .. })
                 if !d.negated && d.value.first == d.value.last =>
@@ -619,7 +682,13 @@ pub struct Chain {
 
 impl Chain {
     pub fn new(name: &str, policy: Option<Policy>) -> Chain {
-        Chain { name: name.into(), policy, counters: Counters::default(), rules: Vec::new(), index: None }
+        Chain {
+            name: name.into(),
+            policy,
+            counters: Counters::default(),
+            rules: Vec::new(),
+            index: None,
+        }
     }
 }
 
@@ -671,9 +740,20 @@ impl Table {
     /// Put chains in `iptables-save` order and rebuild the name map.
     pub(crate) fn reindex(&mut self) {
         let builtins = self.name.builtin_chains();
-        let rank = |c: &Chain| builtins.iter().position(|b| **b == *c.name).unwrap_or(usize::MAX);
-        self.chains.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)));
-        self.by_name = self.chains.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        let rank = |c: &Chain| {
+            builtins
+                .iter()
+                .position(|b| **b == *c.name)
+                .unwrap_or(usize::MAX)
+        };
+        self.chains
+            .sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)));
+        self.by_name = self
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
         for (slot, hook) in self.hook_chains.iter_mut().zip(HOOK_CHAINS) {
             *slot = self.by_name.get(hook).copied();
         }
@@ -682,7 +762,10 @@ impl Table {
     /// Position of the built-in chain of a hook (`PREROUTING`, `INPUT`, `FORWARD`, `OUTPUT`,
     /// `POSTROUTING`), without hashing.
     pub(crate) fn hook_chain(&self, chain: &str) -> Option<usize> {
-        HOOK_CHAINS.iter().position(|h| *h == chain).and_then(|i| self.hook_chains[i])
+        HOOK_CHAINS
+            .iter()
+            .position(|h| *h == chain)
+            .and_then(|i| self.hook_chains[i])
     }
 }
 
@@ -711,7 +794,13 @@ pub struct Ruleset {
 
 impl Ruleset {
     pub fn empty(source: &str) -> Ruleset {
-        Ruleset { source: source.into(), tables: Vec::new(), family: None, warnings: Vec::new(), rule_count: 0 }
+        Ruleset {
+            source: source.into(),
+            tables: Vec::new(),
+            family: None,
+            warnings: Vec::new(),
+            rule_count: 0,
+        }
     }
 
     pub fn table(&self, name: TableName) -> Option<&Table> {
@@ -724,7 +813,10 @@ impl Ruleset {
 
     /// Total number of rules over all tables.
     pub fn rule_count(&self) -> usize {
-        self.tables.iter().map(|t| t.chains.iter().map(|c| c.rules.len()).sum::<usize>()).sum()
+        self.tables
+            .iter()
+            .map(|t| t.chains.iter().map(|c| c.rules.len()).sum::<usize>())
+            .sum()
     }
 
     /// Number of distinct rule ids (`Rule::gid` is below this).
@@ -786,7 +878,8 @@ impl Ruleset {
             check_loops(table)?;
         }
         self.rule_count = gid;
-        self.warnings.retain(|w| !w.message.starts_with("jump to undeclared chain"));
+        self.warnings
+            .retain(|w| !w.message.starts_with("jump to undeclared chain"));
         for (table, name, line) in undeclared {
             self.warnings.push(Warning {
                 line: (line > 0).then_some(line),
@@ -804,7 +897,9 @@ impl Ruleset {
 /// A rule set that cannot be evaluated because its chains jump in a circle (the kernel refuses
 /// such a rule set too).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{source_name}: chain {chain} in table {table} can reach itself through jumps (the kernel refuses loops)")]
+#[error(
+    "{source_name}: chain {chain} in table {table} can reach itself through jumps (the kernel refuses loops)"
+)]
 pub struct LinkError {
     pub source_name: String,
     pub table: TableName,
@@ -828,7 +923,13 @@ fn check_loops(table: &Table) -> Result<(), LinkError> {
             while next < rules.len() {
                 let r = &rules[next];
                 next += 1;
-                if let Some(id) = r.spec.target.as_ref().and_then(|t| t.chain_ref()).and_then(|c| c.id) {
+                if let Some(id) = r
+                    .spec
+                    .target
+                    .as_ref()
+                    .and_then(|t| t.chain_ref())
+                    .and_then(|c| c.id)
+                {
                     match colour[id] {
                         1 => {
                             return Err(LinkError {

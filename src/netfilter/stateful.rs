@@ -72,7 +72,13 @@ pub struct FlowKey {
 
 impl FlowKey {
     pub fn of(p: &Packet) -> FlowKey {
-        FlowKey { proto: p.proto, src: p.src, src_port: p.src_port.unwrap_or(0), dst: p.dst, dst_port: p.dst_port }
+        FlowKey {
+            proto: p.proto,
+            src: p.src,
+            src_port: p.src_port.unwrap_or(0),
+            dst: p.dst,
+            dst_port: p.dst_port,
+        }
     }
 }
 
@@ -124,7 +130,11 @@ pub struct ConntrackTimeouts {
 
 impl Default for ConntrackTimeouts {
     fn default() -> Self {
-        ConntrackTimeouts { new_ns: 120 * SECOND, tcp_established_ns: 86_400 * SECOND, other_ns: 120 * SECOND }
+        ConntrackTimeouts {
+            new_ns: 120 * SECOND,
+            tcp_established_ns: 86_400 * SECOND,
+            other_ns: 120 * SECOND,
+        }
     }
 }
 
@@ -181,7 +191,10 @@ impl NodeState {
         }
         self.recent.retain(|k, _| used.contains_key(k));
         for (name, ring) in used {
-            self.recent.entry(name.clone()).or_insert_with(|| RecentTable::new(name, ring)).ensure_ring(ring);
+            self.recent
+                .entry(name.clone())
+                .or_insert_with(|| RecentTable::new(name, ring))
+                .ensure_ring(ring);
         }
         self.nth.clear();
     }
@@ -197,7 +210,10 @@ impl NodeState {
 
     /// Current nth counter of a rule (its load-time value before the first packet).
     pub fn nth_counter(&self, gid: u32, every: u32, packet: u32) -> u32 {
-        self.nth.get(&gid).copied().unwrap_or((every - 1).saturating_sub(packet))
+        self.nth
+            .get(&gid)
+            .copied()
+            .unwrap_or((every - 1).saturating_sub(packet))
     }
 
     /// Number of live conntrack bindings.
@@ -222,13 +238,18 @@ pub struct Decision {
 impl Decision {
     /// Evictions from recent tables caused by this connection (affinity silently lost).
     pub fn evictions(&self) -> impl Iterator<Item = &RecentEvent> {
-        self.outcome.recent_events.iter().filter(|e| matches!(e.kind, super::recent::RecentEventKind::Evicted { .. }))
+        self.outcome
+            .recent_events
+            .iter()
+            .filter(|e| matches!(e.kind, super::recent::RecentEventKind::Evicted { .. }))
     }
 }
 
 /// The observed endpoint cannot be produced by the rules from the current state.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("observed endpoint {observed} is not reachable by the rules from the current state (reachable: {reachable})")]
+#[error(
+    "observed endpoint {observed} is not reachable by the rules from the current state (reachable: {reachable})"
+)]
 pub struct NotReachable {
     pub observed: String,
     pub reachable: String,
@@ -274,12 +295,17 @@ impl<R: RandomSource> WalkEnv for LiveEnv<'_, R> {
         (hit != invert, 1.0)
     }
 
-    fn recent(&mut self, m: &RecentMatch, addr: IpAddr, ttl: u8, events: &mut Vec<RecentEvent>) -> bool {
-        let table = self
-            .state
-            .recent
-            .entry(m.name.clone())
-            .or_insert_with(|| RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount)));
+    fn recent(
+        &mut self,
+        m: &RecentMatch,
+        addr: IpAddr,
+        ttl: u8,
+        events: &mut Vec<RecentEvent>,
+    ) -> bool {
+        let table =
+            self.state.recent.entry(m.name.clone()).or_insert_with(|| {
+                RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount))
+            });
         table.evaluate(m, addr, ttl, self.time_ns, self.hz, events)
     }
 }
@@ -306,7 +332,14 @@ impl NodeEvaluator<ChaChaRandom> {
 impl<R: RandomSource> NodeEvaluator<R> {
     pub fn new(ruleset: Arc<Ruleset>, ctx: NodeContext, rng: R) -> Self {
         let state = NodeState::for_ruleset(&ruleset);
-        NodeEvaluator { ruleset, ctx, state, rng, record_path: true, timeouts: ConntrackTimeouts::default() }
+        NodeEvaluator {
+            ruleset,
+            ctx,
+            state,
+            rng,
+            record_path: true,
+            timeouts: ConntrackTimeouts::default(),
+        }
     }
 
     pub fn ruleset(&self) -> &Arc<Ruleset> {
@@ -338,7 +371,12 @@ impl<R: RandomSource> NodeEvaluator<R> {
                 outcome.local_delivery = b.local_delivery;
                 outcome.mark = b.mark;
                 outcome.ct_mark = b.ct_mark;
-                Some(Decision { key: *key, outcome, reused: true, forced: false })
+                Some(Decision {
+                    key: *key,
+                    outcome,
+                    reused: true,
+                    forced: false,
+                })
             }
             Some(_) => {
                 self.state.conntrack.remove(key);
@@ -390,10 +428,30 @@ impl<R: RandomSource> NodeEvaluator<R> {
         if let Some(d) = self.lookup(&key, time_ns) {
             return d;
         }
-        let mut env = LiveEnv { state: &mut self.state, rng: &mut self.rng, script: None, pos: 0, time_ns, hz: self.ctx.hz };
-        let out = eval::walk(&self.ruleset, &self.ctx, pkt, &mut env, WalkOptions { record_path: self.record_path });
+        let mut env = LiveEnv {
+            state: &mut self.state,
+            rng: &mut self.rng,
+            script: None,
+            pos: 0,
+            time_ns,
+            hz: self.ctx.hz,
+        };
+        let out = eval::walk(
+            &self.ruleset,
+            &self.ctx,
+            pkt,
+            &mut env,
+            WalkOptions {
+                record_path: self.record_path,
+            },
+        );
         self.remember(key, &out, time_ns);
-        Decision { key, outcome: out, reused: false, forced: false }
+        Decision {
+            key,
+            outcome: out,
+            reused: false,
+            forced: false,
+        }
     }
 
     /// Like [`new_connection`](Self::new_connection), but a capture showed the connection reach
@@ -402,10 +460,19 @@ impl<R: RandomSource> NodeEvaluator<R> {
     /// advance exactly as the kernel's did. No random number is drawn. Fails when no branch from
     /// the current state reaches `observed` (e.g. affinity pins the client elsewhere), leaving
     /// the state unchanged.
-    pub fn new_connection_observed(&mut self, pkt: &Packet, time_ns: u64, observed: (IpAddr, u16)) -> Result<Decision, NotReachable> {
+    pub fn new_connection_observed(
+        &mut self,
+        pkt: &Packet,
+        time_ns: u64,
+        observed: (IpAddr, u16),
+    ) -> Result<Decision, NotReachable> {
         let key = FlowKey::of(pkt);
         if let Some(d) = self.lookup(&key, time_ns) {
-            if d.outcome.dnat.as_ref().is_some_and(|x| (x.ip, x.port) == observed) {
+            if d.outcome
+                .dnat
+                .as_ref()
+                .is_some_and(|x| (x.ip, x.port) == observed)
+            {
                 return Ok(d);
             }
             // The capture contradicts the stored binding: treat as a new connection (the old
@@ -420,18 +487,52 @@ impl<R: RandomSource> NodeEvaluator<R> {
             .filter(|(_, o)| o.dnat.as_ref().is_some_and(|d| (d.ip, d.port) == observed))
             .max_by(|a, b| a.1.probability.total_cmp(&b.1.probability));
         let Some((_, chosen)) = best else {
-            let reachable = tr.endpoints.iter().map(|e| eval::fmt_sock(e.ip, e.port)).collect::<Vec<_>>().join(", ");
+            let reachable = tr
+                .endpoints
+                .iter()
+                .map(|e| eval::fmt_sock(e.ip, e.port))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(NotReachable {
                 observed: eval::fmt_sock(observed.0, observed.1),
-                reachable: if reachable.is_empty() { "none".into() } else { reachable },
+                reachable: if reachable.is_empty() {
+                    "none".into()
+                } else {
+                    reachable
+                },
                 trace: Box::new(tr),
             });
         };
-        let script: Vec<bool> = chosen.statistic.iter().filter(|s| s.probability < 1.0).map(|s| s.matched).collect();
-        let mut env = LiveEnv { state: &mut self.state, rng: &mut self.rng, script: Some(&script), pos: 0, time_ns, hz: self.ctx.hz };
-        let out = eval::walk(&self.ruleset, &self.ctx, pkt, &mut env, WalkOptions { record_path: self.record_path });
+        let script: Vec<bool> = chosen
+            .statistic
+            .iter()
+            .filter(|s| s.probability < 1.0)
+            .map(|s| s.matched)
+            .collect();
+        let mut env = LiveEnv {
+            state: &mut self.state,
+            rng: &mut self.rng,
+            script: Some(&script),
+            pos: 0,
+            time_ns,
+            hz: self.ctx.hz,
+        };
+        let out = eval::walk(
+            &self.ruleset,
+            &self.ctx,
+            pkt,
+            &mut env,
+            WalkOptions {
+                record_path: self.record_path,
+            },
+        );
         self.remember(key, &out, time_ns);
-        Ok(Decision { key, outcome: out, reused: false, forced: true })
+        Ok(Decision {
+            key,
+            outcome: out,
+            reused: false,
+            forced: true,
+        })
     }
 
     /// Every branch the next new connection of `pkt` could take from the current state, with
@@ -441,13 +542,22 @@ impl<R: RandomSource> NodeEvaluator<R> {
             &self.ruleset,
             &self.ctx,
             pkt,
-            TraceOptions { max_outcomes: 4096, time_ns, state: Some(&self.state), record_path: true },
+            TraceOptions {
+                max_outcomes: 4096,
+                time_ns,
+                state: Some(&self.state),
+                record_path: true,
+            },
         )
     }
 
     /// A later packet of a live connection: keeps its binding alive (as conntrack's timers do).
     pub fn touch(&mut self, key: &FlowKey, time_ns: u64) {
-        let t = if key.proto == Protocol::Tcp { self.timeouts.tcp_established_ns } else { self.timeouts.other_ns };
+        let t = if key.proto == Protocol::Tcp {
+            self.timeouts.tcp_established_ns
+        } else {
+            self.timeouts.other_ns
+        };
         if let Some(b) = self.state.conntrack.get_mut(key) {
             b.expires_ns = b.expires_ns.max(time_ns.saturating_add(t));
         }
