@@ -1,6 +1,9 @@
 //! Command line: clap arguments, validated into the model's inputs, and the thin `report`,
 //! `trace` and `rules` views over the same model the TUI draws.
 
+pub mod rules;
+pub mod trace;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -18,7 +21,12 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// One packet through a node's netfilter: every reachable endpoint with its probability.
+    Trace(trace::TraceArgs),
+    /// The kube-proxy service map of an iptables-save file.
+    Rules(rules::RulesArgs),
+}
 
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -27,6 +35,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Until the TUI lands this is filled in by the report of the embedded scenario.
             Ok(ExitCode::from(EXIT_OK))
         }
-        Some(cmd) => match cmd {},
+        Some(cmd) => match cmd {
+            Command::Trace(args) => trace::run(args),
+            Command::Rules(args) => rules::run(args),
+        },
     }
 }
