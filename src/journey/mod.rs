@@ -3,3 +3,5 @@
 //! modelled — plus the sessionAffinity / ALB-mode what-if.
 
 pub mod model;
+pub mod snapshot;
+pub mod tour;
