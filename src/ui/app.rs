@@ -159,6 +159,8 @@ pub struct App {
     pub detail: Option<u16>,
     pub diagram_scroll: u16,
     pub help: bool,
+    /// Help overlay scroll offset.
+    pub help_scroll: u16,
     pub filter: FilterState,
     pub replay: Replay,
     pub tour: Option<TourState>,
@@ -200,6 +202,7 @@ impl App {
             detail: None,
             diagram_scroll: 0,
             help: false,
+            help_scroll: 0,
             filter: FilterState::default(),
             replay: Replay::default(),
             tour: tour.map(|tour| TourState { tour, step: 0, shown: false, started: false }),
@@ -379,8 +382,20 @@ impl App {
             return Vec::new();
         };
         self.message = None;
-        if self.help && !matches!(action, Action::Help | Action::Back | Action::Quit) {
-            self.help = false; // any other key closes help and then acts
+        if self.help {
+            // Movement keys scroll the help; any other key closes it and then acts.
+            match action {
+                Action::Down | Action::PageDown => {
+                    self.help_scroll = self.help_scroll.saturating_add(if action == Action::Down { 1 } else { 10 }).min(60);
+                    return Vec::new();
+                }
+                Action::Up | Action::PageUp => {
+                    self.help_scroll = self.help_scroll.saturating_sub(if action == Action::Up { 1 } else { 10 });
+                    return Vec::new();
+                }
+                Action::Help | Action::Back | Action::Quit => {}
+                _ => self.help = false,
+            }
         }
         self.on_action(action)
     }
@@ -435,11 +450,17 @@ impl App {
                 self.quit = true;
                 return vec![Effect::Quit];
             }
-            Action::Help => self.help = !self.help,
+            Action::Help => {
+                self.help = !self.help;
+                self.help_scroll = 0;
+            }
             Action::Back => self.back(),
             Action::View(v) => {
+                if self.view != v {
+                    // The rules view starts on its chain list; the others on their main list.
+                    self.focus = if v == View::Rules { Pane::Side } else { Pane::Main };
+                }
                 self.view = v;
-                self.focus = Pane::Main;
                 self.detail = None;
             }
             Action::NextPane => {

@@ -75,6 +75,20 @@ pub fn short_chain(chain: &str) -> String {
     }
 }
 
+/// A kube-proxy chain name abbreviated but still recognisable as iptables shows it:
+/// `KUBE-SEP-GB5ZXZKDF6JWMI74` → `KUBE-SEP-GB5Z…`. Other names are unchanged.
+#[must_use]
+pub fn abbrev_chain(chain: &str) -> String {
+    if let Some(rest) = chain.strip_prefix("KUBE-")
+        && let Some((kind, hash)) = rest.split_once('-')
+        && hash.len() > 6
+        && hash.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return format!("KUBE-{kind}-{}…", &hash[..4]);
+    }
+    chain.to_string()
+}
+
 /// The `-j`/`-g` target and its most telling argument, for display: `DNAT → 10.100.0.7:80`,
 /// `KUBE-MARK-MASQ`, `MARK 0x4000`. Reads only the rule text; decides nothing.
 #[must_use]
@@ -111,7 +125,21 @@ pub fn rule_matches(text: &str) -> String {
     if let Some(pos) = words.iter().position(|w| *w == "-j" || *w == "-g") {
         words.truncate(pos);
     }
-    sanitize::escape_str(&words.join(" "))
+    let mut text = words.join(" ");
+    // Like `iptables -L`, the comment goes last as /* … */ so the matches that decide come first.
+    if let Some(start) = text.find("-m comment --comment ") {
+        let rest = &text[start + "-m comment --comment ".len()..];
+        let (comment, after) = if let Some(q) = rest.strip_prefix('"') {
+            match q.find('"') {
+                Some(end) => (&q[..end], &q[end + 1..]),
+                None => (q, ""),
+            }
+        } else {
+            rest.split_once(' ').unwrap_or((rest, ""))
+        };
+        text = format!("{}{} /* {comment} */", &text[..start], after.trim_start()).trim().to_string();
+    }
+    sanitize::escape_str(&text)
 }
 
 /// `0.33333333349` → `0.333`; `1` for certainties.
@@ -151,6 +179,10 @@ mod tests {
             "DNAT → 10.100.0.7:80"
         );
         assert_eq!(rule_matches("-A KUBE-SVC-X -m statistic --mode random -j KUBE-SEP-Y"), "-m statistic --mode random");
+        assert_eq!(
+            rule_matches("-A KUBE-SVC-X -m comment --comment \"default/testapp:\" -m statistic --probability 0.5 -j KUBE-SEP-Y"),
+            "-m statistic --probability 0.5 /* default/testapp: */"
+        );
         assert_eq!(head_lines(b"GET / HTTP/1.1\r\nHost: a\x1b\r\n\r\n"), vec!["GET / HTTP/1.1", "Host: a\\x1b"]);
         assert_eq!(prob(0.33333333349), "0.333");
     }

@@ -52,21 +52,23 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
     if inner.height < 2 {
         return;
     }
-    let wide = inner.width >= 100;
+    let wide = inner.width >= 96;
     let height = inner.height as usize - 1;
     app.list_height.set(height);
     let off = scroll_offset(app.conn_offset.get(), app.conn_sel, height, rows.len());
     app.conn_offset.set(off);
     let head = if wide {
-        format!(" {:>4} {:<15} {:<22} {:<21} {:>11} {:>13} {:<11} {}", "#", "capture", "client (initiator)", "server", "pkts →/←", "bytes →/←", "state", "requests")
+        format!("  {:>4} {:<22} {:<19} {:>9} {:>11} {:<7} {}", "#", "client (initiator)", "server", "pkts →/←", "bytes →/←", "state", "requests")
     } else {
-        format!(" {:>3} {:<22} {:<19} {:<6} {}", "#", "client", "server", "state", "reqs")
+        format!("  {:>3} {:<22} {:<19} {:<6} {}", "#", "client", "server", "state", "reqs")
     };
     let mut lines = vec![Line::styled(head, t.dim)];
     for pos in off..(off + height).min(rows.len()) {
         let Some(c) = rows.get(pos).and_then(|i| app.snap.connections.get(i)) else { continue };
-        let style = if pos == app.conn_sel { t.selected } else { t.base };
-        lines.push(Line::styled(row_text(c, wide), style));
+        let selected = pos == app.conn_sel;
+        let style = if selected { t.selected } else { t.base };
+        let text = format!("{}{}", if selected { "▸" } else { " " }, row_text(c, wide));
+        lines.push(Line::styled(text, style));
     }
     if rows.is_empty() {
         lines.push(Line::styled("no connections", t.dim));
@@ -79,18 +81,17 @@ fn row_text(c: &ConnectionSummary, wide: bool) -> String {
     let reqs = match c.requests.len() {
         0 => "none".to_string(),
         1 => format!("#{}", c.requests[0]),
-        n => format!("{n}: #{}…#{} keep-alive", c.requests[0], c.requests[n - 1]),
+        n => format!("{n} keep-alive #{}–{}", c.requests[0], c.requests[n - 1]),
     };
     if wide {
         format!(
-            " {:>4} {:<15} {:<22} {:<21} {:>11} {:>13} {:<11} {reqs}",
+            " {:>4} {:<22} {:<19} {:>9} {:>11} {:<7} {reqs}",
             c.id,
-            fit(&escape_str(&c.capture), 15),
             fit(&format!("{}{init}", text::endpoint(&c.client)), 22),
-            fit(&text::endpoint(&c.server), 21),
+            fit(&text::endpoint(&c.server), 19),
             format!("{}/{}", c.to_server.packets, c.to_client.packets),
             format!("{}/{}", c.to_server.bytes, c.to_client.bytes),
-            state_word(c.state),
+            fit(state_word(c.state), 7),
         )
     } else {
         let reqs = match c.requests.len() {
@@ -120,10 +121,8 @@ fn render_requests(f: &mut Frame, area: Rect, app: &App) {
         Span::styled(format!("  {} · {} · {}", escape_str(&c.protocol), escape_str(&c.capture), text::clock(&c.first)), t.dim),
     ])];
     if c.requests.len() > 1 {
-        lines.push(Line::styled(
-            format!("keep-alive: {} requests share this 5-tuple, so one ALB bucket and one DNAT (conntrack)", c.requests.len()),
-            t.warn,
-        ));
+        lines.push(Line::styled(format!("keep-alive: {} requests, one 5-tuple:", c.requests.len()), t.warn));
+        lines.push(Line::styled("one ALB bucket, one node, one DNAT (conntrack)".to_string(), t.warn));
     }
     let inner_h = area.height.saturating_sub(2 + lines.len() as u16) as usize;
     let off = app.conn_req_sel.saturating_sub(inner_h.saturating_sub(1));
@@ -131,18 +130,20 @@ fn render_requests(f: &mut Frame, area: Rect, app: &App) {
         let r = app.snap.requests.iter().find(|r| r.id == *id);
         let text = match r {
             Some(r) => format!(
-                "#{:<4} {} {} {} → {} / {}",
+                "#{:<4} {} {} {} → {} / {} {}",
                 r.id,
                 text::clock(&r.time),
                 escape_str(&r.method),
                 fit(&escape_str(&r.target), 16),
                 r.node.as_deref().map(escape_str).unwrap_or_else(|| "?".into()),
                 r.pod.as_ref().and_then(|p| p.name.as_deref()).map(|n| pod_suffix(&escape_str(n)).to_string()).unwrap_or_else(|| "?".into()),
+                r.endpoint.as_ref().map_or("?", |e| crate::ui::theme::evidence_mark(e.evidence)),
             ),
             None => format!("#{id} (not in this view)"),
         };
-        let style = if focused && i == app.conn_req_sel { t.selected } else { t.base };
-        lines.push(Line::styled(text, style));
+        let selected = focused && i == app.conn_req_sel;
+        let style = if selected { t.selected } else { t.base };
+        lines.push(Line::styled(format!("{}{text}", if selected { "▸" } else { " " }), style));
     }
     f.render_widget(Paragraph::new(lines).block(pane_block(app, format!(" Requests on connection {} ", c.id), focused)), area);
 }

@@ -38,10 +38,12 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let y = area.y + (area.height - h) / 2;
     let popup = Rect { x, y, width: w, height: h };
     f.render_widget(Clear, popup);
-    let title = format!(" Help: {} view — ? or Esc closes ", app.view.title());
+    let more = lines.len() as u16 + 2 > area.height;
+    let title = format!(" Help: {} view — ? or Esc closes{} ", app.view.title(), if more { " · j/k scroll" } else { "" });
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
+            .scroll((app.help_scroll, 0))
             .block(Block::default().borders(Borders::ALL).border_style(t.focus_border).title(title).title_style(t.title)),
         popup,
     );

@@ -36,11 +36,13 @@ pub fn view(f: &mut Frame, app: &App) {
         Some(t) if t.shown => (area.height / 4).clamp(5, 9),
         _ => 0,
     };
+    // The what-if summary may take two lines on a narrow terminal.
+    let status_h = if status::wants_two_lines(app, area.width) { 2 } else { 1 };
     let [head, body, tour_area, status_area, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
         Constraint::Length(tour_h),
-        Constraint::Length(1),
+        Constraint::Length(status_h),
         Constraint::Length(1),
     ])
     .areas(area);

@@ -14,13 +14,14 @@ use ratatui::widgets::{Paragraph, Sparkline};
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let d = &app.snap.distribution;
-    let spark_h = if area.height >= 20 { 6 } else { 4 };
-    let [bars, spark] = Layout::vertical([Constraint::Min(4), Constraint::Length(spark_h)]).areas(area);
+    let bar_rows = (d.nodes.len() + d.pods.len() + 2).max(1) as u16 + 2;
+    let bars_h = bar_rows.min(area.height.saturating_sub(4)).max(area.height.min(4));
+    let [bars, spark] = Layout::vertical([Constraint::Length(bars_h), Constraint::Min(0)]).areas(area);
     let block = pane_block(app, " Requests per node and per pod vs expected share ".into(), true);
     let inner = block.inner(bars);
     f.render_widget(block, bars);
     let mut lines = Vec::new();
-    let label_w = d.nodes.iter().chain(&d.pods).map(|s| s.name.chars().count()).max().unwrap_or(4).min(if inner.width >= 100 { 28 } else { 12 });
+    let label_w = d.nodes.iter().chain(&d.pods).map(|s| s.name.chars().count()).max().unwrap_or(4).min(if inner.width >= 100 { 28 } else { 16 });
     lines.push(section_line(app, "Ingress node (ALB)", d.node_p_value));
     for (i, s) in d.nodes.iter().enumerate() {
         lines.push(bar_line(app, s, label_w, inner.width as usize, i == app.nodes_sel));
@@ -63,7 +64,9 @@ fn section_line(app: &App, name: &str, p: Option<f64>) -> Line<'static> {
 fn bar_line(app: &App, s: &ShareStat, label_w: usize, width: usize, selected: bool) -> Line<'static> {
     let t = &app.theme;
     let zone = s.zone.as_deref().map(|z| format!("z{}", escape_str(z))).unwrap_or_default();
-    let label = format!("{} {:<lw$} {:<3}", if selected { "▸" } else { " " }, fit(&escape_str(&s.name), label_w), zone, lw = label_w);
+    let name = escape_str(&s.name);
+    let name = if name.chars().count() > label_w { crate::ui::render::status::short_pod(&s.name) } else { name };
+    let label = format!("{} {:<lw$} {:<3}", if selected { "▸" } else { " " }, fit(&name, label_w), zone, lw = label_w);
     let tail = format!(" {:>6} {:>5.1}% exp {:>4.1}%", s.count, s.share * 100.0, s.expected_share * 100.0);
     let bar_w = width.saturating_sub(label.chars().count() + tail.chars().count() + 2).max(4);
     let bar = bar_text(s.share, s.expected_share, bar_w);

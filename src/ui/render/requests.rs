@@ -21,7 +21,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         render_list(f, list, app);
         journey::render(f, diagram, app);
     } else if area.height >= STACK_MIN_HEIGHT {
-        let diagram_h = (area.height * 9 / 20).max(8);
+        // The pane with the keys gets the larger share.
+        let diagram_h = if app.focus == Pane::Side { area.height - 6 } else { (area.height * 9 / 20).max(8) };
         let [list, diagram] = Layout::vertical([Constraint::Min(5), Constraint::Length(diagram_h)]).areas(area);
         render_list(f, list, app);
         journey::render(f, diagram, app);
@@ -57,9 +58,9 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
         return;
     }
     let width = inner.width as usize;
-    let wide = width >= 100;
-    // fixed: marker 1, id 5, time 13, flags 4, evidence 2 (+ separators)
-    let fixed = 1 + 5 + 13 + 4 + 2 + if wide { 12 + 19 } else { 7 };
+    let wide = width >= 90;
+    // fixed: markers 2, id 5, time 13, flags 4, evidence 2 (+ separators)
+    let fixed = 2 + 5 + 13 + 4 + 2 + if wide { 12 + 19 } else { 7 };
     let client = 22.min(width.saturating_sub(fixed + 10));
     let pod = width.saturating_sub(fixed + client).max(5);
     let cols = Columns { wide, client, pod };
@@ -87,9 +88,9 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
 }
 
 fn header_line(app: &App, c: &Columns) -> Line<'static> {
-    let mut s = format!(" {:>4} {:<12} {:<w$} ", "#", "time", "client", w = c.client);
+    let mut s = format!("  {:>4} {:<12} {:<w$} ", "#", "time", "client", w = c.client);
     if c.wide {
-        s.push_str(&format!("{:<11} {:<18} ", "ALB → node", "chains"));
+        s.push_str(&format!("{:<11} {:<18} ", "ALB b→node", "chains"));
     } else {
         s.push_str(&format!("{:<6} ", "node"));
     }
@@ -117,7 +118,7 @@ pub fn chain_summary(r: &RequestJourney) -> String {
 fn row_line(app: &App, r: &RequestJourney, c: &Columns, selected: bool) -> Line<'static> {
     let t = &app.theme;
     let moved = r.whatif.as_ref().is_some_and(|w| w.moved);
-    let marker = if moved { "»" } else { " " };
+    let marker = format!("{}{}", if selected { "▸" } else { " " }, if moved { "»" } else { " " });
     let node = r.node.as_deref().map(escape_str).unwrap_or_else(|| "?".into());
     let mut mid = format!("{:>4} {:<12} {:<w$} ", r.id, text::clock(&r.time), fit(&text::endpoint(&r.client), c.client), w = c.client);
     if c.wide {
@@ -139,7 +140,11 @@ fn row_line(app: &App, r: &RequestJourney, c: &Columns, selected: bool) -> Line<
         (Some(w), true) => {
             let before = recorded_pod.as_deref().map(|p| pod_suffix(p).to_string()).unwrap_or_else(|| "?".into());
             let after = w.pod.as_deref().map(|p| pod_suffix(p).to_string()).unwrap_or_else(|| "?".into());
-            escape_str(&format!("{before} → {after}"))
+            let text = if before == after { after } else { format!("{before} → {after}") };
+            match &w.node {
+                Some(n) if Some(n) != r.node.as_ref() => escape_str(&format!("{text} via {n}")),
+                _ => escape_str(&text),
+            }
         }
         _ => pod_name(recorded_pod.as_deref()),
     };
@@ -155,7 +160,7 @@ fn row_line(app: &App, r: &RequestJourney, c: &Columns, selected: bool) -> Line<
     let pod_style = if moved { base.patch(t.moved) } else { base };
     let ev_style = if selected { base } else { ev.map_or(t.modeled, |e| t.evidence(e)) };
     Line::from(vec![
-        Span::styled(marker.to_string(), if moved { t.moved } else { base }),
+        Span::styled(marker, if moved { base.patch(t.moved) } else { base }),
         Span::styled(mid, base),
         Span::styled(format!("{:<w$} ", fit(&pod, pod_w), w = pod_w), pod_style),
         Span::styled(format!("{flags} "), base),

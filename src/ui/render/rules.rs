@@ -41,7 +41,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 fn render_chains(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let list = app.chain_list();
-    let block = pane_block(app, format!(" Chains {} ", list.len()), app.focus == Pane::Side);
+    let block = pane_block(app, format!(" Chains {} · Σ rule hits ", list.len()), app.focus == Pane::Side);
     let inner = block.inner(area);
     f.render_widget(block, area);
     let Some(dump) = app.snap.rules.get(app.rules.node) else { return };
@@ -53,12 +53,13 @@ fn render_chains(f: &mut Frame, area: Rect, app: &App) {
         let table = &dump.tables[*ti];
         let chain = &table.chains[*ci];
         let hits: u64 = chain.rules.iter().map(|r| r.replay_hits).sum();
+        let w = (inner.width as usize).saturating_sub(12);
         let text = format!(
-            "{:<5} {:<w$} {:>4}",
+            "{}{:<5} {:<w$} {:>4}",
+            if pos == app.rules.chain { "▸" } else { " " },
             fit(&escape_str(&table.name), 5),
-            fit(&escape_str(&chain.name), (inner.width as usize).saturating_sub(11)),
+            fit(&escape_str(&chain.name), w),
             hits,
-            w = (inner.width as usize).saturating_sub(11)
         );
         let style = if pos == app.rules.chain { t.selected } else if hits > 0 { t.base } else { t.dim };
         lines.push(Line::styled(text, style));
@@ -80,13 +81,27 @@ fn render_rules(f: &mut Frame, area: Rect, app: &App) {
     if inner.height < 2 {
         return;
     }
-    let has_counters = chain.rules.iter().any(|r| r.counters.is_some());
+    // The selected rule's whole text under the table: the columns cut it, this does not.
     let width = inner.width as usize;
+    let selected_text = chain.rules.get(app.rules.rule).map(|r| escape_str(&r.text)).unwrap_or_default();
+    // Word wrap needs more rows than a plain division; allow a word's worth per row.
+    let text_rows = if selected_text.is_empty() { 0 } else { (selected_text.chars().count().div_ceil(width.saturating_sub(12).max(1)) as u16).min(5) + 1 };
+    let inner = if inner.height > text_rows + 3 {
+        let [table, text] = Layout::vertical([Constraint::Min(2), Constraint::Length(text_rows)]).areas(inner);
+        f.render_widget(
+            Paragraph::new(vec![Line::styled("─".repeat(width), t.dim), Line::raw(selected_text)]).wrap(ratatui::widgets::Wrap { trim: false }),
+            text,
+        );
+        table
+    } else {
+        inner
+    };
+    let has_counters = chain.rules.iter().any(|r| r.counters.is_some()) && width >= 90;
     let target_w = if width >= 100 { 26 } else { 14 };
     let head = if has_counters {
-        format!("{:>3} {:>7} {:>8} {:>6} {:<tw$} {}", "num", "pkts", "bytes", "hits", "target", "matches", tw = target_w)
+        format!(" {:>3} {:>7} {:>8} {:>6} {:<tw$} {}", "num", "pkts", "bytes", "hits", "target", "matches", tw = target_w)
     } else {
-        format!("{:>3} {:>6} {:<tw$} {}", "num", "hits", "target", "matches", tw = target_w)
+        format!(" {:>3} {:>6} {:<tw$} {}", "num", "hits", "target", "matches", tw = target_w)
     };
     let height = inner.height as usize - 1;
     app.list_height.set(height);
@@ -96,11 +111,12 @@ fn render_rules(f: &mut Frame, area: Rect, app: &App) {
     let mut lines = vec![Line::styled(head, t.dim)];
     for (i, r) in chain.rules.iter().enumerate().skip(off).take(height) {
         let target = r.target.as_deref().map(escape_str).unwrap_or_default();
+        let mark = if i == app.rules.rule { "▸" } else { " " };
         let text = if has_counters {
             let (p, b) = r.counters.map_or(("-".into(), "-".into()), |c| (c.packets.to_string(), c.bytes.to_string()));
-            format!("{:>3} {:>7} {:>8} {:>6} {:<tw$} {}", r.number, p, b, r.replay_hits, fit(&target, target_w), rule_matches(&r.text), tw = target_w)
+            format!("{mark}{:>3} {:>7} {:>8} {:>6} {:<tw$} {}", r.number, p, b, r.replay_hits, fit(&target, target_w), rule_matches(&r.text), tw = target_w)
         } else {
-            format!("{:>3} {:>6} {:<tw$} {}", r.number, r.replay_hits, fit(&target, target_w), rule_matches(&r.text), tw = target_w)
+            format!("{mark}{:>3} {:>6} {:<tw$} {}", r.number, r.replay_hits, fit(&target, target_w), rule_matches(&r.text), tw = target_w)
         };
         let hit = !terms.is_empty() && terms.iter().all(|q| r.text.to_lowercase().contains(q.as_str()));
         let style = if i == app.rules.rule && app.focus == Pane::Main {

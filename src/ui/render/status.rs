@@ -32,7 +32,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         let pct = app.progress.as_ref().filter(|p| p.2 > 0).map(|p| format!(" {:.0}%", p.1 as f64 * 100.0 / p.2 as f64)).unwrap_or_default();
         Line::from(Span::styled(format!("recomputing the journeys for what-if: {}…{pct}", app.whatif.describe()), t.dim))
     } else if !app.snap.whatif.settings.is_recorded() {
-        Line::from(Span::styled(fit(&whatif_summary(app), width), t.moved))
+        Line::from(Span::styled(whatif_summary(app), t.moved))
     } else if !app.filter.query.is_empty() {
         let text = format!(
             "filter \"{}\": {} of {} requests, {} of {} connections · n/N next/prev · Esc clears",
@@ -63,7 +63,17 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         }
         Line::from(spans)
     };
-    f.render_widget(Paragraph::new(line), area);
+    f.render_widget(Paragraph::new(line).wrap(ratatui::widgets::Wrap { trim: true }), area);
+}
+
+/// True when the status line shows the what-if summary and it needs a second line.
+#[must_use]
+pub fn wants_two_lines(app: &App, width: u16) -> bool {
+    app.filter.editing.is_none()
+        && app.message.is_none()
+        && app.pending.is_none()
+        && !app.snap.whatif.settings.is_recorded()
+        && unicode_width::UnicodeWidthStr::width(whatif_summary(app).as_str()) > width as usize
 }
 
 /// "sessionAffinity ClientIP (what-if): 41 of 60 requests moved; 71.246.222.12 → testapp-…-zp4ns
@@ -87,10 +97,14 @@ pub fn whatif_summary(app: &App) -> String {
     let mut out = format!("{} (what-if)", parts.join(", "));
     if let Some(sum) = &snap.whatif.summary {
         out.push_str(&format!(": {} of {} requests moved", sum.requests_moved, sum.requests_total));
-        for c in &sum.clients {
-            match c.pods.as_slice() {
-                [one] => out.push_str(&format!("; {} → {} only", c.client, short_pod(one))),
-                pods => out.push_str(&format!("; {} → {} pods", c.client, pods.len())),
+        // Busiest clients first.
+        let mut clients: Vec<_> = sum.clients.iter().collect();
+        clients.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.client.cmp(&b.client)));
+        for c in clients {
+            match (c.pods.as_slice(), c.nodes.as_slice()) {
+                ([pod], _) => out.push_str(&format!("; {} → {} only", c.client, short_pod(pod))),
+                (pods, [node]) => out.push_str(&format!("; {} → {} only ({} pods)", c.client, escape_str(node), pods.len())),
+                (pods, nodes) => out.push_str(&format!("; {} → {} nodes, {} pods", c.client, nodes.len(), pods.len())),
             }
         }
     }
