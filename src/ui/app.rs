@@ -949,7 +949,7 @@ impl App {
         t.step = step;
         let s = t.tour.steps[step].clone();
         // The what-if state at a step is the steps' actions up to it, from the recorded view, so
-        // going back and forth is repeatable.
+        // going back and forth is repeatable (the tour owns the switches while it is stepped).
         let actions: Vec<TourAction> = t.tour.steps[..=step].iter().filter_map(|s| s.action).collect();
         self.help = false;
         self.detail = None;
@@ -999,8 +999,9 @@ impl App {
             Some(TourPane::List) => self.focus = Pane::Main,
             None => {}
         }
-        if actions.is_empty() {
-            return Vec::new();
+        // Tours that never touch the switches leave the user's what-if alone.
+        if !self.tour.as_ref().is_some_and(|t| t.tour.steps.iter().any(|s| s.action.is_some_and(|a| a != TourAction::Replay))) {
+            return self.tour_replay(&s);
         }
         let mut next = WhatIfSettings::default();
         let service = self.selected_request().and_then(|r| self.service_of(r));
@@ -1024,6 +1025,14 @@ impl App {
                 TourAction::Replay => {}
             }
         }
+        let mut effects = self.tour_replay(&s);
+        if next != self.whatif {
+            effects.extend(self.load(next));
+        }
+        effects
+    }
+
+    fn tour_replay(&mut self, s: &crate::journey::tour::TourStep) -> Vec<Effect> {
         if s.action == Some(TourAction::Replay)
             && let Some(first) = self.first_time()
         {
@@ -1031,7 +1040,7 @@ impl App {
             self.replay.play_pause(first);
             self.follow_replay(self.snap.requests.len());
         }
-        if next == self.whatif { Vec::new() } else { self.load(next) }
+        Vec::new()
     }
 }
 
