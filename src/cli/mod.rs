@@ -1,6 +1,8 @@
 //! Command line: clap arguments, validated into the model's inputs, and the thin `report`,
 //! `trace` and `rules` views over the same model the TUI draws.
 
+pub mod tui;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -18,7 +20,12 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// The terminal UI: every request's journey, connections, rules, nodes/pods, what-if, replay.
+    Tui(tui::TuiArgs),
+    /// The TUI with a guided tour open at step 1.
+    Tour(tui::TuiArgs),
+}
 
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -27,6 +34,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Until the TUI lands this is filled in by the report of the embedded scenario.
             Ok(ExitCode::from(EXIT_OK))
         }
-        Some(cmd) => match cmd {},
+        Some(cmd) => match cmd {
+            Command::Tui(args) => tui::run(args, false),
+            Command::Tour(args) => tui::run(args, true),
+        },
     }
 }

@@ -121,6 +121,8 @@ pub struct TourState {
     pub step: usize,
     pub shown: bool,
     pub started: bool,
+    /// Start at step 1 as soon as the first snapshot arrives (`hoptrace tour`).
+    pub start_when_loaded: bool,
 }
 
 /// Requests at or above this count are filtered when Enter is pressed, not on every keystroke.
@@ -205,7 +207,7 @@ impl App {
             help_scroll: 0,
             filter: FilterState::default(),
             replay: Replay::default(),
-            tour: tour.map(|tour| TourState { tour, step: 0, shown: false, started: false }),
+            tour: tour.map(|tour| TourState { tour, step: 0, shown: false, started: false, start_when_loaded: false }),
             message: None,
             quit: false,
             size: (80, 24),
@@ -343,6 +345,12 @@ impl App {
                 }
                 self.message = None;
                 self.set_snapshot(snap);
+                if let Some(t) = self.tour.as_mut()
+                    && std::mem::take(&mut t.start_when_loaded)
+                    && !t.started
+                {
+                    return self.tour_key();
+                }
                 Vec::new()
             }
             Msg::LoadFailed { generation, error } => {
@@ -804,18 +812,16 @@ impl App {
         }
     }
 
+    /// Keep the selection on the same request/connection; when it is no longer shown (filtered
+    /// out), go to the first row, i.e. the first match.
     fn reselect(&mut self, req: Option<u64>, conn: Option<u64>) {
-        if let Some(id) = req
-            && let Some(idx) = self.snap.requests.iter().position(|r| r.id == id)
-            && let Some(pos) = self.request_rows().position(idx)
-        {
-            self.req_sel = pos;
+        if let Some(id) = req {
+            let pos = self.snap.requests.iter().position(|r| r.id == id).and_then(|idx| self.request_rows().position(idx));
+            self.req_sel = pos.unwrap_or(0);
         }
-        if let Some(id) = conn
-            && let Some(idx) = self.snap.connections.iter().position(|c| c.id == id)
-            && let Some(pos) = self.connection_rows().position(idx)
-        {
-            self.conn_sel = pos;
+        if let Some(id) = conn {
+            let pos = self.snap.connections.iter().position(|c| c.id == id).and_then(|idx| self.connection_rows().position(idx));
+            self.conn_sel = pos.unwrap_or(0);
         }
         self.clamp();
     }
@@ -929,6 +935,13 @@ impl App {
     }
 
     // ----- tour --------------------------------------------------------------------------------
+
+    /// Open the tour at its first step once the data is there (`hoptrace tour`).
+    pub fn start_tour_when_loaded(&mut self) {
+        if let Some(t) = self.tour.as_mut() {
+            t.start_when_loaded = true;
+        }
+    }
 
     fn tour_key(&mut self) -> Vec<Effect> {
         let Some(t) = self.tour.as_mut() else {

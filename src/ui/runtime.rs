@@ -156,15 +156,27 @@ async fn termination() {
     }
 }
 
+/// What the terminal UI starts with besides its data source.
+#[derive(Debug, Default)]
+pub struct TuiOptions {
+    /// A guided tour for the `t` key.
+    pub tour: Option<crate::journey::tour::Tour>,
+    /// Open the tour at step 1 once the data is loaded (`hoptrace tour`).
+    pub start_tour: bool,
+}
+
 /// Take over the terminal (alternate screen, raw mode, panic hook that restores it), run the app
 /// on a current-thread tokio runtime, and restore the terminal however it ends.
-pub fn run_terminal(source: Arc<dyn SnapshotSource>, tour: Option<crate::journey::tour::Tour>) -> io::Result<()> {
+pub fn run_terminal(source: Arc<dyn SnapshotSource>, options: TuiOptions) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // ratatui::try_init installs a panic hook that restores the terminal before the panic message.
     let mut terminal = ratatui::try_init()?;
     let _guard = RestoreGuard;
     let theme = crate::ui::theme::Theme::from_env();
-    let (app, initial) = App::new(source.name(), tour, theme);
+    let (mut app, initial) = App::new(source.name(), options.tour, theme);
+    if options.start_tour {
+        app.start_tour_when_loaded();
+    }
     rt.block_on(async {
         let signals = termination();
         let events = crossterm::event::EventStream::new();

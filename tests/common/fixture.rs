@@ -448,7 +448,7 @@ pub fn distribution(requests: &[RequestJourney]) -> Distribution {
     let buckets = ((end - start) / 1_000_000 + 1) as usize;
     let eff_node = |r: &RequestJourney| r.whatif.as_ref().and_then(|w| w.node.clone()).or_else(|| r.node.clone());
     let eff_pod = |r: &RequestJourney| r.whatif.as_ref().and_then(|w| w.pod.clone()).or_else(|| r.pod.as_ref().and_then(|p| p.name.clone()));
-    let mut stat = |name: &str, node: Option<&str>, zone: &str, pick: &dyn Fn(&RequestJourney) -> Option<String>| {
+    let stat = |name: &str, node: Option<&str>, zone: &str, pick: &dyn Fn(&RequestJourney) -> Option<String>| {
         let mut timeline = vec![0u64; buckets];
         let mut count = 0;
         for r in requests.iter().filter(|r| pick(r).as_deref() == Some(name)) {

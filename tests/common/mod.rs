@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod tmux;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hoptrace::journey::tour::Tour;

@@ -17,7 +17,7 @@ const STACK_MIN_HEIGHT: u16 = 16;
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     if area.width >= 120 {
-        let [list, diagram] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+        let [list, diagram] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
         render_list(f, list, app);
         journey::render(f, diagram, app);
     } else if area.height >= STACK_MIN_HEIGHT {
