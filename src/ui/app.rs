@@ -758,11 +758,16 @@ impl App {
             return;
         }
         let snap = &self.snap;
+        // One reused buffer: a million requests are searched without a million allocations.
+        let mut buf = String::with_capacity(256);
         self.filter.requests = Some(
             snap.requests
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| matches_terms(&request_search_text(r), &terms))
+                .filter(|(_, r)| {
+                    request_search_text(r, &mut buf);
+                    matches_terms(&buf, &terms)
+                })
                 .map(|(i, _)| i as u32)
                 .collect(),
         );
@@ -1062,45 +1067,45 @@ fn matches_terms(text: &str, terms: &[String]) -> bool {
     terms.iter().all(|t| text.contains(t.as_str()))
 }
 
-/// What the filter searches in a request: addresses and ports, method, target, host, status,
-/// nodes, pod, chains, capture, evidence. Lower case.
-fn request_search_text(r: &RequestJourney) -> String {
+/// What the filter searches in a request, written into `s` (cleared first), lower case:
+/// addresses and ports, method, target, host, status, nodes, pod, chains, capture, evidence.
+fn request_search_text(r: &RequestJourney, s: &mut String) {
     use std::fmt::Write as _;
-    let mut s = String::with_capacity(160);
-    let _ = write!(
-        s,
-        "#{} {} {} {} {} {} {}",
-        r.id,
-        text::endpoint(&r.client),
-        text::endpoint(&r.frontend),
-        r.method,
-        r.target,
-        r.host.as_deref().unwrap_or(""),
-        r.capture
-    );
+    s.clear();
+    let _ = write!(s, "#{} {}:{} {}:{} ", r.id, r.client.ip, r.client.port, r.frontend.ip, r.frontend.port);
+    for part in [r.method.as_str(), r.target.as_str(), r.host.as_deref().unwrap_or(""), r.capture.as_str()] {
+        s.push_str(part);
+        s.push(' ');
+    }
     if let Some(st) = r.status {
-        let _ = write!(s, " {st}");
+        let _ = write!(s, "{st} ");
     }
     for n in [r.node.as_deref(), r.alb.as_ref().and_then(|a| a.observed_node.as_deref())].into_iter().flatten() {
-        let _ = write!(s, " {n}");
+        s.push_str(n);
+        s.push(' ');
     }
     if let Some(p) = &r.pod {
-        let _ = write!(s, " {} {} {}", p.name.as_deref().unwrap_or(""), p.ip, p.node.as_deref().unwrap_or(""));
+        let _ = write!(s, "{} {} {} ", p.name.as_deref().unwrap_or(""), p.ip, p.node.as_deref().unwrap_or(""));
     }
     if let Some(e) = &r.endpoint {
-        let _ = write!(s, " {}:{} {} {}", e.ip, e.port, e.chain, crate::ui::theme::evidence_word(e.evidence));
+        let _ = write!(s, "{}:{} {} {} ", e.ip, e.port, e.chain, crate::ui::theme::evidence_word(e.evidence));
     }
     for p in &r.path {
-        let _ = write!(s, " {}", p.chain);
+        s.push_str(&p.chain);
+        s.push(' ');
     }
     if let Some(m) = &r.masquerade {
-        let _ = write!(s, " {}", text::endpoint(m));
+        let _ = write!(s, "{}:{} ", m.ip, m.port);
     }
     if let Some(w) = &r.whatif {
-        let _ = write!(s, " {} {}", w.node.as_deref().unwrap_or(""), w.pod.as_deref().unwrap_or(""));
+        let _ = write!(s, "{} {} ", w.node.as_deref().unwrap_or(""), w.pod.as_deref().unwrap_or(""));
         if w.moved {
-            s.push_str(" moved");
+            s.push_str("moved");
         }
     }
-    s.to_lowercase()
+    if s.is_ascii() {
+        s.make_ascii_lowercase();
+    } else {
+        *s = s.to_lowercase();
+    }
 }
