@@ -253,3 +253,14 @@ fn quit_keys_and_signals() {
     let e = a.update(Msg::Key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)));
     assert!(apply_effects_blocking(&mut a, e, &fixture::FixtureSource));
 }
+
+#[test]
+fn a_source_that_cannot_rerun_the_model_says_so() {
+    let source = hoptrace::journey::snapshot::StaticSource::new(fixture::recorded());
+    let (mut a, effects) = App::new("saved.json".into(), None, Theme::new(true));
+    apply_effects_blocking(&mut a, effects, &source);
+    let e = a.update(Msg::Key(KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE)));
+    apply_effects_blocking(&mut a, e, &source);
+    assert!(a.whatif.is_recorded(), "the switch shows what is really on screen");
+    assert!(a.message.as_deref().unwrap().starts_with("what-if not applied: what-if (sessionAffinity ClientIP"), "{:?}", a.message);
+}

@@ -344,6 +344,13 @@ impl App {
                     self.recorded = Some(snap.clone());
                 }
                 self.message = None;
+                if snap.whatif.settings != self.whatif {
+                    // The source could not apply the switches (e.g. a saved snapshot): say why and
+                    // show the switches as they really are.
+                    self.whatif = snap.whatif.settings.clone();
+                    let why = snap.warnings.last().map(|w| crate::sanitize::escape_str(w)).unwrap_or_default();
+                    self.message = Some(format!("what-if not applied: {why}"));
+                }
                 self.set_snapshot(snap);
                 if let Some(t) = self.tour.as_mut()
                     && std::mem::take(&mut t.start_when_loaded)

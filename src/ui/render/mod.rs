@@ -33,7 +33,7 @@ use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Wrap};
 pub fn view(f: &mut Frame, app: &App) {
     let area = f.area();
     let tour_h = match &app.tour {
-        Some(t) if t.shown => (area.height / 4).clamp(5, 9),
+        Some(t) if t.shown => tour::height(app, area.width).min((area.height / 3).max(4)),
         _ => 0,
     };
     // The what-if summary may take two lines on a narrow terminal.

@@ -7,6 +7,16 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
+/// Rows the narration box wants at `width` columns (borders included).
+#[must_use]
+pub fn height(app: &App, width: u16) -> u16 {
+    let Some(step) = app.tour.as_ref().and_then(|t| t.tour.steps.get(t.step)) else { return 0 };
+    let inner = width.saturating_sub(2).max(1) as usize;
+    // Word wrap takes a little more than a plain division.
+    let rows: usize = step.narration.trim().lines().map(|l| (l.chars().count() + 8).div_ceil(inner).max(1)).sum();
+    rows as u16 + 2
+}
+
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let Some(ts) = &app.tour else { return };
     let t = &app.theme;
