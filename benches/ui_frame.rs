@@ -46,13 +46,22 @@ fn key(c: KeyCode) -> Msg {
 
 fn loaded_app(snapshot: Snapshot) -> (App, Duration) {
     let (mut app, effects) = App::new("bench".into(), None, Theme::new(false));
-    let Effect::Load { generation, .. } = effects[0].clone() else { unreachable!() };
+    let Effect::Load { generation, .. } = effects[0].clone() else {
+        unreachable!()
+    };
     let t = Instant::now();
-    app.update(Msg::Loaded { generation, snapshot: Box::new(snapshot) });
+    app.update(Msg::Loaded {
+        generation,
+        snapshot: Box::new(snapshot),
+    });
     (app, t.elapsed())
 }
 
-fn bench_keys<B: ratatui::backend::Backend>(label: &str, terminal: &mut Terminal<B>, app: &mut App) {
+fn bench_keys<B: ratatui::backend::Backend>(
+    label: &str,
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+) {
     let mut run = |what: &str, code: KeyCode, n: usize, reset: bool| {
         let mut d = Vec::with_capacity(n);
         for _ in 0..n {
@@ -75,7 +84,11 @@ fn bench_keys<B: ratatui::backend::Backend>(label: &str, terminal: &mut Terminal
 fn main() {
     let t = Instant::now();
     let snap = fixture::scaled(N);
-    println!("built {} fixture requests in {:.2} s (not part of the UI)", snap.requests.len(), t.elapsed().as_secs_f64());
+    println!(
+        "built {} fixture requests in {:.2} s (not part of the UI)",
+        snap.requests.len(),
+        t.elapsed().as_secs_f64()
+    );
 
     for (w, h) in [(160u16, 48u16), (80, 24)] {
         println!("-- {w}x{h}");
@@ -84,10 +97,16 @@ fn main() {
         let t = Instant::now();
         let (app0, _) = App::new("bench".into(), None, Theme::new(false));
         terminal.draw(|f| render::view(f, &app0)).unwrap();
-        stats("first frame (loading gauge, no data yet)", vec![t.elapsed()]);
+        stats(
+            "first frame (loading gauge, no data yet)",
+            vec![t.elapsed()],
+        );
 
         let (mut app, load) = loaded_app(snap.clone());
-        stats("1M-request snapshot handed to the UI (index times)", vec![load]);
+        stats(
+            "1M-request snapshot handed to the UI (index times)",
+            vec![load],
+        );
         let t = Instant::now();
         terminal.draw(|f| render::view(f, &app)).unwrap();
         stats("first frame with 1M requests", vec![t.elapsed()]);
@@ -95,7 +114,9 @@ fn main() {
 
         let mut sink = Terminal::with_options(
             CrosstermBackend::new(std::io::sink()),
-            TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, w, h)) },
+            TerminalOptions {
+                viewport: Viewport::Fixed(Rect::new(0, 0, w, h)),
+            },
         )
         .unwrap();
         drop(app);
@@ -108,7 +129,13 @@ fn main() {
         let t = Instant::now();
         app.set_filter("52.168".into());
         terminal.draw(|f| render::view(f, &app)).unwrap();
-        stats(&format!("filter \"52.168\" over 1M ({} match) + frame", app.request_rows().len()), vec![t.elapsed()]);
+        stats(
+            &format!(
+                "filter \"52.168\" over 1M ({} match) + frame",
+                app.request_rows().len()
+            ),
+            vec![t.elapsed()],
+        );
         drop(app);
 
         // Reference: the naive list, a Table of every row rebuilt per frame.
@@ -118,9 +145,22 @@ fn main() {
             terminal
                 .draw(|f| {
                     let rows = snap.requests.iter().map(|r| {
-                        Row::new(vec![r.id.to_string(), r.time.clone(), r.client.ip.to_string(), r.node.clone().unwrap_or_default()])
+                        Row::new(vec![
+                            r.id.to_string(),
+                            r.time.clone(),
+                            r.client.ip.to_string(),
+                            r.node.clone().unwrap_or_default(),
+                        ])
                     });
-                    let table = Table::new(rows, [Constraint::Length(8), Constraint::Length(28), Constraint::Length(16), Constraint::Length(8)]);
+                    let table = Table::new(
+                        rows,
+                        [
+                            Constraint::Length(8),
+                            Constraint::Length(28),
+                            Constraint::Length(16),
+                            Constraint::Length(8),
+                        ],
+                    );
                     f.render_widget(table, f.area());
                 })
                 .unwrap();

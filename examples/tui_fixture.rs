@@ -25,15 +25,20 @@ fn main() -> ExitCode {
             eprintln!("tui_fixture: --dump-snapshot needs a file name");
             return ExitCode::from(2);
         };
-        let json = serde_json::to_string_pretty(&fixture::with_whatif(&WhatIfSettings::default())).expect("snapshot serialises");
+        let json = serde_json::to_string_pretty(&fixture::with_whatif(&WhatIfSettings::default()))
+            .expect("snapshot serialises");
         if let Err(e) = std::fs::write(path, json) {
             eprintln!("tui_fixture: {path}: {e}");
             return ExitCode::from(2);
         }
         return ExitCode::SUCCESS;
     }
-    let tour = Tour::from_toml_str(fixture::TOUR, "fixture_tour.toml").expect("the fixture tour parses");
-    let options = TuiOptions { tour: Some(tour), start_tour: args.iter().any(|a| a == "--tour") };
+    let tour =
+        Tour::from_toml_str(fixture::TOUR, "fixture_tour.toml").expect("the fixture tour parses");
+    let options = TuiOptions {
+        tour: Some(tour),
+        start_tour: args.iter().any(|a| a == "--tour"),
+    };
     match run_terminal(Arc::new(fixture::FixtureSource), options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

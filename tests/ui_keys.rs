@@ -46,7 +46,11 @@ fn views_detail_help_and_back() {
     keys(&mut a, "2");
     assert_eq!(a.view, View::Connections);
     keys(&mut a, "3");
-    assert_eq!((a.view, a.focus), (View::Rules, Pane::Side), "rules open on the chain list");
+    assert_eq!(
+        (a.view, a.focus),
+        (View::Rules, Pane::Side),
+        "rules open on the chain list"
+    );
     keys(&mut a, "4?");
     assert!(a.help);
     keys(&mut a, "j");
@@ -72,11 +76,20 @@ fn affinity_whatif_and_back_restores_recorded() {
     assert!(sum.requests_moved > 0);
     assert!(a.snap.requests.iter().all(|r| r.whatif.is_some()));
     let status = hoptrace::ui::render::status::whatif_summary(&a);
-    assert!(status.starts_with("sessionAffinity ClientIP (what-if): "), "{status}");
-    assert!(status.contains("71.246.222.12 → testapp-…-zp4ns only"), "{status}");
+    assert!(
+        status.starts_with("sessionAffinity ClientIP (what-if): "),
+        "{status}"
+    );
+    assert!(
+        status.contains("71.246.222.12 → testapp-…-zp4ns only"),
+        "{status}"
+    );
     keys(&mut a, "a");
     assert!(a.whatif.is_recorded());
-    assert!(std::sync::Arc::ptr_eq(&a.snap, &recorded), "toggling back shows the recorded snapshot itself");
+    assert!(
+        std::sync::Arc::ptr_eq(&a.snap, &recorded),
+        "toggling back shows the recorded snapshot itself"
+    );
     assert_eq!(selected_id(&a), 12);
 }
 
@@ -88,7 +101,14 @@ fn alb_mode_cycles_through_modes_back_to_recorded() {
         keys(&mut a, "m");
         seen.push(a.whatif.alb_mode);
     }
-    assert_eq!(seen, vec![Some(AlbMode::SourceIp), Some(AlbMode::SourceIpProtocol), None]);
+    assert_eq!(
+        seen,
+        vec![
+            Some(AlbMode::SourceIp),
+            Some(AlbMode::SourceIpProtocol),
+            None
+        ]
+    );
     assert!(a.snap.whatif.settings.is_recorded());
 }
 
@@ -106,19 +126,33 @@ fn filter_narrows_and_n_cycles_and_esc_clears() {
     assert_eq!(selected_id(&a), 60, "N wraps to the last match");
     keys(&mut a, "<Esc>");
     assert_eq!(a.request_rows().len(), 60);
-    assert_eq!(selected_id(&a), 60, "selection kept when the filter is cleared");
+    assert_eq!(
+        selected_id(&a),
+        60,
+        "selection kept when the filter is cleared"
+    );
 
     // Terms are ANDed; pods, nodes, chains and paths are searchable.
     keys(&mut a, "/zp4ns node1<Enter>");
-    let ids: Vec<u64> = (0..a.request_rows().len()).map(|i| a.snap.requests[a.request_rows().get(i).unwrap()].id).collect();
+    let ids: Vec<u64> = (0..a.request_rows().len())
+        .map(|i| a.snap.requests[a.request_rows().get(i).unwrap()].id)
+        .collect();
     assert!(!ids.is_empty());
     for id in &ids {
         let r = &a.snap.requests[*id as usize - 1];
         assert_eq!(r.node.as_deref(), Some("node1"));
-        assert!(r.pod.as_ref().unwrap().name.as_deref().unwrap().ends_with("zp4ns"));
+        assert!(
+            r.pod
+                .as_ref()
+                .unwrap()
+                .name
+                .as_deref()
+                .unwrap()
+                .ends_with("zp4ns")
+        );
     }
     keys(&mut a, "<Esc>/KUBE-SEP-STQ7<Enter>");
-    assert!(a.request_rows().len() > 0 && a.request_rows().len() < 60);
+    assert!(!a.request_rows().is_empty() && a.request_rows().len() < 60);
     keys(&mut a, "<Esc>/admin<Enter>");
     assert_eq!(a.request_rows().len(), 1);
     assert_eq!(selected_id(&a), 57);
@@ -171,7 +205,11 @@ fn rules_jump_into_chain_and_back() {
 fn rules_filter_and_n_jump_between_matching_rules() {
     let mut a = app();
     keys(&mut a, "3/probability<Enter>");
-    let names: Vec<String> = a.chain_list().iter().map(|(t, c)| a.snap.rules[0].tables[*t].chains[*c].name.clone()).collect();
+    let names: Vec<String> = a
+        .chain_list()
+        .iter()
+        .map(|(t, c)| a.snap.rules[0].tables[*t].chains[*c].name.clone())
+        .collect();
     assert_eq!(names, vec![fixture::SVC_CHAIN.to_string()]);
     keys(&mut a, "n");
     assert_eq!((a.rules.chain, a.rules.rule), (0, 1));
@@ -184,7 +222,11 @@ fn connection_enter_opens_its_request() {
     let mut a = app();
     keys(&mut a, "2<Tab>jjj<Enter>");
     assert_eq!(a.view, View::Requests);
-    assert_eq!(selected_id(&a), 4, "4th request of the keep-alive connection");
+    assert_eq!(
+        selected_id(&a),
+        4,
+        "4th request of the keep-alive connection"
+    );
     keys(&mut a, "2j<Enter>");
     assert_eq!(selected_id(&a), 11);
 }
@@ -202,12 +244,22 @@ fn tour_steps_apply_and_never_block_keys() {
     assert_eq!(a.conn_sel, 1, "normal keys work with the tour shown");
     keys(&mut a, "]]]]]");
     assert_eq!(step(&a), 6);
-    assert_eq!(a.whatif.affinity.get(fixture::SERVICE), Some(&true), "step 7 turns affinity on");
+    assert_eq!(
+        a.whatif.affinity.get(fixture::SERVICE),
+        Some(&true),
+        "step 7 turns affinity on"
+    );
     keys(&mut a, "[");
-    assert!(a.whatif.is_recorded(), "going back undoes the step's action");
+    assert!(
+        a.whatif.is_recorded(),
+        "going back undoes the step's action"
+    );
     assert_eq!(a.detail, Some(0), "step 6 opens the detail");
     keys(&mut a, "]]");
-    assert!(a.whatif.is_recorded(), "the last step goes back to the recorded view");
+    assert!(
+        a.whatif.is_recorded(),
+        "the last step goes back to the recorded view"
+    );
     keys(&mut a, "]");
     assert_eq!(a.message.as_deref(), Some("last tour step"));
     keys(&mut a, "t");
@@ -220,37 +272,81 @@ fn tour_steps_apply_and_never_block_keys() {
 fn stale_loads_are_ignored_and_failures_reported() {
     let (mut a, effects) = App::new("x".into(), None, Theme::new(true));
     assert!(a.loading);
-    let Effect::Load { generation, .. } = effects[0].clone() else { panic!() };
+    let Effect::Load { generation, .. } = effects[0].clone() else {
+        panic!()
+    };
     // Keys while loading do not crash and what-if waits for data.
-    let e = a.update(Msg::Key(KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE)));
+    let e = a.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('a'),
+        KeyModifiers::NONE,
+    )));
     assert!(e.is_empty());
-    assert_eq!(a.update(Msg::Loaded { generation: generation + 5, snapshot: Box::new(fixture::recorded()) }), vec![]);
+    assert_eq!(
+        a.update(Msg::Loaded {
+            generation: generation + 5,
+            snapshot: Box::new(fixture::recorded())
+        }),
+        vec![]
+    );
     assert!(a.loading, "an answer to another request is ignored");
-    a.update(Msg::Loaded { generation, snapshot: Box::new(fixture::recorded()) });
+    a.update(Msg::Loaded {
+        generation,
+        snapshot: Box::new(fixture::recorded()),
+    });
     assert!(!a.loading);
     assert_eq!(a.snap.requests.len(), 60);
 
-    let effects = a.update(Msg::Key(KeyEvent::new(KeyCode::Char('m'), KeyModifiers::NONE)));
-    let Effect::Load { generation, whatif } = effects[0].clone() else { panic!() };
-    assert_eq!(whatif, WhatIfSettings { alb_mode: Some(AlbMode::SourceIp), ..Default::default() });
-    a.update(Msg::LoadFailed { generation, error: "boom".into() });
+    let effects = a.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('m'),
+        KeyModifiers::NONE,
+    )));
+    let Effect::Load { generation, whatif } = effects[0].clone() else {
+        panic!()
+    };
+    assert_eq!(
+        whatif,
+        WhatIfSettings {
+            alb_mode: Some(AlbMode::SourceIp),
+            ..Default::default()
+        }
+    );
+    a.update(Msg::LoadFailed {
+        generation,
+        error: "boom".into(),
+    });
     assert!(a.message.as_deref().unwrap().contains("boom"));
-    assert!(a.whatif.is_recorded(), "the switch snaps back to what is on screen");
+    assert!(
+        a.whatif.is_recorded(),
+        "the switch snaps back to what is on screen"
+    );
 }
 
 #[test]
 fn quit_keys_and_signals() {
     let mut a = app();
-    let e = a.update(Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)));
+    let e = a.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
     assert_eq!(e, vec![Effect::Quit]);
     let mut a = app();
     keys(&mut a, "/abc");
-    let e = a.update(Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)));
-    assert_eq!(e, vec![Effect::Quit], "Ctrl-C quits even while typing a filter");
+    let e = a.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(
+        e,
+        vec![Effect::Quit],
+        "Ctrl-C quits even while typing a filter"
+    );
     let mut a = app();
     assert_eq!(a.update(Msg::Signal), vec![Effect::Quit]);
     let mut a = app();
-    let e = a.update(Msg::Key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)));
+    let e = a.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('q'),
+        KeyModifiers::NONE,
+    )));
     assert!(apply_effects_blocking(&mut a, e, &fixture::FixtureSource));
 }
 
@@ -259,8 +355,21 @@ fn a_source_that_cannot_rerun_the_model_says_so() {
     let source = hoptrace::journey::snapshot::StaticSource::new(fixture::recorded());
     let (mut a, effects) = App::new("saved.json".into(), None, Theme::new(true));
     apply_effects_blocking(&mut a, effects, &source);
-    let e = a.update(Msg::Key(KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE)));
+    let e = a.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('a'),
+        KeyModifiers::NONE,
+    )));
     apply_effects_blocking(&mut a, e, &source);
-    assert!(a.whatif.is_recorded(), "the switch shows what is really on screen");
-    assert!(a.message.as_deref().unwrap().starts_with("what-if not applied: what-if (sessionAffinity ClientIP"), "{:?}", a.message);
+    assert!(
+        a.whatif.is_recorded(),
+        "the switch shows what is really on screen"
+    );
+    assert!(
+        a.message
+            .as_deref()
+            .unwrap()
+            .starts_with("what-if not applied: what-if (sessionAffinity ClientIP"),
+        "{:?}",
+        a.message
+    );
 }

@@ -19,7 +19,10 @@ fn fixture_binary() -> Option<PathBuf> {
     if bin.exists() {
         Some(bin)
     } else {
-        println!("skipped: {} not built (run `cargo test` or `cargo build --example tui_fixture`)", bin.display());
+        println!(
+            "skipped: {} not built (run `cargo test` or `cargo build --example tui_fixture`)",
+            bin.display()
+        );
         None
     }
 }
@@ -31,7 +34,11 @@ fn dir() -> PathBuf {
 /// Start the fixture demo in the shell, having saved the terminal settings to `before`.
 fn launch(t: &Tmux, bin: &std::path::Path, tag: &str) {
     let before = dir().join(format!("hoptrace-stty-{tag}-{}-before", std::process::id()));
-    t.send_line(&format!("stty -g > {}; {}; echo EXIT=$?", before.display(), bin.display()));
+    t.send_line(&format!(
+        "stty -g > {}; {}; echo EXIT=$?",
+        before.display(),
+        bin.display()
+    ));
     t.wait_for("Requests 60", WAIT);
 }
 
@@ -39,13 +46,23 @@ fn launch(t: &Tmux, bin: &std::path::Path, tag: &str) {
 /// and `stty -g` matches what it was before (raw mode off, echo on, …).
 fn assert_terminal_sane(t: &Tmux, tag: &str, exit: &str) {
     let s = t.wait_for(&format!("EXIT={exit}"), WAIT);
-    assert_eq!(t.format("#{alternate_on}"), "0", "left the alternate screen:\n{s}");
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "0",
+        "left the alternate screen:\n{s}"
+    );
     let before = dir().join(format!("hoptrace-stty-{tag}-{}-before", std::process::id()));
     let after = dir().join(format!("hoptrace-stty-{tag}-{}-after", std::process::id()));
     t.send_line(&format!("stty -g > {}; echo SAVED", after.display()));
     let s = t.wait_for("\nSAVED", WAIT);
-    assert!(s.trim_end().ends_with(PROMPT.trim_end()), "the prompt is back:\n{s}");
-    let (b, a) = (std::fs::read_to_string(&before).unwrap(), std::fs::read_to_string(&after).unwrap());
+    assert!(
+        s.trim_end().ends_with(PROMPT.trim_end()),
+        "the prompt is back:\n{s}"
+    );
+    let (b, a) = (
+        std::fs::read_to_string(&before).unwrap(),
+        std::fs::read_to_string(&after).unwrap(),
+    );
     assert_eq!(b, a, "terminal settings restored");
     let _ = std::fs::remove_file(before);
     let _ = std::fs::remove_file(after);
@@ -54,7 +71,9 @@ fn assert_terminal_sane(t: &Tmux, tag: &str, exit: &str) {
 #[test]
 fn session_move_detail_affinity_filter_help_resize_quit() {
     let Some(bin) = fixture_binary() else { return };
-    let Some(t) = Tmux::start("session", 80, 24, &dir()) else { return };
+    let Some(t) = Tmux::start("session", 80, 24, &dir()) else {
+        return;
+    };
     launch(&t, &bin, "session");
     let s = t.screen();
     assert!(s.contains("▸    1 10:06:20.000"), "{s}");
@@ -69,11 +88,17 @@ fn session_move_detail_affinity_filter_help_resize_quit() {
     t.wait_for("Journey #3", WAIT);
 
     t.keys(&["a"]);
-    let s = t.wait_for("sessionAffinity ClientIP (what-if): 53 of 60 requests moved", WAIT);
+    let s = t.wait_for(
+        "sessionAffinity ClientIP (what-if): 53 of 60 requests moved",
+        WAIT,
+    );
     assert!(s.contains("WHAT-IF") && s.contains("cq567 → zp4ns"), "{s}");
     t.keys(&["a"]);
     let s = t.wait_for("recorded · 60 requests", WAIT);
-    assert!(!s.contains("WHAT-IF") && !s.contains("→ zp4ns"), "toggling back restores the recorded view:\n{s}");
+    assert!(
+        !s.contains("WHAT-IF") && !s.contains("→ zp4ns"),
+        "toggling back restores the recorded view:\n{s}"
+    );
 
     t.keys(&["/"]);
     t.text("52.168");
@@ -89,7 +114,10 @@ fn session_move_detail_affinity_filter_help_resize_quit() {
 
     t.resize(160, 48);
     let s = t.wait_for("ALB b→node", WAIT);
-    assert!(s.contains("1 Requests  2 Connections  3 Rules  4 Nodes/pods"), "wide header after resize:\n{s}");
+    assert!(
+        s.contains("1 Requests  2 Connections  3 Rules  4 Nodes/pods"),
+        "wide header after resize:\n{s}"
+    );
     t.resize(80, 24);
     t.wait_for("1 Req  2 Conn", WAIT);
 
@@ -99,13 +127,21 @@ fn session_move_detail_affinity_filter_help_resize_quit() {
 
 fn signal_restores(sig: &str) {
     let Some(bin) = fixture_binary() else { return };
-    let Some(t) = Tmux::start(&format!("sig{sig}"), 80, 24, &dir()) else { return };
+    let Some(t) = Tmux::start(&format!("sig{sig}"), 80, 24, &dir()) else {
+        return;
+    };
     launch(&t, &bin, sig);
     let shell = t.format("#{pane_pid}");
-    let out = std::process::Command::new("ps").args(["-o", "pid=", "--ppid", &shell]).output().unwrap();
+    let out = std::process::Command::new("ps")
+        .args(["-o", "pid=", "--ppid", &shell])
+        .output()
+        .unwrap();
     let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(!pid.is_empty(), "the app runs under the shell");
-    let status = std::process::Command::new("kill").args([&format!("-{sig}"), &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
     assert_terminal_sane(&t, sig, "0");
 }

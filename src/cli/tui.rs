@@ -24,16 +24,28 @@ pub struct TuiArgs {
 
 /// Read a saved snapshot; errors name the file, line and column.
 pub fn load_snapshot(path: &std::path::Path) -> anyhow::Result<Snapshot> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| {
-        anyhow::anyhow!("{}:{}:{}: not a hoptrace snapshot: {e}", path.display(), e.line(), e.column())
+        anyhow::anyhow!(
+            "{}:{}:{}: not a hoptrace snapshot: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
     })
 }
 
 /// Run the TUI on `source` until the user quits. `start_tour` opens the tour at step 1.
-pub fn run_with_source(source: Arc<dyn SnapshotSource>, tour: Option<Tour>, start_tour: bool) -> anyhow::Result<ExitCode> {
+pub fn run_with_source(
+    source: Arc<dyn SnapshotSource>,
+    tour: Option<Tour>,
+    start_tour: bool,
+) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        anyhow::bail!("the TUI needs a terminal on stdin and stdout; for text output use `hoptrace report`");
+        anyhow::bail!(
+            "the TUI needs a terminal on stdin and stdout; for text output use `hoptrace report`"
+        );
     }
     run_terminal(source, TuiOptions { tour, start_tour }).context("terminal")?;
     Ok(ExitCode::from(super::EXIT_OK))
@@ -71,11 +83,19 @@ mod tests {
         let bad = dir.join("bad.json");
         std::fs::write(&bad, "{\n  \"requests\": 5\n}").unwrap();
         let err = load_snapshot(&bad).unwrap_err().to_string();
-        assert!(err.contains("bad.json:3:") && err.contains("expected a sequence"), "{err}");
+        assert!(
+            err.contains("bad.json:3:") && err.contains("expected a sequence"),
+            "{err}"
+        );
         let good = dir.join("good.json");
         std::fs::write(&good, serde_json::to_string(&Snapshot::default()).unwrap()).unwrap();
         assert_eq!(load_snapshot(&good).unwrap(), Snapshot::default());
-        assert!(load_snapshot(&dir.join("missing.json")).unwrap_err().to_string().contains("missing.json: cannot open"));
+        assert!(
+            load_snapshot(&dir.join("missing.json"))
+                .unwrap_err()
+                .to_string()
+                .contains("missing.json: cannot open")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -25,11 +25,21 @@ pub enum Msg {
     /// Wall-clock time passed (drives the replay); injected so tests control time.
     Tick(Duration),
     /// A snapshot computed for load request `generation`.
-    Loaded { generation: u64, snapshot: Box<Snapshot> },
+    Loaded {
+        generation: u64,
+        snapshot: Box<Snapshot>,
+    },
     /// The load for `generation` failed (the model panicked or the task was lost).
-    LoadFailed { generation: u64, error: String },
+    LoadFailed {
+        generation: u64,
+        error: String,
+    },
     /// Progress of the load in flight: phase, units done, units total.
-    Progress { phase: String, done: u64, total: u64 },
+    Progress {
+        phase: String,
+        done: u64,
+        total: u64,
+    },
     /// SIGTERM/SIGHUP/SIGINT: leave cleanly.
     Signal,
 }
@@ -38,7 +48,10 @@ pub enum Msg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Compute the snapshot for these settings (off the event loop) and send `Msg::Loaded`.
-    Load { generation: u64, whatif: WhatIfSettings },
+    Load {
+        generation: u64,
+        whatif: WhatIfSettings,
+    },
     Quit,
 }
 
@@ -207,7 +220,13 @@ impl App {
             help_scroll: 0,
             filter: FilterState::default(),
             replay: Replay::default(),
-            tour: tour.map(|tour| TourState { tour, step: 0, shown: false, started: false, start_when_loaded: false }),
+            tour: tour.map(|tour| TourState {
+                tour,
+                step: 0,
+                shown: false,
+                started: false,
+                start_when_loaded: false,
+            }),
             message: None,
             quit: false,
             size: (80, 24),
@@ -247,14 +266,18 @@ impl App {
     pub fn replay_visible(&self) -> usize {
         match self.replay.cursor() {
             None => self.snap.requests.len(),
-            Some(cursor) => self.times.partition_point(|t| t.is_none_or(|t| t <= cursor)),
+            Some(cursor) => self
+                .times
+                .partition_point(|t| t.is_none_or(|t| t <= cursor)),
         }
     }
 
     /// The selected request, if any.
     #[must_use]
     pub fn selected_request(&self) -> Option<&RequestJourney> {
-        self.request_rows().get(self.req_sel).and_then(|i| self.snap.requests.get(i))
+        self.request_rows()
+            .get(self.req_sel)
+            .and_then(|i| self.snap.requests.get(i))
     }
 
     /// The Service a request went to: its detail says so, or its path passes a Service's chain,
@@ -280,14 +303,18 @@ impl App {
     /// filter query (a chain is kept when its name or one of its rules matches).
     #[must_use]
     pub fn chain_list(&self) -> Vec<(usize, usize)> {
-        let Some(dump) = self.snap.rules.get(self.rules.node) else { return Vec::new() };
+        let Some(dump) = self.snap.rules.get(self.rules.node) else {
+            return Vec::new();
+        };
         let terms = self.filter_terms();
         let mut out = Vec::new();
         for (ti, t) in dump.tables.iter().enumerate() {
             for (ci, c) in t.chains.iter().enumerate() {
                 let keep = terms.is_empty()
                     || matches_terms(&c.name.to_lowercase(), &terms)
-                    || c.rules.iter().any(|r| matches_terms(&r.text.to_lowercase(), &terms));
+                    || c.rules
+                        .iter()
+                        .any(|r| matches_terms(&r.text.to_lowercase(), &terms));
                 if keep {
                     out.push((ti, ci));
                 }
@@ -300,11 +327,18 @@ impl App {
     #[must_use]
     pub fn recorded_alb_mode(&self) -> AlbMode {
         let snap = self.recorded.as_ref().unwrap_or(&self.snap);
-        snap.requests.iter().find_map(|r| r.alb.as_ref().map(|a| a.mode)).unwrap_or_default()
+        snap.requests
+            .iter()
+            .find_map(|r| r.alb.as_ref().map(|a| a.mode))
+            .unwrap_or_default()
     }
 
     fn filter_terms(&self) -> Vec<String> {
-        self.filter.query.split_whitespace().map(str::to_lowercase).collect()
+        self.filter
+            .query
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect()
     }
 
     // ----- update ----------------------------------------------------------------------------
@@ -332,7 +366,10 @@ impl App {
                 }
                 Vec::new()
             }
-            Msg::Loaded { generation, snapshot } => {
+            Msg::Loaded {
+                generation,
+                snapshot,
+            } => {
                 if self.pending != Some(generation) {
                     return Vec::new(); // a stale answer to an older what-if request
                 }
@@ -348,7 +385,11 @@ impl App {
                     // The source could not apply the switches (e.g. a saved snapshot): say why and
                     // show the switches as they really are.
                     self.whatif = snap.whatif.settings.clone();
-                    let why = snap.warnings.last().map(|w| crate::sanitize::escape_str(w)).unwrap_or_default();
+                    let why = snap
+                        .warnings
+                        .last()
+                        .map(|w| crate::sanitize::escape_str(w))
+                        .unwrap_or_default();
                     self.message = Some(format!("what-if not applied: {why}"));
                 }
                 self.set_snapshot(snap);
@@ -401,11 +442,16 @@ impl App {
             // Movement keys scroll the help; any other key closes it and then acts.
             match action {
                 Action::Down | Action::PageDown => {
-                    self.help_scroll = self.help_scroll.saturating_add(if action == Action::Down { 1 } else { 10 }).min(60);
+                    self.help_scroll = self
+                        .help_scroll
+                        .saturating_add(if action == Action::Down { 1 } else { 10 })
+                        .min(60);
                     return Vec::new();
                 }
                 Action::Up | Action::PageUp => {
-                    self.help_scroll = self.help_scroll.saturating_sub(if action == Action::Up { 1 } else { 10 });
+                    self.help_scroll =
+                        self.help_scroll
+                            .saturating_sub(if action == Action::Up { 1 } else { 10 });
                     return Vec::new();
                 }
                 Action::Help | Action::Back | Action::Quit => {}
@@ -416,7 +462,9 @@ impl App {
     }
 
     fn on_filter_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let Some(text) = self.filter.editing.as_mut() else { return Vec::new() };
+        let Some(text) = self.filter.editing.as_mut() else {
+            return Vec::new();
+        };
         match key.code {
             KeyCode::Esc => {
                 self.filter.editing = None;
@@ -453,7 +501,11 @@ impl App {
 
     fn match_message(&self, n: usize) -> String {
         match self.view {
-            View::Connections => format!("filter: {} of {} connections match", self.connection_rows().len(), self.snap.connections.len()),
+            View::Connections => format!(
+                "filter: {} of {} connections match",
+                self.connection_rows().len(),
+                self.snap.connections.len()
+            ),
             View::Rules => format!("filter: {} chains match", self.chain_list().len()),
             _ => format!("filter: {n} of {} requests match", self.snap.requests.len()),
         }
@@ -473,7 +525,11 @@ impl App {
             Action::View(v) => {
                 if self.view != v {
                     // The rules view starts on its chain list; the others on their main list.
-                    self.focus = if v == View::Rules { Pane::Side } else { Pane::Main };
+                    self.focus = if v == View::Rules {
+                        Pane::Side
+                    } else {
+                        Pane::Main
+                    };
                 }
                 self.view = v;
                 self.detail = None;
@@ -523,7 +579,8 @@ impl App {
             Action::StepForward | Action::StepBack => {
                 let before = self.replay_visible();
                 if !self.replay.is_active() {
-                    self.message = Some("press Space to start the replay, then . and , step".into());
+                    self.message =
+                        Some("press Space to start the replay, then . and , step".into());
                 } else if self.replay.playing {
                     self.message = Some("pause the replay (Space) to step".into());
                 } else {
@@ -554,10 +611,21 @@ impl App {
                     return self.tour_key();
                 }
                 let last = t.tour.steps.len() - 1;
-                let step = if action == Action::TourNext { (t.step + 1).min(last) } else { t.step.saturating_sub(1) };
+                let step = if action == Action::TourNext {
+                    (t.step + 1).min(last)
+                } else {
+                    t.step.saturating_sub(1)
+                };
                 t.shown = true;
                 if step == t.step {
-                    self.message = Some(if action == Action::TourNext { "last tour step" } else { "first tour step" }.into());
+                    self.message = Some(
+                        if action == Action::TourNext {
+                            "last tour step"
+                        } else {
+                            "first tour step"
+                        }
+                        .into(),
+                    );
                     return Vec::new();
                 }
                 return self.apply_tour_step(step);
@@ -593,7 +661,9 @@ impl App {
             if len == 0 {
                 return 0;
             }
-            (cur as isize).saturating_add(delta).clamp(0, len as isize - 1) as usize
+            (cur as isize)
+                .saturating_add(delta)
+                .clamp(0, len as isize - 1) as usize
         };
         if let Some(scroll) = self.detail.as_mut() {
             *scroll = (i64::from(*scroll) + delta as i64).clamp(0, i64::from(u16::MAX)) as u16;
@@ -605,7 +675,8 @@ impl App {
                 self.diagram_scroll = 0;
             }
             (View::Requests, Pane::Side) => {
-                self.diagram_scroll = (i64::from(self.diagram_scroll) + delta as i64).clamp(0, 500) as u16;
+                self.diagram_scroll =
+                    (i64::from(self.diagram_scroll) + delta as i64).clamp(0, 500) as u16;
             }
             (View::Connections, Pane::Main) => {
                 self.conn_sel = step(self.conn_sel, self.connection_rows().len());
@@ -633,14 +704,22 @@ impl App {
     /// The selected connection, if any.
     #[must_use]
     pub fn selected_connection(&self) -> Option<&crate::journey::snapshot::ConnectionSummary> {
-        self.connection_rows().get(self.conn_sel).and_then(|i| self.snap.connections.get(i))
+        self.connection_rows()
+            .get(self.conn_sel)
+            .and_then(|i| self.snap.connections.get(i))
     }
 
     /// The chain shown in the rules view, if any.
     #[must_use]
     pub fn selected_chain(&self) -> Option<&crate::journey::snapshot::ChainRules> {
         let (ti, ci) = *self.chain_list().get(self.rules.chain)?;
-        self.snap.rules.get(self.rules.node)?.tables.get(ti)?.chains.get(ci)
+        self.snap
+            .rules
+            .get(self.rules.node)?
+            .tables
+            .get(ti)?
+            .chains
+            .get(ci)
     }
 
     fn enter(&mut self) -> Vec<Effect> {
@@ -651,8 +730,15 @@ impl App {
                 }
             }
             View::Connections => {
-                let pick = if self.focus == Pane::Side { self.conn_req_sel } else { 0 };
-                if let Some(id) = self.selected_connection().and_then(|c| c.requests.get(pick).copied()) {
+                let pick = if self.focus == Pane::Side {
+                    self.conn_req_sel
+                } else {
+                    0
+                };
+                if let Some(id) = self
+                    .selected_connection()
+                    .and_then(|c| c.requests.get(pick).copied())
+                {
                     self.view = View::Requests;
                     self.focus = Pane::Main;
                     self.select_request_id(id);
@@ -669,7 +755,12 @@ impl App {
                     .and_then(|r| r.target.clone());
                 match target {
                     Some(t) if self.jump_to_chain(&t, true) => {}
-                    Some(t) => self.message = Some(format!("{} is a target, not a chain", crate::sanitize::escape_str(&t))),
+                    Some(t) => {
+                        self.message = Some(format!(
+                            "{} is a target, not a chain",
+                            crate::sanitize::escape_str(&t)
+                        ))
+                    }
                     None => self.message = Some("this rule has no jump target".into()),
                 }
             }
@@ -682,7 +773,9 @@ impl App {
     fn jump_to_chain(&mut self, name: &str, push: bool) -> bool {
         let find = |app: &App| {
             let dump = app.snap.rules.get(app.rules.node)?;
-            app.chain_list().iter().position(|(ti, ci)| dump.tables[*ti].chains[*ci].name == name)
+            app.chain_list()
+                .iter()
+                .position(|(ti, ci)| dump.tables[*ti].chains[*ci].name == name)
         };
         let mut pos = find(self);
         if pos.is_none() && !self.filter.query.is_empty() {
@@ -705,7 +798,11 @@ impl App {
             return;
         }
         let wrap = |cur: usize, len: usize| -> usize {
-            if len == 0 { 0 } else { ((cur as isize + dir).rem_euclid(len as isize)) as usize }
+            if len == 0 {
+                0
+            } else {
+                ((cur as isize + dir).rem_euclid(len as isize)) as usize
+            }
         };
         match self.view {
             View::Requests | View::Nodes => {
@@ -721,7 +818,9 @@ impl App {
             View::Rules => {
                 // Matching rules across the (filtered) chain list, in order.
                 let terms = self.filter_terms();
-                let Some(dump) = self.snap.rules.get(self.rules.node) else { return };
+                let Some(dump) = self.snap.rules.get(self.rules.node) else {
+                    return;
+                };
                 let list = self.chain_list();
                 let mut hits = Vec::new();
                 for (pos, (ti, ci)) in list.iter().enumerate() {
@@ -739,7 +838,9 @@ impl App {
                 let idx = if dir > 0 {
                     hits.iter().position(|h| *h > cur).unwrap_or(0)
                 } else {
-                    hits.iter().rposition(|h| *h < cur).unwrap_or(hits.len() - 1)
+                    hits.iter()
+                        .rposition(|h| *h < cur)
+                        .unwrap_or(hits.len() - 1)
                 };
                 (self.rules.chain, self.rules.rule) = hits[idx];
                 self.focus = Pane::Main;
@@ -828,11 +929,21 @@ impl App {
     /// out), go to the first row, i.e. the first match.
     fn reselect(&mut self, req: Option<u64>, conn: Option<u64>) {
         if let Some(id) = req {
-            let pos = self.snap.requests.iter().position(|r| r.id == id).and_then(|idx| self.request_rows().position(idx));
+            let pos = self
+                .snap
+                .requests
+                .iter()
+                .position(|r| r.id == id)
+                .and_then(|idx| self.request_rows().position(idx));
             self.req_sel = pos.unwrap_or(0);
         }
         if let Some(id) = conn {
-            let pos = self.snap.connections.iter().position(|c| c.id == id).and_then(|idx| self.connection_rows().position(idx));
+            let pos = self
+                .snap
+                .connections
+                .iter()
+                .position(|c| c.id == id)
+                .and_then(|idx| self.connection_rows().position(idx));
             self.conn_sel = pos.unwrap_or(0);
         }
         self.clamp();
@@ -862,7 +973,11 @@ impl App {
     }
 
     fn recompute_filter_keep_rules(&mut self) {
-        let saved = (self.rules.chain, self.rules.rule, std::mem::take(&mut self.rules.stack));
+        let saved = (
+            self.rules.chain,
+            self.rules.rule,
+            std::mem::take(&mut self.rules.stack),
+        );
         self.recompute_filter();
         (self.rules.chain, self.rules.rule, self.rules.stack) = saved;
     }
@@ -901,7 +1016,10 @@ impl App {
         }
         self.generation += 1;
         self.pending = Some(self.generation);
-        vec![Effect::Load { generation: self.generation, whatif }]
+        vec![Effect::Load {
+            generation: self.generation,
+            whatif,
+        }]
     }
 
     fn toggle_affinity(&mut self) -> Vec<Effect> {
@@ -917,8 +1035,18 @@ impl App {
             self.message = Some("no Service identified for this request".into());
             return Vec::new();
         };
-        let recorded = self.snap.services.iter().find(|s| s.name == service).is_some_and(|s| s.session_affinity);
-        let current = self.whatif.affinity.get(&service).copied().unwrap_or(recorded);
+        let recorded = self
+            .snap
+            .services
+            .iter()
+            .find(|s| s.name == service)
+            .is_some_and(|s| s.session_affinity);
+        let current = self
+            .whatif
+            .affinity
+            .get(&service)
+            .copied()
+            .unwrap_or(recorded);
         let mut next = self.whatif.clone();
         if current != recorded {
             next.affinity.remove(&service);
@@ -933,7 +1061,11 @@ impl App {
             self.message = Some("still loading".into());
             return Vec::new();
         }
-        const ORDER: [AlbMode; 3] = [AlbMode::Default, AlbMode::SourceIp, AlbMode::SourceIpProtocol];
+        const ORDER: [AlbMode; 3] = [
+            AlbMode::Default,
+            AlbMode::SourceIp,
+            AlbMode::SourceIpProtocol,
+        ];
         let recorded = self.recorded_alb_mode();
         let current = self.whatif.alb_mode.unwrap_or(recorded);
         let pos = ORDER.iter().position(|m| *m == current).unwrap_or(0);
@@ -941,7 +1073,10 @@ impl App {
         let mut next = self.whatif.clone();
         next.alb_mode = (next_mode != recorded).then_some(next_mode);
         if next.alb_mode.is_none() {
-            self.message = Some(format!("ALB mode {} (as recorded)", alb_mode_name(next_mode)));
+            self.message = Some(format!(
+                "ALB mode {} (as recorded)",
+                alb_mode_name(next_mode)
+            ));
         }
         self.load(next)
     }
@@ -970,12 +1105,17 @@ impl App {
     }
 
     fn apply_tour_step(&mut self, step: usize) -> Vec<Effect> {
-        let Some(t) = self.tour.as_mut() else { return Vec::new() };
+        let Some(t) = self.tour.as_mut() else {
+            return Vec::new();
+        };
         t.step = step;
         let s = t.tour.steps[step].clone();
         // The what-if state at a step is the steps' actions up to it, from the recorded view, so
         // going back and forth is repeatable (the tour owns the switches while it is stepped).
-        let actions: Vec<TourAction> = t.tour.steps[..=step].iter().filter_map(|s| s.action).collect();
+        let actions: Vec<TourAction> = t.tour.steps[..=step]
+            .iter()
+            .filter_map(|s| s.action)
+            .collect();
         self.help = false;
         self.detail = None;
         if let Some(f) = &s.filter {
@@ -1025,7 +1165,12 @@ impl App {
             None => {}
         }
         // Tours that never touch the switches leave the user's what-if alone.
-        if !self.tour.as_ref().is_some_and(|t| t.tour.steps.iter().any(|s| s.action.is_some_and(|a| a != TourAction::Replay))) {
+        if !self.tour.as_ref().is_some_and(|t| {
+            t.tour
+                .steps
+                .iter()
+                .any(|s| s.action.is_some_and(|a| a != TourAction::Replay))
+        }) {
             return self.tour_replay(&s);
         }
         let mut next = WhatIfSettings::default();
@@ -1035,7 +1180,12 @@ impl App {
                 TourAction::AffinityOn | TourAction::AffinityOff => {
                     if let Some(svc) = &service {
                         let on = a == TourAction::AffinityOn;
-                        let recorded = self.snap.services.iter().find(|x| &x.name == svc).is_some_and(|x| x.session_affinity);
+                        let recorded = self
+                            .snap
+                            .services
+                            .iter()
+                            .find(|x| &x.name == svc)
+                            .is_some_and(|x| x.session_affinity);
                         if on == recorded {
                             next.affinity.remove(svc);
                         } else {
@@ -1079,23 +1229,51 @@ fn matches_terms(text: &str, terms: &[String]) -> bool {
 fn request_search_text(r: &RequestJourney, s: &mut String) {
     use std::fmt::Write as _;
     s.clear();
-    let _ = write!(s, "#{} {}:{} {}:{} ", r.id, r.client.ip, r.client.port, r.frontend.ip, r.frontend.port);
-    for part in [r.method.as_str(), r.target.as_str(), r.host.as_deref().unwrap_or(""), r.capture.as_str()] {
+    let _ = write!(
+        s,
+        "#{} {}:{} {}:{} ",
+        r.id, r.client.ip, r.client.port, r.frontend.ip, r.frontend.port
+    );
+    for part in [
+        r.method.as_str(),
+        r.target.as_str(),
+        r.host.as_deref().unwrap_or(""),
+        r.capture.as_str(),
+    ] {
         s.push_str(part);
         s.push(' ');
     }
     if let Some(st) = r.status {
         let _ = write!(s, "{st} ");
     }
-    for n in [r.node.as_deref(), r.alb.as_ref().and_then(|a| a.observed_node.as_deref())].into_iter().flatten() {
+    for n in [
+        r.node.as_deref(),
+        r.alb.as_ref().and_then(|a| a.observed_node.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    {
         s.push_str(n);
         s.push(' ');
     }
     if let Some(p) = &r.pod {
-        let _ = write!(s, "{} {} {} ", p.name.as_deref().unwrap_or(""), p.ip, p.node.as_deref().unwrap_or(""));
+        let _ = write!(
+            s,
+            "{} {} {} ",
+            p.name.as_deref().unwrap_or(""),
+            p.ip,
+            p.node.as_deref().unwrap_or("")
+        );
     }
     if let Some(e) = &r.endpoint {
-        let _ = write!(s, "{}:{} {} {} ", e.ip, e.port, e.chain, crate::ui::theme::evidence_word(e.evidence));
+        let _ = write!(
+            s,
+            "{}:{} {} {} ",
+            e.ip,
+            e.port,
+            e.chain,
+            crate::ui::theme::evidence_word(e.evidence)
+        );
     }
     for p in &r.path {
         s.push_str(&p.chain);
@@ -1105,7 +1283,12 @@ fn request_search_text(r: &RequestJourney, s: &mut String) {
         let _ = write!(s, "{}:{} ", m.ip, m.port);
     }
     if let Some(w) = &r.whatif {
-        let _ = write!(s, "{} {} ", w.node.as_deref().unwrap_or(""), w.pod.as_deref().unwrap_or(""));
+        let _ = write!(
+            s,
+            "{} {} ",
+            w.node.as_deref().unwrap_or(""),
+            w.pod.as_deref().unwrap_or("")
+        );
         if w.moved {
             s.push_str("moved");
         }

@@ -13,7 +13,8 @@ use ratatui::backend::TestBackend;
 
 /// An app with the fixture loaded (and the fixture tour), no terminal.
 pub fn app() -> App {
-    let tour = Tour::from_toml_str(fixture::TOUR, "fixture_tour.toml").expect("fixture tour parses");
+    let tour =
+        Tour::from_toml_str(fixture::TOUR, "fixture_tour.toml").expect("fixture tour parses");
     let (mut app, effects) = App::new("FIXTURE scenario".into(), Some(tour), Theme::new(true));
     apply_effects_blocking(&mut app, effects, &fixture::FixtureSource);
     app
@@ -45,7 +46,11 @@ pub fn keys(app: &mut App, script: &str) {
             let c = rest.chars().next().unwrap();
             (KeyCode::Char(c), c.len_utf8())
         };
-        let mods = if matches!(code, KeyCode::Char(c) if c.is_ascii_uppercase()) { KeyModifiers::SHIFT } else { KeyModifiers::NONE };
+        let mods = if matches!(code, KeyCode::Char(c) if c.is_ascii_uppercase()) {
+            KeyModifiers::SHIFT
+        } else {
+            KeyModifiers::NONE
+        };
         let effects = app.update(Msg::Key(KeyEvent::new(code, mods)));
         apply_effects_blocking(app, effects, &fixture::FixtureSource);
         rest = &rest[len..];
@@ -79,7 +84,10 @@ pub struct RecordingBackend {
 
 impl RecordingBackend {
     pub fn new(width: u16, height: u16) -> Self {
-        Self { inner: TestBackend::new(width, height), frames: Default::default() }
+        Self {
+            inner: TestBackend::new(width, height),
+            frames: Default::default(),
+        }
     }
 }
 
@@ -114,7 +122,10 @@ impl ratatui::backend::Backend for RecordingBackend {
     fn get_cursor_position(&mut self) -> Result<ratatui::layout::Position, Self::Error> {
         self.inner.get_cursor_position()
     }
-    fn set_cursor_position<P: Into<ratatui::layout::Position>>(&mut self, position: P) -> Result<(), Self::Error> {
+    fn set_cursor_position<P: Into<ratatui::layout::Position>>(
+        &mut self,
+        position: P,
+    ) -> Result<(), Self::Error> {
         self.inner.set_cursor_position(position)
     }
     fn clear(&mut self) -> Result<(), Self::Error> {
@@ -131,7 +142,10 @@ impl ratatui::backend::Backend for RecordingBackend {
     }
     fn flush(&mut self) -> Result<(), Self::Error> {
         self.inner.flush()?;
-        self.frames.lock().unwrap().push(buffer_text(self.inner.buffer()));
+        self.frames
+            .lock()
+            .unwrap()
+            .push(buffer_text(self.inner.buffer()));
         Ok(())
     }
 }

@@ -17,17 +17,36 @@ impl Tmux {
     /// `None` (after printing "skipped: …") when tmux or bash is missing.
     pub fn start(name: &str, width: u16, height: u16, dir: &Path) -> Option<Self> {
         for tool in ["tmux", "bash"] {
-            if Command::new(tool).arg("-V").output().is_err() && Command::new(tool).arg("--version").output().is_err() {
+            if Command::new(tool).arg("-V").output().is_err()
+                && Command::new(tool).arg("--version").output().is_err()
+            {
                 println!("skipped: {tool} is not installed (.ci/run installs tmux)");
                 return None;
             }
         }
-        let t = Self { socket: format!("hoptrace-{name}-{}", std::process::id()) };
+        let t = Self {
+            socket: format!("hoptrace-{name}-{}", std::process::id()),
+        };
         let _ = t.tmux(&["kill-server"]);
         let size = (width.to_string(), height.to_string());
-        t.tmux(&["-f", "/dev/null", "new-session", "-d", "-s", "S", "-x", &size.0, "-y", &size.1, "-c", &dir.display().to_string(), "env -i PATH=/usr/bin:/bin TERM=xterm-256color HOME=/tmp bash --norc --noprofile"])
-            .expect("tmux new-session");
-        t.tmux(&["set-option", "-t", "S", "remain-on-exit", "on"]).expect("tmux set-option");
+        t.tmux(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "S",
+            "-x",
+            &size.0,
+            "-y",
+            &size.1,
+            "-c",
+            &dir.display().to_string(),
+            "env -i PATH=/usr/bin:/bin TERM=xterm-256color HOME=/tmp bash --norc --noprofile",
+        ])
+        .expect("tmux new-session");
+        t.tmux(&["set-option", "-t", "S", "remain-on-exit", "on"])
+            .expect("tmux set-option");
         t.send_line(&format!("PS1='{PROMPT}'; clear"));
         // capture-pane drops trailing spaces, so look for the prompt without its space.
         t.wait_for(PROMPT.trim_end(), Duration::from_secs(5));
@@ -35,7 +54,12 @@ impl Tmux {
     }
 
     fn tmux(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().map_err(|e| e.to_string())?;
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -45,8 +69,10 @@ impl Tmux {
 
     /// Type a line into the shell and press Enter.
     pub fn send_line(&self, line: &str) {
-        self.tmux(&["send-keys", "-t", "S", "-l", line]).expect("send-keys");
-        self.tmux(&["send-keys", "-t", "S", "Enter"]).expect("send-keys Enter");
+        self.tmux(&["send-keys", "-t", "S", "-l", line])
+            .expect("send-keys");
+        self.tmux(&["send-keys", "-t", "S", "Enter"])
+            .expect("send-keys Enter");
     }
 
     /// Press keys, in tmux's key names (`j`, `Enter`, `Escape`, `Tab`, `Space`, `C-c`, `/`).
@@ -58,17 +84,22 @@ impl Tmux {
 
     /// Type literal text.
     pub fn text(&self, text: &str) {
-        self.tmux(&["send-keys", "-t", "S", "-l", text]).expect("send-keys -l");
+        self.tmux(&["send-keys", "-t", "S", "-l", text])
+            .expect("send-keys -l");
     }
 
     /// The visible screen as plain text.
     pub fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "S"]).expect("capture-pane")
+        self.tmux(&["capture-pane", "-p", "-t", "S"])
+            .expect("capture-pane")
     }
 
     /// A tmux format value, e.g. `#{alternate_on}`, `#{pane_pid}`.
     pub fn format(&self, fmt: &str) -> String {
-        self.tmux(&["display-message", "-p", "-t", "S", fmt]).expect("display-message").trim().to_string()
+        self.tmux(&["display-message", "-p", "-t", "S", fmt])
+            .expect("display-message")
+            .trim()
+            .to_string()
     }
 
     /// Wait until the screen shows `text`; panics with the screen after `timeout`.
@@ -102,7 +133,16 @@ impl Tmux {
     }
 
     pub fn resize(&self, width: u16, height: u16) {
-        self.tmux(&["resize-window", "-t", "S", "-x", &width.to_string(), "-y", &height.to_string()]).expect("resize-window");
+        self.tmux(&[
+            "resize-window",
+            "-t",
+            "S",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+        ])
+        .expect("resize-window");
     }
 }
 
