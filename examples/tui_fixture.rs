@@ -7,16 +7,30 @@
 //! cargo run --example tui_fixture                 # the TUI
 //! cargo run --example tui_fixture -- --tour       # … with the fixture tour open
 //! cargo run --example tui_fixture -- --dump-snapshot fixture.json   # for `hoptrace tui --snapshot`
+//! cargo run --example tui_fixture -- --panic      # panics inside the TUI (restore test)
 //! ```
 
 #[path = "../tests/common/fixture.rs"]
 mod fixture;
 
-use hoptrace::journey::snapshot::WhatIfSettings;
+use hoptrace::journey::snapshot::{LoadProgress, Snapshot, SnapshotSource, WhatIfSettings};
 use hoptrace::journey::tour::Tour;
 use hoptrace::ui::runtime::{TuiOptions, run_terminal};
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// Panics as soon as the TUI asks for its name: the terminal is then in raw mode on the alternate
+/// screen, which is what the panic hook must undo.
+struct PanickingSource;
+
+impl SnapshotSource for PanickingSource {
+    fn name(&self) -> String {
+        panic!("tui_fixture --panic: deliberate panic inside the TUI");
+    }
+    fn snapshot(&self, _: &WhatIfSettings, _: &LoadProgress) -> Snapshot {
+        Snapshot::default()
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +45,10 @@ fn main() -> ExitCode {
             eprintln!("tui_fixture: {path}: {e}");
             return ExitCode::from(2);
         }
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--panic") {
+        let _ = run_terminal(Arc::new(PanickingSource), TuiOptions::default());
         return ExitCode::SUCCESS;
     }
     let tour =

@@ -33,13 +33,18 @@ fn dir() -> PathBuf {
 
 /// Start the fixture demo in the shell, having saved the terminal settings to `before`.
 fn launch(t: &Tmux, bin: &std::path::Path, tag: &str) {
+    launch_with(t, bin, tag, "");
+    t.wait_for("Requests 60", WAIT);
+}
+
+/// Start `bin args` in the shell, having saved the terminal settings for `assert_terminal_sane`.
+fn launch_with(t: &Tmux, bin: &std::path::Path, tag: &str, args: &str) {
     let before = dir().join(format!("hoptrace-stty-{tag}-{}-before", std::process::id()));
     t.send_line(&format!(
-        "stty -g > {}; {}; echo EXIT=$?",
+        "stty -g > {}; {} {args}; echo EXIT=$?",
         before.display(),
         bin.display()
     ));
-    t.wait_for("Requests 60", WAIT);
 }
 
 /// After the app ended: the alternate screen is off, the prompt is back, the exit status printed,
@@ -54,7 +59,7 @@ fn assert_terminal_sane(t: &Tmux, tag: &str, exit: &str) {
     let before = dir().join(format!("hoptrace-stty-{tag}-{}-before", std::process::id()));
     let after = dir().join(format!("hoptrace-stty-{tag}-{}-after", std::process::id()));
     t.send_line(&format!("stty -g > {}; echo SAVED", after.display()));
-    let s = t.wait_for("\nSAVED", WAIT);
+    let s = t.wait_for(&format!("\nSAVED\n{}", PROMPT.trim_end()), WAIT);
     assert!(
         s.trim_end().ends_with(PROMPT.trim_end()),
         "the prompt is back:\n{s}"
@@ -154,4 +159,12 @@ fn sigterm_restores_the_terminal() {
 #[test]
 fn sighup_restores_the_terminal() {
     signal_restores("HUP");
+}
+
+#[test]
+fn a_panic_restores_the_terminal() {
+    let Some(bin) = fixture_binary() else { return };
+    let Some(t) = Tmux::start("panic", 80, 24, &dir()) else { return };
+    launch_with(&t, &bin, "panic", "--panic 2>/dev/null");
+    assert_terminal_sane(&t, "panic", "101");
 }

@@ -185,8 +185,11 @@ fn row_line(app: &App, r: &RequestJourney, c: &Columns, selected: bool) -> Line<
     let pod_w = c.pod.saturating_sub(2);
     let pod_name = |name: Option<&str>| -> String {
         let name = name.map(escape_str).unwrap_or_else(|| "?".into());
-        if c.wide || name.chars().count() <= pod_w {
+        let short = crate::ui::render::status::short_pod(&name);
+        if name.chars().count() <= pod_w {
             name
+        } else if short.chars().count() <= pod_w {
+            short
         } else {
             pod_suffix(&name).to_string()
         }
