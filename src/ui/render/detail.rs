@@ -42,23 +42,41 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         r.connection,
         d.packets.len()
     )));
+    // On narrow terminals the capture name moves to a line of its own when it changes, and the
+    // time loses its microseconds, so one packet stays one line.
+    let narrow = width < 110;
+    let mut last_capture: Option<&str> = None;
     for p in &d.packets {
         let dir = match p.direction {
             Direction::ToServer => "→",
             Direction::ToClient => "←",
         };
         let info = escape_bytes(&p.info);
-        lines.push(Line::from(vec![
-            Span::styled(format!("{} ", text::clock_us(&p.time)), t.dim),
-            Span::raw(format!(
-                "{:<14} {dir} {} > {} [{}] len {} {info}",
-                text::fit(&escape_str(&p.capture), 14),
-                text::endpoint(&p.src),
-                text::endpoint(&p.dst),
-                escape_str(&p.flags),
-                p.payload_len
-            )),
-        ]));
+        let addrs = format!(
+            "{dir} {} > {} [{}] {}",
+            text::endpoint(&p.src),
+            text::endpoint(&p.dst),
+            escape_str(&p.flags),
+            p.payload_len
+        );
+        if narrow {
+            if last_capture != Some(p.capture.as_str()) {
+                lines.push(Line::styled(format!("  in {}:", escape_str(&p.capture)), t.dim));
+                last_capture = Some(p.capture.as_str());
+            }
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} ", text::clock(&p.time)), t.dim),
+                Span::raw(format!("{addrs} {info}")),
+            ]));
+        } else {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} ", text::clock_us(&p.time)), t.dim),
+                Span::raw(format!(
+                    "{:<16} {addrs} {info}",
+                    text::fit(&escape_str(&p.capture), 16)
+                )),
+            ]));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(section("HTTP request (as captured)"));
