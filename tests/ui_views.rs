@@ -67,10 +67,17 @@ fn journey_decided_by_affinity() {
     let r = &mut snap.requests[0];
     r.endpoint.as_mut().unwrap().evidence = Evidence::Affinity;
     let d = snap.details.get_mut(&1).unwrap();
-    for s in d.chain_walk.iter_mut().filter(|s| s.chain.starts_with("KUBE-SVC") || s.chain.starts_with("KUBE-SEP")) {
+    for s in d
+        .chain_walk
+        .iter_mut()
+        .filter(|s| s.chain.starts_with("KUBE-SVC") || s.chain.starts_with("KUBE-SEP"))
+    {
         s.evidence = Evidence::Affinity;
     }
-    for (name, hit) in [("KUBE-SEP-GB5ZXZKDF6JWMI74", false), ("KUBE-SEP-SHJOK7USDC7L53KY", true)] {
+    for (name, hit) in [
+        ("KUBE-SEP-GB5ZXZKDF6JWMI74", false),
+        ("KUBE-SEP-SHJOK7USDC7L53KY", true),
+    ] {
         d.recent.push(RecentCheck {
             name: name.into(),
             op: "rcheck".into(),
@@ -81,10 +88,17 @@ fn journey_decided_by_affinity() {
         });
     }
     let source = StaticSource::new(snap);
-    let (mut a, effects) = hoptrace::ui::App::new("edited fixture".into(), None, hoptrace::ui::theme::Theme::new(true));
+    let (mut a, effects) = hoptrace::ui::App::new(
+        "edited fixture".into(),
+        None,
+        hoptrace::ui::theme::Theme::new(true),
+    );
     hoptrace::ui::apply_effects_blocking(&mut a, effects, &source);
     let key = |a: &mut hoptrace::ui::App, c| {
-        a.update(hoptrace::ui::Msg::Key(crossterm::event::KeyEvent::new(c, crossterm::event::KeyModifiers::NONE)));
+        a.update(hoptrace::ui::Msg::Key(crossterm::event::KeyEvent::new(
+            c,
+            crossterm::event::KeyModifiers::NONE,
+        )));
     };
     key(&mut a, crossterm::event::KeyCode::Tab);
     insta::assert_snapshot!("journey_affinity_diagram_160x48", screen(&a, 160, 48));

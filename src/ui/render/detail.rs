@@ -61,7 +61,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         );
         if narrow {
             if last_capture != Some(p.capture.as_str()) {
-                lines.push(Line::styled(format!("  in {}:", escape_str(&p.capture)), t.dim));
+                lines.push(Line::styled(
+                    format!("  in {}:", escape_str(&p.capture)),
+                    t.dim,
+                ));
                 last_capture = Some(p.capture.as_str());
             }
             lines.push(Line::from(vec![

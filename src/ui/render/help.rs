@@ -54,6 +54,19 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             Span::raw(what),
         ]));
     }
+    if !app.snap.warnings.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!(" Warnings ({})", app.snap.warnings.len()),
+            t.title,
+        ));
+        for w in &app.snap.warnings {
+            lines.push(Line::styled(
+                format!(" ⚠ {}", crate::sanitize::escape_str(w)),
+                t.warn,
+            ));
+        }
+    }
     let h = (lines.len() as u16 + 2).min(area.height);
     let x = area.x + (area.width - w) / 2;
     let y = area.y + (area.height - h) / 2;

@@ -56,23 +56,38 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         Line::from(Span::raw(fit(&text, width)))
     } else {
         let s = &app.snap;
-        let mut text = format!(
-            "recorded · {} requests on {} connections · {} nodes, {} pods",
-            s.requests.len(),
-            s.connections.len(),
-            s.distribution.nodes.len(),
-            s.distribution.pods.len()
-        );
+        let narrow = width < 120;
+        let mut text = if narrow {
+            format!(
+                "recorded · {} requests, {} connections",
+                s.requests.len(),
+                s.connections.len()
+            )
+        } else {
+            format!(
+                "recorded · {} requests on {} connections · {} nodes, {} pods",
+                s.requests.len(),
+                s.connections.len(),
+                s.distribution.nodes.len(),
+                s.distribution.pods.len()
+            )
+        };
         let mut spans = vec![];
         if let Some(w) = s.warnings.first() {
             text.push_str(" · ");
             spans.push(Span::raw(text));
-            let more = if s.warnings.len() > 1 {
-                format!(" (+{} more)", s.warnings.len() - 1)
+            let n = s.warnings.len();
+            let head = if n == 1 {
+                "⚠ 1 warning (? lists it)".to_string()
             } else {
-                String::new()
+                format!("⚠ {n} warnings (? lists them)")
             };
-            spans.push(Span::styled(format!("⚠ {}{more}", escape_str(w)), t.warn));
+            let first = if narrow {
+                String::new()
+            } else {
+                format!(": {}", escape_str(w))
+            };
+            spans.push(Span::styled(format!("{head}{first}"), t.warn));
         } else {
             spans.push(Span::raw(text));
         }
