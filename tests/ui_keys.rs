@@ -373,3 +373,43 @@ fn a_source_that_cannot_rerun_the_model_says_so() {
         a.message
     );
 }
+
+#[test]
+fn big_snapshots_filter_off_the_event_loop() {
+    let tour = None;
+    let (mut a, effects) = App::new("big".into(), tour, Theme::new(true));
+    a.live_filter_limit = 100; // the fixture's 60 requests repeated 5 times count as "big"
+    let snap = fixture::scaled(300);
+    let Effect::Load { generation, .. } = effects[0].clone() else {
+        panic!()
+    };
+    a.update(Msg::Loaded {
+        generation,
+        snapshot: Box::new(snap),
+    });
+    keys(&mut a, "/52.168");
+    assert_eq!(
+        a.request_rows().len(),
+        300,
+        "no live filtering while typing"
+    );
+    let effects = a.update(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+    assert!(matches!(effects.as_slice(), [Effect::Filter { query, .. }] if query == "52.168"));
+    assert_eq!(a.filter.query, "52.168");
+    assert_eq!(a.message.as_deref(), Some("filtering 300 requests…"));
+    // A stale answer (an older generation) is ignored; the real one applies.
+    a.update(Msg::Filtered {
+        generation: 0,
+        matches: Default::default(),
+    });
+    assert_eq!(a.request_rows().len(), 300);
+    apply_effects_blocking(&mut a, effects, &fixture::FixtureSource);
+    assert_eq!(
+        a.request_rows().len(),
+        50,
+        "10 of every 60 requests come from 52.168.14.7"
+    );
+    assert!(a.filter.pending.is_none());
+    keys(&mut a, "<Esc>");
+    assert_eq!(a.request_rows().len(), 300);
+}

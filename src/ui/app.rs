@@ -34,6 +34,11 @@ pub enum Msg {
         generation: u64,
         error: String,
     },
+    /// The matches of filter request `generation` (computed off the event loop).
+    Filtered {
+        generation: u64,
+        matches: FilterMatches,
+    },
     /// Progress of the load in flight: phase, units done, units total.
     Progress {
         phase: String,
@@ -45,14 +50,27 @@ pub enum Msg {
 }
 
 /// What `update` asks the runtime to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Compute the snapshot for these settings (off the event loop) and send `Msg::Loaded`.
     Load {
         generation: u64,
         whatif: WhatIfSettings,
     },
+    /// Run [`filter_matches`] over a big snapshot (off the event loop) and send `Msg::Filtered`.
+    Filter {
+        generation: u64,
+        query: String,
+        snapshot: Arc<Snapshot>,
+    },
     Quit,
+}
+
+/// Rows matching a filter query: indices into `Snapshot::requests` and `Snapshot::connections`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterMatches {
+    pub requests: Vec<u32>,
+    pub connections: Vec<u32>,
 }
 
 /// Which pane of the current view has the keys.
@@ -114,6 +132,9 @@ pub struct FilterState {
     pub query: String,
     requests: Option<Vec<u32>>,
     connections: Option<Vec<u32>>,
+    generation: u64,
+    /// A background filter run in flight (big snapshots); rows show the old result meanwhile.
+    pub pending: Option<u64>,
 }
 
 /// Rules view state: which node's dump, which chain, which rule, and the jump stack.
@@ -138,8 +159,9 @@ pub struct TourState {
     pub start_when_loaded: bool,
 }
 
-/// Requests at or above this count are filtered when Enter is pressed, not on every keystroke.
-const LIVE_FILTER_LIMIT: usize = 200_000;
+/// Requests at or above this count are filtered when Enter is pressed, not on every keystroke,
+/// and off the event loop.
+pub const LIVE_FILTER_LIMIT: usize = 200_000;
 
 /// The model.
 pub struct App {
@@ -183,6 +205,9 @@ pub struct App {
     pub message: Option<String>,
     pub quit: bool,
     pub size: (u16, u16),
+    /// From this many requests on, the filter runs on Enter and off the event loop
+    /// (default [`LIVE_FILTER_LIMIT`]).
+    pub live_filter_limit: usize,
     /// Scroll offsets and list heights the last frame used (written by the pure view, like
     /// ratatui's `TableState`), so paging moves by what the user saw.
     pub(crate) req_offset: Cell<usize>,
@@ -230,6 +255,7 @@ impl App {
             message: None,
             quit: false,
             size: (80, 24),
+            live_filter_limit: LIVE_FILTER_LIMIT,
             req_offset: Cell::new(0),
             conn_offset: Cell::new(0),
             rule_offset: Cell::new(0),
@@ -392,14 +418,14 @@ impl App {
                         .unwrap_or_default();
                     self.message = Some(format!("what-if not applied: {why}"));
                 }
-                self.set_snapshot(snap);
+                let mut effects: Vec<Effect> = self.set_snapshot(snap).into_iter().collect();
                 if let Some(t) = self.tour.as_mut()
                     && std::mem::take(&mut t.start_when_loaded)
                     && !t.started
                 {
-                    return self.tour_key();
+                    effects.extend(self.tour_key());
                 }
-                Vec::new()
+                effects
             }
             Msg::LoadFailed { generation, error } => {
                 if self.pending == Some(generation) {
@@ -412,6 +438,22 @@ impl App {
                         // Keep showing what is on screen, and say so: the switches snap back.
                         self.whatif = self.snap.whatif.settings.clone();
                     }
+                }
+                Vec::new()
+            }
+            Msg::Filtered {
+                generation,
+                matches,
+            } => {
+                if self.filter.pending == Some(generation) {
+                    self.filter.pending = None;
+                    let keep_req = self.selected_request().map(|r| r.id);
+                    let keep_conn = self.selected_connection().map(|c| c.id);
+                    self.filter.requests = Some(matches.requests);
+                    self.filter.connections = Some(matches.connections);
+                    self.reselect(keep_req, keep_conn);
+                    let n = self.request_rows().len();
+                    self.message = Some(self.match_message(n));
                 }
                 Vec::new()
             }
@@ -472,6 +514,9 @@ impl App {
             }
             KeyCode::Enter => {
                 let q = self.filter.editing.take().unwrap_or_default();
+                if let Some(effect) = self.filter_in_background(&q) {
+                    return vec![effect];
+                }
                 self.set_filter(q);
                 let n = self.request_rows().len();
                 if !self.filter.query.is_empty() {
@@ -480,7 +525,7 @@ impl App {
             }
             KeyCode::Backspace => {
                 text.pop();
-                if self.snap.requests.len() < LIVE_FILTER_LIMIT {
+                if self.snap.requests.len() < self.live_filter_limit {
                     let q = text.clone();
                     self.set_filter(q);
                 }
@@ -489,7 +534,7 @@ impl App {
                 if text.chars().count() < 200 {
                     text.push(c);
                 }
-                if self.snap.requests.len() < LIVE_FILTER_LIMIT {
+                if self.snap.requests.len() < self.live_filter_limit {
                     let q = text.clone();
                     self.set_filter(q);
                 }
@@ -853,55 +898,44 @@ impl App {
     pub fn set_filter(&mut self, query: String) {
         let keep_req = self.selected_request().map(|r| r.id);
         let keep_conn = self.selected_connection().map(|c| c.id);
-        self.filter.query = query;
+        self.filter.query = query.trim().to_string();
         self.recompute_filter();
         self.reselect(keep_req, keep_conn);
     }
 
     fn recompute_filter(&mut self) {
+        // Any result still computing is for an older query or snapshot.
+        self.filter.generation += 1;
+        self.filter.pending = None;
         let terms = self.filter_terms();
         if terms.is_empty() {
             self.filter.requests = None;
             self.filter.connections = None;
             return;
         }
-        let snap = &self.snap;
-        // One reused buffer: a million requests are searched without a million allocations.
-        let mut buf = String::with_capacity(256);
-        self.filter.requests = Some(
-            snap.requests
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| {
-                    request_search_text(r, &mut buf);
-                    matches_terms(&buf, &terms)
-                })
-                .map(|(i, _)| i as u32)
-                .collect(),
-        );
-        self.filter.connections = Some(
-            snap.connections
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| {
-                    let text = format!(
-                        "{} {} {} {} {} {:?}",
-                        text::endpoint(&c.client),
-                        text::endpoint(&c.server),
-                        c.capture,
-                        c.node.as_deref().unwrap_or(""),
-                        c.protocol,
-                        c.state
-                    )
-                    .to_lowercase();
-                    matches_terms(&text, &terms)
-                })
-                .map(|(i, _)| i as u32)
-                .collect(),
-        );
+        let m = filter_matches(&self.snap, &self.filter.query);
+        self.filter.requests = Some(m.requests);
+        self.filter.connections = Some(m.connections);
         self.rules.chain = 0;
         self.rules.rule = 0;
         self.rules.stack.clear();
+    }
+
+    /// For big snapshots, a non-empty query is matched off the event loop: the query is set now,
+    /// the rows follow with `Msg::Filtered`. `None` when the caller should filter at once.
+    fn filter_in_background(&mut self, query: &str) -> Option<Effect> {
+        if self.snap.requests.len() < self.live_filter_limit || query.trim().is_empty() {
+            return None;
+        }
+        self.filter.query = query.trim().to_string();
+        self.filter.generation += 1;
+        self.filter.pending = Some(self.filter.generation);
+        self.message = Some(format!("filtering {} requests…", self.snap.requests.len()));
+        Some(Effect::Filter {
+            generation: self.filter.generation,
+            query: self.filter.query.clone(),
+            snapshot: self.snap.clone(),
+        })
     }
 
     /// Select request `id` in the requests view, clearing the filter or the replay if they hide it.
@@ -963,13 +997,26 @@ impl App {
         clamp(&mut self.nodes_sel, n);
     }
 
-    fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+    /// Show `snap`, keeping the selection. A big snapshot with a filter in force is re-filtered
+    /// off the event loop: the returned effect does it.
+    fn set_snapshot(&mut self, snap: Arc<Snapshot>) -> Option<Effect> {
         let keep_req = self.selected_request().map(|r| r.id);
         let keep_conn = self.selected_connection().map(|c| c.id);
         self.times = snap.requests.iter().map(|r| time_micros(&r.time)).collect();
         self.snap = snap;
-        self.recompute_filter_keep_rules();
+        let query = self.filter.query.clone();
+        let background = if self.snap.requests.len() >= self.live_filter_limit && !query.is_empty()
+        {
+            // Until the matches arrive, show every row rather than indices into the old snapshot.
+            self.filter.requests = None;
+            self.filter.connections = None;
+            self.filter_in_background(&query)
+        } else {
+            self.recompute_filter_keep_rules();
+            None
+        };
         self.reselect(keep_req, keep_conn);
+        background
     }
 
     fn recompute_filter_keep_rules(&mut self) {
@@ -1011,8 +1058,7 @@ impl App {
             && let Some(rec) = self.recorded.clone()
         {
             self.pending = None;
-            self.set_snapshot(rec);
-            return Vec::new();
+            return self.set_snapshot(rec).into_iter().collect();
         }
         self.generation += 1;
         self.pending = Some(self.generation);
@@ -1216,6 +1262,48 @@ impl App {
             self.follow_replay(self.snap.requests.len());
         }
         Vec::new()
+    }
+}
+
+/// The rows matching `query` (whitespace-separated terms, all must appear, case-insensitive) in
+/// the text the filter searches. Pure; runs on any thread.
+#[must_use]
+pub fn filter_matches(snap: &Snapshot, query: &str) -> FilterMatches {
+    let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    // One reused buffer: a million requests are searched without a million allocations.
+    let mut buf = String::with_capacity(256);
+    let requests = snap
+        .requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            request_search_text(r, &mut buf);
+            matches_terms(&buf, &terms)
+        })
+        .map(|(i, _)| i as u32)
+        .collect();
+    let connections = snap
+        .connections
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            let text = format!(
+                "{} {} {} {} {} {:?}",
+                text::endpoint(&c.client),
+                text::endpoint(&c.server),
+                c.capture,
+                c.node.as_deref().unwrap_or(""),
+                c.protocol,
+                c.state
+            )
+            .to_lowercase();
+            matches_terms(&text, &terms)
+        })
+        .map(|(i, _)| i as u32)
+        .collect();
+    FilterMatches {
+        requests,
+        connections,
     }
 }
 

@@ -44,6 +44,17 @@ pub fn apply_effects_blocking(
                     snapshot,
                 }));
             }
+            Effect::Filter {
+                generation,
+                query,
+                snapshot,
+            } => {
+                let matches = app::filter_matches(&snapshot, &query);
+                queue.extend(app.update(Msg::Filtered {
+                    generation,
+                    matches,
+                }));
+            }
             Effect::Quit => quit = true,
         }
     }

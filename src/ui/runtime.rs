@@ -132,6 +132,26 @@ fn apply(
                     let _ = tx.send(msg);
                 });
             }
+            Effect::Filter {
+                generation,
+                query,
+                snapshot,
+            } => {
+                let (tx, generation, query, snapshot) =
+                    (tx.clone(), *generation, query.clone(), snapshot.clone());
+                let task = tokio::task::spawn_blocking(move || {
+                    crate::ui::app::filter_matches(&snapshot, &query)
+                });
+                tokio::spawn(async move {
+                    // A lost filter run leaves the old rows; the next query starts a new one.
+                    if let Ok(matches) = task.await {
+                        let _ = tx.send(Msg::Filtered {
+                            generation,
+                            matches,
+                        });
+                    }
+                });
+            }
             Effect::Quit => quit = true,
         }
     }
