@@ -113,11 +113,17 @@ fn render_rules(f: &mut Frame, area: Rect, app: &App) {
     } else {
         format!(" · {} deep, Esc back", app.rules.stack.len())
     };
-    let policy = chain
-        .policy
-        .as_deref()
-        .map(|p| format!(" (policy {})", escape_str(p)))
-        .unwrap_or_default();
+    // As `iptables -nvL` heads a built-in chain: `(policy ACCEPT 1204 packets, 72240 bytes)`.
+    let policy = match (chain.policy.as_deref(), chain.counters) {
+        (Some(p), Some(c)) => format!(
+            " (policy {} {} packets, {} bytes)",
+            escape_str(p),
+            c.packets,
+            c.bytes
+        ),
+        (Some(p), None) => format!(" (policy {})", escape_str(p)),
+        (None, _) => String::new(),
+    };
     let block = pane_block(
         app,
         format!(" Chain {}{policy}{depth} ", escape_str(&chain.name)),
