@@ -170,9 +170,17 @@ fn row_line(app: &App, r: &RequestJourney, c: &Columns, selected: bool) -> Line<
         w = c.client
     );
     if c.wide {
-        let alb = match r.alb.as_ref().and_then(|a| a.bucket) {
-            Some(b) => format!("b{b}→{node}"),
-            None => node.clone(),
+        // A what-if that moves the request to another node shows `before→after` here.
+        let new_node = r
+            .whatif
+            .as_ref()
+            .filter(|w| w.moved)
+            .and_then(|w| w.node.as_ref())
+            .filter(|n| Some(*n) != r.node.as_ref());
+        let alb = match (new_node, r.alb.as_ref().and_then(|a| a.bucket)) {
+            (Some(n), _) => format!("{node}→{}", escape_str(n)),
+            (None, Some(b)) => format!("b{b}→{node}"),
+            (None, None) => node.clone(),
         };
         mid.push_str(&format!(
             "{:<11} {:<18} ",
@@ -215,7 +223,10 @@ fn row_line(app: &App, r: &RequestJourney, c: &Columns, selected: bool) -> Line<
                 format!("{before} → {after}")
             };
             match &w.node {
-                Some(n) if Some(n) != r.node.as_ref() => escape_str(&format!("{text} via {n}")),
+                // Wide rows show the node change in the ALB column.
+                Some(n) if Some(n) != r.node.as_ref() && !c.wide => {
+                    escape_str(&format!("{text} via {n}"))
+                }
                 _ => escape_str(&text),
             }
         }
