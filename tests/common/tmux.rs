@@ -10,6 +10,8 @@ pub const PROMPT: &str = "PROMPT$ ";
 
 pub struct Tmux {
     socket: String,
+    /// The server's socket file, removed on drop (kill-server can leave it behind).
+    socket_path: Option<String>,
 }
 
 impl Tmux {
@@ -24,8 +26,9 @@ impl Tmux {
                 return None;
             }
         }
-        let t = Self {
+        let mut t = Self {
             socket: format!("hoptrace-{name}-{}", std::process::id()),
+            socket_path: None,
         };
         let _ = t.tmux(&["kill-server"]);
         let size = (width.to_string(), height.to_string());
@@ -47,6 +50,7 @@ impl Tmux {
         .expect("tmux new-session");
         t.tmux(&["set-option", "-t", "S", "remain-on-exit", "on"])
             .expect("tmux set-option");
+        t.socket_path = Some(t.format("#{socket_path}"));
         t.send_line(&format!("PS1='{PROMPT}'; clear"));
         // capture-pane drops trailing spaces, so look for the prompt without its space.
         t.wait_for(PROMPT.trim_end(), Duration::from_secs(5));
@@ -149,5 +153,8 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.tmux(&["kill-server"]);
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
