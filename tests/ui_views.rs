@@ -109,3 +109,48 @@ fn journey_decided_by_affinity() {
     }
     insta::assert_snapshot!("journey_affinity_detail_80x24", screen(&a, 80, 24));
 }
+
+/// Every colour on screen is one of the 16 ANSI colours (so it follows the terminal's palette and
+/// works on 16-colour terminals), and with NO_COLOR there is no colour at all.
+#[test]
+fn theme_uses_only_the_16_ansi_colours_and_no_color_has_none() {
+    use ratatui::style::Color;
+    let ansi16 = |c: Color| {
+        matches!(
+            c,
+            Color::Reset
+                | Color::Black
+                | Color::Red
+                | Color::Green
+                | Color::Yellow
+                | Color::Blue
+                | Color::Magenta
+                | Color::Cyan
+                | Color::Gray
+                | Color::DarkGray
+                | Color::LightRed
+                | Color::LightGreen
+                | Color::LightYellow
+                | Color::LightBlue
+                | Color::LightMagenta
+                | Color::LightCyan
+                | Color::White
+        )
+    };
+    for no_color in [false, true] {
+        for script in ["", "a", "2", "3", "4", "?", "<Enter>", "t]"] {
+            let mut a = app();
+            a.theme = hoptrace::ui::theme::Theme::new(no_color);
+            keys(&mut a, script);
+            let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+            terminal.draw(|f| hoptrace::ui::render::view(f, &a)).unwrap();
+            for cell in terminal.backend().buffer().content() {
+                if no_color {
+                    assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "NO_COLOR, keys {script:?}");
+                } else {
+                    assert!(ansi16(cell.fg) && ansi16(cell.bg), "{:?}/{:?} after {script:?}", cell.fg, cell.bg);
+                }
+            }
+        }
+    }
+}
