@@ -51,6 +51,11 @@ fn replay_advances_only_with_injected_time() {
         14,
         "requests up to 10:06:28.05 are shown"
     );
+    assert_eq!(
+        a.connection_rows().len(),
+        5,
+        "connections appear with their first packet"
+    );
     for _ in 0..20 {
         keys(&mut a, "+");
     }
@@ -64,6 +69,7 @@ fn replay_advances_only_with_injected_time() {
     );
     keys(&mut a, "r");
     assert!(!a.replay.is_active());
+    assert_eq!(a.connection_rows().len(), 51);
 }
 
 fn key(c: char) -> io::Result<Event> {

@@ -173,6 +173,8 @@ pub struct App {
     recorded: Option<Arc<Snapshot>>,
     /// Capture time of each request in µs (parallel to `snap.requests`); `None` if unparsable.
     times: Vec<Option<i64>>,
+    /// First-packet time of each connection in µs (parallel to `snap.connections`).
+    conn_times: Vec<Option<i64>>,
     /// The what-if settings asked for (the snapshot may still be computing).
     pub whatif: WhatIfSettings,
     generation: u64,
@@ -227,6 +229,7 @@ impl App {
             snap: Arc::new(Snapshot::default()),
             recorded: None,
             times: Vec::new(),
+            conn_times: Vec::new(),
             whatif: WhatIfSettings::default(),
             generation: 0,
             pending: None,
@@ -281,9 +284,14 @@ impl App {
     /// Rows of the connections view.
     #[must_use]
     pub fn connection_rows(&self) -> RowView<'_> {
+        // During a replay, connections appear with their first packet.
+        let cutoff = match self.replay.cursor() {
+            None => self.snap.connections.len(),
+            Some(cursor) => self.conn_times.partition_point(|t| t.is_none_or(|t| t <= cursor)),
+        };
         match &self.filter.connections {
-            None => RowView::Prefix(self.snap.connections.len()),
-            Some(v) => RowView::Subset(v),
+            None => RowView::Prefix(cutoff),
+            Some(v) => RowView::Subset(&v[..v.partition_point(|i| (*i as usize) < cutoff)]),
         }
     }
 
@@ -1003,6 +1011,7 @@ impl App {
         let keep_req = self.selected_request().map(|r| r.id);
         let keep_conn = self.selected_connection().map(|c| c.id);
         self.times = snap.requests.iter().map(|r| time_micros(&r.time)).collect();
+        self.conn_times = snap.connections.iter().map(|c| time_micros(&c.first)).collect();
         self.snap = snap;
         let query = self.filter.query.clone();
         let background = if self.snap.requests.len() >= self.live_filter_limit && !query.is_empty()
