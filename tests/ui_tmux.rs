@@ -164,7 +164,9 @@ fn sighup_restores_the_terminal() {
 #[test]
 fn a_panic_restores_the_terminal() {
     let Some(bin) = fixture_binary() else { return };
-    let Some(t) = Tmux::start("panic", 80, 24, &dir()) else { return };
+    let Some(t) = Tmux::start("panic", 80, 24, &dir()) else {
+        return;
+    };
     launch_with(&t, &bin, "panic", "--panic 2>/dev/null");
     assert_terminal_sane(&t, "panic", "101");
 }

@@ -142,13 +142,25 @@ fn theme_uses_only_the_16_ansi_colours_and_no_color_has_none() {
             let mut a = app();
             a.theme = hoptrace::ui::theme::Theme::new(no_color);
             keys(&mut a, script);
-            let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
-            terminal.draw(|f| hoptrace::ui::render::view(f, &a)).unwrap();
+            let mut terminal =
+                ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+            terminal
+                .draw(|f| hoptrace::ui::render::view(f, &a))
+                .unwrap();
             for cell in terminal.backend().buffer().content() {
                 if no_color {
-                    assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "NO_COLOR, keys {script:?}");
+                    assert_eq!(
+                        (cell.fg, cell.bg),
+                        (Color::Reset, Color::Reset),
+                        "NO_COLOR, keys {script:?}"
+                    );
                 } else {
-                    assert!(ansi16(cell.fg) && ansi16(cell.bg), "{:?}/{:?} after {script:?}", cell.fg, cell.bg);
+                    assert!(
+                        ansi16(cell.fg) && ansi16(cell.bg),
+                        "{:?}/{:?} after {script:?}",
+                        cell.fg,
+                        cell.bg
+                    );
                 }
             }
         }

@@ -287,7 +287,9 @@ impl App {
         // During a replay, connections appear with their first packet.
         let cutoff = match self.replay.cursor() {
             None => self.snap.connections.len(),
-            Some(cursor) => self.conn_times.partition_point(|t| t.is_none_or(|t| t <= cursor)),
+            Some(cursor) => self
+                .conn_times
+                .partition_point(|t| t.is_none_or(|t| t <= cursor)),
         };
         match &self.filter.connections {
             None => RowView::Prefix(cutoff),
@@ -1011,7 +1013,11 @@ impl App {
         let keep_req = self.selected_request().map(|r| r.id);
         let keep_conn = self.selected_connection().map(|c| c.id);
         self.times = snap.requests.iter().map(|r| time_micros(&r.time)).collect();
-        self.conn_times = snap.connections.iter().map(|c| time_micros(&c.first)).collect();
+        self.conn_times = snap
+            .connections
+            .iter()
+            .map(|c| time_micros(&c.first))
+            .collect();
         self.snap = snap;
         let query = self.filter.query.clone();
         let background = if self.snap.requests.len() >= self.live_filter_limit && !query.is_empty()
