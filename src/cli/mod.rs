@@ -3,6 +3,7 @@
 
 pub mod rules;
 pub mod trace;
+pub mod tui;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +27,10 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// The kube-proxy service map of an iptables-save file.
     Rules(rules::RulesArgs),
+    /// The terminal UI: every request's journey, connections, rules, nodes/pods, what-if, replay.
+    Tui(tui::TuiArgs),
+    /// The TUI with a guided tour open at step 1.
+    Tour(tui::TuiArgs),
 }
 
 /// Run the parsed command line; returns the process exit code.
@@ -38,6 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(cmd) => match cmd {
             Command::Trace(args) => trace::run(args),
             Command::Rules(args) => rules::run(args),
+            Command::Tui(args) => tui::run(args, false),
+            Command::Tour(args) => tui::run(args, true),
         },
     }
 }
