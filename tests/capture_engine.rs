@@ -329,3 +329,19 @@ fn reassembly_limits_bound_buffering() {
     assert!(cap.stats.reassembly_peak_bytes <= 8_000, "{}", cap.stats.reassembly_peak_bytes);
     assert!(cap.connections[0].reassembly[0].gaps >= 1);
 }
+
+#[test]
+fn threads_give_the_same_result_as_one() {
+    let mut bytes = Vec::new();
+    synth::write_bench_pcap(&mut bytes, 17 << 20).unwrap();
+    let one = CaptureOptions { keep_packets: false, threads: 1, ..Default::default() };
+    let single = Capture::from_bytes(0, "b", &bytes, one).unwrap();
+    for threads in [2, 3] {
+        let multi = Capture::from_bytes(0, "b", &bytes, CaptureOptions { threads, ..one }).unwrap();
+        assert_eq!(multi.connections, single.connections, "{threads} threads");
+        assert_eq!(multi.requests, single.requests, "{threads} threads");
+        assert_eq!(multi.stats, single.stats);
+        assert_eq!(multi.warnings, single.warnings);
+    }
+    assert!(single.requests.len() > 10_000);
+}
