@@ -11,7 +11,7 @@ use super::http::{BodyKind, HeadEvent, HttpSink, HttpStream, Role};
 use super::link::{self, Decoded, LinkError, TcpFlags};
 use super::model::*;
 use super::reader::{self, CaptureComment, CaptureFormat, Frame, FrameSink, InterfaceInfo};
-use super::reassembly::{Delivery, ReassemblyBudget, ReassemblyLimits, StreamReassembler};
+use super::reassembly::{Delivery, ReassemblyBudget, ReassemblyLimits, StreamReassembler, StreamStats};
 use super::{CaptureError, CaptureWarning, WarningKind};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -40,7 +40,7 @@ pub struct CaptureOptions {
 
 impl Default for CaptureOptions {
     fn default() -> Self {
-        CaptureOptions { keep_packets: true, limits: ReassemblyLimits::default(), closed_flow_linger_ns: 60_000_000_000, threads: 0 }
+        CaptureOptions { keep_packets: true, limits: ReassemblyLimits::default(), closed_flow_linger_ns: 5_000_000_000, threads: 0 }
     }
 }
 
@@ -467,7 +467,7 @@ impl Analyzer {
             bytes: [0; 2],
             isn: [None; 2],
             tcp,
-            reassembly: Default::default(),
+            reassembly_stats: None,
             http_requests: 0,
             unpaired_responses: 0,
         });
@@ -547,10 +547,10 @@ impl Analyzer {
                     Delivery::Gap { len } => stream.gap(len, &mut sink),
                 }
             });
-            if sink.tunnel {
-                if let Some(o) = http[1 - di].as_mut() {
-                    o.turn_off();
-                }
+            if sink.tunnel
+                && let Some(o) = http[1 - di].as_mut()
+            {
+                o.turn_off();
             }
         }
         // Close a direction once its FIN has been reached in sequence; close both on RST.
@@ -593,7 +593,9 @@ impl Analyzer {
         } else {
             streams[s].finish(&mut self.budget, &mut |_| {});
         }
-        conn.reassembly[s] = streams[s].stats;
+        if streams[s].stats != StreamStats::default() {
+            conn.reassembly_stats.get_or_insert_with(Default::default)[s] = streams[s].stats;
+        }
     }
 
     fn close_tracker(&mut self, id: ConnectionId, capture_end: bool) {
@@ -604,7 +606,10 @@ impl Analyzer {
         self.close_direction(id, 1, capture_end);
         if let Some(t) = self.trackers[id as usize].take() {
             let c = &mut self.connections[id as usize];
-            c.reassembly = [t.streams[0].stats, t.streams[1].stats];
+            let stats = [t.streams[0].stats, t.streams[1].stats];
+            if stats != [StreamStats::default(); 2] {
+                c.reassembly_stats = Some(Box::new(stats));
+            }
         }
     }
 
@@ -786,9 +791,8 @@ impl HttpSink for ConnSink<'_> {
                 self.conn.http_requests += 1;
                 self.pending.push_back(id);
                 self.current[di] = Some(id);
-                if ev.partial {
-                    BodyKind::None
-                } else if connect {
+                // A partial head's framing is unknown; CONNECT has no body (a tunnel may follow).
+                if ev.partial || connect {
                     BodyKind::None
                 } else if ev.info.chunked {
                     BodyKind::Chunked
@@ -882,13 +886,24 @@ fn body_kind(ev: &HeadEvent<'_>, status: u16, head_request: bool, connect: bool)
 // The per-packet budget depends on this staying small.
 const _: () = assert!(std::mem::size_of::<CompactPacket>() == 32);
 #[cfg(test)]
-mod size_probe {
+mod tests {
+    use super::*;
+
+    /// The memory budget (≤ 64 bytes per packet beyond the file, BENCHMARKS.md) rests on these.
     #[test]
-    fn sizes() {
-        use super::*;
-        eprintln!("Connection {} HttpRequest {} HttpResponse {} Tracker {} FlowKey {} StreamStats {} HttpStream {} Reasm {}",
-            std::mem::size_of::<Connection>(), std::mem::size_of::<HttpRequest>(), std::mem::size_of::<HttpResponse>(),
-            std::mem::size_of::<Tracker>(), std::mem::size_of::<FlowKey>(), std::mem::size_of::<crate::capture::reassembly::StreamStats>(),
-            std::mem::size_of::<HttpStream>(), std::mem::size_of::<StreamReassembler>());
+    fn per_connection_records_stay_small() {
+        assert!(std::mem::size_of::<Connection>() <= 192, "{}", std::mem::size_of::<Connection>());
+        assert!(std::mem::size_of::<HttpRequest>() <= 224, "{}", std::mem::size_of::<HttpRequest>());
+        assert_eq!(std::mem::size_of::<FlowKey>(), 40);
+    }
+
+    #[test]
+    fn flow_key_is_direction_independent() {
+        let a: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        assert_eq!(FlowKey::new(a, b, 6), FlowKey::new(b, a, 6));
+        assert_ne!(FlowKey::new(a, b, 6), FlowKey::new(a, b, 17));
+        let m: SocketAddr = "[::ffff:10.0.0.1]:1000".parse().unwrap();
+        assert_ne!(FlowKey::new(a, b, 6), FlowKey::new(m, "[::ffff:10.0.0.2]:80".parse().unwrap(), 6));
     }
 }

@@ -147,10 +147,7 @@ pub enum LinkError {
 fn strip_link(link_type: u32, data: &[u8]) -> Result<&[u8], LinkError> {
     const IPV4: u16 = 0x0800;
     const IPV6: u16 = 0x86DD;
-    let ip_ether_type = |t: u16, rest: &'_ [u8]| -> Result<(), LinkError> {
-        let _ = rest;
-        if t == IPV4 || t == IPV6 { Ok(()) } else { Err(LinkError::NotIp) }
-    };
+    let ip_ether_type = |t: u16| if t == IPV4 || t == IPV6 { Ok(()) } else { Err(LinkError::NotIp) };
     match link_type {
         LINKTYPE_ETHERNET => {
             let mut t = be16(data, 12).ok_or(LinkError::Short)?;
@@ -162,14 +159,14 @@ fn strip_link(link_type: u32, data: &[u8]) -> Result<&[u8], LinkError> {
                     off += 4;
                 }
             }
-            ip_ether_type(t, data)?;
+            ip_ether_type(t)?;
             Ok(&data[off..])
         }
         LINKTYPE_RAW | 12 | 14 | LINKTYPE_IPV4 | LINKTYPE_IPV6 => Ok(data),
         LINKTYPE_LINUX_SLL => {
             // 16-byte cooked header; protocol (ether type) at offset 14.
             let t = be16(data, 14).ok_or(LinkError::Short)?;
-            ip_ether_type(t, data)?;
+            ip_ether_type(t)?;
             Ok(&data[16..])
         }
         LINKTYPE_LINUX_SLL2 => {
@@ -178,7 +175,7 @@ fn strip_link(link_type: u32, data: &[u8]) -> Result<&[u8], LinkError> {
             if data.len() < 20 {
                 return Err(LinkError::Short);
             }
-            ip_ether_type(t, data)?;
+            ip_ether_type(t)?;
             Ok(&data[20..])
         }
         LINKTYPE_NULL | LINKTYPE_LOOP => {

@@ -372,7 +372,7 @@ pub fn connection_row(global_id: u64, lc: &LoadedCapture, c: &Connection) -> Con
         isn_server: c.server_isn(),
         state: c.tcp.to_string(),
         http_requests: c.http_requests,
-        gaps: c.reassembly[0].gaps + c.reassembly[1].gaps,
+        gaps: c.reassembly()[0].gaps + c.reassembly()[1].gaps,
     }
 }
 
