@@ -106,34 +106,46 @@ pub struct HeadInfo {
     pub host: Option<(u32, u32)>,
 }
 
-/// Read Host, Content-Length, Transfer-Encoding and Connection from a head.
+/// Read Host, Content-Length, Transfer-Encoding and Connection from a head. A plain scan (no
+/// parser combinators): it runs on every message, and only four names matter.
 pub fn head_info(head: &[u8]) -> HeadInfo {
     let mut info = HeadInfo::default();
     let base = head.as_ptr() as usize;
-    for (name, value) in header_fields(head) {
-        if name.eq_ignore_ascii_case(b"host") && info.host.is_none() {
-            let s = value.as_ptr() as usize - base;
-            info.host = Some((s as u32, (s + value.len()) as u32));
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let parsed = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok());
-            match (parsed, info.content_length) {
-                (Some(v), None) => info.content_length = Some(v),
-                (Some(v), Some(old)) if v == old => {}
-                _ => info.bad_content_length = true,
-            }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // Chunked only counts when it is the final coding.
-            let last = value.rsplit(|&c| c == b',').next().unwrap_or(b"");
-            info.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for tok in value.split(|&c| c == b',') {
-                let tok = tok.trim_ascii();
-                if tok.eq_ignore_ascii_case(b"close") {
-                    info.connection_close = true;
-                } else if tok.eq_ignore_ascii_case(b"upgrade") {
-                    info.upgrade = true;
+    for line in head_lines(head).skip(1) {
+        let Some(colon) = line.iter().position(|&c| c == b':') else { continue };
+        let name = &line[..colon];
+        let value = line[colon + 1..].trim_ascii();
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                if info.host.is_none() {
+                    let s = value.as_ptr() as usize - base;
+                    info.host = Some((s as u32, (s + value.len()) as u32));
                 }
             }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let parsed = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+                match (parsed, info.content_length) {
+                    (Some(v), None) => info.content_length = Some(v),
+                    (Some(v), Some(old)) if v == old => {}
+                    _ => info.bad_content_length = true,
+                }
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                // Chunked only counts when it is the final coding.
+                let last = value.rsplit(|&c| c == b',').next().unwrap_or(b"");
+                info.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for tok in value.split(|&c| c == b',') {
+                    let tok = tok.trim_ascii();
+                    if tok.eq_ignore_ascii_case(b"close") {
+                        info.connection_close = true;
+                    } else if tok.eq_ignore_ascii_case(b"upgrade") {
+                        info.upgrade = true;
+                    }
+                }
+            }
+            _ => {}
         }
     }
     info
