@@ -383,7 +383,29 @@ impl HttpStream {
                 self.mode = Mode::Resync;
                 return &[];
             }
+            let first_line_was_open = !self.buf.contains(&b'\n');
             self.buf.extend_from_slice(bytes);
+            // Judge the first line as soon as it is complete, so that a text protocol that merely
+            // starts like HTTP (`EHLO host`) is not buffered up to the head limit.
+            if first_line_was_open && let Some(nl) = self.buf.iter().position(|&c| c == b'\n') {
+                let line = self.buf[..nl].strip_suffix(b"\r").unwrap_or(&self.buf[..nl]);
+                let ok = match self.role {
+                    Role::Requests => request_line(line).is_ok(),
+                    Role::Responses => status_line(line).is_ok(),
+                    _ => request_line(line).is_ok() || status_line(line).is_ok(),
+                };
+                if !ok {
+                    self.in_message = false;
+                    self.first = None;
+                    self.buf.clear();
+                    if self.role == Role::Unknown {
+                        self.role = Role::NotHttp;
+                        self.turn_off();
+                    } else {
+                        self.mode = Mode::Resync;
+                    }
+                }
+            }
             return &[];
         }
         let rest = &bytes[consumed..];
@@ -663,6 +685,38 @@ mod tests {
         assert_eq!(&h[s as usize..e as usize], b"a");
         let i = head_info(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\nTransfer-Encoding: gzip, chunked\r\n");
         assert!(i.bad_content_length && i.chunked);
+    }
+
+    struct Count(usize);
+    impl HttpSink for Count {
+        fn head(&mut self, _: HeadEvent<'_>) -> BodyKind {
+            self.0 += 1;
+            BodyKind::None
+        }
+        fn body(&mut self, _: Role, _: u64) {}
+        fn end(&mut self, _: Role, _: u64, _: i64, _: bool) {}
+    }
+
+    #[test]
+    fn text_protocol_that_looks_like_http_is_not_buffered() {
+        let mut s = HttpStream::new(true);
+        let mut sink = Count(0);
+        s.data(b"EHLO mail.example\r\n", 1, 0, &mut sink);
+        for _ in 0..100 {
+            s.data(b"DATA more text without a blank line\r\n", 2, 0, &mut sink);
+        }
+        assert!(s.buffered() < 1024, "{}", s.buffered());
+        assert_eq!(sink.0, 0);
+    }
+
+    #[test]
+    fn method_split_across_segments() {
+        let mut s = HttpStream::new(true);
+        let mut sink = Count(0);
+        for piece in [&b"GE"[..], b"T /x HT", b"TP/1.1\r\nHost: a\r", b"\n\r\n"] {
+            s.data(piece, 1, 0, &mut sink);
+        }
+        assert_eq!((sink.0, s.role), (1, Role::Requests));
     }
 
     #[test]
