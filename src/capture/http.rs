@@ -116,11 +116,9 @@ pub fn head_info(head: &[u8]) -> HeadInfo {
         let name = &line[..colon];
         let value = line[colon + 1..].trim_ascii();
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
-                if info.host.is_none() {
-                    let s = value.as_ptr() as usize - base;
-                    info.host = Some((s as u32, (s + value.len()) as u32));
-                }
+            4 if info.host.is_none() && name.eq_ignore_ascii_case(b"host") => {
+                let s = value.as_ptr() as usize - base;
+                info.host = Some((s as u32, (s + value.len()) as u32));
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 let parsed = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());

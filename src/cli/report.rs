@@ -151,6 +151,9 @@ pub fn journey_iter(captures: &[LoadedCapture]) -> impl Iterator<Item = RequestJ
     (0..table.len()).map(move |i| table.get(i))
 }
 
+/// Appends record number `i` to the buffer in some output format.
+type FormatRecord = dyn Fn(usize, &RequestJourney, &mut Vec<u8>) -> std::io::Result<()> + Sync;
+
 /// Requests of all captures in time order, turned into records on demand.
 struct JourneyTable<'a> {
     captures: &'a [LoadedCapture],
@@ -194,7 +197,7 @@ impl<'a> JourneyTable<'a> {
     fn write_all(
         &self,
         out: &mut dyn Write,
-        fmt: &(dyn Fn(usize, &RequestJourney, &mut Vec<u8>) -> std::io::Result<()> + Sync),
+        fmt: &FormatRecord,
     ) -> std::io::Result<()> {
         const CHUNK: usize = 4096;
         let n = self.len();
