@@ -345,3 +345,60 @@ fn threads_give_the_same_result_as_one() {
     }
     assert!(single.requests.len() > 10_000);
 }
+
+/// Raw IP frames built by hand (the synth writer only speaks TCP): IPv6 with a hop-by-hop
+/// extension header carrying UDP, an ICMP echo exchange, and an IPv4 fragment.
+fn raw_ip_frames() -> Vec<Vec<u8>> {
+    let v6 = |src: u8, dst: u8, sport: u16, dport: u16| {
+        let mut p = vec![0x60, 0, 0, 0, 0, 20, 0, 64];
+        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, src]);
+        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, dst]);
+        p.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]); // hop-by-hop → UDP, PadN
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&[0, 12, 0, 0]);
+        p.extend_from_slice(b"abcd");
+        p
+    };
+    let v4 = |proto: u8, flags_frag: u16, payload: &[u8]| {
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 1]);
+        p.extend_from_slice(&flags_frag.to_be_bytes());
+        p.extend_from_slice(&[64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        p.extend_from_slice(payload);
+        p
+    };
+    let mut reply = v4(1, 0, &[0, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i']);
+    reply[12..20].rotate_left(4); // from 10.0.0.2 to 10.0.0.1
+    vec![
+        v6(1, 2, 5353, 53),
+        v6(2, 1, 53, 5353),
+        v4(1, 0, &[8, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i']),
+        reply,
+        v4(6, 0x2000, &[0u8; 24]), // MF set: first fragment
+    ]
+}
+
+#[test]
+fn udp_icmp_ipv6_extension_headers_and_fragments() {
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+    let header = PcapHeader { datalink: pcap_file::DataLink::RAW, ..Default::default() };
+    let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
+    for (i, f) in raw_ip_frames().iter().enumerate() {
+        w.write_packet(&PcapPacket::new(std::time::Duration::from_millis(i as u64), f.len() as u32, f)).unwrap();
+    }
+    let cap = analyse(&w.into_writer());
+    assert_eq!(cap.connections.len(), 2);
+    let udp = &cap.connections[0];
+    assert_eq!((udp.protocol, udp.initiator_evidence), (17, InitiatorEvidence::FirstPacket));
+    assert_eq!((udp.client(), udp.server()), (sa("[2001:db8::1]:5353"), sa("[2001:db8::2]:53")));
+    assert_eq!((udp.packets, udp.bytes), ([1, 1], [4, 4]));
+    let icmp = &cap.connections[1];
+    assert_eq!((icmp.protocol, icmp.a.port(), icmp.packets), (1, 0x1234, [1, 1]));
+    let frag = cap.packet(5).unwrap();
+    assert!(frag.fragment && frag.connection.is_none());
+    assert_eq!((frag.src, frag.protocol), (Some(sa("10.0.0.1:0").ip()), 6));
+    assert_eq!(cap.stats.fragments, 1);
+    assert!(cap.requests.is_empty());
+}
