@@ -402,3 +402,22 @@ fn udp_icmp_ipv6_extension_headers_and_fragments() {
     assert_eq!(cap.stats.fragments, 1);
     assert!(cap.requests.is_empty());
 }
+
+#[test]
+fn until_close_body_ends_with_fin_but_is_partial_after_reset() {
+    let resp = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nstreamed until the server closes";
+    let body_len = 32;
+    for (reset, partial) in [(false, false), (true, true)] {
+        let mut c = Conversation::new(sa("10.0.0.20:40000"), sa("10.0.0.80:80"), T0);
+        c.handshake().request(&synth::get("/stream", "h")).response(resp);
+        if reset {
+            c.reset();
+        } else {
+            c.close();
+        }
+        let cap = analyse(&pcap(&eth(), c.segments()));
+        let r = cap.requests[0].response.as_ref().unwrap();
+        assert_eq!((r.status, r.body_len, r.partial), (200, body_len, partial), "reset={reset}");
+        assert!(cap.connections[0].tcp.has(if reset { TcpState::RST } else { TcpState::FIN_FROM_SERVER }));
+    }
+}

@@ -559,7 +559,8 @@ impl Analyzer {
             let t = self.trackers[id as usize].as_ref().expect("tracker exists");
             let reached = t.fin_at[s].is_some_and(|fin| t.streams[s].next_seq() == Some(fin));
             if !t.closed[s] && (reached || rst) {
-                self.close_direction(id, s, false);
+                // A reset cuts an until-close body short: that message is partial.
+                self.close_direction(id, s, rst && !reached);
             }
         }
         let t = self.trackers[id as usize].as_ref().expect("tracker exists");
@@ -568,8 +569,9 @@ impl Analyzer {
         }
     }
 
-    /// Flush one direction: remaining holes are lost, an until-close body ends.
-    fn close_direction(&mut self, id: ConnectionId, s: usize, capture_end: bool) {
+    /// Flush one direction: remaining holes are lost, an until-close body ends (`cut`: ended by
+    /// the capture's end or a reset rather than a FIN, so such a body is partial).
+    fn close_direction(&mut self, id: ConnectionId, s: usize, cut: bool) {
         let Some(t) = self.trackers[id as usize].as_mut() else { return };
         if t.closed[s] {
             return;
@@ -589,7 +591,7 @@ impl Analyzer {
                     Delivery::Gap { len } => stream.gap(len, &mut sink),
                 }
             });
-            stream.close(capture_end, &mut sink);
+            stream.close(cut, &mut sink);
         } else {
             streams[s].finish(&mut self.budget, &mut |_| {});
         }

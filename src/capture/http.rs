@@ -603,12 +603,12 @@ impl HttpStream {
         }
     }
 
-    /// The stream ended (FIN/RST seen and delivered, or end of capture when `capture_end`).
-    pub fn close(&mut self, capture_end: bool, sink: &mut dyn HttpSink) {
+    /// The stream ended: its FIN was reached, or (`cut`) a reset or the end of the capture.
+    pub fn close(&mut self, cut: bool, sink: &mut dyn HttpSink) {
         match self.mode {
             Mode::UntilClose => {
                 // Body delimited by close: complete when the close was seen.
-                let damaged = self.damaged || capture_end;
+                let damaged = self.damaged || cut;
                 sink.end(self.role, self.last.0, self.last.1, damaged);
             }
             Mode::Head if self.in_message => {
