@@ -4,8 +4,8 @@
 //! under `target/bench/`, then in one run times, with GNU time (wall clock and peak RSS):
 //!
 //! * `cat FILE > /dev/null`
-//! * `hoptrace report --format ndjson FILE` (memory-mapped, one analysis thread per CPU), the same
-//!   with `--threads 1`, and `hoptrace report --format ndjson - < FILE` (streamed from standard
+//! * `hoptrace report --format ndjson FILE` (memory-mapped, default threads: one on this 2-CPU
+//!   machine), the same with `--threads 2`, and `hoptrace report --format ndjson - < FILE` (streamed from standard
 //!   input, one thread)
 //! * `tshark -r FILE -Y http.request -T fields -e ip.src -e tcp.srcport -e http.request.method
 //!   -e http.request.uri`
@@ -69,7 +69,7 @@ fn main() {
     let cat = timed("cat", &format!("cat '{f}' > /dev/null; cat '{f}' > /dev/null"), &target.join("cat.out"));
     let cat = cat.map(|r| Run { wall_s: r.wall_s / 2.0, ..r });
     let ours = timed("hoptrace", &format!("'{bin}' report --format ndjson '{f}'"), &target.join("hoptrace.ndjson"));
-    let ours_one = timed("hoptrace 1 thread", &format!("'{bin}' report --threads 1 --format ndjson '{f}'"), &target.join("hoptrace-1.ndjson"));
+    let ours_two = timed("hoptrace 2 threads", &format!("'{bin}' report --threads 2 --format ndjson '{f}'"), &target.join("hoptrace-2.ndjson"));
     let ours_stdin = timed("hoptrace stdin", &format!("'{bin}' report --format ndjson - < '{f}'"), &target.join("hoptrace-stdin.ndjson"));
     let skip_tshark = std::env::var("HOPTRACE_BENCH_SKIP_TSHARK").is_ok_and(|v| v == "1");
     let tshark = if skip_tshark || Command::new("tshark").arg("--version").output().is_err() {
@@ -94,7 +94,7 @@ fn main() {
     };
     line("cat", &cat);
     line("hoptrace (mmap)", &ours);
-    line("hoptrace (mmap, 1 thr)", &ours_one);
+    line("hoptrace (mmap, 2 thr)", &ours_two);
     line("hoptrace (stdin)", &ours_stdin);
     line("tshark", &tshark);
     if let Some(o) = &ours {
@@ -106,8 +106,8 @@ fn main() {
     }
     if let (Some(o), Some(t)) = (&ours, &tshark) {
         println!("throughput ratio hoptrace/tshark: {:.1}x", t.wall_s / o.wall_s);
-        if let Some(o1) = &ours_one {
-            println!("throughput ratio hoptrace (1 thread)/tshark: {:.1}x", t.wall_s / o1.wall_s);
+        if let Some(o2) = &ours_two {
+            println!("throughput ratio hoptrace (2 threads)/tshark: {:.1}x", t.wall_s / o2.wall_s);
         }
         println!("requests: hoptrace {} tshark {}", o.lines, t.lines);
     }

@@ -33,8 +33,8 @@ pub struct CaptureOptions {
     /// 5-tuple for the stray packets that follow a close (last ACK, retransmitted FIN); after
     /// that its flow-table entry is dropped, keeping the table near the open connections' size.
     pub closed_flow_linger_ns: i64,
-    /// Threads for in-memory captures without `keep_packets` (0: up to the CPUs available,
-    /// at most 4). Results are identical to one thread's.
+    /// Threads for in-memory captures without `keep_packets` (0: [`default_threads`]).
+    /// Results are identical to one thread's.
     pub threads: usize,
 }
 
@@ -89,7 +89,7 @@ impl Capture {
     /// Analyse a capture held in memory.
     pub fn from_bytes(index: CaptureIndex, name: &str, data: &[u8], opts: CaptureOptions) -> Result<Capture, CaptureError> {
         let threads = match opts.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
+            0 => default_threads(),
             n => n,
         };
         // Threads pay off only on big captures; per-packet records need one frame order.
@@ -143,7 +143,14 @@ impl Capture {
             // SAFETY: the map is read-only and private to this call. If another process truncates
             // the file while we read it, the kernel delivers SIGBUS; that is the documented risk
             // of mapping files, accepted for capture files that are not being written.
-            if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+            // Pre-faulting the mapping (one kernel call instead of a fault per page) pays off
+            // while the file fits comfortably in memory.
+            let populate = meta.len() <= 4 << 30;
+            let mut mo = memmap2::MmapOptions::new();
+            if populate {
+                mo.populate();
+            }
+            if let Ok(map) = unsafe { mo.map(&file) } {
                 #[cfg(unix)]
                 let _ = map.advise(memmap2::Advice::Sequential);
                 return Capture::from_bytes(index, &name, &map, opts);
@@ -215,6 +222,16 @@ impl Capture {
     }
 }
 
+/// Threads used when none are asked for: one on machines with two CPUs or fewer (every shard
+/// decodes every frame, so on two cores with anything else running the extra thread costs more
+/// than it brings — measured in BENCHMARKS.md), else one per CPU up to 4.
+pub fn default_threads() -> usize {
+    match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        n if n <= 2 => 1,
+        n => n.min(4),
+    }
+}
+
 /// Bidirectional flow key: the two endpoints (address as a 128-bit number, IPv4 mapped, and
 /// port) in a fixed order, the protocol and the IP version. Integers compare and hash faster
 /// than byte arrays or `SocketAddr`s (which also take 32 bytes each).
@@ -245,6 +262,11 @@ impl FlowKey {
     }
 }
 
+/// Slots in the flow cache (a power of two; 40 KiB).
+const FLOW_CACHE: usize = 1024;
+const EMPTY_FLOW_SLOT: (FlowKey, ConnectionId) =
+    (FlowKey { lo_ip: [0; 2], hi_ip: [0; 2], lo_port: 0, hi_port: 0, proto: 0, v6: false }, NO_CONN);
+
 /// Live TCP state of a connection that carries payload.
 #[derive(Debug)]
 struct Tracker {
@@ -266,6 +288,8 @@ struct Analyzer {
     shard: Option<(u32, u32)>,
     /// Connections by 5-tuple (closed ones are swept out after the linger time).
     flows: HashMap<FlowKey, ConnectionId>,
+    /// Direct-mapped cache in front of `flows` (see `packet`).
+    flow_cache: Box<[(FlowKey, ConnectionId)]>,
     /// Connections created since the last sweep of the flow table.
     since_sweep: usize,
     /// Latest packet time seen.
@@ -354,6 +378,7 @@ impl Analyzer {
             opts,
             shard: None,
             flows: HashMap::default(),
+            flow_cache: vec![EMPTY_FLOW_SLOT; FLOW_CACHE].into_boxed_slice(),
             since_sweep: 0,
             now_ns: i64::MIN,
             connections: Vec::new(),
@@ -382,14 +407,30 @@ impl Analyzer {
             let c = &self.connections[id as usize];
             !(c.tcp.closed() && c.last_ts_ns < cutoff)
         };
-        let id = match self.flows.get(&key) {
-            Some(&id) if live(id) && !(pure_syn && self.is_new_incarnation(id, src, d)) => id,
+        // The flow table is large (every connection of the last linger period) and each lookup
+        // would miss the CPU caches; the few flows active at any moment hit this small
+        // direct-mapped cache instead. It mirrors the table: filled on lookup and insert,
+        // cleared when the sweep removes entries.
+        let slot = (self.flows.hasher().hash_one(key) as usize) & (FLOW_CACHE - 1);
+        let found = match self.flow_cache[slot] {
+            (k, id) if id != NO_CONN && k == key => Some(id),
+            _ => {
+                let id = self.flows.get(&key).copied();
+                if let Some(id) = id {
+                    self.flow_cache[slot] = (key, id);
+                }
+                id
+            }
+        };
+        let id = match found {
+            Some(id) if live(id) && !(pure_syn && self.is_new_incarnation(id, src, d)) => id,
             old => {
-                if let Some(&old) = old {
+                if let Some(old) = old {
                     self.close_tracker(old, false);
                 }
                 let id = self.new_connection(f, src, dst, d);
                 self.flows.insert(key, id);
+                self.flow_cache[slot] = (key, id);
                 self.since_sweep += 1;
                 if self.since_sweep >= (self.flows.len() / 2).max(1 << 16) {
                     self.sweep();
@@ -414,6 +455,7 @@ impl Analyzer {
     /// Amortised O(1): runs after as many new connections as half the table holds.
     fn sweep(&mut self) {
         self.since_sweep = 0;
+        self.flow_cache.fill(EMPTY_FLOW_SLOT);
         let cutoff = self.now_ns.saturating_sub(self.opts.closed_flow_linger_ns);
         let conns = &self.connections;
         self.flows.retain(|_, id| {

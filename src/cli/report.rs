@@ -46,7 +46,8 @@ pub struct ReportArgs {
     /// List the raw connections of each capture instead of requests.
     #[arg(long)]
     pub connections: bool,
-    /// Analysis threads per capture file (0: one per CPU, at most 4).
+    /// Analysis threads per capture file (0: one on machines with ≤ 2 CPUs, else one per CPU up
+    /// to 4).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
 }
@@ -161,7 +162,7 @@ struct JourneyTable<'a> {
     labels: Vec<String>,
     /// (time, capture, request) — 16 bytes per request instead of a whole record.
     order: Vec<(i64, u32, u32)>,
-    /// Formatting threads (0: one per CPU, at most 4).
+    /// Formatting threads (0: the analysis default).
     threads: usize,
 }
 
@@ -202,7 +203,7 @@ impl<'a> JourneyTable<'a> {
         const CHUNK: usize = 4096;
         let n = self.len();
         let threads = match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |t| t.get()).min(4),
+            0 => crate::capture::engine::default_threads(),
             t => t,
         };
         let chunk_bytes = |c: usize| -> std::io::Result<Vec<u8>> {
@@ -297,7 +298,25 @@ pub fn rfc3339_micros(ts_ns: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod / 60 % 60, sod % 60)
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod / 60 % 60, sod % 60);
+    }
+    // Written digit by digit: this runs once per record and `format!` dominated it.
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    put(20, 6, micros);
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 fn csv_field(s: &str) -> String {
