@@ -421,3 +421,24 @@ fn until_close_body_ends_with_fin_but_is_partial_after_reset() {
         assert!(cap.connections[0].tcp.has(if reset { TcpState::RST } else { TcpState::FIN_FROM_SERVER }));
     }
 }
+
+#[test]
+fn responses_written_in_small_pieces_pair_with_pipelined_head() {
+    // What a server writing its response with several small writes produces (seen live).
+    let mut c = Conversation::new(sa("10.0.0.30:40000"), sa("10.0.0.80:80"), T0);
+    let mut reqs = synth::get("/p/1", "h");
+    reqs.extend(synth::get("/p/2", "h"));
+    reqs.extend(b"HEAD /p/3 HTTP/1.1\r\nHost: h\r\n\r\n");
+    c.handshake().request(&reqs);
+    for (i, body) in [&b"answer one"[..], b"answer two", b""].iter().enumerate() {
+        let announced = (if i == 2 { 12 } else { body.len() }).to_string();
+        let parts: [&[u8]; 4] = [b"HTTP/1.1 200 OK\r\nContent-Length: ", announced.as_bytes(), b"\r\n\r\n", body];
+        let whole: Vec<u8> = parts.concat();
+        let cuts = [parts[0].len(), parts[0].len() + parts[1].len(), parts[0].len() + parts[1].len() + 4];
+        c.send_pieces(false, &whole, &cuts);
+    }
+    c.close();
+    let cap = analyse(&pcap(&eth(), c.segments()));
+    let got: Vec<_> = cap.requests.iter().map(|r| r.response.as_ref().map(|r| (r.status, r.body_len))).collect();
+    assert_eq!(got, [Some((200, 10)), Some((200, 10)), Some((200, 0))]);
+}

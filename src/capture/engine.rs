@@ -619,12 +619,13 @@ impl Analyzer {
             return;
         }
         t.closed[s] = true;
-        let Tracker { streams, http, pending, current, .. } = &mut **t;
+        let Tracker { streams, http, pending, current, fin_at, .. } = &mut **t;
+        let end = fin_at[s];
         let conn = &mut self.connections[id as usize];
         let side = if s == 0 { Side::A } else { Side::B };
         let mut sink = ConnSink { conn, requests: &mut self.requests, pending, current, side, capture: self.index, tunnel: false };
         if let Some(stream) = http[s].as_mut() {
-            streams[s].finish(&mut self.budget, &mut |dl| {
+            streams[s].finish(end, &mut self.budget, &mut |dl| {
                 if stream.is_off() {
                     return;
                 }
@@ -635,7 +636,7 @@ impl Analyzer {
             });
             stream.close(cut, &mut sink);
         } else {
-            streams[s].finish(&mut self.budget, &mut |_| {});
+            streams[s].finish(end, &mut self.budget, &mut |_| {});
         }
         if streams[s].stats != StreamStats::default() {
             conn.reassembly_stats.get_or_insert_with(Default::default)[s] = streams[s].stats;

@@ -286,9 +286,20 @@ impl StreamReassembler {
     }
 
     /// End of stream (FIN, RST or end of capture): every remaining hole is lost.
-    pub fn finish(&mut self, budget: &mut ReassemblyBudget, out: &mut dyn FnMut(Delivery<'_>)) {
+    /// `end`: the sequence number just past the stream's FIN, when seen — bytes missing before
+    /// it (lost segments at the tail) become a final gap.
+    pub fn finish(&mut self, end: Option<u32>, budget: &mut ReassemblyBudget, out: &mut dyn FnMut(Delivery<'_>)) {
         while !self.pending.is_empty() {
             self.skip_first_hole(budget, out);
+        }
+        if let (Some(end), Some(next)) = (end, self.next) {
+            let missing = seq_diff(end, next);
+            if missing > 0 && missing as u64 <= budget.limits.max_window as u64 {
+                self.stats.gaps += 1;
+                add(&mut self.stats.gap_bytes, missing as u64);
+                out(Delivery::Gap { len: missing as u64 });
+                self.next = Some(end);
+            }
         }
     }
 
@@ -313,7 +324,7 @@ mod tests {
                 Delivery::Gap { len } => out.extend(std::iter::repeat_n(b'?', len as usize)),
             });
         }
-        r.finish(&mut budget, &mut |dl| match dl {
+        r.finish(None, &mut budget, &mut |dl| match dl {
             Delivery::Data { bytes, .. } => out.extend_from_slice(bytes),
             Delivery::Gap { len } => out.extend(std::iter::repeat_n(b'?', len as usize)),
         });
@@ -355,6 +366,22 @@ mod tests {
     }
 
     #[test]
+    fn lost_tail_before_fin_is_a_gap() {
+        let mut r = StreamReassembler::default();
+        let mut budget = ReassemblyBudget::default();
+        r.syn(99);
+        let mut gaps = Vec::new();
+        r.segment(100, b"abc", 3, 1, 0, &mut budget, &mut |_| {});
+        r.finish(Some(110), &mut budget, &mut |d| {
+            if let Delivery::Gap { len } = d {
+                gaps.push(len)
+            }
+        });
+        assert_eq!(gaps, [7]);
+        assert_eq!(r.stats.gaps, 1);
+    }
+
+    #[test]
     fn sequence_wraparound() {
         let mut r = StreamReassembler::default();
         let mut budget = ReassemblyBudget::default();
@@ -386,7 +413,7 @@ mod tests {
                 });
                 assert!(budget.buffered <= 500);
             }
-            r.finish(&mut budget, &mut |_| {});
+            r.finish(None, &mut budget, &mut |_| {});
             assert_eq!(budget.buffered, 0);
         });
     }
