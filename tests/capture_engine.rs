@@ -324,7 +324,7 @@ fn reassembly_limits_bound_buffering() {
     let mut segs = c.into_segments();
     let first = segs.remove(3);
     segs.push(first);
-    let limits = hoptrace::capture::ReassemblyLimits { per_stream_bytes: 8_000, total_bytes: 8_000, max_window: 1 << 20 };
+    let limits = hoptrace::capture::ReassemblyLimits { per_stream_bytes: 8_000, total_bytes: 8_000, ..Default::default() };
     let cap = Capture::from_bytes(0, "t", &pcap(&eth(), &segs), CaptureOptions { limits, ..Default::default() }).unwrap();
     assert!(cap.stats.reassembly_peak_bytes <= 8_000, "{}", cap.stats.reassembly_peak_bytes);
     assert!(cap.connections[0].reassembly()[0].gaps >= 1);

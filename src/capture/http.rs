@@ -249,6 +249,8 @@ pub struct HttpStream {
     /// Bytes of the current message were lost.
     damaged: bool,
     in_message: bool,
+    /// The current head's first line has been seen complete (and judged).
+    first_line_done: bool,
 }
 
 impl HttpStream {
@@ -263,6 +265,7 @@ impl HttpStream {
             last: (0, 0),
             damaged: false,
             in_message: false,
+            first_line_done: false,
         }
     }
 
@@ -328,6 +331,7 @@ impl HttpStream {
                             _ => {}
                         }
                         self.in_message = true;
+                        self.first_line_done = false;
                         self.first = Some((frame, ts_ns));
                     }
                     bytes = self.head_bytes(bytes, frame, ts_ns, sink);
@@ -381,11 +385,13 @@ impl HttpStream {
                 self.mode = Mode::Resync;
                 return &[];
             }
-            let first_line_was_open = !self.buf.contains(&b'\n');
             self.buf.extend_from_slice(bytes);
             // Judge the first line as soon as it is complete, so that a text protocol that merely
-            // starts like HTTP (`EHLO host`) is not buffered up to the head limit.
-            if first_line_was_open && let Some(nl) = self.buf.iter().position(|&c| c == b'\n') {
+            // starts like HTTP (`EHLO host`) is not buffered up to the head limit. (Only the new
+            // bytes are searched: a head fed one byte at a time must stay linear.)
+            if !self.first_line_done && bytes.contains(&b'\n') {
+                self.first_line_done = true;
+                let nl = self.buf.iter().position(|&c| c == b'\n').unwrap_or(0);
                 let line = self.buf[..nl].strip_suffix(b"\r").unwrap_or(&self.buf[..nl]);
                 let ok = match self.role {
                     Role::Requests => request_line(line).is_ok(),

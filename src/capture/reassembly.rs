@@ -19,6 +19,9 @@ pub struct ReassemblyLimits {
     pub per_stream_bytes: usize,
     /// Bytes buffered ahead of holes across the whole capture.
     pub total_bytes: usize,
+    /// Segments buffered ahead of a hole in one direction (bounds the per-segment bookkeeping
+    /// when a capture holds many tiny out-of-order segments).
+    pub per_stream_segments: usize,
     /// A segment further than this ahead of the expected sequence number is not buffered (it does
     /// not belong to this stream incarnation or the capture lost too much).
     pub max_window: u32,
@@ -26,7 +29,7 @@ pub struct ReassemblyLimits {
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
-        ReassemblyLimits { per_stream_bytes: 1 << 20, total_bytes: 256 << 20, max_window: 64 << 20 }
+        ReassemblyLimits { per_stream_bytes: 1 << 20, total_bytes: 256 << 20, per_stream_segments: 1024, max_window: 64 << 20 }
     }
 }
 
@@ -181,25 +184,22 @@ impl StreamReassembler {
         let start = seq_diff(seq, next) as u64;
         let end = start + wire_len as u64;
         let cap_end = start + data.len() as u64;
-        let mut pieces: Vec<(u64, u64)> = vec![(start, end)];
-        for p in &self.pending {
-            let ps = seq_diff(p.seq, next).max(0) as u64;
-            let pe = seq_diff(p.end(), next).max(0) as u64;
-            let mut kept = Vec::with_capacity(pieces.len() + 1);
-            for (s, e) in pieces {
-                if pe <= s || ps >= e {
-                    kept.push((s, e));
-                    continue;
-                }
-                add(&mut self.stats.overlap_bytes, e.min(pe) - s.max(ps));
-                if s < ps {
-                    kept.push((s, ps));
-                }
-                if pe < e {
-                    kept.push((pe, e));
-                }
+        // Buffered segments never overlap each other and are sorted, so the ones this segment
+        // overlaps are a contiguous run found by binary search; the uncovered pieces lie between.
+        let offset = |q: u32| seq_diff(q, next).max(0) as u64;
+        let first = self.pending.partition_point(|p| offset(p.end()) <= start);
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        let mut cursor = start;
+        for p in self.pending[first..].iter().take_while(|p| offset(p.seq) < end) {
+            let (ps, pe) = (offset(p.seq), offset(p.end()));
+            if ps > cursor {
+                pieces.push((cursor, ps));
             }
-            pieces = kept;
+            add(&mut self.stats.overlap_bytes, end.min(pe) - cursor.max(ps));
+            cursor = cursor.max(pe);
+        }
+        if cursor < end {
+            pieces.push((cursor, end));
         }
         for (s, e) in pieces {
             let cs = s.min(cap_end);
@@ -209,6 +209,7 @@ impl StreamReassembler {
             // Make room: declare the first hole lost until this piece fits.
             while self.pending_bytes + bytes.len() > budget.limits.per_stream_bytes
                 || budget.buffered + bytes.len() > budget.limits.total_bytes
+                || self.pending.len() >= budget.limits.per_stream_segments.max(1)
             {
                 if self.pending.is_empty() {
                     break;
@@ -218,8 +219,10 @@ impl StreamReassembler {
             let now_next = self.next.unwrap_or(next);
             let piece_seq = next.wrapping_add(s as u32);
             let rel_now = seq_diff(piece_seq, now_next);
-            if rel_now <= 0 || self.pending_bytes + bytes.len() > budget.limits.per_stream_bytes
+            if rel_now <= 0
+                || self.pending_bytes + bytes.len() > budget.limits.per_stream_bytes
                 || budget.buffered + bytes.len() > budget.limits.total_bytes
+                || self.pending.len() >= budget.limits.per_stream_segments.max(1)
             {
                 // Either skipping caught up with this piece, or it alone exceeds the budget: hand it
                 // on now (after declaring the hole before it lost).
@@ -357,12 +360,25 @@ mod tests {
 
     #[test]
     fn budget_forces_progress() {
-        let limits = ReassemblyLimits { per_stream_bytes: 4, total_bytes: 4, max_window: 1 << 20 };
+        let limits = ReassemblyLimits { per_stream_bytes: 4, total_bytes: 4, per_stream_segments: 64, max_window: 1 << 20 };
         let (s, st) = run(&[(1010, b"xyz"), (1020, b"abcd"), (1000, b"0123456789")], limits);
         // "abcd" does not fit beside "xyz": the hole before "xyz" is declared lost; the late
         // segment then repeats bytes already given up on and is counted as a retransmission.
         assert_eq!(s, b"??????????xyz???????abcd");
         assert_eq!((st.gaps, st.retransmitted_bytes), (2, 10));
+    }
+
+    #[test]
+    fn many_tiny_out_of_order_segments_stay_bounded() {
+        let mut r = StreamReassembler::default();
+        let mut budget = ReassemblyBudget::default();
+        r.syn(0);
+        // One-byte segments, each ahead of a hole: bounded buffering and bookkeeping.
+        for i in 0..20_000u32 {
+            r.segment(2 + i * 2, b"x", 1, i as u64, 0, &mut budget, &mut |_| {});
+            assert!(r.pending.len() <= budget.limits.per_stream_segments);
+        }
+        assert!(r.stats.gaps > 0);
     }
 
     #[test]
@@ -401,7 +417,7 @@ mod tests {
     fn arbitrary_segments_never_panic_and_release_budget() {
         bolero::check!().with_type::<Vec<(u16, u8, u8)>>().for_each(|segs| {
             let mut r = StreamReassembler::default();
-            let limits = ReassemblyLimits { per_stream_bytes: 300, total_bytes: 500, max_window: 5000 };
+            let limits = ReassemblyLimits { per_stream_bytes: 300, total_bytes: 500, per_stream_segments: 8, max_window: 5000 };
             let mut budget = ReassemblyBudget { limits, ..Default::default() };
             let data = [7u8; 256];
             let mut total = 0u64;
