@@ -442,3 +442,24 @@ fn responses_written_in_small_pieces_pair_with_pipelined_head() {
     let got: Vec<_> = cap.requests.iter().map(|r| r.response.as_ref().map(|r| (r.status, r.body_len))).collect();
     assert_eq!(got, [Some((200, 10)), Some((200, 10)), Some((200, 0))]);
 }
+
+#[test]
+fn never_ending_heads_are_bounded_across_connections() {
+    // Many connections each sending a request line and then header bytes without end.
+    let mut segs = Vec::new();
+    for i in 0..40u16 {
+        let mut c = Conversation::new(sa(&format!("10.0.1.{}:{}", i % 200 + 1, 40000 + i)), sa("10.0.0.80:80"), T0 + i as i64);
+        c.mss = 1400;
+        let mut head = b"GET /slow HTTP/1.1\r\nX-Pad: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', 30_000));
+        c.handshake().send(true, &head, false);
+        segs.extend(c.into_segments());
+    }
+    segs.sort_by_key(|s| s.ts_ns);
+    let limits = hoptrace::capture::ReassemblyLimits { http_head_total: 200_000, ..Default::default() };
+    let cap = Capture::from_bytes(0, "t", &pcap(&eth(), &segs), CaptureOptions { limits, ..Default::default() }).unwrap();
+    assert!(cap.stats.http_head_peak_bytes <= 200_000, "{}", cap.stats.http_head_peak_bytes);
+    // Heads abandoned under the bound are reported as partial requests, not lost.
+    assert_eq!(cap.requests.len(), 40);
+    assert!(cap.requests.iter().all(|r| r.partial && r.target() == b"/slow"));
+}

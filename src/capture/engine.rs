@@ -62,6 +62,8 @@ pub struct CaptureStats {
     pub fragments: u64,
     /// Peak bytes buffered by reassembly.
     pub reassembly_peak_bytes: usize,
+    /// Peak bytes held by HTTP streams collecting heads.
+    pub http_head_peak_bytes: usize,
 }
 
 /// One capture, analysed.
@@ -290,6 +292,8 @@ struct Analyzer {
     flows: HashMap<FlowKey, ConnectionId>,
     /// Direct-mapped cache in front of `flows` (see `packet`).
     flow_cache: Box<[(FlowKey, ConnectionId)]>,
+    /// Bytes held by HTTP streams collecting heads (see `ReassemblyLimits::http_head_total`).
+    http_buffered: usize,
     /// Connections created since the last sweep of the flow table.
     since_sweep: usize,
     /// Latest packet time seen.
@@ -379,6 +383,7 @@ impl Analyzer {
             shard: None,
             flows: HashMap::default(),
             flow_cache: vec![EMPTY_FLOW_SLOT; FLOW_CACHE].into_boxed_slice(),
+            http_buffered: 0,
             since_sweep: 0,
             now_ns: i64::MIN,
             connections: Vec::new(),
@@ -580,6 +585,7 @@ impl Analyzer {
             let conn = &mut self.connections[id as usize];
             let mut sink = ConnSink { conn, requests: &mut self.requests, pending, current, side, capture: self.index, tunnel: false };
             let stream = http[di].as_mut().expect("created above");
+            let before = stream.buffered();
             streams[di].segment(data_seq, d.payload, d.wire_payload_len, f.number, f.ts_ns, &mut self.budget, &mut |dl| {
                 if stream.is_off() {
                     return;
@@ -589,9 +595,19 @@ impl Analyzer {
                     Delivery::Gap { len } => stream.gap(len, &mut sink),
                 }
             });
+            // HTTP heads being collected count against their own capture-wide bound: past it,
+            // the stream gives up on the head it is collecting (partial) instead of growing.
+            self.http_buffered = self.http_buffered - before + stream.buffered();
+            if self.http_buffered > self.opts.limits.http_head_total {
+                let before = stream.buffered();
+                stream.abandon_head(&mut sink);
+                self.http_buffered = self.http_buffered - before + stream.buffered();
+            }
+            self.stats.http_head_peak_bytes = self.stats.http_head_peak_bytes.max(self.http_buffered);
             if sink.tunnel
                 && let Some(o) = http[1 - di].as_mut()
             {
+                self.http_buffered -= o.buffered();
                 o.turn_off();
             }
         }
@@ -625,6 +641,7 @@ impl Analyzer {
         let side = if s == 0 { Side::A } else { Side::B };
         let mut sink = ConnSink { conn, requests: &mut self.requests, pending, current, side, capture: self.index, tunnel: false };
         if let Some(stream) = http[s].as_mut() {
+            self.http_buffered -= stream.buffered();
             streams[s].finish(end, &mut self.budget, &mut |dl| {
                 if stream.is_off() {
                     return;
@@ -753,6 +770,7 @@ fn merge_shards(mut shards: Vec<Capture>) -> Capture {
         stats.truncated += s.stats.truncated;
         stats.fragments += s.stats.fragments;
         stats.reassembly_peak_bytes += s.stats.reassembly_peak_bytes;
+        stats.http_head_peak_bytes += s.stats.http_head_peak_bytes;
         for (&lt, &n) in &s.stats.unsupported_link {
             *stats.unsupported_link.entry(lt).or_default() += n;
         }

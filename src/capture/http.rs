@@ -279,9 +279,21 @@ impl HttpStream {
         self.buf = Vec::new();
     }
 
-    /// Bytes buffered (bounded by [`MAX_HEAD_LEN`]).
+    /// Bytes held (bounded by [`MAX_HEAD_LEN`] plus one segment).
     pub fn buffered(&self) -> usize {
         self.buf.capacity()
+    }
+
+    /// Give up on the head being collected (a capture-wide memory bound was hit): it is handed
+    /// on as partial with the lines it has, and the stream waits for the next message start.
+    pub fn abandon_head(&mut self, sink: &mut dyn HttpSink) {
+        if self.mode == Mode::Head && self.in_message {
+            let (f, t) = self.last;
+            self.damaged = true;
+            self.emit_partial_head(f, t, sink);
+            self.mode = Mode::Resync;
+        }
+        self.buf = Vec::new();
     }
 
     /// Feed in-order stream bytes from one segment.

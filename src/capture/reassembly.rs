@@ -22,6 +22,9 @@ pub struct ReassemblyLimits {
     /// Segments buffered ahead of a hole in one direction (bounds the per-segment bookkeeping
     /// when a capture holds many tiny out-of-order segments).
     pub per_stream_segments: usize,
+    /// Bytes of HTTP heads being collected across the capture (each is at most 64 KiB; past
+    /// this total, a stream abandons its head as partial).
+    pub http_head_total: usize,
     /// A segment further than this ahead of the expected sequence number is not buffered (it does
     /// not belong to this stream incarnation or the capture lost too much).
     pub max_window: u32,
@@ -29,7 +32,7 @@ pub struct ReassemblyLimits {
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
-        ReassemblyLimits { per_stream_bytes: 1 << 20, total_bytes: 256 << 20, per_stream_segments: 1024, max_window: 64 << 20 }
+        ReassemblyLimits { per_stream_bytes: 1 << 20, total_bytes: 256 << 20, per_stream_segments: 1024, http_head_total: 64 << 20, max_window: 64 << 20 }
     }
 }
 
@@ -360,7 +363,7 @@ mod tests {
 
     #[test]
     fn budget_forces_progress() {
-        let limits = ReassemblyLimits { per_stream_bytes: 4, total_bytes: 4, per_stream_segments: 64, max_window: 1 << 20 };
+        let limits = ReassemblyLimits { per_stream_bytes: 4, total_bytes: 4, per_stream_segments: 64, ..Default::default() };
         let (s, st) = run(&[(1010, b"xyz"), (1020, b"abcd"), (1000, b"0123456789")], limits);
         // "abcd" does not fit beside "xyz": the hole before "xyz" is declared lost; the late
         // segment then repeats bytes already given up on and is counted as a retransmission.
@@ -417,7 +420,7 @@ mod tests {
     fn arbitrary_segments_never_panic_and_release_budget() {
         bolero::check!().with_type::<Vec<(u16, u8, u8)>>().for_each(|segs| {
             let mut r = StreamReassembler::default();
-            let limits = ReassemblyLimits { per_stream_bytes: 300, total_bytes: 500, per_stream_segments: 8, max_window: 5000 };
+            let limits = ReassemblyLimits { per_stream_bytes: 300, total_bytes: 500, per_stream_segments: 8, http_head_total: 1 << 20, max_window: 5000 };
             let mut budget = ReassemblyBudget { limits, ..Default::default() };
             let data = [7u8; 256];
             let mut total = 0u64;
