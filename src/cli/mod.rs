@@ -8,6 +8,9 @@ pub mod tui;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod inputs;
+pub mod report;
+
 /// Exit status contract (interface.md): 0 success; 1 success with warnings; 2 unusable input.
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_WARNINGS: u8 = 1;
@@ -23,6 +26,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// One record per captured HTTP request (`--connections`: per connection).
+    Report(report::ReportArgs),
     /// One packet through a node's netfilter: every reachable endpoint with its probability.
     Trace(trace::TraceArgs),
     /// The kube-proxy service map of an iptables-save file.
@@ -37,10 +42,11 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => {
-            // Until the TUI lands this is filled in by the report of the embedded scenario.
-            Ok(ExitCode::from(EXIT_OK))
+            // Until the TUI lands: the report of the embedded scenario.
+            report::run(&report::ReportArgs::default(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
         }
         Some(cmd) => match cmd {
+            Command::Report(args) => report::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock()),
             Command::Trace(args) => trace::run(args),
             Command::Rules(args) => rules::run(args),
             Command::Tui(args) => tui::run(args, false),
