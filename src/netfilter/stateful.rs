@@ -271,13 +271,8 @@ impl<R: RandomSource> WalkEnv for LiveEnv<'_, R> {
     fn random(&mut self, _gid: u32, stored: u32, invert: bool) -> (bool, Option<u32>, f64) {
         if let Some(s) = self.script {
             // Only true forks (0 < p < 1) are in the script, as the exhaustive walk records them.
-            let q = super::model::StatisticMatch::probability_of(stored);
-            let p_match = if invert { 1.0 - q } else { q };
-            if p_match <= 0.0 {
-                return (false, None, 1.0);
-            }
-            if p_match >= 1.0 {
-                return (true, None, 1.0);
+            if let Some(certain) = eval::certain(eval::random_match_probability(stored, invert)) {
+                return (certain, None, 1.0);
             }
             let hit = s.get(self.pos).copied().unwrap_or(false);
             self.pos += 1;
@@ -302,10 +297,11 @@ impl<R: RandomSource> WalkEnv for LiveEnv<'_, R> {
         ttl: u8,
         events: &mut Vec<RecentEvent>,
     ) -> bool {
-        let table =
-            self.state.recent.entry(m.name.clone()).or_insert_with(|| {
-                RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount))
-            });
+        let table = self
+            .state
+            .recent
+            .entry(m.name.clone())
+            .or_insert_with(|| RecentTable::for_match(m));
         table.evaluate(m, addr, ttl, self.time_ns, self.hz, events)
     }
 }
@@ -364,7 +360,8 @@ impl<R: RandomSource> NodeEvaluator<R> {
     fn lookup(&mut self, key: &FlowKey, time_ns: u64) -> Option<Decision> {
         match self.state.conntrack.get(key) {
             Some(b) if b.expires_ns > time_ns => {
-                let mut outcome = empty_outcome();
+                // A reused binding: no rule ran.
+                let mut outcome = Outcome::new();
                 outcome.verdict = b.verdict;
                 outcome.dnat = b.dnat.clone();
                 outcome.source_nat = b.source_nat.clone();
@@ -421,17 +418,19 @@ impl<R: RandomSource> NodeEvaluator<R> {
         );
     }
 
-    /// The first packet of a connection at `time_ns`: walk the rules (or reuse the binding of a
-    /// live connection with the same 5-tuple) and advance the node's state.
-    pub fn new_connection(&mut self, pkt: &Packet, time_ns: u64) -> Decision {
-        let key = FlowKey::of(pkt);
-        if let Some(d) = self.lookup(&key, time_ns) {
-            return d;
-        }
+    /// Walk the rules for a new connection (drawing, or following `script`'s forced
+    /// `statistic` decisions) and store its NAT binding.
+    fn walk_and_remember(
+        &mut self,
+        pkt: &Packet,
+        key: FlowKey,
+        time_ns: u64,
+        script: Option<&[bool]>,
+    ) -> Outcome {
         let mut env = LiveEnv {
             state: &mut self.state,
             rng: &mut self.rng,
-            script: None,
+            script,
             pos: 0,
             time_ns,
             hz: self.ctx.hz,
@@ -446,6 +445,17 @@ impl<R: RandomSource> NodeEvaluator<R> {
             },
         );
         self.remember(key, &out, time_ns);
+        out
+    }
+
+    /// The first packet of a connection at `time_ns`: walk the rules (or reuse the binding of a
+    /// live connection with the same 5-tuple) and advance the node's state.
+    pub fn new_connection(&mut self, pkt: &Packet, time_ns: u64) -> Decision {
+        let key = FlowKey::of(pkt);
+        if let Some(d) = self.lookup(&key, time_ns) {
+            return d;
+        }
+        let out = self.walk_and_remember(pkt, key, time_ns, None);
         Decision {
             key,
             outcome: out,
@@ -509,24 +519,7 @@ impl<R: RandomSource> NodeEvaluator<R> {
             .filter(|s| s.probability < 1.0)
             .map(|s| s.matched)
             .collect();
-        let mut env = LiveEnv {
-            state: &mut self.state,
-            rng: &mut self.rng,
-            script: Some(&script),
-            pos: 0,
-            time_ns,
-            hz: self.ctx.hz,
-        };
-        let out = eval::walk(
-            &self.ruleset,
-            &self.ctx,
-            pkt,
-            &mut env,
-            WalkOptions {
-                record_path: self.record_path,
-            },
-        );
-        self.remember(key, &out, time_ns);
+        let out = self.walk_and_remember(pkt, key, time_ns, Some(&script));
         Ok(Decision {
             key,
             outcome: out,
@@ -566,24 +559,5 @@ impl<R: RandomSource> NodeEvaluator<R> {
     /// The connection ended (FIN/RST seen): the next SYN with this 5-tuple is a new connection.
     pub fn close_connection(&mut self, key: &FlowKey) {
         self.state.conntrack.remove(key);
-    }
-}
-
-fn empty_outcome() -> Outcome {
-    // A reused binding: no rule ran.
-    Outcome {
-        probability: 1.0,
-        verdict: Verdict::Accept,
-        decided_by: None,
-        dnat: None,
-        source_nat: None,
-        mark: 0,
-        ct_mark: 0,
-        local_delivery: false,
-        undecided: None,
-        recent_hits: Vec::new(),
-        recent_events: Vec::new(),
-        statistic: Vec::new(),
-        path: Vec::new(),
     }
 }
