@@ -276,7 +276,8 @@ enum MatchResult {
 }
 
 struct Walker<'a, E: WalkEnv> {
-    rs: &'a Ruleset,
+    /// The rule set's tables by [`TableName`] (looked up once per packet, not once per hook).
+    tables: [Option<&'a Table>; 5],
     ctx: &'a NodeContext,
     env: &'a mut E,
     record: bool,
@@ -286,6 +287,8 @@ struct Walker<'a, E: WalkEnv> {
     sport: Option<u16>,
     dport: u16,
     proto: Protocol,
+    /// `proto.number()`, for the compact rules.
+    proto_number: u8,
     ttl: u8,
     tcp_flags: u8,
     in_iface: Option<&'a str>,
@@ -311,8 +314,12 @@ pub fn walk<E: WalkEnv>(
     env: &mut E,
     opts: WalkOptions,
 ) -> Outcome {
+    let mut tables = [None; 5];
+    for t in &rs.tables {
+        tables[t.name as usize].get_or_insert(t);
+    }
     let mut w = Walker {
-        rs,
+        tables,
         ctx,
         env,
         record: opts.record_path,
@@ -322,6 +329,7 @@ pub fn walk<E: WalkEnv>(
         sport: pkt.src_port,
         dport: pkt.dst_port,
         proto: pkt.proto,
+        proto_number: pkt.proto.number(),
         ttl: pkt.ttl,
         tcp_flags: pkt.tcp_flags,
         in_iface: pkt.in_iface.as_deref(),
@@ -386,10 +394,10 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             if tn == TableName::Nat && self.untracked {
                 continue;
             }
-            let Some(table) = self.rs.table(tn) else {
+            let Some(table) = self.tables[tn as usize] else {
                 continue;
             };
-            let Some(cid) = table.hook_chain(hook.chain()) else {
+            let Some(cid) = table.hook_chain(hook as usize) else {
                 continue;
             };
             match self.run_chain(table, cid, 0) {
@@ -581,11 +589,15 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     && let Some(fr) = table.fast.rules.get(fc.start as usize + ri)
                     && !fr.is_slow()
                     && let Some(hit) = fr.matches(
-                        self.src,
-                        self.dst,
-                        self.proto.number(),
-                        self.sport,
-                        self.dport,
+                        &super::fast::FastPacket {
+                            src: self.src,
+                            dst: self.dst,
+                            proto: self.proto_number,
+                            sport: self.sport,
+                            dport: self.dport,
+                            mark: self.out.mark,
+                        },
+                        || self.ctstate_bits(true),
                     )
                 {
                     if !hit {
@@ -604,6 +616,11 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                                 Flow::Continue => continue,
                                 other => return other,
                             }
+                        }
+                        super::fast::FastTarget::Return => return Flow::Continue,
+                        super::fast::FastTarget::Mark { value, mask } => {
+                            self.out.mark = (self.out.mark & !mask) ^ value;
+                            continue;
                         }
                         super::fast::FastTarget::Dnat { ip, port }
                             if matches!(self.hook, Hook::Prerouting | Hook::Output) =>

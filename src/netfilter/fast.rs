@@ -3,9 +3,10 @@
 //! Replaying a million connections over thousands of Services is bound by memory latency: every
 //! connection reaches rules no other recent connection touched. A [`FastRule`] (≈48 bytes, stored
 //! contiguously per chain) holds what most kube-proxy rules test — IPv4 `-s`/`-d`, `-p`,
-//! `--sport`/`--dport` of the protocol match, a trailing `statistic --mode random` — and the
-//! simple targets, so a rule costs one cache line instead of several. Any rule with anything else
-//! (recent, mark, addrtype, conntrack, interfaces, IPv6, unknown matches …) is marked `slow` and
+//! `--sport`/`--dport` of the protocol match, `-m mark`, `-m conntrack --ctstate`, a trailing
+//! `statistic --mode random` — and the simple targets (jump, RETURN, MARK, DNAT), so a rule costs
+//! one cache line instead of several. Any rule with anything else
+//! (recent, addrtype, interfaces, IPv6, unknown matches …) is marked `slow` and
 //! evaluated by the full matcher, which is also always used when the path is recorded (it gives
 //! the reasons). `tests/netfilter_eval.rs` checks both give the same answers.
 
@@ -49,21 +50,37 @@ impl FastTable {
     }
 }
 
-pub(crate) const HAS_SRC: u16 = 1;
-pub(crate) const SRC_NEG: u16 = 1 << 1;
-pub(crate) const HAS_DST: u16 = 1 << 2;
-pub(crate) const DST_NEG: u16 = 1 << 3;
-pub(crate) const HAS_PROTO: u16 = 1 << 4;
-pub(crate) const PROTO_NEG: u16 = 1 << 5;
-pub(crate) const HAS_DPORT: u16 = 1 << 6;
-pub(crate) const DPORT_NEG: u16 = 1 << 7;
-pub(crate) const HAS_SPORT: u16 = 1 << 8;
-pub(crate) const SPORT_NEG: u16 = 1 << 9;
-pub(crate) const HAS_STAT: u16 = 1 << 10;
-pub(crate) const STAT_INV: u16 = 1 << 11;
-pub(crate) const HAS_PORT_MODULE: u16 = 1 << 12;
+pub(crate) const HAS_SRC: u32 = 1;
+pub(crate) const SRC_NEG: u32 = 1 << 1;
+pub(crate) const HAS_DST: u32 = 1 << 2;
+pub(crate) const DST_NEG: u32 = 1 << 3;
+pub(crate) const HAS_PROTO: u32 = 1 << 4;
+pub(crate) const PROTO_NEG: u32 = 1 << 5;
+pub(crate) const HAS_DPORT: u32 = 1 << 6;
+pub(crate) const DPORT_NEG: u32 = 1 << 7;
+pub(crate) const HAS_SPORT: u32 = 1 << 8;
+pub(crate) const SPORT_NEG: u32 = 1 << 9;
+pub(crate) const HAS_STAT: u32 = 1 << 10;
+pub(crate) const STAT_INV: u32 = 1 << 11;
+pub(crate) const HAS_PORT_MODULE: u32 = 1 << 12;
+pub(crate) const HAS_MARK: u32 = 1 << 13;
+pub(crate) const MARK_NEG: u32 = 1 << 14;
+pub(crate) const HAS_CTSTATE: u32 = 1 << 16;
+pub(crate) const CTSTATE_NEG: u32 = 1 << 17;
 /// Evaluate with the full matcher.
-pub(crate) const SLOW: u16 = 1 << 15;
+pub(crate) const SLOW: u32 = 1 << 15;
+
+/// What a fast rule tests of a packet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastPacket {
+    pub(crate) src: IpAddr,
+    pub(crate) dst: IpAddr,
+    /// Protocol number.
+    pub(crate) proto: u8,
+    pub(crate) sport: Option<u16>,
+    pub(crate) dport: u16,
+    pub(crate) mark: u32,
+}
 
 /// What a fast rule does when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +89,10 @@ pub(crate) enum FastTarget {
     None,
     /// Jump to the chain at this position.
     Jump(u32),
+    /// `RETURN`.
+    Return,
+    /// `MARK`: mark := (mark & !mask) ^ value.
+    Mark { value: u32, mask: u32 },
     /// `DNAT --to-destination IPv4[:port]` in the nat table.
     Dnat { ip: u32, port: Option<u16> },
     /// Any other target: handled by the full code path.
@@ -89,7 +110,10 @@ pub(crate) struct FastRule {
     pub(crate) stored: u32,
     pub(crate) gid: u32,
     pub(crate) target: FastTarget,
-    pub(crate) flags: u16,
+    pub(crate) mark: u32,
+    pub(crate) mark_mask: u32,
+    pub(crate) flags: u32,
+    pub(crate) ctstate: u8,
     pub(crate) proto: u8,
     /// Protocol number the tcp/udp/sctp match requires.
     pub(crate) port_proto: u8,
@@ -115,7 +139,10 @@ impl FastRule {
             stored: 0,
             gid: rule.gid,
             target: FastTarget::Full,
+            mark: 0,
+            mark_mask: 0,
             flags: 0,
+            ctstate: 0,
             proto: 0,
             port_proto: 0,
         };
@@ -163,6 +190,23 @@ impl FastRule {
                     f.stored = *stored;
                     None
                 }
+                Match::Mark(mk) if f.flags & HAS_MARK == 0 => {
+                    f.flags |= HAS_MARK | if mk.negated { MARK_NEG } else { 0 };
+                    (f.mark, f.mark_mask) = (mk.value, mk.mask);
+                    None
+                }
+                Match::Conntrack(c) => {
+                    match &c.ctstate {
+                        Some(st) if f.flags & HAS_CTSTATE == 0 => {
+                            f.flags |= HAS_CTSTATE | if st.negated { CTSTATE_NEG } else { 0 };
+                            f.ctstate = st.value;
+                        }
+                        Some(_) => return slow(f),
+                        // `-m conntrack` without a state test matches every packet.
+                        None => {}
+                    }
+                    None
+                }
                 _ => return slow(f),
             };
             if let Some((p, proto)) = ports {
@@ -186,6 +230,11 @@ impl FastRule {
             Some(Target::Jump(c)) => match c.id {
                 Some(id) => FastTarget::Jump(id as u32),
                 None => FastTarget::Full,
+            },
+            Some(Target::Return) => FastTarget::Return,
+            Some(Target::Mark { value, mask }) => FastTarget::Mark {
+                value: *value,
+                mask: *mask,
             },
             Some(Target::Dnat {
                 to:
@@ -211,17 +260,25 @@ impl FastRule {
     }
 
     /// The packet tests before the statistic draw: `Some(false)` no match, `Some(true)` match,
-    /// `None` the source port is needed but unknown (use the full matcher).
+    /// `None` the source port is needed but unknown (use the full matcher). `ctstate` is asked
+    /// only of rules that test it.
     #[inline]
-    pub(crate) fn matches(
-        &self,
-        src: IpAddr,
-        dst: IpAddr,
-        proto: u8,
-        sport: Option<u16>,
-        dport: u16,
-    ) -> Option<bool> {
+    pub(crate) fn matches(&self, p: &FastPacket, ctstate: impl FnOnce() -> u8) -> Option<bool> {
+        let FastPacket {
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            mark,
+        } = *p;
         let f = self.flags;
+        if f & HAS_MARK != 0 && ((mark & self.mark_mask) == self.mark) == (f & MARK_NEG != 0) {
+            return Some(false);
+        }
+        if f & HAS_CTSTATE != 0 && ((ctstate() & self.ctstate) != 0) == (f & CTSTATE_NEG != 0) {
+            return Some(false);
+        }
         if f & HAS_PROTO != 0 && (self.proto == proto) == (f & PROTO_NEG != 0) {
             return Some(false);
         }

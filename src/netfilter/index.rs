@@ -17,23 +17,41 @@ use super::model::Rule;
 /// Chains shorter than this are scanned linearly (the trace then shows every rule tried).
 pub const INDEX_MIN_RULES: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Key {
-    Addr(IpAddr),
-    Port(u16),
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IndexKind {
     Destination,
     DestinationPort,
 }
 
+/// The key of an address (IPv6 folded to 64 bits) or a port. Two keys that fold together only
+/// make a lookup return more candidates, which are then matched in full: never a wrong answer.
+fn addr_key(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(v) => v.to_bits() as u64,
+        IpAddr::V6(v) => {
+            let b = v.to_bits();
+            (b as u64) ^ ((b >> 64) as u64)
+        }
+    }
+}
+
+/// Rule positions of one key: up to two inline (the common case: one or two rules per
+/// Service address), more as a span of [`ChainIndex::spill`].
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    len: u32,
+    /// Positions when `len <= 2`, else `[start, _]` in `spill`.
+    at: [u32; 2],
+}
+
+type Fast = std::hash::BuildHasherDefault<super::stateful::FlowHasher>;
+
 #[derive(Debug, Clone)]
 pub(crate) struct ChainIndex {
     kind: IndexKind,
-    /// Most keys have one or two rules: kept inline, so a lookup is one cache miss, not two.
-    keyed: HashMap<Key, smallvec::SmallVec<[u32; 2]>>,
+    /// 16-byte entries with a multiply hash: the lookup is one cache line, no SipHash.
+    keyed: HashMap<u64, Slot, Fast>,
+    spill: Vec<u32>,
     wildcard: Vec<u32>,
 }
 
@@ -52,41 +70,57 @@ impl ChainIndex {
         if keyed_count * 2 < rules.len() {
             return None;
         }
-        let mut keyed: HashMap<Key, smallvec::SmallVec<[u32; 2]>> = HashMap::new();
+        let mut lists: HashMap<u64, Vec<u32>, Fast> = HashMap::default();
         let mut wildcard = Vec::new();
         for (i, r) in rules.iter().enumerate() {
             let key = match kind {
-                IndexKind::Destination => r.spec.dst_host().map(Key::Addr),
-                IndexKind::DestinationPort => r.spec.dport().map(Key::Port),
+                IndexKind::Destination => r.spec.dst_host().map(addr_key),
+                IndexKind::DestinationPort => r.spec.dport().map(u64::from),
             };
             match key {
-                Some(k) => keyed.entry(k).or_default().push(i as u32),
+                Some(k) => lists.entry(k).or_default().push(i as u32),
                 None => wildcard.push(i as u32),
             }
         }
+        let mut spill = Vec::new();
+        let keyed = lists
+            .into_iter()
+            .map(|(k, v)| {
+                let slot = match v[..] {
+                    [a] => Slot { len: 1, at: [a, 0] },
+                    [a, b] => Slot { len: 2, at: [a, b] },
+                    _ => {
+                        spill.extend_from_slice(&v);
+                        Slot {
+                            len: v.len() as u32,
+                            at: [(spill.len() - v.len()) as u32, 0],
+                        }
+                    }
+                };
+                (k, slot)
+            })
+            .collect();
         Some(ChainIndex {
             kind,
             keyed,
+            spill,
             wildcard,
         })
     }
 
     /// Rule positions that could match a packet with this destination, in rule order.
     pub(crate) fn candidates(&self, dst: IpAddr, dport: Option<u16>) -> Candidates<'_> {
-        let keyed: &[u32] = match self.kind {
-            IndexKind::Destination => self
-                .keyed
-                .get(&Key::Addr(dst))
-                .map(|v| v.as_slice())
-                .unwrap_or(&[]),
-            IndexKind::DestinationPort => match dport {
-                Some(p) => self
-                    .keyed
-                    .get(&Key::Port(p))
-                    .map(|v| v.as_slice())
-                    .unwrap_or(&[]),
-                None => &[],
-            },
+        let key = match self.kind {
+            IndexKind::Destination => Some(addr_key(dst)),
+            IndexKind::DestinationPort => dport.map(u64::from),
+        };
+        let keyed: &[u32] = match key.and_then(|k| self.keyed.get(&k)) {
+            Some(s) if s.len <= 2 => &s.at[..s.len as usize],
+            Some(s) => {
+                let start = s.at[0] as usize;
+                &self.spill[start..start + s.len as usize]
+            }
+            None => &[],
         };
         Candidates {
             a: keyed,
@@ -94,7 +128,6 @@ impl ChainIndex {
         }
     }
 }
-
 /// Merge of two ascending lists of rule positions.
 pub(crate) struct Candidates<'a> {
     a: &'a [u32],
