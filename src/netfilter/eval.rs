@@ -586,6 +586,12 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 };
                 next = ri as u32 + 1;
                 if let Some(fc) = fast
+                    && cands.is_none()
+                    && ri as u32 >= fc.cascade_from
+                {
+                    return self.run_cascade(table, fc, ri as u32, depth);
+                }
+                if let Some(fc) = fast
                     && let Some(fr) = table.fast.rules.get(fc.start as usize + ri)
                     && !fr.is_slow()
                     && let Some(hit) = fr.matches(
@@ -673,6 +679,29 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             }
             return Flow::Continue;
         }
+    }
+
+    /// The draw-and-jump tail of a chain from rule `ri` (see [`super::fast::CascadeStep`]):
+    /// exactly what the compact rules would do, read from a denser array.
+    fn run_cascade(
+        &mut self,
+        table: &'a Table,
+        fc: &super::fast::FastChain,
+        ri: u32,
+        depth: u32,
+    ) -> Flow {
+        let from = (fc.cascade_start + ri - fc.cascade_from) as usize;
+        let to = (fc.cascade_start + fc.len - fc.cascade_from) as usize;
+        for step in table.fast.cascade.get(from..to).unwrap_or(&[]) {
+            if step.stored != u32::MAX && !self.draw(step.gid, step.stored, step.invert).0 {
+                continue;
+            }
+            match self.run_chain(table, step.target as usize, depth + 1) {
+                Flow::Continue => {}
+                other => return other,
+            }
+        }
+        Flow::Continue
     }
 
     /// What a matching rule's target does.

@@ -23,7 +23,24 @@ pub(crate) struct FastChain {
     pub(crate) start: u32,
     pub(crate) len: u32,
     pub(crate) indexed: bool,
+    /// Rules from this position to the end form a [`CascadeStep`] run (`len` when none).
+    pub(crate) cascade_from: u32,
+    /// Where that run starts in [`FastTable::cascade`].
+    pub(crate) cascade_start: u32,
     pub(crate) name: Arc<str>,
+}
+
+/// A rule that only draws and jumps (`[-m statistic --mode random --probability P] -j CHAIN`),
+/// as kube-proxy writes a Service's endpoint choice. A Service's whole cascade fits in one or
+/// two cache lines this way, where its full compact rules take one line each.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CascadeStep {
+    /// Stored probability; `u32::MAX` for the last rule (no statistic: always jumps).
+    pub(crate) stored: u32,
+    pub(crate) gid: u32,
+    /// The chain jumped to.
+    pub(crate) target: u32,
+    pub(crate) invert: bool,
 }
 
 /// All compact rules of a table, chain after chain.
@@ -31,20 +48,43 @@ pub(crate) struct FastChain {
 pub(crate) struct FastTable {
     pub(crate) chains: Vec<FastChain>,
     pub(crate) rules: Vec<FastRule>,
+    pub(crate) cascade: Vec<CascadeStep>,
 }
 
 impl FastTable {
     pub(crate) fn build(table: &Table) -> FastTable {
         let mut t = FastTable::default();
         for c in &table.chains {
-            t.chains.push(FastChain {
-                start: t.rules.len() as u32,
-                len: c.rules.len() as u32,
-                indexed: c.index.is_some(),
-                name: c.name.clone(),
-            });
+            let start = t.rules.len();
             t.rules
                 .extend(c.rules.iter().map(|r| FastRule::compile(r, table.name)));
+            let compiled = &t.rules[start..];
+            // The longest tail of draw-and-jump rules (an indexed chain is walked by its
+            // index instead).
+            let tail = if c.index.is_some() {
+                0
+            } else {
+                compiled
+                    .iter()
+                    .rev()
+                    .take_while(|r| r.cascade_step().is_some())
+                    .count()
+            };
+            let tail = if tail >= 2 { tail } else { 0 };
+            let cascade_start = t.cascade.len() as u32;
+            t.cascade.extend(
+                compiled[compiled.len() - tail..]
+                    .iter()
+                    .filter_map(FastRule::cascade_step),
+            );
+            t.chains.push(FastChain {
+                start: start as u32,
+                len: c.rules.len() as u32,
+                indexed: c.index.is_some(),
+                cascade_from: (compiled.len() - tail) as u32,
+                cascade_start,
+                name: c.name.clone(),
+            });
         }
         t
     }
@@ -255,6 +295,26 @@ impl FastRule {
             Some(_) => FastTarget::Full,
         };
         f
+    }
+
+    /// This rule as a [`CascadeStep`], when it only draws (or not) and jumps.
+    fn cascade_step(&self) -> Option<CascadeStep> {
+        let FastTarget::Jump(target) = self.target else {
+            return None;
+        };
+        if self.flags & !(HAS_STAT | STAT_INV) != 0 {
+            return None;
+        }
+        Some(CascadeStep {
+            stored: if self.flags & HAS_STAT != 0 {
+                self.stored
+            } else {
+                u32::MAX
+            },
+            gid: self.gid,
+            target,
+            invert: self.flags & STAT_INV != 0,
+        })
     }
 
     pub(crate) fn is_slow(&self) -> bool {
