@@ -112,7 +112,7 @@ struct NatKey {
 }
 
 impl NatKey {
-    fn of(generation: u32, d: NatView<'_>) -> NatKey {
+    fn of(generation: u32, d: &Outcome) -> NatKey {
         let mut k = NatKey {
             generation,
             mark: d.mark,
@@ -128,7 +128,7 @@ impl NatKey {
             snat_chain: 0,
             dnat_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         };
-        if let Some(x) = d.dnat {
+        if let Some(x) = &d.dnat {
             k.bits |= 2;
             k.dnat_rule = x.rule.rule;
             k.dnat_port = x.port;
@@ -136,7 +136,7 @@ impl NatKey {
             k.dnat_chain = ptr(&x.rule.chain);
             k.dnat_ip = x.ip;
         }
-        if let Some(x) = d.source_nat {
+        if let Some(x) = &d.source_nat {
             k.bits |= 4;
             k.snat_rule = x.rule.rule;
             k.snat_table = x.rule.table as u8;
@@ -169,43 +169,6 @@ impl std::hash::Hash for NatKey {
     }
 }
 
-/// The parts of a decision, borrowed from an [`Outcome`] or a [`NatDecision`].
-#[derive(Clone, Copy)]
-struct NatView<'a> {
-    verdict: Verdict,
-    dnat: Option<&'a DnatResult>,
-    source_nat: Option<&'a SourceNat>,
-    local_delivery: bool,
-    mark: u32,
-    ct_mark: u32,
-}
-
-impl<'a> From<&'a Outcome> for NatView<'a> {
-    fn from(o: &'a Outcome) -> Self {
-        NatView {
-            verdict: o.verdict,
-            dnat: o.dnat.as_ref(),
-            source_nat: o.source_nat.as_ref(),
-            local_delivery: o.local_delivery,
-            mark: o.mark,
-            ct_mark: o.ct_mark,
-        }
-    }
-}
-
-impl<'a> From<&'a NatDecision> for NatView<'a> {
-    fn from(d: &'a NatDecision) -> Self {
-        NatView {
-            verdict: d.verdict,
-            dnat: d.dnat.as_ref(),
-            source_nat: d.source_nat.as_ref(),
-            local_delivery: d.local_delivery,
-            mark: d.mark,
-            ct_mark: d.ct_mark,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default)]
 struct NatDecisions {
     list: Vec<NatDecision>,
@@ -219,7 +182,7 @@ impl NatDecisions {
         let next = self.list.len() as u32;
         let id = *self
             .ids
-            .entry(NatKey::of(self.generation, out.into()))
+            .entry(NatKey::of(self.generation, out))
             .or_insert(next);
         if id == next {
             self.list.push(NatDecision::of(out));
