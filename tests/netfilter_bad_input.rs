@@ -13,6 +13,16 @@ fn one_error(text: &str) -> ParseError {
     e.into_iter().next().unwrap()
 }
 
+/// Rules kept in filter chain X (the valid part of [`GOOD`]).
+fn rules_in_x(rs: &netfilter::Ruleset) -> usize {
+    rs.table(TableName::Filter)
+        .unwrap()
+        .chain("X")
+        .unwrap()
+        .rules
+        .len()
+}
+
 const GOOD: &str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:X - [0:0]\n-A X -s 10.0.0.0/8 -j DROP\n";
 
 #[test]
@@ -28,15 +38,7 @@ fn truncated_rule_names_line_column_and_token() {
     );
     // The rest of the table is kept.
     let (rs, _) = errors(format!("{GOOD}-A X -p tcp --dport\nCOMMIT\n").as_bytes());
-    assert_eq!(
-        rs.table(TableName::Filter)
-            .unwrap()
-            .chain("X")
-            .unwrap()
-            .rules
-            .len(),
-        1
-    );
+    assert_eq!(rules_in_x(&rs), 1);
 }
 
 #[test]
@@ -76,15 +78,7 @@ fn missing_commit_keeps_the_rules_and_says_so() {
     let (rs, e) = errors(GOOD.as_bytes());
     assert_eq!(e.len(), 1);
     assert!(e[0].message.contains("no COMMIT"), "{}", e[0]);
-    assert_eq!(
-        rs.table(TableName::Filter)
-            .unwrap()
-            .chain("X")
-            .unwrap()
-            .rules
-            .len(),
-        1
-    );
+    assert_eq!(rules_in_x(&rs), 1);
     assert!(netfilter::parse(GOOD.as_bytes(), "node.rules").is_err());
 }
 

@@ -4,10 +4,21 @@
 use hoptrace::netfilter::kube::generate::{self, ClusterShape};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 
-fn bin() -> Command {
+/// `hoptrace ARGS…`, run to completion.
+fn hoptrace(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `hoptrace trace --rules RULES --src SRC --dst DST EXTRA…`.
+fn trace(rules: &Temp, src: &str, dst: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["trace", "--rules", rules.path(), "--src", src, "--dst", dst];
+    args.extend_from_slice(extra);
+    hoptrace(&args)
 }
 
 /// A temporary file, removed on drop.
@@ -45,19 +56,12 @@ fn complete_rules() -> (Temp, generate::GeneratedService) {
 #[test]
 fn trace_json_follows_the_contract() {
     let (f, svc) = complete_rules();
-    let out = bin()
-        .args([
-            "trace",
-            "--rules",
-            f.path(),
-            "--src",
-            "203.0.113.9:40000",
-            "--dst",
-            &format!("{}:80", svc.cluster_ip),
-        ])
-        .args(["--local-ip", "10.220.1.4", "--format", "json"])
-        .output()
-        .unwrap();
+    let out = trace(
+        &f,
+        "203.0.113.9:40000",
+        &format!("{}:80", svc.cluster_ip),
+        &["--local-ip", "10.220.1.4", "--format", "json"],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -101,20 +105,7 @@ fn trace_json_follows_the_contract() {
 #[test]
 fn trace_text_reads_like_iptables_and_policy_is_reported() {
     let (f, _) = complete_rules();
-    let out = bin()
-        .args([
-            "trace",
-            "--rules",
-            f.path(),
-            "--src",
-            "203.0.113.9",
-            "--dst",
-            "8.8.8.8:53",
-            "--proto",
-            "udp",
-        ])
-        .output()
-        .unwrap();
+    let out = trace(&f, "203.0.113.9", "8.8.8.8:53", &["--proto", "udp"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -122,20 +113,7 @@ fn trace_text_reads_like_iptables_and_policy_is_reported() {
         "{text}"
     );
     assert!(text.contains("endpoints none"), "{text}");
-    let out = bin()
-        .args([
-            "trace",
-            "--rules",
-            f.path(),
-            "--src",
-            "203.0.113.9",
-            "--dst",
-            "8.8.8.8:53",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let out = trace(&f, "203.0.113.9", "8.8.8.8:53", &["--format", "json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["decided_by"], "policy");
     assert_eq!(v["policy"]["chain"], "FORWARD");
@@ -146,20 +124,7 @@ fn restore_dump_warns_with_exit_1_and_bad_input_exits_2_naming_the_line() {
     let dump = "*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-X - [0:0]\n-A KUBE-SERVICES -d 172.30.0.1/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-X\n\
                 -A KUBE-SVC-X -j DNAT --to-destination 10.0.0.1:80\nCOMMIT\n";
     let f = Temp::new("dump.rules", dump);
-    let out = bin()
-        .args([
-            "trace",
-            "--rules",
-            f.path(),
-            "--src",
-            "10.1.1.1",
-            "--dst",
-            "172.30.0.1:80",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let out = trace(&f, "10.1.1.1", "172.30.0.1:80", &["--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("added kube-proxy's standard jumps"));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -169,7 +134,7 @@ fn restore_dump_warns_with_exit_1_and_bad_input_exits_2_naming_the_line() {
         "bad.rules",
         "*nat\n:X - [0:0]\n-A X -p tcp --dport nope -j ACCEPT\nCOMMIT\n",
     );
-    let out = bin().args(["rules", bad.path()]).output().unwrap();
+    let out = hoptrace(&["rules", bad.path()]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -179,20 +144,9 @@ fn restore_dump_warns_with_exit_1_and_bad_input_exits_2_naming_the_line() {
     assert!(err.contains(":3:21: expected a port number"), "{err}");
 
     let garbage = Temp::new("garbage.bin", "\u{0}\u{1}\u{2}binary\n");
-    let out = bin().args(["rules", garbage.path()]).output().unwrap();
+    let out = hoptrace(&["rules", garbage.path()]);
     assert_eq!(out.status.code(), Some(2));
-    let out = bin()
-        .args([
-            "trace",
-            "--rules",
-            garbage.path(),
-            "--src",
-            "1.1.1.1",
-            "--dst",
-            "2.2.2.2",
-        ])
-        .output()
-        .unwrap();
+    let out = trace(&garbage, "1.1.1.1", "2.2.2.2", &[]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -203,10 +157,7 @@ fn restore_dump_warns_with_exit_1_and_bad_input_exits_2_naming_the_line() {
 #[test]
 fn rules_json_and_affinity_what_if() {
     let (f, svc) = complete_rules();
-    let out = bin()
-        .args(["rules", f.path(), "--format", "json"])
-        .output()
-        .unwrap();
+    let out = hoptrace(&["rules", f.path(), "--format", "json"]);
     assert_eq!(out.status.code(), Some(0));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["layout"], "new");
@@ -226,15 +177,12 @@ fn rules_json_and_affinity_what_if() {
             .any(|f| f["kind"] == "node_port" && f["port"] == svc.node_port)
     );
 
-    let out = bin()
-        .args([
-            "rules",
-            f.path(),
-            "--set-affinity",
-            &format!("{}=900", svc.name),
-        ])
-        .output()
-        .unwrap();
+    let out = hoptrace(&[
+        "rules",
+        f.path(),
+        "--set-affinity",
+        &format!("{}=900", svc.name),
+    ]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -244,7 +192,7 @@ fn rules_json_and_affinity_what_if() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.matches("--rcheck --seconds 900 --reap").count(), 3);
     assert_eq!(text.matches("-m recent --set").count(), 3);
-    let listed = bin().args(["rules", f.path(), "--list"]).output().unwrap();
+    let listed = hoptrace(&["rules", f.path(), "--list"]);
     let listed = String::from_utf8(listed.stdout).unwrap();
     assert!(
         listed.contains("Chain KUBE-SERVICES (2 references)")

@@ -3,12 +3,13 @@
 //! and endpoints, turned into rules by `kube::write` (what kube-proxy ≥1.25 writes), and every case
 //! is traced. Same mapping of answers as `netfilter_conformance.rs`.
 
+#[path = "common/corpus.rs"]
+mod corpus;
+
+use corpus::HarnessCase;
 use hoptrace::netfilter::kube::write::{EndpointSpec, ProxyConfig, ServiceSpec, write_rules};
-use hoptrace::netfilter::{self, DecidedBy, NodeContext, Packet, Protocol, TableName, Verdict};
-use serde_json::Value;
-use std::collections::BTreeSet;
+use hoptrace::netfilter::{self, Protocol};
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -125,27 +126,12 @@ fn scenario(test: &str) -> Option<(Vec<ServiceSpec>, ProxyConfig)> {
     Some((services, cfg))
 }
 
-const HARNESS_CHAINS: [&str; 4] = [
-    "KUBE-SERVICES",
-    "KUBE-EXTERNAL-SERVICES",
-    "KUBE-NODEPORTS",
-    "KUBE-PROXY-FIREWALL",
-];
-
 #[test]
 fn kube_proxy_cases_without_dumps_pass_on_generated_rules() {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/kube-proxy"
-    ));
-    let Ok(text) = std::fs::read_to_string(dir.join("cases-nodump.json")) else {
-        println!(
-            "skipped: {} not found (the shared corpus sits beside the clone in CI)",
-            dir.display()
-        );
+    let Some(dir) = corpus::kube_proxy_dir() else {
         return;
     };
-    let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let cases = corpus::cases(&dir, "cases-nodump.json");
     let (mut passed, mut failures, mut not_encoded) = (0, Vec::new(), Vec::new());
     for c in &cases {
         let test = c["test"].as_str().unwrap();
@@ -159,61 +145,24 @@ fn kube_proxy_cases_without_dumps_pass_on_generated_rules() {
             errs.is_empty(),
             "{test}: generated rules do not parse: {errs:?}\n{rules}"
         );
-        let local: Vec<IpAddr> = c["local_ips"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().parse().unwrap())
-            .collect();
-        let ctx = NodeContext::new(local);
-        let proto = Protocol::parse(c["protocol"].as_str().unwrap())
-            .unwrap()
-            .unwrap();
-        let pkt = Packet::new(
-            proto,
-            ip(c["source_ip"].as_str().unwrap()),
-            None,
-            ip(c["dest_ip"].as_str().unwrap()),
-            c["dest_port"].as_u64().unwrap() as u16,
-        );
+        let case = HarnessCase(c);
+        let ctx = case.context();
+        let pkt = case.packet();
         let tr = netfilter::trace(&rs, &ctx, &pkt, Default::default());
-        let mut got: BTreeSet<String> = tr
-            .endpoints
-            .iter()
-            .map(|e| netfilter::eval::fmt_sock(e.ip, e.port))
-            .collect();
-        if let Some(DecidedBy::Rule(r)) = &tr.decided_by
-            && r.table == TableName::Filter
-            && HARNESS_CHAINS.contains(&&*r.chain)
-            && tr.verdict != Verdict::Undecided
-        {
-            got.insert(tr.verdict.as_str().to_string());
-        }
-        let expected: BTreeSet<String> = c["expected_output"]
-            .as_str()
-            .unwrap()
-            .split(", ")
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        let masq = c["expected_masq"].as_bool().unwrap();
+        let got = corpus::harness_answer(&tr);
+        let expected = case.expected();
+        let masq = case.expected_masq();
         if got == expected && tr.masquerade == masq {
             passed += 1;
         } else {
-            let path: Vec<String> = tr
-                .path
-                .iter()
-                .filter(|s| s.matched)
-                .map(|s| format!("  {} {} #{} {}", s.table, s.chain, s.rule, s.text))
-                .collect();
             failures.push(format!(
                 "{test} [{}]: {} -> {}:{} expected {expected:?} masq={masq}, got {got:?} masq={}\n{}",
-                c["name"].as_str().unwrap(),
+                case.name(),
                 pkt.src,
                 pkt.dst,
                 pkt.dst_port,
                 tr.masquerade,
-                path.join("\n")
+                corpus::matched_path(&tr)
             ));
         }
     }

@@ -168,24 +168,21 @@ COMMIT
     assert_eq!(hits, [1, 4, 7]);
 }
 
-fn affinity_ruleset() -> Arc<netfilter::Ruleset> {
-    let text = generate::generate(&generate::ClusterShape {
+/// One Service with `endpoints` endpoints and ClientIP affinity (10800 s): its rules and itself.
+fn affinity_service(endpoints: usize) -> (Arc<netfilter::Ruleset>, generate::GeneratedService) {
+    let shape = generate::ClusterShape {
         services: 1,
-        endpoints: 3,
+        endpoints,
         affinity: Some(10800),
         ..Default::default()
-    });
-    Arc::new(rs(&text))
+    };
+    let text = generate::generate(&shape);
+    (Arc::new(rs(&text)), generate::services(&shape).remove(0))
 }
 
 #[test]
 fn client_ip_affinity_sticks_until_timeout_and_rcheck_does_not_refresh() {
-    let r = affinity_ruleset();
-    let svc = &generate::services(&generate::ClusterShape {
-        services: 1,
-        endpoints: 3,
-        ..Default::default()
-    })[0];
+    let (r, svc) = affinity_service(3);
     let vip = IpAddr::V4(svc.cluster_ip);
     let mut ev = NodeEvaluator::seeded(r, NodeContext::new([ip("192.168.0.2")]), 42);
     let p = |port| Packet::tcp(ip("203.0.113.7"), Some(port), vip, 80);
@@ -210,41 +207,25 @@ fn client_ip_affinity_sticks_until_timeout_and_rcheck_does_not_refresh() {
     assert!(d.outcome.recent_hits.is_empty());
     assert!(!d.outcome.statistic.is_empty());
     // A pure rcheck (preview) never refreshes: the table still has the last set time.
-    let before = ev
-        .state()
-        .recent_table(&d.outcome.dnat.as_ref().unwrap().chain)
-        .unwrap()
-        .get(&ip("203.0.113.7"))
-        .unwrap()
-        .last_seen_ns;
+    let table = d.outcome.dnat.as_ref().unwrap().chain.clone();
+    let last_set = |ev: &NodeEvaluator| {
+        ev.state()
+            .recent_table(&table)
+            .unwrap()
+            .get(&ip("203.0.113.7"))
+            .unwrap()
+            .last_seen_ns
+    };
+    let before = last_set(&ev);
     let _ = ev.preview(&p(2001), 30_900 * S);
-    let after = ev
-        .state()
-        .recent_table(&d.outcome.dnat.as_ref().unwrap().chain)
-        .unwrap()
-        .get(&ip("203.0.113.7"))
-        .unwrap()
-        .last_seen_ns;
+    let after = last_set(&ev);
     assert_eq!(before, after);
 }
 
 #[test]
 fn the_101st_client_evicts_the_oldest_and_breaks_its_affinity() {
-    let text = generate::generate(&generate::ClusterShape {
-        services: 1,
-        endpoints: 1,
-        affinity: Some(10800),
-        ..Default::default()
-    });
-    let r = Arc::new(rs(&text));
-    let vip = IpAddr::V4(
-        generate::services(&generate::ClusterShape {
-            services: 1,
-            endpoints: 1,
-            ..Default::default()
-        })[0]
-            .cluster_ip,
-    );
+    let (r, svc) = affinity_service(1);
+    let vip = IpAddr::V4(svc.cluster_ip);
     let mut ev = NodeEvaluator::seeded(r, NodeContext::default(), 3);
     let client = |i: u32| IpAddr::V4((0xCB00_7100 + i).into());
     for i in 0..100 {
@@ -263,12 +244,7 @@ fn the_101st_client_evicts_the_oldest_and_breaks_its_affinity() {
 
 #[test]
 fn observed_endpoint_forces_the_branch_and_seeds_affinity() {
-    let r = affinity_ruleset();
-    let svc = &generate::services(&generate::ClusterShape {
-        services: 1,
-        endpoints: 3,
-        ..Default::default()
-    })[0];
+    let (r, svc) = affinity_service(3);
     let vip = IpAddr::V4(svc.cluster_ip);
     let target = (IpAddr::V4(svc.endpoints[2].0), svc.endpoints[2].1);
     let mut ev = NodeEvaluator::new(r, NodeContext::default(), || {

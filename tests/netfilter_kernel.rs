@@ -7,6 +7,9 @@
 //! answered by a RST — enough for conntrack to record the kernel's DNAT choice, which is read
 //! back with `conntrack -L`. No packet leaves the two namespaces.
 
+#[path = "common/corpus.rs"]
+mod corpus;
+
 use hoptrace::netfilter::kube::generate::{self, ClusterShape};
 use hoptrace::netfilter::{self, NodeContext, NodeEvaluator, Packet};
 use std::collections::HashMap;
@@ -173,29 +176,42 @@ fn shape(affinity: Option<u32>) -> ClusterShape {
     }
 }
 
-#[test]
-fn kernel_dnat_choices_are_reachable_with_the_computed_frequencies() {
+/// A lab whose node holds the generated rules of `shape(affinity)`: the lab, the Services, every
+/// endpoint address and the rules' text. `None` (after saying why) when the test must skip.
+fn generated_lab(
+    tag: &str,
+    affinity: Option<u32>,
+) -> Option<(Lab, Vec<generate::GeneratedService>, Vec<IpAddr>, String)> {
     if let Some(why) = skip_reason() {
         println!("skipped: {why}");
-        return;
+        return None;
     }
-    let sh_ = shape(None);
+    let sh_ = shape(affinity);
     let svcs = generate::services(&sh_);
-    let svc = &svcs[1];
     let endpoints: Vec<IpAddr> = svcs
         .iter()
         .flat_map(|s| s.endpoints.iter().map(|e| IpAddr::V4(e.0)))
         .collect();
-    let lab = match Lab::new("f", &endpoints) {
+    let lab = match Lab::new(tag, &endpoints) {
         Ok(l) => l,
         Err(e) => {
             println!("skipped: cannot create network namespaces here: {e}");
-            return;
+            return None;
         }
     };
     let text = generate::generate(&sh_);
-    lab.restore(&text, false)
-        .expect("the kernel accepts the generated rules");
+    lab.restore(&text, false).unwrap_or_else(|e| {
+        panic!("the kernel accepts the generated rules (affinity {affinity:?}): {e}")
+    });
+    Some((lab, svcs, endpoints, text))
+}
+
+#[test]
+fn kernel_dnat_choices_are_reachable_with_the_computed_frequencies() {
+    let Some((lab, svcs, endpoints, text)) = generated_lab("f", None) else {
+        return;
+    };
+    let svc = &svcs[1];
     let vip = IpAddr::V4(svc.cluster_ip);
     let n = 300;
     lab.connect(vip, svc.port, n).unwrap();
@@ -250,27 +266,10 @@ fn kernel_dnat_choices_are_reachable_with_the_computed_frequencies() {
 
 #[test]
 fn kernel_affinity_stickiness_matches_the_stateful_replay() {
-    if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+    let Some((lab, svcs, endpoints, text)) = generated_lab("a", Some(10800)) else {
         return;
-    }
-    let sh_ = shape(Some(10800));
-    let svcs = generate::services(&sh_);
-    let svc = &svcs[0];
-    let endpoints: Vec<IpAddr> = svcs
-        .iter()
-        .flat_map(|s| s.endpoints.iter().map(|e| IpAddr::V4(e.0)))
-        .collect();
-    let lab = match Lab::new("a", &endpoints) {
-        Ok(l) => l,
-        Err(e) => {
-            println!("skipped: cannot create network namespaces here: {e}");
-            return;
-        }
     };
-    let text = generate::generate(&sh_);
-    lab.restore(&text, false)
-        .expect("the kernel accepts the generated rules with affinity");
+    let svc = &svcs[0];
     let vip = IpAddr::V4(svc.cluster_ip);
     lab.connect(vip, svc.port, 40).unwrap();
     let choices = lab.dnat_choices(vip).unwrap();
@@ -331,10 +330,7 @@ fn iptables_restore_accepts_the_affinity_rewrite_and_hoptraces_printing() {
             return;
         }
     };
-    let corpus = std::path::PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/kube-proxy"
-    ));
+    let corpus = corpus::kube_proxy_path();
     let mut inputs: Vec<(String, String)> = Vec::new();
     for layout in [netfilter::kube::Layout::New, netfilter::kube::Layout::Old] {
         inputs.push((

@@ -2,39 +2,19 @@
 //! by hash, endpoints, affinity, policies) and the affinity rewrite (switching affinity off and on
 //! again reproduces exactly the rules kube-proxy wrote).
 
+#[path = "common/corpus.rs"]
+mod corpus;
+
+use corpus::parse_file as load;
 use hoptrace::netfilter::kube::{self, FrontendKind, Layout, TrafficPolicy};
 use hoptrace::netfilter::{self, Match, RecentOp, TableName};
-use std::path::{Path, PathBuf};
-
-fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/kube-proxy"
-    ));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        println!(
-            "skipped: {} not found (the shared corpus sits beside the clone in CI)",
-            p.display()
-        );
-        None
-    }
-}
-
-fn load(dir: &Path, rel: &str) -> netfilter::Ruleset {
-    let p = dir.join(rel);
-    netfilter::parse(&std::fs::read(&p).unwrap(), rel).unwrap_or_else(|e| panic!("{e}"))
-}
 
 #[test]
 fn layouts_and_names_of_every_dump() {
-    let Some(c) = corpus() else { return };
-    for f in std::fs::read_dir(c.join("dumps")).unwrap() {
-        let p = f.unwrap().path();
-        if p.extension().is_none_or(|e| e != "rules") {
-            continue;
-        }
+    let Some(c) = corpus::kube_proxy_dir() else {
+        return;
+    };
+    for p in corpus::rules_files(&c.join("dumps")) {
         let name = p.file_name().unwrap().to_str().unwrap().to_string();
         let rs = load(&c, &format!("dumps/{name}"));
         let map = kube::service_map(&rs);
@@ -72,7 +52,9 @@ fn layouts_and_names_of_every_dump() {
 
 #[test]
 fn service_map_of_the_overall_dump() {
-    let Some(c) = corpus() else { return };
+    let Some(c) = corpus::kube_proxy_dir() else {
+        return;
+    };
     let map = kube::service_map(&load(&c, "dumps/overall-iptables-rules.rules"));
     let svc5 = map.find("ns5/svc5:p80").unwrap();
     assert_eq!(svc5.affinity_timeout, Some(10800));
@@ -121,7 +103,9 @@ fn has_affinity(rs: &netfilter::Ruleset) -> bool {
 
 #[test]
 fn affinity_off_then_on_reproduces_kube_proxys_rules() {
-    let Some(c) = corpus() else { return };
+    let Some(c) = corpus::kube_proxy_dir() else {
+        return;
+    };
     let mut checked = 0;
     for form in ["dumps", "saved"] {
         for f in std::fs::read_dir(c.join(form)).unwrap() {
@@ -170,7 +154,9 @@ fn affinity_off_then_on_reproduces_kube_proxys_rules() {
 
 #[test]
 fn affinity_on_then_off_is_identity_and_the_rules_are_what_kube_proxy_writes() {
-    let Some(c) = corpus() else { return };
+    let Some(c) = corpus::kube_proxy_dir() else {
+        return;
+    };
     for rel in [
         "dumps/load-balancer.rules",
         "saved/node-port.rules",

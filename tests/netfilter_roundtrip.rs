@@ -3,38 +3,17 @@
 //! * printing a parsed kube-proxy restore dump gives, byte for byte, what `iptables-save`
 //!   printed on a real kernel after loading that dump (`saved/`).
 
+#[path = "common/corpus.rs"]
+mod corpus;
+
+use corpus::rules_files;
 use hoptrace::netfilter::{self, print};
-use std::path::PathBuf;
-
-fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/kube-proxy"
-    ));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        println!(
-            "skipped: {} not found (the shared corpus sits beside the clone in CI)",
-            p.display()
-        );
-        None
-    }
-}
-
-fn rules_files(dir: &PathBuf) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rules"))
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn parse_print_parse_is_identity_on_every_corpus_file() {
-    let Some(c) = corpus() else { return };
+    let Some(c) = corpus::kube_proxy_dir() else {
+        return;
+    };
     let mut n = 0;
     for sub in ["dumps", "saved"] {
         for f in rules_files(&c.join(sub)) {
@@ -59,7 +38,9 @@ fn parse_print_parse_is_identity_on_every_corpus_file() {
 
 #[test]
 fn printing_a_restore_dump_reproduces_iptables_save_byte_for_byte() {
-    let Some(c) = corpus() else { return };
+    let Some(c) = corpus::kube_proxy_dir() else {
+        return;
+    };
     let mut n = 0;
     for saved in rules_files(&c.join("saved")) {
         let dump = c.join("dumps").join(saved.file_name().unwrap());

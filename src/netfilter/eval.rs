@@ -184,7 +184,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new() -> Outcome {
+    /// Accepted, probability 1, nothing decided yet (also a reused conntrack binding's start).
+    pub(crate) fn new() -> Outcome {
         Outcome {
             probability: 1.0,
             verdict: Verdict::Accept,
@@ -225,6 +226,24 @@ pub trait WalkEnv {
     ) -> bool;
 }
 
+/// Probability that a `statistic --mode random` rule matches, `!` applied.
+pub(crate) fn random_match_probability(stored: u32, invert: bool) -> f64 {
+    let q = StatisticMatch::probability_of(stored);
+    if invert { 1.0 - q } else { q }
+}
+
+/// A decision that is not a fork: `Some(answer)` when the probability is 0 or 1 (such
+/// decisions are never branched on nor scripted), `None` for a true fork.
+pub(crate) fn certain(p_match: f64) -> Option<bool> {
+    if p_match <= 0.0 {
+        Some(false)
+    } else if p_match >= 1.0 {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// Options of one walk.
 #[derive(Debug, Clone, Copy)]
 pub struct WalkOptions {
@@ -257,7 +276,8 @@ enum MatchResult {
 }
 
 struct Walker<'a, E: WalkEnv> {
-    rs: &'a Ruleset,
+    /// The rule set's tables by [`TableName`] (looked up once per packet, not once per hook).
+    tables: [Option<&'a Table>; 5],
     ctx: &'a NodeContext,
     env: &'a mut E,
     record: bool,
@@ -267,6 +287,8 @@ struct Walker<'a, E: WalkEnv> {
     sport: Option<u16>,
     dport: u16,
     proto: Protocol,
+    /// `proto.number()`, for the compact rules.
+    proto_number: u8,
     ttl: u8,
     tcp_flags: u8,
     in_iface: Option<&'a str>,
@@ -292,8 +314,12 @@ pub fn walk<E: WalkEnv>(
     env: &mut E,
     opts: WalkOptions,
 ) -> Outcome {
+    let mut tables = [None; 5];
+    for t in &rs.tables {
+        tables[t.name as usize].get_or_insert(t);
+    }
     let mut w = Walker {
-        rs,
+        tables,
         ctx,
         env,
         record: opts.record_path,
@@ -303,6 +329,7 @@ pub fn walk<E: WalkEnv>(
         sport: pkt.src_port,
         dport: pkt.dst_port,
         proto: pkt.proto,
+        proto_number: pkt.proto.number(),
         ttl: pkt.ttl,
         tcp_flags: pkt.tcp_flags,
         in_iface: pkt.in_iface.as_deref(),
@@ -367,10 +394,10 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             if tn == TableName::Nat && self.untracked {
                 continue;
             }
-            let Some(table) = self.rs.table(tn) else {
+            let Some(table) = self.tables[tn as usize] else {
                 continue;
             };
-            let Some(cid) = table.hook_chain(hook.chain()) else {
+            let Some(cid) = table.hook_chain(hook as usize) else {
                 continue;
             };
             match self.run_chain(table, cid, 0) {
@@ -420,6 +447,51 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             }
         }
         true
+    }
+
+    /// A `statistic --mode random` decision, asked of the environment and recorded: (matched,
+    /// value drawn).
+    fn draw(&mut self, gid: u32, stored: u32, invert: bool) -> (bool, Option<u32>) {
+        let (hit, drawn, p) = self.env.random(gid, stored, invert);
+        self.out.probability *= p;
+        self.out.statistic.push(StatisticDecision {
+            rule_gid: gid,
+            stored,
+            drawn,
+            matched: hit,
+            probability: p,
+        });
+        (hit, drawn)
+    }
+
+    /// The connection's destination is rewritten (DNAT or REDIRECT).
+    fn apply_dnat(&mut self, dnat: DnatResult) {
+        self.dst = dnat.ip;
+        self.dport = dnat.port;
+        self.ct_dnat = true;
+        self.out.dnat = Some(dnat);
+    }
+
+    /// A NAT target used outside the table/hooks where the kernel allows it cannot be decided.
+    fn nat_target_misplaced(
+        &mut self,
+        table: &Table,
+        cid: usize,
+        ri: usize,
+        target: &str,
+        hooks: &[Hook],
+    ) -> Option<Act> {
+        if table.name == TableName::Nat && hooks.contains(&self.hook) {
+            return None;
+        }
+        let allowed: Vec<&str> = hooks.iter().map(|h| h.chain()).collect();
+        let reason = format!("{target} outside nat {}", allowed.join("/"));
+        Some(Act::Return(self.undecided(table, cid, ri, reason)))
+    }
+
+    /// Record a matching rule and what it did.
+    fn took(&mut self, table: &Table, cid: usize, ri: usize, action: std::fmt::Arguments<'_>) {
+        self.step(table, cid, ri, true, None, Some(action));
     }
 
     fn at(&self, table: &Table, cid: usize, ri: usize) -> RuleAt {
@@ -514,14 +586,24 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 };
                 next = ri as u32 + 1;
                 if let Some(fc) = fast
+                    && cands.is_none()
+                    && ri as u32 >= fc.cascade_from
+                {
+                    return self.run_cascade(table, fc, ri as u32, depth);
+                }
+                if let Some(fc) = fast
                     && let Some(fr) = table.fast.rules.get(fc.start as usize + ri)
                     && !fr.is_slow()
                     && let Some(hit) = fr.matches(
-                        self.src,
-                        self.dst,
-                        self.proto.number(),
-                        self.sport,
-                        self.dport,
+                        &super::fast::FastPacket {
+                            src: self.src,
+                            dst: self.dst,
+                            proto: self.proto_number,
+                            sport: self.sport,
+                            dport: self.dport,
+                            mark: self.out.mark,
+                        },
+                        || self.ctstate_bits(true),
                     )
                 {
                     if !hit {
@@ -529,16 +611,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     }
                     if fr.flags & super::fast::HAS_STAT != 0 {
                         let invert = fr.flags & super::fast::STAT_INV != 0;
-                        let (hit, drawn, p) = self.env.random(fr.gid, fr.stored, invert);
-                        self.out.probability *= p;
-                        self.out.statistic.push(StatisticDecision {
-                            rule_gid: fr.gid,
-                            stored: fr.stored,
-                            drawn,
-                            matched: hit,
-                            probability: p,
-                        });
-                        if !hit {
+                        if !self.draw(fr.gid, fr.stored, invert).0 {
                             continue;
                         }
                     }
@@ -550,26 +623,25 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                                 other => return other,
                             }
                         }
+                        super::fast::FastTarget::Return => return Flow::Continue,
+                        super::fast::FastTarget::Mark { value, mask } => {
+                            self.out.mark = (self.out.mark & !mask) ^ value;
+                            continue;
+                        }
                         super::fast::FastTarget::Dnat { ip, port }
                             if matches!(self.hook, Hook::Prerouting | Hook::Output) =>
                         {
-                            let ip = IpAddr::V4(ip.into());
-                            let port = port.unwrap_or(self.dport);
-                            let rule = RuleAt {
-                                table: table.name,
-                                chain: fc.name.clone(),
-                                rule: ri as u32 + 1,
-                            };
-                            self.out.dnat = Some(DnatResult {
-                                ip,
-                                port,
+                            self.apply_dnat(DnatResult {
+                                ip: IpAddr::V4(ip.into()),
+                                port: port.unwrap_or(self.dport),
                                 range: None,
                                 chain: fc.name.clone(),
-                                rule,
+                                rule: RuleAt {
+                                    table: table.name,
+                                    chain: fc.name.clone(),
+                                    rule: ri as u32 + 1,
+                                },
                             });
-                            self.dst = ip;
-                            self.dport = port;
-                            self.ct_dnat = true;
                             return Flow::Accept;
                         }
                         _ => {
@@ -609,19 +681,35 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         }
     }
 
+    /// The draw-and-jump tail of a chain from rule `ri` (see [`super::fast::CascadeStep`]):
+    /// exactly what the compact rules would do, read from a denser array.
+    fn run_cascade(
+        &mut self,
+        table: &'a Table,
+        fc: &super::fast::FastChain,
+        ri: u32,
+        depth: u32,
+    ) -> Flow {
+        let from = (fc.cascade_start + ri - fc.cascade_from) as usize;
+        let to = (fc.cascade_start + fc.len - fc.cascade_from) as usize;
+        for step in table.fast.cascade.get(from..to).unwrap_or(&[]) {
+            if step.stored != u32::MAX && !self.draw(step.gid, step.stored, step.invert).0 {
+                continue;
+            }
+            match self.run_chain(table, step.target as usize, depth + 1) {
+                Flow::Continue => {}
+                other => return other,
+            }
+        }
+        Flow::Continue
+    }
+
     /// What a matching rule's target does.
     fn act(&mut self, table: &'a Table, cid: usize, ri: usize, depth: u32) -> Act {
         let chain = &table.chains[cid];
         let rule = &chain.rules[ri];
         let Some(target) = &rule.spec.target else {
-            self.step(
-                table,
-                cid,
-                ri,
-                true,
-                None,
-                Some(format_args!("no target: counted only")),
-            );
+            self.took(table, cid, ri, format_args!("no target: counted only"));
             return Act::Continue;
         };
         match target {
@@ -631,7 +719,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     Target::Drop => (Flow::Drop, "DROP"),
                     _ => (Flow::Reject, "REJECT"),
                 };
-                self.step(table, cid, ri, true, None, Some(format_args!("{word}")));
+                self.took(table, cid, ri, format_args!("{word}"));
                 let by = DecidedBy::Rule(self.at(table, cid, ri));
                 if matches!(flow, Flow::Accept) {
                     if table.name == TableName::Filter {
@@ -643,7 +731,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 return Act::Return(flow);
             }
             Target::Return => {
-                self.step(table, cid, ri, true, None, Some(format_args!("RETURN")));
+                self.took(table, cid, ri, format_args!("RETURN"));
                 return Act::Return(Flow::Continue);
             }
             Target::Jump(c) | Target::Goto(c) => {
@@ -656,17 +744,11 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     ));
                 };
                 let goto = matches!(target, Target::Goto(_));
-                self.step(
+                self.took(
                     table,
                     cid,
                     ri,
-                    true,
-                    None,
-                    Some(format_args!(
-                        "{} {}",
-                        if goto { "goto" } else { "jump" },
-                        c.name
-                    )),
+                    format_args!("{} {}", if goto { "goto" } else { "jump" }, c.name),
                 );
                 if goto {
                     return Act::Goto(id);
@@ -677,15 +759,14 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 }
             }
             Target::Dnat { to, .. } => {
-                if table.name != TableName::Nat
-                    || !matches!(self.hook, Hook::Prerouting | Hook::Output)
-                {
-                    return Act::Return(self.undecided(
-                        table,
-                        cid,
-                        ri,
-                        "DNAT outside nat PREROUTING/OUTPUT".into(),
-                    ));
+                if let Some(act) = self.nat_target_misplaced(
+                    table,
+                    cid,
+                    ri,
+                    "DNAT",
+                    &[Hook::Prerouting, Hook::Output],
+                ) {
+                    return act;
                 }
                 let ip = to.addrs.map(|(a, _)| a).unwrap_or(self.dst);
                 let port = to.ports.map(|(p, _)| p).unwrap_or(self.dport);
@@ -701,36 +782,30 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     }
                     s
                 });
-                self.step(
+                self.took(
                     table,
                     cid,
                     ri,
-                    true,
-                    None,
-                    Some(format_args!("DNAT to {}", SockText(ip, port))),
+                    format_args!("DNAT to {}", SockText(ip, port)),
                 );
-                self.out.dnat = Some(DnatResult {
+                self.apply_dnat(DnatResult {
                     ip,
                     port,
                     range,
                     chain: chain.name.clone(),
                     rule: self.at(table, cid, ri),
                 });
-                self.dst = ip;
-                self.dport = port;
-                self.ct_dnat = true;
                 return Act::Return(Flow::Accept);
             }
             Target::Redirect { to_ports, .. } => {
-                if table.name != TableName::Nat
-                    || !matches!(self.hook, Hook::Prerouting | Hook::Output)
-                {
-                    return Act::Return(self.undecided(
-                        table,
-                        cid,
-                        ri,
-                        "REDIRECT outside nat PREROUTING/OUTPUT".into(),
-                    ));
+                if let Some(act) = self.nat_target_misplaced(
+                    table,
+                    cid,
+                    ri,
+                    "REDIRECT",
+                    &[Hook::Prerouting, Hook::Output],
+                ) {
+                    return act;
                 }
                 // REDIRECT sends to the node itself (the primary address of the input
                 // interface, or loopback for local traffic).
@@ -740,13 +815,11 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     self.dst
                 };
                 let port = to_ports.map(|(p, _)| p).unwrap_or(self.dport);
-                self.step(
+                self.took(
                     table,
                     cid,
                     ri,
-                    true,
-                    None,
-                    Some(format_args!("REDIRECT to local port {port}")),
+                    format_args!("REDIRECT to local port {port}"),
                 );
                 self.out.dnat = Some(DnatResult {
                     ip,
@@ -764,24 +837,19 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 random,
                 random_fully,
             } => {
-                if table.name != TableName::Nat || self.hook != Hook::Postrouting {
-                    return Act::Return(self.undecided(
-                        table,
-                        cid,
-                        ri,
-                        "MASQUERADE outside nat POSTROUTING".into(),
-                    ));
+                if let Some(act) =
+                    self.nat_target_misplaced(table, cid, ri, "MASQUERADE", &[Hook::Postrouting])
+                {
+                    return act;
                 }
-                self.step(
+                self.took(
                     table,
                     cid,
                     ri,
-                    true,
-                    None,
-                    Some(format_args!(
+                    format_args!(
                         "MASQUERADE{}",
                         if *random_fully { " --random-fully" } else { "" }
-                    )),
+                    ),
                 );
                 self.out.source_nat = Some(SourceNat {
                     rule: self.at(table, cid, ri),
@@ -800,27 +868,21 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 random_fully,
                 ..
             } => {
-                if table.name != TableName::Nat
-                    || !matches!(self.hook, Hook::Postrouting | Hook::Input)
-                {
-                    return Act::Return(self.undecided(
-                        table,
-                        cid,
-                        ri,
-                        "SNAT outside nat POSTROUTING/INPUT".into(),
-                    ));
-                }
-                let ip = to.addrs.map(|(a, _)| a);
-                self.step(
+                if let Some(act) = self.nat_target_misplaced(
                     table,
                     cid,
                     ri,
-                    true,
-                    None,
-                    Some(format_args!(
-                        "SNAT to {}",
-                        ip.map(|i| i.to_string()).unwrap_or_default()
-                    )),
+                    "SNAT",
+                    &[Hook::Postrouting, Hook::Input],
+                ) {
+                    return act;
+                }
+                let ip = to.addrs.map(|(a, _)| a);
+                self.took(
+                    table,
+                    cid,
+                    ri,
+                    format_args!("SNAT to {}", ip.map(|i| i.to_string()).unwrap_or_default()),
                 );
                 self.out.source_nat = Some(SourceNat {
                     rule: self.at(table, cid, ri),
@@ -836,14 +898,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             Target::Mark { value, mask } => {
                 self.out.mark = (self.out.mark & !mask) ^ value;
                 let m = self.out.mark;
-                self.step(
-                    table,
-                    cid,
-                    ri,
-                    true,
-                    None,
-                    Some(format_args!("mark := 0x{m:x}")),
-                );
+                self.took(table, cid, ri, format_args!("mark := 0x{m:x}"));
             }
             Target::Connmark(op) => {
                 match *op {
@@ -858,36 +913,20 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     }
                 }
                 let (m, c) = (self.out.mark, self.out.ct_mark);
-                self.step(
-                    table,
-                    cid,
-                    ri,
-                    true,
-                    None,
-                    Some(format_args!("mark 0x{m:x}, ctmark 0x{c:x}")),
-                );
+                self.took(table, cid, ri, format_args!("mark 0x{m:x}, ctmark 0x{c:x}"));
             }
             Target::Log { name, .. } => {
-                self.step(
-                    table,
-                    cid,
-                    ri,
-                    true,
-                    None,
-                    Some(format_args!("{name} (continues)")),
-                );
+                self.took(table, cid, ri, format_args!("{name} (continues)"));
             }
             Target::Notrack { .. } => {
                 if table.name == TableName::Raw {
                     self.untracked = true;
                 }
-                self.step(
+                self.took(
                     table,
                     cid,
                     ri,
-                    true,
-                    None,
-                    Some(format_args!("untracked: no conntrack, no NAT")),
+                    format_args!("untracked: no conntrack, no NAT"),
                 );
             }
             Target::Unknown { name, .. } => {
@@ -925,48 +964,17 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         {
             return MatchResult::No(why);
         }
-        if let Some(i) = &s.in_iface {
-            match self.in_iface {
-                Some(name) if i.value.matches(name) == i.negated => {
-                    return MatchResult::No(self.why(format_args!(
-                        "`{}-i {}`: input interface is {name}",
-                        neg(i.negated),
-                        i.value.0
-                    )));
-                }
-                Some(_) => {}
-                None if self.hook == Hook::Output || self.hook == Hook::Postrouting => {
-                    if !i.negated {
-                        return MatchResult::No(self.why(format_args!(
-                            "`-i`: locally generated packet has no input interface"
-                        )));
-                    }
-                }
-                None => {
-                    return MatchResult::Undecided(format!(
-                        "`-i {}`: the packet's input interface is not known",
-                        i.value.0
-                    ));
-                }
-            }
+        // A locally generated packet has no input interface: `-i X` cannot match it.
+        let no_input = matches!(self.hook, Hook::Output | Hook::Postrouting);
+        if let Some(i) = &s.in_iface
+            && let Some(r) = self.iface_mismatch("-i", "input", i, self.in_iface, no_input)
+        {
+            return r;
         }
-        if let Some(o) = &s.out_iface {
-            match self.out_iface {
-                Some(name) if o.value.matches(name) == o.negated => {
-                    return MatchResult::No(self.why(format_args!(
-                        "`{}-o {}`: output interface is {name}",
-                        neg(o.negated),
-                        o.value.0
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    return MatchResult::Undecided(format!(
-                        "`-o {}`: the packet's output interface is not known",
-                        o.value.0
-                    ));
-                }
-            }
+        if let Some(o) = &s.out_iface
+            && let Some(r) = self.iface_mismatch("-o", "output", o, self.out_iface, false)
+        {
+            return r;
         }
         if let Some(negated) = s.fragment
             && !negated
@@ -982,6 +990,37 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             }
         }
         MatchResult::Yes
+    }
+
+    /// `-i`/`-o` against the packet's interface; `None` when it fits. `absent` says the packet
+    /// has no such interface at all (rather than an unknown one).
+    fn iface_mismatch(
+        &self,
+        flag: &str,
+        what: &str,
+        want: &Neg<Iface>,
+        have: Option<&str>,
+        absent: bool,
+    ) -> Option<MatchResult> {
+        match have {
+            Some(name) if want.value.matches(name) == want.negated => {
+                Some(MatchResult::No(self.why(format_args!(
+                    "`{}{flag} {}`: {what} interface is {name}",
+                    neg(want.negated),
+                    want.value.0
+                ))))
+            }
+            Some(_) => None,
+            None if absent => (!want.negated).then(|| {
+                MatchResult::No(self.why(format_args!(
+                    "`{flag}`: locally generated packet has no {what} interface"
+                )))
+            }),
+            None => Some(MatchResult::Undecided(format!(
+                "`{flag} {}`: the packet's {what} interface is not known",
+                want.value.0
+            ))),
+        }
     }
 
     fn ctstate_bits(&self, with_nat: bool) -> u8 {
@@ -1077,16 +1116,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 }
             }
             Match::Statistic(StatisticMatch::Random { stored, invert }) => {
-                let gid = self.current_gid;
-                let (hit, drawn, p) = self.env.random(gid, *stored, *invert);
-                self.out.probability *= p;
-                self.out.statistic.push(StatisticDecision {
-                    rule_gid: gid,
-                    stored: *stored,
-                    drawn,
-                    matched: hit,
-                    probability: p,
-                });
+                let (hit, drawn) = self.draw(self.current_gid, *stored, *invert);
                 if hit {
                     Yes
                 } else {

@@ -1,11 +1,12 @@
 //! A compact copy of the common rules, for bulk replay.
 //!
 //! Replaying a million connections over thousands of Services is bound by memory latency: every
-//! connection reaches rules no other recent connection touched. A [`FastRule`] (≈48 bytes, stored
+//! connection reaches rules no other recent connection touched. A [`FastRule`] (one cache line, stored
 //! contiguously per chain) holds what most kube-proxy rules test — IPv4 `-s`/`-d`, `-p`,
-//! `--sport`/`--dport` of the protocol match, a trailing `statistic --mode random` — and the
-//! simple targets, so a rule costs one cache line instead of several. Any rule with anything else
-//! (recent, mark, addrtype, conntrack, interfaces, IPv6, unknown matches …) is marked `slow` and
+//! `--sport`/`--dport` of the protocol match, `-m mark`, `-m conntrack --ctstate`, a trailing
+//! `statistic --mode random` — and the simple targets (jump, RETURN, MARK, DNAT), so a rule costs
+//! one cache line instead of several. Any rule with anything else
+//! (recent, addrtype, interfaces, IPv6, unknown matches …) is marked `slow` and
 //! evaluated by the full matcher, which is also always used when the path is recorded (it gives
 //! the reasons). `tests/netfilter_eval.rs` checks both give the same answers.
 
@@ -22,7 +23,24 @@ pub(crate) struct FastChain {
     pub(crate) start: u32,
     pub(crate) len: u32,
     pub(crate) indexed: bool,
+    /// Rules from this position to the end form a [`CascadeStep`] run (`len` when none).
+    pub(crate) cascade_from: u32,
+    /// Where that run starts in [`FastTable::cascade`].
+    pub(crate) cascade_start: u32,
     pub(crate) name: Arc<str>,
+}
+
+/// A rule that only draws and jumps (`[-m statistic --mode random --probability P] -j CHAIN`),
+/// as kube-proxy writes a Service's endpoint choice. A Service's whole cascade fits in one or
+/// two cache lines this way, where its full compact rules take one line each.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CascadeStep {
+    /// Stored probability; `u32::MAX` for the last rule (no statistic: always jumps).
+    pub(crate) stored: u32,
+    pub(crate) gid: u32,
+    /// The chain jumped to.
+    pub(crate) target: u32,
+    pub(crate) invert: bool,
 }
 
 /// All compact rules of a table, chain after chain.
@@ -30,40 +48,79 @@ pub(crate) struct FastChain {
 pub(crate) struct FastTable {
     pub(crate) chains: Vec<FastChain>,
     pub(crate) rules: Vec<FastRule>,
+    pub(crate) cascade: Vec<CascadeStep>,
 }
 
 impl FastTable {
     pub(crate) fn build(table: &Table) -> FastTable {
         let mut t = FastTable::default();
         for c in &table.chains {
-            t.chains.push(FastChain {
-                start: t.rules.len() as u32,
-                len: c.rules.len() as u32,
-                indexed: c.index.is_some(),
-                name: c.name.clone(),
-            });
+            let start = t.rules.len();
             t.rules
                 .extend(c.rules.iter().map(|r| FastRule::compile(r, table.name)));
+            let compiled = &t.rules[start..];
+            // The longest tail of draw-and-jump rules (an indexed chain is walked by its
+            // index instead).
+            let tail = if c.index.is_some() {
+                0
+            } else {
+                compiled
+                    .iter()
+                    .rev()
+                    .take_while(|r| r.cascade_step().is_some())
+                    .count()
+            };
+            let tail = if tail >= 2 { tail } else { 0 };
+            let cascade_start = t.cascade.len() as u32;
+            t.cascade.extend(
+                compiled[compiled.len() - tail..]
+                    .iter()
+                    .filter_map(FastRule::cascade_step),
+            );
+            t.chains.push(FastChain {
+                start: start as u32,
+                len: c.rules.len() as u32,
+                indexed: c.index.is_some(),
+                cascade_from: (compiled.len() - tail) as u32,
+                cascade_start,
+                name: c.name.clone(),
+            });
         }
         t
     }
 }
 
-pub(crate) const HAS_SRC: u16 = 1;
-pub(crate) const SRC_NEG: u16 = 1 << 1;
-pub(crate) const HAS_DST: u16 = 1 << 2;
-pub(crate) const DST_NEG: u16 = 1 << 3;
-pub(crate) const HAS_PROTO: u16 = 1 << 4;
-pub(crate) const PROTO_NEG: u16 = 1 << 5;
-pub(crate) const HAS_DPORT: u16 = 1 << 6;
-pub(crate) const DPORT_NEG: u16 = 1 << 7;
-pub(crate) const HAS_SPORT: u16 = 1 << 8;
-pub(crate) const SPORT_NEG: u16 = 1 << 9;
-pub(crate) const HAS_STAT: u16 = 1 << 10;
-pub(crate) const STAT_INV: u16 = 1 << 11;
-pub(crate) const HAS_PORT_MODULE: u16 = 1 << 12;
+pub(crate) const HAS_SRC: u32 = 1;
+pub(crate) const SRC_NEG: u32 = 1 << 1;
+pub(crate) const HAS_DST: u32 = 1 << 2;
+pub(crate) const DST_NEG: u32 = 1 << 3;
+pub(crate) const HAS_PROTO: u32 = 1 << 4;
+pub(crate) const PROTO_NEG: u32 = 1 << 5;
+pub(crate) const HAS_DPORT: u32 = 1 << 6;
+pub(crate) const DPORT_NEG: u32 = 1 << 7;
+pub(crate) const HAS_SPORT: u32 = 1 << 8;
+pub(crate) const SPORT_NEG: u32 = 1 << 9;
+pub(crate) const HAS_STAT: u32 = 1 << 10;
+pub(crate) const STAT_INV: u32 = 1 << 11;
+pub(crate) const HAS_PORT_MODULE: u32 = 1 << 12;
+pub(crate) const HAS_MARK: u32 = 1 << 13;
+pub(crate) const MARK_NEG: u32 = 1 << 14;
+pub(crate) const HAS_CTSTATE: u32 = 1 << 16;
+pub(crate) const CTSTATE_NEG: u32 = 1 << 17;
 /// Evaluate with the full matcher.
-pub(crate) const SLOW: u16 = 1 << 15;
+pub(crate) const SLOW: u32 = 1 << 15;
+
+/// What a fast rule tests of a packet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastPacket {
+    pub(crate) src: IpAddr,
+    pub(crate) dst: IpAddr,
+    /// Protocol number.
+    pub(crate) proto: u8,
+    pub(crate) sport: Option<u16>,
+    pub(crate) dport: u16,
+    pub(crate) mark: u32,
+}
 
 /// What a fast rule does when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +129,19 @@ pub(crate) enum FastTarget {
     None,
     /// Jump to the chain at this position.
     Jump(u32),
+    /// `RETURN`.
+    Return,
+    /// `MARK`: mark := (mark & !mask) ^ value.
+    Mark { value: u32, mask: u32 },
     /// `DNAT --to-destination IPv4[:port]` in the nat table.
     Dnat { ip: u32, port: Option<u16> },
     /// Any other target: handled by the full code path.
     Full,
 }
 
+/// One cache line each (60 bytes of fields): a rule never straddles two lines.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 pub(crate) struct FastRule {
     pub(crate) src: u32,
     pub(crate) src_mask: u32,
@@ -89,7 +152,10 @@ pub(crate) struct FastRule {
     pub(crate) stored: u32,
     pub(crate) gid: u32,
     pub(crate) target: FastTarget,
-    pub(crate) flags: u16,
+    pub(crate) mark: u32,
+    pub(crate) mark_mask: u32,
+    pub(crate) flags: u32,
+    pub(crate) ctstate: u8,
     pub(crate) proto: u8,
     /// Protocol number the tcp/udp/sctp match requires.
     pub(crate) port_proto: u8,
@@ -115,7 +181,10 @@ impl FastRule {
             stored: 0,
             gid: rule.gid,
             target: FastTarget::Full,
+            mark: 0,
+            mark_mask: 0,
             flags: 0,
+            ctstate: 0,
             proto: 0,
             port_proto: 0,
         };
@@ -163,6 +232,23 @@ impl FastRule {
                     f.stored = *stored;
                     None
                 }
+                Match::Mark(mk) if f.flags & HAS_MARK == 0 => {
+                    f.flags |= HAS_MARK | if mk.negated { MARK_NEG } else { 0 };
+                    (f.mark, f.mark_mask) = (mk.value, mk.mask);
+                    None
+                }
+                Match::Conntrack(c) => {
+                    match &c.ctstate {
+                        Some(st) if f.flags & HAS_CTSTATE == 0 => {
+                            f.flags |= HAS_CTSTATE | if st.negated { CTSTATE_NEG } else { 0 };
+                            f.ctstate = st.value;
+                        }
+                        Some(_) => return slow(f),
+                        // `-m conntrack` without a state test matches every packet.
+                        None => {}
+                    }
+                    None
+                }
                 _ => return slow(f),
             };
             if let Some((p, proto)) = ports {
@@ -187,6 +273,11 @@ impl FastRule {
                 Some(id) => FastTarget::Jump(id as u32),
                 None => FastTarget::Full,
             },
+            Some(Target::Return) => FastTarget::Return,
+            Some(Target::Mark { value, mask }) => FastTarget::Mark {
+                value: *value,
+                mask: *mask,
+            },
             Some(Target::Dnat {
                 to:
                     NatRange {
@@ -206,22 +297,50 @@ impl FastRule {
         f
     }
 
+    /// This rule as a [`CascadeStep`], when it only draws (or not) and jumps.
+    fn cascade_step(&self) -> Option<CascadeStep> {
+        let FastTarget::Jump(target) = self.target else {
+            return None;
+        };
+        if self.flags & !(HAS_STAT | STAT_INV) != 0 {
+            return None;
+        }
+        Some(CascadeStep {
+            stored: if self.flags & HAS_STAT != 0 {
+                self.stored
+            } else {
+                u32::MAX
+            },
+            gid: self.gid,
+            target,
+            invert: self.flags & STAT_INV != 0,
+        })
+    }
+
     pub(crate) fn is_slow(&self) -> bool {
         self.flags & SLOW != 0
     }
 
     /// The packet tests before the statistic draw: `Some(false)` no match, `Some(true)` match,
-    /// `None` the source port is needed but unknown (use the full matcher).
+    /// `None` the source port is needed but unknown (use the full matcher). `ctstate` is asked
+    /// only of rules that test it.
     #[inline]
-    pub(crate) fn matches(
-        &self,
-        src: IpAddr,
-        dst: IpAddr,
-        proto: u8,
-        sport: Option<u16>,
-        dport: u16,
-    ) -> Option<bool> {
+    pub(crate) fn matches(&self, p: &FastPacket, ctstate: impl FnOnce() -> u8) -> Option<bool> {
+        let FastPacket {
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            mark,
+        } = *p;
         let f = self.flags;
+        if f & HAS_MARK != 0 && ((mark & self.mark_mask) == self.mark) == (f & MARK_NEG != 0) {
+            return Some(false);
+        }
+        if f & HAS_CTSTATE != 0 && ((ctstate() & self.ctstate) != 0) == (f & CTSTATE_NEG != 0) {
+            return Some(false);
+        }
         if f & HAS_PROTO != 0 && (self.proto == proto) == (f & PROTO_NEG != 0) {
             return Some(false);
         }
@@ -255,5 +374,13 @@ impl FastRule {
             }
         }
         Some(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_fast_rule_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<super::FastRule>(), 64);
     }
 }

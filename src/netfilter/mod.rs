@@ -25,6 +25,7 @@ pub mod print;
 
 pub use model::*;
 pub use parse::{ParseError, parse, parse_lenient};
+mod conntrack;
 pub mod eval;
 mod fast;
 pub mod packet;

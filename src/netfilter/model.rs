@@ -759,13 +759,10 @@ impl Table {
         }
     }
 
-    /// Position of the built-in chain of a hook (`PREROUTING`, `INPUT`, `FORWARD`, `OUTPUT`,
-    /// `POSTROUTING`), without hashing.
-    pub(crate) fn hook_chain(&self, chain: &str) -> Option<usize> {
-        HOOK_CHAINS
-            .iter()
-            .position(|h| *h == chain)
-            .and_then(|i| self.hook_chains[i])
+    /// Position of the built-in chain of the hook at `hook` in `PREROUTING`, `INPUT`, `FORWARD`,
+    /// `OUTPUT`, `POSTROUTING` order (the order of [`super::eval::Hook`]), without hashing.
+    pub(crate) fn hook_chain(&self, hook: usize) -> Option<usize> {
+        self.hook_chains.get(hook).copied().flatten()
     }
 }
 

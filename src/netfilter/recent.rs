@@ -105,6 +105,11 @@ impl RecentTable {
         }
     }
 
+    /// An empty table as the first rule naming it creates it (ring sized for that rule).
+    pub(crate) fn for_match(m: &RecentMatch) -> RecentTable {
+        RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount))
+    }
+
     /// A table with a different `ip_list_tot` (module parameter).
     pub fn with_capacity(mut self, capacity: usize) -> RecentTable {
         self.capacity = capacity.max(1);

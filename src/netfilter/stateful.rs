@@ -16,11 +16,12 @@
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::eval::{self, DnatResult, Outcome, SourceNat, Verdict, WalkEnv, WalkOptions};
+use super::conntrack::Conntrack;
+use super::eval::{self, Outcome, Verdict, WalkEnv, WalkOptions};
 use super::model::{Match, Protocol, RecentMatch, Ruleset};
 use super::packet::{NodeContext, Packet};
 use super::recent::{RecentEvent, RecentTable};
@@ -115,8 +116,6 @@ impl std::hash::Hasher for FlowHasher {
     }
 }
 
-type FlowMap<V> = HashMap<FlowKey, V, std::hash::BuildHasherDefault<FlowHasher>>;
-
 /// How long conntrack keeps a NAT binding (kernel defaults as kube-proxy sets them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConntrackTimeouts {
@@ -140,27 +139,12 @@ impl Default for ConntrackTimeouts {
 
 const SECOND: u64 = 1_000_000_000;
 
-/// What conntrack remembers of a connection: its NAT decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Binding {
-    expires_ns: u64,
-    verdict: Verdict,
-    dnat: Option<DnatResult>,
-    source_nat: Option<SourceNat>,
-    local_delivery: bool,
-    mark: u32,
-    ct_mark: u32,
-}
-
 /// One node's netfilter state.
 #[derive(Debug, Clone, Default)]
 pub struct NodeState {
     recent: HashMap<Arc<str>, RecentTable>,
     nth: HashMap<u32, u32>,
-    conntrack: FlowMap<Binding>,
-    /// Bindings in the order they were created, with the expiry they had then: expiry is swept
-    /// from the front in amortised O(1) (a binding touched since is re-checked, not removed).
-    expiry: VecDeque<(u64, FlowKey)>,
+    conntrack: Conntrack,
 }
 
 impl NodeState {
@@ -197,6 +181,7 @@ impl NodeState {
                 .ensure_ring(ring);
         }
         self.nth.clear();
+        self.conntrack.new_ruleset();
     }
 
     pub fn recent_table(&self, name: &str) -> Option<&RecentTable> {
@@ -271,13 +256,8 @@ impl<R: RandomSource> WalkEnv for LiveEnv<'_, R> {
     fn random(&mut self, _gid: u32, stored: u32, invert: bool) -> (bool, Option<u32>, f64) {
         if let Some(s) = self.script {
             // Only true forks (0 < p < 1) are in the script, as the exhaustive walk records them.
-            let q = super::model::StatisticMatch::probability_of(stored);
-            let p_match = if invert { 1.0 - q } else { q };
-            if p_match <= 0.0 {
-                return (false, None, 1.0);
-            }
-            if p_match >= 1.0 {
-                return (true, None, 1.0);
+            if let Some(certain) = eval::certain(eval::random_match_probability(stored, invert)) {
+                return (certain, None, 1.0);
             }
             let hit = s.get(self.pos).copied().unwrap_or(false);
             self.pos += 1;
@@ -302,10 +282,11 @@ impl<R: RandomSource> WalkEnv for LiveEnv<'_, R> {
         ttl: u8,
         events: &mut Vec<RecentEvent>,
     ) -> bool {
-        let table =
-            self.state.recent.entry(m.name.clone()).or_insert_with(|| {
-                RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount))
-            });
+        let table = self
+            .state
+            .recent
+            .entry(m.name.clone())
+            .or_insert_with(|| RecentTable::for_match(m));
         table.evaluate(m, addr, ttl, self.time_ns, self.hz, events)
     }
 }
@@ -362,76 +343,46 @@ impl<R: RandomSource> NodeEvaluator<R> {
     }
 
     fn lookup(&mut self, key: &FlowKey, time_ns: u64) -> Option<Decision> {
-        match self.state.conntrack.get(key) {
-            Some(b) if b.expires_ns > time_ns => {
-                let mut outcome = empty_outcome();
-                outcome.verdict = b.verdict;
-                outcome.dnat = b.dnat.clone();
-                outcome.source_nat = b.source_nat.clone();
-                outcome.local_delivery = b.local_delivery;
-                outcome.mark = b.mark;
-                outcome.ct_mark = b.ct_mark;
-                Some(Decision {
-                    key: *key,
-                    outcome,
-                    reused: true,
-                    forced: false,
-                })
-            }
-            Some(_) => {
-                self.state.conntrack.remove(key);
-                None
-            }
-            None => None,
-        }
+        let b = self.state.conntrack.get(key, time_ns)?;
+        // A reused binding: no rule ran.
+        let mut outcome = Outcome::new();
+        outcome.verdict = b.verdict;
+        outcome.dnat = b.dnat.clone();
+        outcome.source_nat = b.source_nat.clone();
+        outcome.local_delivery = b.local_delivery;
+        outcome.mark = b.mark;
+        outcome.ct_mark = b.ct_mark;
+        Some(Decision {
+            key: *key,
+            outcome,
+            reused: true,
+            forced: false,
+        })
     }
 
     fn remember(&mut self, key: FlowKey, out: &Outcome, time_ns: u64) {
-        while let Some(&(exp, k)) = self.state.expiry.front() {
-            if exp > time_ns {
-                break;
-            }
-            self.state.expiry.pop_front();
-            match self.state.conntrack.get(&k) {
-                Some(b) if b.expires_ns <= time_ns => {
-                    self.state.conntrack.remove(&k);
-                }
-                // Touched since: queue it again at its new expiry.
-                Some(b) => self.state.expiry.push_back((b.expires_ns, k)),
-                None => {}
-            }
-        }
+        self.state.conntrack.expire(time_ns);
         if out.verdict != Verdict::Accept {
             // Dropped/rejected first packets do not create a confirmed conntrack entry.
             return;
         }
         let expires_ns = time_ns.saturating_add(self.timeouts.new_ns);
-        self.state.expiry.push_back((expires_ns, key));
-        self.state.conntrack.insert(
-            key,
-            Binding {
-                expires_ns,
-                verdict: out.verdict,
-                dnat: out.dnat.clone(),
-                source_nat: out.source_nat.clone(),
-                local_delivery: out.local_delivery,
-                mark: out.mark,
-                ct_mark: out.ct_mark,
-            },
-        );
+        self.state.conntrack.insert(key, out, expires_ns);
     }
 
-    /// The first packet of a connection at `time_ns`: walk the rules (or reuse the binding of a
-    /// live connection with the same 5-tuple) and advance the node's state.
-    pub fn new_connection(&mut self, pkt: &Packet, time_ns: u64) -> Decision {
-        let key = FlowKey::of(pkt);
-        if let Some(d) = self.lookup(&key, time_ns) {
-            return d;
-        }
+    /// Walk the rules for a new connection (drawing, or following `script`'s forced
+    /// `statistic` decisions) and store its NAT binding.
+    fn walk_and_remember(
+        &mut self,
+        pkt: &Packet,
+        key: FlowKey,
+        time_ns: u64,
+        script: Option<&[bool]>,
+    ) -> Outcome {
         let mut env = LiveEnv {
             state: &mut self.state,
             rng: &mut self.rng,
-            script: None,
+            script,
             pos: 0,
             time_ns,
             hz: self.ctx.hz,
@@ -446,6 +397,17 @@ impl<R: RandomSource> NodeEvaluator<R> {
             },
         );
         self.remember(key, &out, time_ns);
+        out
+    }
+
+    /// The first packet of a connection at `time_ns`: walk the rules (or reuse the binding of a
+    /// live connection with the same 5-tuple) and advance the node's state.
+    pub fn new_connection(&mut self, pkt: &Packet, time_ns: u64) -> Decision {
+        let key = FlowKey::of(pkt);
+        if let Some(d) = self.lookup(&key, time_ns) {
+            return d;
+        }
+        let out = self.walk_and_remember(pkt, key, time_ns, None);
         Decision {
             key,
             outcome: out,
@@ -509,24 +471,7 @@ impl<R: RandomSource> NodeEvaluator<R> {
             .filter(|s| s.probability < 1.0)
             .map(|s| s.matched)
             .collect();
-        let mut env = LiveEnv {
-            state: &mut self.state,
-            rng: &mut self.rng,
-            script: Some(&script),
-            pos: 0,
-            time_ns,
-            hz: self.ctx.hz,
-        };
-        let out = eval::walk(
-            &self.ruleset,
-            &self.ctx,
-            pkt,
-            &mut env,
-            WalkOptions {
-                record_path: self.record_path,
-            },
-        );
-        self.remember(key, &out, time_ns);
+        let out = self.walk_and_remember(pkt, key, time_ns, Some(&script));
         Ok(Decision {
             key,
             outcome: out,
@@ -558,32 +503,11 @@ impl<R: RandomSource> NodeEvaluator<R> {
         } else {
             self.timeouts.other_ns
         };
-        if let Some(b) = self.state.conntrack.get_mut(key) {
-            b.expires_ns = b.expires_ns.max(time_ns.saturating_add(t));
-        }
+        self.state.conntrack.extend(key, time_ns.saturating_add(t));
     }
 
     /// The connection ended (FIN/RST seen): the next SYN with this 5-tuple is a new connection.
     pub fn close_connection(&mut self, key: &FlowKey) {
         self.state.conntrack.remove(key);
-    }
-}
-
-fn empty_outcome() -> Outcome {
-    // A reused binding: no rule ran.
-    Outcome {
-        probability: 1.0,
-        verdict: Verdict::Accept,
-        decided_by: None,
-        dnat: None,
-        source_nat: None,
-        mark: 0,
-        ct_mark: 0,
-        local_delivery: false,
-        undecided: None,
-        recent_hits: Vec::new(),
-        recent_events: Vec::new(),
-        statistic: Vec::new(),
-        path: Vec::new(),
     }
 }

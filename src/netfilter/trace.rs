@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::eval::{self, DecidedBy, Outcome, PathStep, Verdict, WalkEnv, WalkOptions};
-use super::model::{RecentMatch, Ruleset, StatisticMatch};
+use super::model::{RecentMatch, Ruleset};
 use super::packet::{NodeContext, Packet};
 use super::recent::{RecentEvent, RecentTable};
 use super::stateful::NodeState;
@@ -102,11 +102,8 @@ struct ForkEnv<'s> {
 
 impl ForkEnv<'_> {
     fn fork(&mut self, p_match: f64) -> (bool, f64) {
-        if p_match <= 0.0 {
-            return (false, 1.0);
-        }
-        if p_match >= 1.0 {
-            return (true, 1.0);
+        if let Some(certain) = eval::certain(p_match) {
+            return (certain, 1.0);
         }
         let choice = match self.script.get(self.pos) {
             Some(&c) => c,
@@ -122,8 +119,7 @@ impl ForkEnv<'_> {
 
 impl WalkEnv for ForkEnv<'_> {
     fn random(&mut self, _gid: u32, stored: u32, invert: bool) -> (bool, Option<u32>, f64) {
-        let q = StatisticMatch::probability_of(stored);
-        let (hit, p) = self.fork(if invert { 1.0 - q } else { q });
+        let (hit, p) = self.fork(eval::random_match_probability(stored, invert));
         (hit, None, p)
     }
 
@@ -156,9 +152,7 @@ impl WalkEnv for ForkEnv<'_> {
         let table = self.tables.entry(m.name.clone()).or_insert_with(|| {
             state
                 .and_then(|s| s.recent_table(&m.name).cloned())
-                .unwrap_or_else(|| {
-                    RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount))
-                })
+                .unwrap_or_else(|| RecentTable::for_match(m))
         });
         table.evaluate(m, addr, ttl, self.time_ns, self.hz, events)
     }

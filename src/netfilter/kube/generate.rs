@@ -3,10 +3,14 @@
 //! exactly as kube-proxy hashes them, so the service map verifies every name.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::hash::{endpoint_suffix, service_suffix};
 use super::services::Layout;
+use super::write::{
+    FIREWALL_AND_FORWARD_RULES, LAST_SERVICES_RULE, write_affinity_check, write_endpoint_chain,
+    write_endpoint_jump, write_nat_hooks_and_masquerade,
+};
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,49 +99,39 @@ pub fn generate(shape: &ClusterShape) -> String {
             let _ = writeln!(decl, ":{ext} - [0:0]");
         }
         let vip = s.cluster_ip;
+        let cluster_ip = format!(
+            "-d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {}",
+            s.name, s.port
+        );
+        let node_port = format!(
+            "-p tcp -m comment --comment \"{}\" -m tcp --dport {}",
+            s.name, s.node_port
+        );
         if old {
+            // ≤1.23: masquerade off-cluster traffic before jumping (KUBE-EXT came later).
             let _ = writeln!(
                 services_rules,
-                "-A KUBE-SERVICES ! -s {cidr} -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j KUBE-MARK-MASQ",
-                s.name, s.port
-            );
-            let _ = writeln!(
-                services_rules,
-                "-A KUBE-SERVICES -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j {svc}",
-                s.name, s.port
+                "-A KUBE-SERVICES ! -s {cidr} {cluster_ip} -j KUBE-MARK-MASQ"
             );
             let _ = writeln!(
                 nodeports_rules,
-                "-A KUBE-NODEPORTS -p tcp -m comment --comment \"{}\" -m tcp --dport {} -j KUBE-MARK-MASQ",
-                s.name, s.node_port
+                "-A KUBE-NODEPORTS {node_port} -j KUBE-MARK-MASQ"
             );
-            let _ = writeln!(
-                nodeports_rules,
-                "-A KUBE-NODEPORTS -p tcp -m comment --comment \"{}\" -m tcp --dport {} -j {svc}",
-                s.name, s.node_port
-            );
-        } else {
-            let _ = writeln!(
-                services_rules,
-                "-A KUBE-SERVICES -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j {svc}",
-                s.name, s.port
-            );
-            let _ = writeln!(
-                nodeports_rules,
-                "-A KUBE-NODEPORTS -p tcp -m comment --comment \"{}\" -m tcp --dport {} -j {ext}",
-                s.name, s.node_port
-            );
+        }
+        let _ = writeln!(services_rules, "-A KUBE-SERVICES {cluster_ip} -j {svc}");
+        let _ = writeln!(
+            nodeports_rules,
+            "-A KUBE-NODEPORTS {node_port} -j {}",
+            if old { &svc } else { &ext }
+        );
+        if !old {
             let _ = writeln!(
                 rules,
                 "-A {ext} -m comment --comment \"masquerade traffic for {} external destinations\" -j KUBE-MARK-MASQ",
                 s.name
             );
             let _ = writeln!(rules, "-A {ext} -j {svc}");
-            let _ = writeln!(
-                rules,
-                "-A {svc} ! -s {cidr} -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j KUBE-MARK-MASQ",
-                s.name, s.port
-            );
+            let _ = writeln!(rules, "-A {svc} ! -s {cidr} {cluster_ip} -j KUBE-MARK-MASQ");
         }
         let seps: Vec<(String, Ipv4Addr, u16)> = s
             .endpoints
@@ -153,53 +147,31 @@ pub fn generate(shape: &ClusterShape) -> String {
                 )
             })
             .collect();
+        // ≤1.23 comments name the Service only; later ones the endpoint too.
+        let comment = |ip: &Ipv4Addr, port: &u16| {
+            if old {
+                s.name.clone()
+            } else {
+                format!("{} -> {ip}:{port}", s.name)
+            }
+        };
         if let Some(t) = shape.affinity {
             for (sep, ip, port) in &seps {
-                let comment = if old {
-                    s.name.clone()
-                } else {
-                    format!("{} -> {ip}:{port}", s.name)
-                };
-                let _ = writeln!(
-                    rules,
-                    "-A {svc} -m comment --comment \"{comment}\" -m recent --rcheck --seconds {t} --reap --name {sep} --mask 255.255.255.255 --rsource -j {sep}"
-                );
+                write_affinity_check(&mut rules, &svc, &comment(ip, port), t, sep);
             }
         }
         let n = seps.len();
         for (i, (sep, ip, port)) in seps.iter().enumerate() {
-            let comment = if old {
-                s.name.clone()
-            } else {
-                format!("{} -> {ip}:{port}", s.name)
-            };
-            if i + 1 < n {
-                let _ = writeln!(
-                    rules,
-                    "-A {svc} -m comment --comment \"{comment}\" -m statistic --mode random --probability {} -j {sep}",
-                    probability(shape.layout, n - i)
-                );
-            } else {
-                let _ = writeln!(
-                    rules,
-                    "-A {svc} -m comment --comment \"{comment}\" -j {sep}"
-                );
-            }
+            let p = (i + 1 < n).then(|| probability(shape.layout, n - i));
+            write_endpoint_jump(&mut rules, &svc, &comment(ip, port), p.as_deref(), sep);
             let _ = writeln!(decl, ":{sep} - [0:0]");
-            let _ = writeln!(
-                rules,
-                "-A {sep} -s {ip}/32 -m comment --comment \"{}\" -j KUBE-MARK-MASQ",
-                s.name
-            );
-            let set = if shape.affinity.is_some() {
-                format!(" -m recent --set --name {sep} --mask 255.255.255.255 --rsource")
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                rules,
-                "-A {sep} -p tcp -m comment --comment \"{}\"{set} -m tcp -j DNAT --to-destination {ip}:{port}",
-                s.name
+            write_endpoint_chain(
+                &mut rules,
+                sep,
+                &s.name,
+                "tcp",
+                (IpAddr::V4(*ip), *port),
+                shape.affinity.is_some(),
             );
         }
     }
@@ -216,27 +188,12 @@ pub fn generate(shape: &ClusterShape) -> String {
     o.push_str("-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n");
     o.push_str("-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
     o.push_str("-A OUTPUT -j KUBE-FIREWALL\n");
-    o.push_str("-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n");
-    o.push_str("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n");
-    o.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n");
-    o.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
+    o.push_str(FIREWALL_AND_FORWARD_RULES);
     o.push_str("COMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:KUBE-MARK-MASQ - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-POSTROUTING - [0:0]\n:KUBE-SERVICES - [0:0]\n");
     o.push_str(&decl);
-    o.push_str(
-        "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n",
-    );
-    o.push_str("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
-    o.push_str("-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n");
-    o.push_str("-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000\n");
-    o.push_str("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n");
-    o.push_str("-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0\n");
-    o.push_str(if old {
-        "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE\n"
-    } else {
-        "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n"
-    });
+    write_nat_hooks_and_masquerade(&mut o, !old);
     o.push_str(&services_rules);
-    o.push_str("-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n");
+    o.push_str(LAST_SERVICES_RULE);
     o.push_str(&nodeports_rules);
     o.push_str(&rules);
     o.push_str("COMMIT\n");

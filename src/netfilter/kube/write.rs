@@ -288,31 +288,15 @@ pub fn write_rules(services: &[ServiceSpec], cfg: &ProxyConfig) -> String {
                     endpoint_suffix(name, &proto, &fmt_sock(e.ip, e.port))
                 )
             };
+            let comment = |e: &EndpointSpec| format!("{name} -> {}", fmt_sock(e.ip, e.port));
             if let Some(t) = s.affinity {
                 for e in eps.iter() {
-                    let sep = sep_of(e);
-                    let _ = writeln!(
-                        nat,
-                        "-A {chain} -m comment --comment \"{name} -> {}\" -m recent --rcheck --seconds {t} --reap --name {sep} --mask 255.255.255.255 --rsource -j {sep}",
-                        fmt_sock(e.ip, e.port)
-                    );
+                    write_affinity_check(&mut nat, chain, &comment(e), t, &sep_of(e));
                 }
             }
             for (i, e) in eps.iter().enumerate() {
-                let sep = sep_of(e);
-                let stat = if i + 1 < eps.len() {
-                    format!(
-                        " -m statistic --mode random --probability {}",
-                        probability(eps.len() - i)
-                    )
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    nat,
-                    "-A {chain} -m comment --comment \"{name} -> {}\"{stat} -j {sep}",
-                    fmt_sock(e.ip, e.port)
-                );
+                let p = (i + 1 < eps.len()).then(|| probability(eps.len() - i));
+                write_endpoint_jump(&mut nat, chain, &comment(e), p.as_deref(), &sep_of(e));
                 if !seps.iter().any(|x| x == e) {
                     seps.push(e);
                 }
@@ -323,23 +307,15 @@ pub fn write_rules(services: &[ServiceSpec], cfg: &ProxyConfig) -> String {
                 "KUBE-SEP-{}",
                 endpoint_suffix(name, &proto, &fmt_sock(e.ip, e.port))
             );
-            nat_chains.push(sep.clone());
-            let _ = writeln!(
-                nat,
-                "-A {sep} -s {}/{} -m comment --comment \"{name}\" -j KUBE-MARK-MASQ",
-                e.ip,
-                host_len(&e.ip)
+            write_endpoint_chain(
+                &mut nat,
+                &sep,
+                name,
+                &proto,
+                (e.ip, e.port),
+                s.affinity.is_some(),
             );
-            let set = if s.affinity.is_some() {
-                format!(" -m recent --set --name {sep} --mask 255.255.255.255 --rsource")
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                nat,
-                "-A {sep} -p {proto} -m comment --comment \"{name}\"{set} -m {proto} -j DNAT --to-destination {}",
-                fmt_sock(e.ip, e.port)
-            );
+            nat_chains.push(sep);
         }
     }
     nat_chains.sort();
@@ -414,10 +390,7 @@ pub fn write_rules(services: &[ServiceSpec], cfg: &ProxyConfig) -> String {
     }
     o.push_str("-A INPUT -j KUBE-FIREWALL\n-A OUTPUT -j KUBE-FIREWALL\n");
     o.push_str(&f_external);
-    o.push_str("-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n");
-    o.push_str("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n");
-    o.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n");
-    o.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
+    o.push_str(FIREWALL_AND_FORWARD_RULES);
     o.push_str(&f_nodeports);
     o.push_str(&f_firewall);
     o.push_str(&f_services);
@@ -425,6 +398,28 @@ pub fn write_rules(services: &[ServiceSpec], cfg: &ProxyConfig) -> String {
     for c in &nat_chains {
         let _ = writeln!(o, ":{c} - [0:0]");
     }
+    write_nat_hooks_and_masquerade(&mut o, cfg.random_fully);
+    o.push_str(&nat_services);
+    o.push_str(LAST_SERVICES_RULE);
+    o.push_str(&nat_nodeports);
+    o.push_str(&nat);
+    o.push_str("COMMIT\n");
+    o
+}
+
+/// The filter rules of KUBE-FIREWALL and KUBE-FORWARD (the same for every cluster).
+pub(super) const FIREWALL_AND_FORWARD_RULES: &str = "\
+-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
+-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+";
+
+/// The nat KUBE-SERVICES rule that comes after every Service's.
+pub(super) const LAST_SERVICES_RULE: &str = "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n";
+
+/// The nat hooks' jumps, KUBE-MARK-MASQ and KUBE-POSTROUTING.
+pub(super) fn write_nat_hooks_and_masquerade(o: &mut String, random_fully: bool) {
     o.push_str(
         "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n",
     );
@@ -436,18 +431,66 @@ pub fn write_rules(services: &[ServiceSpec], cfg: &ProxyConfig) -> String {
     let _ = writeln!(
         o,
         "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE{}",
-        if cfg.random_fully {
-            " --random-fully"
-        } else {
-            ""
-        }
+        if random_fully { " --random-fully" } else { "" }
     );
-    o.push_str(&nat_services);
-    o.push_str("-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n");
-    o.push_str(&nat_nodeports);
-    o.push_str(&nat);
-    o.push_str("COMMIT\n");
-    o
+}
+
+/// ClientIP affinity: the `--rcheck` rule at the top of a Service's chain for one endpoint.
+pub(super) fn write_affinity_check(
+    o: &mut String,
+    chain: &str,
+    comment: &str,
+    seconds: u32,
+    sep: &str,
+) {
+    let _ = writeln!(
+        o,
+        "-A {chain} -m comment --comment \"{comment}\" -m recent --rcheck --seconds {seconds} --reap --name {sep} --mask 255.255.255.255 --rsource -j {sep}"
+    );
+}
+
+/// The jump from a Service's chain to one endpoint's, with the `statistic` probability of the
+/// cascade (none for the last endpoint).
+pub(super) fn write_endpoint_jump(
+    o: &mut String,
+    chain: &str,
+    comment: &str,
+    probability: Option<&str>,
+    sep: &str,
+) {
+    let _ = match probability {
+        Some(p) => writeln!(
+            o,
+            "-A {chain} -m comment --comment \"{comment}\" -m statistic --mode random --probability {p} -j {sep}"
+        ),
+        None => writeln!(o, "-A {chain} -m comment --comment \"{comment}\" -j {sep}"),
+    };
+}
+
+/// An endpoint's KUBE-SEP chain: hairpin masquerade, then the DNAT (with the affinity `--set`).
+pub(super) fn write_endpoint_chain(
+    o: &mut String,
+    sep: &str,
+    service: &str,
+    proto: &str,
+    (ip, port): (IpAddr, u16),
+    affinity: bool,
+) {
+    let _ = writeln!(
+        o,
+        "-A {sep} -s {ip}/{} -m comment --comment \"{service}\" -j KUBE-MARK-MASQ",
+        host_len(&ip)
+    );
+    let set = if affinity {
+        format!(" -m recent --set --name {sep} --mask 255.255.255.255 --rsource")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        o,
+        "-A {sep} -p {proto} -m comment --comment \"{service}\"{set} -m {proto} -j DNAT --to-destination {}",
+        fmt_sock(ip, port)
+    );
 }
 
 fn int_verdict_pair(has_endpoints: bool) -> (&'static str, &'static str) {
