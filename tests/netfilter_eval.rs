@@ -435,3 +435,33 @@ fn old_layout_five_decimal_probabilities_are_exact() {
     assert_eq!(e[0].probability, Some(q));
     assert_eq!(e[1].probability, Some((1.0 - q) * 0.5));
 }
+
+/// REDIRECT in nat OUTPUT rewrites the destination to loopback, so the packet is then delivered
+/// locally and walks filter INPUT (where this rule set drops it), as the kernel does.
+#[test]
+fn redirect_in_output_delivers_to_loopback() {
+    let r = rs("*nat
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DROP
+COMMIT
+");
+    let mut pkt = Packet::tcp(ip("192.168.0.2"), Some(40000), ip("10.9.9.9"), 80);
+    pkt.origin = netfilter::Origin::Local;
+    let tr = netfilter::trace(&r, &NodeContext::default(), &pkt, Default::default());
+    assert_eq!(tr.verdict, Verdict::Drop, "{tr:#?}");
+
+    // Without the DROP the redirected connection reaches 127.0.0.1:8080.
+    let r = rs("*nat
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080
+COMMIT
+");
+    let tr = netfilter::trace(&r, &NodeContext::default(), &pkt, Default::default());
+    assert_eq!(tr.verdict, Verdict::Accept, "{tr:#?}");
+    assert_eq!(tr.endpoints.len(), 1);
+    assert_eq!((tr.endpoints[0].ip, tr.endpoints[0].port), (ip("127.0.0.1"), 8080));
+}

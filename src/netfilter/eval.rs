@@ -807,12 +807,14 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 ) {
                     return act;
                 }
-                // REDIRECT sends to the node itself (the primary address of the input
-                // interface, or loopback for local traffic).
-                let ip = if self.hook == Hook::Output {
-                    "127.0.0.1".parse().expect("literal")
-                } else {
-                    self.dst
+                // REDIRECT sends to the node itself: loopback for locally generated traffic,
+                // else the primary address of the input interface (unknown to us: the
+                // destination is kept, which is one of the node's addresses for traffic that
+                // kube-proxy redirects).
+                let ip = match (self.hook, self.dst) {
+                    (Hook::Output, IpAddr::V4(_)) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                    (Hook::Output, IpAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                    _ => self.dst,
                 };
                 let port = to_ports.map(|(p, _)| p).unwrap_or(self.dport);
                 self.took(
@@ -821,15 +823,15 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     ri,
                     format_args!("REDIRECT to local port {port}"),
                 );
-                self.out.dnat = Some(DnatResult {
+                // The destination really is rewritten: the routing decision and the loopback
+                // pass that follow must see 127.0.0.1, as the kernel's do.
+                self.apply_dnat(DnatResult {
                     ip,
                     port,
                     range: None,
                     chain: chain.name.clone(),
                     rule: self.at(table, cid, ri),
                 });
-                self.dport = port;
-                self.ct_dnat = true;
                 return Act::Return(Flow::Accept);
             }
             Target::Masquerade {
