@@ -276,6 +276,24 @@ fn read_source<S: Source, F: FrameSink + ?Sized>(file: &str, src: &mut S, sink: 
     Ok(st.summary)
 }
 
+/// Ask the CPU for the bytes a few records ahead. Records are small (a short packet is ~90
+/// bytes) and each one's headers are read once, so without this every record starts with a
+/// cache miss: the hardware prefetcher stops at each 4 KiB page of the file.
+#[inline(always)]
+fn prefetch_ahead(rest: &[u8]) {
+    const AHEAD: usize = 2048;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = rest.get(AHEAD) {
+        // SAFETY: a prefetch is only a hint; it never faults and the address is in the slice.
+        #[allow(unused_unsafe)]
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((b as *const u8).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = rest;
+}
+
 /// Say what the first bytes look like, for the "not a capture" error.
 fn describe_magic(head: &[u8]) -> String {
     let hex: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
@@ -350,6 +368,7 @@ impl ReadState<'_> {
             }
             let offset = src.offset();
             let hdr = src.available();
+            prefetch_ahead(hdr);
             let (ts_sec, ts_frac, incl_len, orig_len) = (rd(&hdr[0..]), rd(&hdr[4..]), rd(&hdr[8..]), rd(&hdr[12..]));
             if incl_len > MAX_RECORD_LEN {
                 self.warn(offset, WarningKind::RecordTooLarge { len: incl_len as u64, limit: MAX_RECORD_LEN as u64 });
