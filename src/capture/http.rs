@@ -451,16 +451,22 @@ impl HttpStream {
 
     fn emit_head(&mut self, head: &[u8], partial: bool, frame: u64, ts_ns: i64, sink: &mut dyn HttpSink) -> Option<BodyKind> {
         let first_line = head_lines(head).next().unwrap_or(b"");
-        if self.role == Role::Unknown {
-            if request_line(first_line).is_ok() {
-                self.role = Role::Requests;
-            } else if status_line(first_line).is_ok() {
-                self.role = Role::Responses;
-            }
-        }
+        // Each first line is parsed once here (the role, when still unknown, is the first kind
+        // that parses).
         let ok = match self.role {
             Role::Requests => request_line(first_line).is_ok(),
             Role::Responses => status_line(first_line).is_ok(),
+            Role::Unknown => {
+                if request_line(first_line).is_ok() {
+                    self.role = Role::Requests;
+                    true
+                } else if status_line(first_line).is_ok() {
+                    self.role = Role::Responses;
+                    true
+                } else {
+                    false
+                }
+            }
             _ => false,
         };
         if !ok {
