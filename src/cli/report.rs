@@ -358,6 +358,7 @@ fn rfc3339_micros_into(ts_ns: i64, out: &mut Vec<u8>) {
 /// One request's NDJSON line (see [`JourneyTable::ndjson`]); `capture_json` is the capture
 /// label already as a JSON string.
 fn ndjson_line(id: u64, connection: u64, capture_json: &[u8], r: &HttpRequest, buf: &mut Vec<u8>) {
+    buf.reserve(400 + capture_json.len() + r.head().len());
     buf.extend_from_slice(b"{\"id\":");
     push_u64(buf, id);
     buf.extend_from_slice(b",\"connection\":");
@@ -440,7 +441,10 @@ fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
             break;
         }
     }
-    buf.extend_from_slice(&tmp[at..]);
+    // Byte by byte: a few digits, where `extend_from_slice` would call `memcpy`.
+    for &d in &tmp[at..] {
+        buf.push(d);
+    }
 }
 
 /// `{"ip":"…","port":N}` as serde writes an [`Endpoint`].
