@@ -230,8 +230,9 @@ fn decode_ethernet_ipv4_tcp(data: &[u8]) -> Option<Decoded<'_>> {
     if thl < 20 || thl > tcp.len() {
         return None;
     }
-    let word = |at: usize| u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);
     let payload = &tcp[thl..];
+    let tcp: &[u8; 20] = tcp[..20].try_into().ok()?;
+    let word = |at: usize| u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);
     Some(Decoded {
         ip_version: 4,
         src: IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),

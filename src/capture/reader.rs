@@ -1,6 +1,8 @@
 //! Capture files → frames. Recognises pcap (both byte orders, µs and ns timestamps) and pcapng
 //! (several sections, several interfaces with their own link type and `if_tsresol`/`if_tsoffset`)
-//! by magic number, and walks the records with pcap-file's zero-copy parsers.
+//! by magic number, and walks the records with pcap-file's zero-copy parsers (file headers and
+//! pcapng blocks; a classic pcap record, a fixed 16-byte header read here anyway to validate it,
+//! is sliced directly).
 //!
 //! Two byte sources share one record loop: a whole file already in memory (a memory map) and a
 //! stream (`-`, a pipe from `tcpdump -w -`), which is read in pieces and handed on record by record
@@ -393,9 +395,9 @@ impl ReadState<'_> {
             if !self.need(src, 16 + incl_len as usize, "pcap record")? {
                 break;
             }
-            let (_, raw) = parser
-                .next_raw_packet(src.available())
-                .map_err(|e| self.fatal(offset, format!("pcap record: {e}")))?;
+            // The record header was read above and `need` guaranteed the bytes: slicing here
+            // is what `PcapParser::next_raw_packet` would do, without reading the header again.
+            let data = &src.available()[16..16 + incl_len as usize];
             self.summary.frames += 1;
             let ts_ns = (ts_sec as i64) * 1_000_000_000 + if nanos { ts_frac as i64 } else { ts_frac as i64 * 1000 };
             sink.frame(&Frame {
@@ -404,7 +406,7 @@ impl ReadState<'_> {
                 link_type,
                 ts_ns,
                 orig_len,
-                data: &raw.data,
+                data,
                 offset,
             });
             src.consume(16 + incl_len as usize);
