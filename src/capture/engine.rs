@@ -339,6 +339,26 @@ struct Tracker {
     current: [Option<RequestId>; 2],
 }
 
+impl Tracker {
+    fn new() -> Self {
+        Tracker {
+            streams: Default::default(),
+            http: [None, None],
+            fin_at: [None; 2],
+            closed: [false; 2],
+            pending: VecDeque::new(),
+            current: [None; 2],
+        }
+    }
+
+    /// Back to [`Tracker::new`]'s state, keeping the `pending` queue's allocation.
+    fn reset(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
+        *self = Tracker { pending, ..Tracker::new() };
+    }
+}
+
 struct Analyzer {
     index: CaptureIndex,
     opts: CaptureOptions,
@@ -358,6 +378,9 @@ struct Analyzer {
     now_ns: i64,
     connections: Vec<Connection>,
     trackers: Vec<Option<Box<Tracker>>>,
+    /// Trackers of closed connections, reset, kept for the next connections (with their
+    /// allocations): most connections in a capture are short and one follows another.
+    spare_trackers: Vec<Box<Tracker>>,
     requests: Vec<HttpRequest>,
     stats: CaptureStats,
     budget: ReassemblyBudget,
@@ -446,6 +469,7 @@ impl Analyzer {
             now_ns: i64::MIN,
             connections: Vec::new(),
             trackers: Vec::new(),
+            spare_trackers: Vec::new(),
             requests: Vec::new(),
             stats: CaptureStats::default(),
             budget: ReassemblyBudget { limits: opts.limits, ..Default::default() },
@@ -630,20 +654,13 @@ impl Analyzer {
             if c.tcp.has(TcpState::RST) || c.tcp.closed() {
                 return;
             }
-            let mut t = Tracker {
-                streams: Default::default(),
-                http: [None, None],
-                fin_at: [None; 2],
-                closed: [false; 2],
-                pending: VecDeque::new(),
-                current: [None; 2],
-            };
+            let mut t = self.spare_trackers.pop().unwrap_or_else(|| Box::new(Tracker::new()));
             for (s, isn) in c.isn.iter().enumerate() {
                 if let Some(isn) = isn {
                     t.streams[s].syn(*isn);
                 }
             }
-            self.trackers[id as usize] = Some(Box::new(t));
+            self.trackers[id as usize] = Some(t);
         }
         let Some(t) = self.trackers[id as usize].as_mut() else { return };
         if flags.syn() {
@@ -743,11 +760,15 @@ impl Analyzer {
         }
         self.close_direction(id, 0, capture_end);
         self.close_direction(id, 1, capture_end);
-        if let Some(t) = self.trackers[id as usize].take() {
+        if let Some(mut t) = self.trackers[id as usize].take() {
             let c = &mut self.connections[id as usize];
             let stats = [t.streams[0].stats, t.streams[1].stats];
             if stats != [StreamStats::default(); 2] {
                 c.reassembly_stats = Some(Box::new(stats));
+            }
+            if self.spare_trackers.len() < 64 {
+                t.reset();
+                self.spare_trackers.push(t);
             }
         }
     }
