@@ -832,6 +832,22 @@ impl Analyzer {
     }
 }
 
+/// Move every element of `src` to `dst` (in some order: the caller sorts), a slice at a time
+/// from the end, giving `src`'s memory back as it goes. Appending in one go would hold a whole
+/// shard's records twice at the peak.
+fn move_releasing<T>(dst: &mut Vec<T>, mut src: Vec<T>) {
+    if dst.is_empty() {
+        *dst = src;
+        return;
+    }
+    const STEP: usize = 1 << 14;
+    while !src.is_empty() {
+        let at = src.len().saturating_sub(STEP);
+        dst.extend(src.drain(at..));
+        src.shrink_to_fit();
+    }
+}
+
 /// Merge per-thread results: connections ordered by first frame, requests by first frame (then
 /// their order within the shard, which keeps a connection's requests in order), ids renumbered.
 fn merge_shards(mut shards: Vec<Capture>) -> Capture {
@@ -857,10 +873,8 @@ fn merge_shards(mut shards: Vec<Capture>) -> Capture {
         for r in s.requests.iter_mut() {
             r.connection = remap[si][r.connection as usize];
         }
-        connections.append(&mut s.connections);
-        s.connections.shrink_to_fit();
-        requests.append(&mut s.requests);
-        s.requests.shrink_to_fit();
+        move_releasing(&mut connections, std::mem::take(&mut s.connections));
+        move_releasing(&mut requests, std::mem::take(&mut s.requests));
         stats.frames += s.stats.frames;
         stats.ip_packets += s.stats.ip_packets;
         stats.non_ip += s.stats.non_ip;
