@@ -379,7 +379,9 @@ struct Analyzer {
     connections: Vec<Connection>,
     trackers: Vec<Option<Box<Tracker>>>,
     /// Trackers of closed connections, reset, kept for the next connections (with their
-    /// allocations): most connections in a capture are short and one follows another.
+    /// allocations): most connections in a capture are short and one follows another. Boxed
+    /// because the boxes themselves move in and out of `trackers`.
+    #[allow(clippy::vec_box)]
     spare_trackers: Vec<Box<Tracker>>,
     requests: Vec<HttpRequest>,
     stats: CaptureStats,
