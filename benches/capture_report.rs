@@ -1,7 +1,7 @@
 //! Capture engine throughput vs tshark and cat (not a timed test: prints numbers).
 //!
 //! `cargo bench --bench capture_report` generates (once) a ≥ 1 GiB pcap of short HTTP connections
-//! under `target/bench/`, then in one run times, with GNU time (wall clock and peak RSS):
+//! under `target/bench/`, then in one run times, with GNU time (wall clock, user + system CPU time and peak RSS):
 //!
 //! * `cat FILE > /dev/null`
 //! * `hoptrace report --format ndjson FILE` (memory-mapped, default threads: one on this 2-CPU
@@ -19,13 +19,15 @@ use std::process::{Command, Stdio};
 struct Run {
     wall_s: f64,
     peak_rss_kib: u64,
+    /// User + system CPU time: on a shared machine the wall clock mostly measures the others.
+    cpu_s: f64,
     lines: usize,
 }
 
 fn timed(label: &str, shell: &str, out: &Path) -> Option<Run> {
     let time_file = out.with_extension("time");
     let status = Command::new("/usr/bin/time")
-        .args(["-f", "%e %M", "-o"])
+        .args(["-f", "%e %M %U %S", "-o"])
         .arg(&time_file)
         .args(["bash", "-c", shell])
         .stdout(Stdio::from(std::fs::File::create(out).ok()?))
@@ -40,8 +42,9 @@ fn timed(label: &str, shell: &str, out: &Path) -> Option<Run> {
     let mut it = last.split_whitespace();
     let wall_s: f64 = it.next()?.parse().ok()?;
     let peak_rss_kib: u64 = it.next()?.parse().ok()?;
+    let cpu_s: f64 = it.next()?.parse::<f64>().ok()? + it.next()?.parse::<f64>().ok()?;
     let lines = std::fs::read_to_string(out).map(|s| s.lines().count()).unwrap_or(0);
-    Some(Run { wall_s, peak_rss_kib, lines })
+    Some(Run { wall_s, peak_rss_kib, cpu_s, lines })
 }
 
 fn main() {
@@ -67,7 +70,7 @@ fn main() {
     println!("capture: {f}: {size} bytes, {packets} packets");
     // Warm the page cache so every tool reads from memory.
     let cat = timed("cat", &format!("cat '{f}' > /dev/null; cat '{f}' > /dev/null"), &target.join("cat.out"));
-    let cat = cat.map(|r| Run { wall_s: r.wall_s / 2.0, ..r });
+    let cat = cat.map(|r| Run { wall_s: r.wall_s / 2.0, cpu_s: r.cpu_s / 2.0, ..r });
     let ours = timed("hoptrace", &format!("'{bin}' report --format ndjson '{f}'"), &target.join("hoptrace.ndjson"));
     let ours_two = timed("hoptrace 2 threads", &format!("'{bin}' report --threads 2 --format ndjson '{f}'"), &target.join("hoptrace-2.ndjson"));
     let ours_stdin = timed("hoptrace stdin", &format!("'{bin}' report --format ndjson - < '{f}'"), &target.join("hoptrace-stdin.ndjson"));
@@ -83,10 +86,12 @@ fn main() {
     };
     let line = |name: &str, r: &Option<Run>| match r {
         Some(r) => println!(
-            "{name:<22} {:>8.2} s {:>9.1} MB/s {:>12.0} packets/s  peak RSS {:>8.1} MiB  ({} lines)",
+            "{name:<22} {:>8.2} s {:>9.1} MB/s {:>12.0} packets/s  CPU {:>7.2} s ({:>7.1} MB/s)  peak RSS {:>8.1} MiB  ({} lines)",
             r.wall_s,
             mb / r.wall_s,
             packets as f64 / r.wall_s,
+            r.cpu_s,
+            mb / r.cpu_s.max(0.001),
             r.peak_rss_kib as f64 / 1024.0,
             r.lines
         ),

@@ -236,8 +236,9 @@ pub fn default_threads() -> usize {
 
 /// Bidirectional flow key: the two endpoints (address as a 128-bit number, IPv4 mapped, and
 /// port) in a fixed order, the protocol and the IP version. Integers compare and hash faster
-/// than byte arrays or `SocketAddr`s (which also take 32 bytes each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// than byte arrays or `SocketAddr`s (which also take 32 bytes each). IPv4 packets use the
+/// 16-byte [`FlowKey4`] instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
     // Halves of the 128-bit addresses: u128 would force 16-byte alignment on the table entries.
     lo_ip: [u64; 2],
@@ -264,10 +265,65 @@ impl FlowKey {
     }
 }
 
-/// Slots in the flow cache (a power of two; 40 KiB).
+/// Whole words into the hasher (the derived `Hash` feeds the arrays as length-prefixed byte
+/// slices, several times slower per packet).
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(self.lo_ip[0]);
+        h.write_u64(self.lo_ip[1]);
+        h.write_u64(self.hi_ip[0]);
+        h.write_u64(self.hi_ip[1]);
+        h.write_u64((self.lo_port as u64) << 32 | (self.hi_port as u64) << 16 | (self.proto as u64) << 8 | self.v6 as u64);
+    }
+}
+
+/// [`FlowKey`] of an IPv4 packet: 16 bytes instead of 40, so the table of recent flows (every
+/// connection of the last linger period) takes half the memory and cache lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FlowKey4 {
+    lo_ip: u32,
+    hi_ip: u32,
+    lo_port: u16,
+    hi_port: u16,
+    proto: u8,
+}
+
+impl FlowKey4 {
+    fn new(src: (std::net::Ipv4Addr, u16), dst: (std::net::Ipv4Addr, u16), proto: u8) -> Self {
+        let (s, d) = ((src.0.to_bits(), src.1), (dst.0.to_bits(), dst.1));
+        let ((lo_ip, lo_port), (hi_ip, hi_port)) = if s <= d { (s, d) } else { (d, s) };
+        FlowKey4 { lo_ip, hi_ip, lo_port, hi_port, proto }
+    }
+}
+
+impl std::hash::Hash for FlowKey4 {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64((self.lo_ip as u64) << 32 | self.hi_ip as u64);
+        h.write_u64((self.lo_port as u64) << 24 | (self.hi_port as u64) << 8 | self.proto as u64);
+    }
+}
+
+/// A packet's flow key: IPv4 packets in one table, IPv6 (including IPv4-mapped addresses seen
+/// in IPv6 packets, a different flow) in the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum AnyFlowKey {
+    V4(FlowKey4),
+    V6(FlowKey),
+}
+
+impl AnyFlowKey {
+    fn of(d: &Decoded<'_>) -> Self {
+        match (d.src, d.dst) {
+            (std::net::IpAddr::V4(s), std::net::IpAddr::V4(t)) => AnyFlowKey::V4(FlowKey4::new((s, d.src_port), (t, d.dst_port), d.protocol)),
+            _ => AnyFlowKey::V6(FlowKey::new(SocketAddr::new(d.src, d.src_port), SocketAddr::new(d.dst, d.dst_port), d.protocol)),
+        }
+    }
+}
+
+/// Slots in the flow cache (a power of two; 16 KiB): `(key hash, connection)`. A hit is
+/// confirmed against the connection's own endpoints, which the packet touches next anyway.
 const FLOW_CACHE: usize = 1024;
-const EMPTY_FLOW_SLOT: (FlowKey, ConnectionId) =
-    (FlowKey { lo_ip: [0; 2], hi_ip: [0; 2], lo_port: 0, hi_port: 0, proto: 0, v6: false }, NO_CONN);
+const EMPTY_FLOW_SLOT: (u64, ConnectionId) = (0, NO_CONN);
 
 /// Live TCP state of a connection that carries payload.
 #[derive(Debug)]
@@ -283,15 +339,37 @@ struct Tracker {
     current: [Option<RequestId>; 2],
 }
 
+impl Tracker {
+    fn new() -> Self {
+        Tracker {
+            streams: Default::default(),
+            http: [None, None],
+            fin_at: [None; 2],
+            closed: [false; 2],
+            pending: VecDeque::new(),
+            current: [None; 2],
+        }
+    }
+
+    /// Back to [`Tracker::new`]'s state, keeping the `pending` queue's allocation.
+    fn reset(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
+        *self = Tracker { pending, ..Tracker::new() };
+    }
+}
+
 struct Analyzer {
     index: CaptureIndex,
     opts: CaptureOptions,
     /// `(this shard, shard count)` when several threads split the flows between them.
     shard: Option<(u32, u32)>,
-    /// Connections by 5-tuple (closed ones are swept out after the linger time).
-    flows: HashMap<FlowKey, ConnectionId>,
-    /// Direct-mapped cache in front of `flows` (see `packet`).
-    flow_cache: Box<[(FlowKey, ConnectionId)]>,
+    /// Connections by 5-tuple (closed ones are swept out after the linger time): IPv4 flows
+    /// and IPv6 flows.
+    flows4: HashMap<FlowKey4, ConnectionId>,
+    flows6: HashMap<FlowKey, ConnectionId>,
+    /// Direct-mapped cache in front of the flow tables (see `packet`).
+    flow_cache: Box<[(u64, ConnectionId)]>,
     /// Bytes held by HTTP streams collecting heads (see `ReassemblyLimits::http_head_total`).
     http_buffered: usize,
     /// Connections created since the last sweep of the flow table.
@@ -300,6 +378,11 @@ struct Analyzer {
     now_ns: i64,
     connections: Vec<Connection>,
     trackers: Vec<Option<Box<Tracker>>>,
+    /// Trackers of closed connections, reset, kept for the next connections (with their
+    /// allocations): most connections in a capture are short and one follows another. Boxed
+    /// because the boxes themselves move in and out of `trackers`.
+    #[allow(clippy::vec_box)]
+    spare_trackers: Vec<Box<Tracker>>,
     requests: Vec<HttpRequest>,
     stats: CaptureStats,
     budget: ReassemblyBudget,
@@ -319,8 +402,7 @@ impl FrameSink for Analyzer {
             // it; frames that belong to no flow are counted by shard 0.
             let owner = match link::decode(f.link_type, f.data) {
                 Ok(d) if !d.fragment && !d.transport_missing => {
-                    let key = FlowKey::new(SocketAddr::new(d.src, d.src_port), SocketAddr::new(d.dst, d.dst_port), d.protocol);
-                    (foldhash::fast::FixedState::with_seed(0x5eed).hash_one(key) % n as u64) as u32
+                    (foldhash::fast::FixedState::with_seed(0x5eed).hash_one(AnyFlowKey::of(&d)) % n as u64) as u32
                 }
                 _ => 0,
             };
@@ -381,13 +463,15 @@ impl Analyzer {
             index,
             opts,
             shard: None,
-            flows: HashMap::default(),
+            flows4: HashMap::default(),
+            flows6: HashMap::default(),
             flow_cache: vec![EMPTY_FLOW_SLOT; FLOW_CACHE].into_boxed_slice(),
             http_buffered: 0,
             since_sweep: 0,
             now_ns: i64::MIN,
             connections: Vec::new(),
             trackers: Vec::new(),
+            spare_trackers: Vec::new(),
             requests: Vec::new(),
             stats: CaptureStats::default(),
             budget: ReassemblyBudget { limits: opts.limits, ..Default::default() },
@@ -401,7 +485,7 @@ impl Analyzer {
     fn packet(&mut self, f: &Frame<'_>, d: &Decoded<'_>) -> (ConnectionId, Side) {
         let src = SocketAddr::new(d.src, d.src_port);
         let dst = SocketAddr::new(d.dst, d.dst_port);
-        let key = FlowKey::new(src, dst, d.protocol);
+        let key = AnyFlowKey::of(d);
         let flags = d.tcp.map(|t| t.flags).unwrap_or_default();
         let pure_syn = flags.syn() && !flags.ack();
         self.now_ns = self.now_ns.max(f.ts_ns);
@@ -416,13 +500,19 @@ impl Analyzer {
         // would miss the CPU caches; the few flows active at any moment hit this small
         // direct-mapped cache instead. It mirrors the table: filled on lookup and insert,
         // cleared when the sweep removes entries.
-        let slot = (self.flows.hasher().hash_one(key) as usize) & (FLOW_CACHE - 1);
+        let hash = self.flow_hash(&key);
+        let slot = (hash as usize) & (FLOW_CACHE - 1);
+        let same_flow = |c: &Connection| c.protocol == d.protocol && ((c.a == src && c.b == dst) || (c.a == dst && c.b == src));
         let found = match self.flow_cache[slot] {
-            (k, id) if id != NO_CONN && k == key => Some(id),
+            (h, id) if id != NO_CONN && h == hash && same_flow(&self.connections[id as usize]) => Some(id),
             _ => {
-                let id = self.flows.get(&key).copied();
+                let id = match &key {
+                    AnyFlowKey::V4(k) => self.flows4.get(k),
+                    AnyFlowKey::V6(k) => self.flows6.get(k),
+                }
+                .copied();
                 if let Some(id) = id {
-                    self.flow_cache[slot] = (key, id);
+                    self.flow_cache[slot] = (hash, id);
                 }
                 id
             }
@@ -434,10 +524,13 @@ impl Analyzer {
                     self.close_tracker(old, false);
                 }
                 let id = self.new_connection(f, src, dst, d);
-                self.flows.insert(key, id);
-                self.flow_cache[slot] = (key, id);
+                match key {
+                    AnyFlowKey::V4(k) => self.flows4.insert(k, id),
+                    AnyFlowKey::V6(k) => self.flows6.insert(k, id),
+                };
+                self.flow_cache[slot] = (hash, id);
                 self.since_sweep += 1;
-                if self.since_sweep >= (self.flows.len() / 2).max(1 << 16) {
+                if self.since_sweep >= ((self.flows4.len() + self.flows6.len()) / 2).max(1 << 16) {
                     self.sweep();
                 }
                 id
@@ -463,10 +556,20 @@ impl Analyzer {
         self.flow_cache.fill(EMPTY_FLOW_SLOT);
         let cutoff = self.now_ns.saturating_sub(self.opts.closed_flow_linger_ns);
         let conns = &self.connections;
-        self.flows.retain(|_, id| {
+        let keep = |id: &mut ConnectionId| {
             let c = &conns[*id as usize];
             !(c.tcp.closed() && c.last_ts_ns < cutoff)
-        });
+        };
+        self.flows4.retain(|_, id| keep(id));
+        self.flows6.retain(|_, id| keep(id));
+    }
+
+    /// Hash of a flow key (for the cache slot), with the flow tables' random seed.
+    fn flow_hash(&self, key: &AnyFlowKey) -> u64 {
+        match key {
+            AnyFlowKey::V4(k) => self.flows4.hasher().hash_one(k),
+            AnyFlowKey::V6(k) => self.flows4.hasher().hash_one(k),
+        }
     }
 
     /// A pure SYN on a known tuple starts a new connection when the old one is closed or the SYN
@@ -553,20 +656,13 @@ impl Analyzer {
             if c.tcp.has(TcpState::RST) || c.tcp.closed() {
                 return;
             }
-            let mut t = Tracker {
-                streams: Default::default(),
-                http: [None, None],
-                fin_at: [None; 2],
-                closed: [false; 2],
-                pending: VecDeque::new(),
-                current: [None; 2],
-            };
+            let mut t = self.spare_trackers.pop().unwrap_or_else(|| Box::new(Tracker::new()));
             for (s, isn) in c.isn.iter().enumerate() {
                 if let Some(isn) = isn {
                     t.streams[s].syn(*isn);
                 }
             }
-            self.trackers[id as usize] = Some(Box::new(t));
+            self.trackers[id as usize] = Some(t);
         }
         let Some(t) = self.trackers[id as usize].as_mut() else { return };
         if flags.syn() {
@@ -666,11 +762,15 @@ impl Analyzer {
         }
         self.close_direction(id, 0, capture_end);
         self.close_direction(id, 1, capture_end);
-        if let Some(t) = self.trackers[id as usize].take() {
+        if let Some(mut t) = self.trackers[id as usize].take() {
             let c = &mut self.connections[id as usize];
             let stats = [t.streams[0].stats, t.streams[1].stats];
             if stats != [StreamStats::default(); 2] {
                 c.reassembly_stats = Some(Box::new(stats));
+            }
+            if self.spare_trackers.len() < 64 {
+                t.reset();
+                self.spare_trackers.push(t);
             }
         }
     }
@@ -734,6 +834,22 @@ impl Analyzer {
     }
 }
 
+/// Move every element of `src` to `dst` (in some order: the caller sorts), a slice at a time
+/// from the end, giving `src`'s memory back as it goes. Appending in one go would hold a whole
+/// shard's records twice at the peak.
+fn move_releasing<T>(dst: &mut Vec<T>, mut src: Vec<T>) {
+    if dst.is_empty() {
+        *dst = src;
+        return;
+    }
+    const STEP: usize = 1 << 14;
+    while !src.is_empty() {
+        let at = src.len().saturating_sub(STEP);
+        dst.extend(src.drain(at..));
+        src.shrink_to_fit();
+    }
+}
+
 /// Merge per-thread results: connections ordered by first frame, requests by first frame (then
 /// their order within the shard, which keeps a connection's requests in order), ids renumbered.
 fn merge_shards(mut shards: Vec<Capture>) -> Capture {
@@ -759,10 +875,8 @@ fn merge_shards(mut shards: Vec<Capture>) -> Capture {
         for r in s.requests.iter_mut() {
             r.connection = remap[si][r.connection as usize];
         }
-        connections.append(&mut s.connections);
-        s.connections.shrink_to_fit();
-        requests.append(&mut s.requests);
-        s.requests.shrink_to_fit();
+        move_releasing(&mut connections, std::mem::take(&mut s.connections));
+        move_releasing(&mut requests, std::mem::take(&mut s.requests));
         stats.frames += s.stats.frames;
         stats.ip_packets += s.stats.ip_packets;
         stats.non_ip += s.stats.non_ip;
@@ -958,6 +1072,7 @@ mod tests {
         assert!(std::mem::size_of::<Connection>() <= 192, "{}", std::mem::size_of::<Connection>());
         assert!(std::mem::size_of::<HttpRequest>() <= 224, "{}", std::mem::size_of::<HttpRequest>());
         assert_eq!(std::mem::size_of::<FlowKey>(), 40);
+        assert_eq!(std::mem::size_of::<FlowKey4>(), 16);
     }
 
     #[test]

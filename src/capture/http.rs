@@ -13,7 +13,7 @@
 
 use nom::Parser;
 use nom::bytes::complete::{tag, take_till1, take_while, take_while1};
-use nom::character::complete::{one_of, satisfy};
+use nom::character::complete::satisfy;
 use nom::combinator::opt;
 use nom::IResult;
 
@@ -43,7 +43,7 @@ pub fn request_line(i: &[u8]) -> IResult<&[u8], RequestLine<'_>> {
         tag(&b" "[..]),
         take_till1(|c: u8| c == b' ' || c == b'\r' || c == b'\n'),
         tag(&b" HTTP/1."[..]),
-        one_of("0123456789"),
+        satisfy(|c: char| c.is_ascii_digit()),
     )
         .parse(i)?;
     Ok((i, RequestLine { method, target, minor: minor as u8 - b'0' }))
@@ -54,7 +54,7 @@ pub fn status_line(i: &[u8]) -> IResult<&[u8], (u8, u16)> {
     let digit = || satisfy(|c: char| c.is_ascii_digit());
     let (i, (_, minor, _, a, b, c, _)) = (
         tag(&b"HTTP/1."[..]),
-        one_of("0123456789"),
+        satisfy(|c: char| c.is_ascii_digit()),
         tag(&b" "[..]),
         digit(),
         digit(),
@@ -83,9 +83,38 @@ pub fn chunk_size_line(i: &[u8]) -> IResult<&[u8], u64> {
     Ok((rest, v))
 }
 
-/// Lines of a head, without line endings (CRLF or bare LF).
+/// Lines of a head, without line endings (CRLF or bare LF); empty lines are skipped.
 pub fn head_lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
-    head.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty())
+    HeadLines { rest: Some(head) }
+}
+
+/// [`head_lines`]: the same lines as `split(b'\n')` with `\r` stripped and empty ones dropped,
+/// found with `memchr` (this runs over every head several times).
+struct HeadLines<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for HeadLines<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let rest = self.rest?;
+            let line = match memchr::memchr(b'\n', rest) {
+                Some(nl) => {
+                    self.rest = Some(&rest[nl + 1..]);
+                    &rest[..nl]
+                }
+                None => {
+                    self.rest = None;
+                    rest
+                }
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+    }
 }
 
 /// Header fields of a head (the first line is skipped).
@@ -112,7 +141,7 @@ pub fn head_info(head: &[u8]) -> HeadInfo {
     let mut info = HeadInfo::default();
     let base = head.as_ptr() as usize;
     for line in head_lines(head).skip(1) {
-        let Some(colon) = line.iter().position(|&c| c == b':') else { continue };
+        let Some(colon) = memchr::memchr(b':', line) else { continue };
         let name = &line[..colon];
         let value = line[colon + 1..].trim_ascii();
         match name.len() {
@@ -451,16 +480,22 @@ impl HttpStream {
 
     fn emit_head(&mut self, head: &[u8], partial: bool, frame: u64, ts_ns: i64, sink: &mut dyn HttpSink) -> Option<BodyKind> {
         let first_line = head_lines(head).next().unwrap_or(b"");
-        if self.role == Role::Unknown {
-            if request_line(first_line).is_ok() {
-                self.role = Role::Requests;
-            } else if status_line(first_line).is_ok() {
-                self.role = Role::Responses;
-            }
-        }
+        // Each first line is parsed once here (the role, when still unknown, is the first kind
+        // that parses).
         let ok = match self.role {
             Role::Requests => request_line(first_line).is_ok(),
             Role::Responses => status_line(first_line).is_ok(),
+            Role::Unknown => {
+                if request_line(first_line).is_ok() {
+                    self.role = Role::Requests;
+                    true
+                } else if status_line(first_line).is_ok() {
+                    self.role = Role::Responses;
+                    true
+                } else {
+                    false
+                }
+            }
             _ => false,
         };
         if !ok {
@@ -647,9 +682,7 @@ impl HttpStream {
 /// Find the blank line ending a head: returns (head length without the final blank line,
 /// bytes consumed including it). Accepts CRLF and bare LF line endings.
 fn find_head_end(b: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while let Some(p) = b[i..].iter().position(|&c| c == b'\n') {
-        let nl = i + p;
+    for nl in memchr::memchr_iter(b'\n', b) {
         let next = nl + 1;
         if b.get(next) == Some(&b'\n') {
             return Some((next, next + 1));
@@ -657,7 +690,6 @@ fn find_head_end(b: &[u8]) -> Option<(usize, usize)> {
         if b.get(next) == Some(&b'\r') && b.get(next + 1) == Some(&b'\n') {
             return Some((next, next + 2));
         }
-        i = next;
     }
     None
 }
@@ -733,6 +765,27 @@ mod tests {
             s.data(piece, 1, 0, &mut sink);
         }
         assert_eq!((sink.0, s.role), (1, Role::Requests));
+    }
+
+    #[test]
+    fn head_lines_match_split_definition() {
+        let reference = |h: &[u8]| -> Vec<Vec<u8>> {
+            h.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+        };
+        let check = |h: &[u8]| assert_eq!(head_lines(h).map(<[u8]>::to_vec).collect::<Vec<_>>(), reference(h), "{h:?}");
+        for h in [&b""[..], b"\n", b"\r\n", b"\r", b"a", b"a\n", b"\na", b"a\r\n\r\nb\r", b"a\n\n\nb", b"\r\r\n"] {
+            check(h);
+        }
+        bolero::check!().for_each(|h: &[u8]| check(h));
+        // The head end as the obvious byte scan would find it.
+        bolero::check!().for_each(|b: &[u8]| {
+            let naive = (0..b.len()).filter(|&i| b[i] == b'\n').find_map(|nl| match (b.get(nl + 1), b.get(nl + 2)) {
+                (Some(b'\n'), _) => Some((nl + 1, nl + 2)),
+                (Some(b'\r'), Some(b'\n')) => Some((nl + 1, nl + 3)),
+                _ => None,
+            });
+            assert_eq!(find_head_end(b), naive);
+        });
     }
 
     #[test]

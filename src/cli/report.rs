@@ -153,13 +153,15 @@ pub fn journey_iter(captures: &[LoadedCapture]) -> impl Iterator<Item = RequestJ
 }
 
 /// Appends record number `i` to the buffer in some output format.
-type FormatRecord = dyn Fn(usize, &RequestJourney, &mut Vec<u8>) -> std::io::Result<()> + Sync;
+type FormatRecord<'a> = dyn Fn(usize, &mut Vec<u8>) -> std::io::Result<()> + Sync + 'a;
 
 /// Requests of all captures in time order, turned into records on demand.
 struct JourneyTable<'a> {
     captures: &'a [LoadedCapture],
     base: Vec<u64>,
     labels: Vec<String>,
+    /// The labels as JSON strings (quoted, escaped), for [`Self::ndjson`].
+    labels_json: Vec<Vec<u8>>,
     /// (time, capture, request) — 16 bytes per request instead of a whole record.
     order: Vec<(i64, u32, u32)>,
     /// Formatting threads (0: the analysis default).
@@ -177,6 +179,10 @@ impl<'a> JourneyTable<'a> {
             captures,
             base: connection_base(captures),
             labels: captures.iter().map(|c| capture_label(&c.capture)).collect(),
+            labels_json: captures
+                .iter()
+                .map(|c| serde_json::to_vec(&capture_label(&c.capture)).unwrap_or_else(|_| b"\"\"".to_vec()))
+                .collect(),
             order,
             threads: 0,
         }
@@ -193,12 +199,23 @@ impl<'a> JourneyTable<'a> {
         request_journey_labelled(i as u64 + 1, self.base[ci as usize] + r.connection as u64 + 1, self.labels[ci as usize].clone(), r)
     }
 
+    /// Record `i` as one NDJSON line, byte for byte what `serde_json` writes for [`Self::get`]'s
+    /// record, without building it: the report spends most of its formatting time in the
+    /// record's string allocations and serde's escaping otherwise (`ndjson_matches_serde` and
+    /// `ndjson_line` keep the two in step).
+    fn ndjson(&self, i: usize, buf: &mut Vec<u8>) {
+        let (_, ci, rid) = self.order[i];
+        let c = &self.captures[ci as usize].capture;
+        let r = &c.requests[rid as usize];
+        ndjson_line(i as u64 + 1, self.base[ci as usize] + r.connection as u64 + 1, &self.labels_json[ci as usize], r, buf);
+    }
+
     /// Format every record with `fmt` and write them in order. Large outputs are formatted by
     /// several threads in chunks; the writer puts the chunks back in order.
     fn write_all(
         &self,
         out: &mut dyn Write,
-        fmt: &FormatRecord,
+        fmt: &FormatRecord<'_>,
     ) -> std::io::Result<()> {
         const CHUNK: usize = 4096;
         let n = self.len();
@@ -207,9 +224,10 @@ impl<'a> JourneyTable<'a> {
             t => t,
         };
         let chunk_bytes = |c: usize| -> std::io::Result<Vec<u8>> {
-            let mut buf = Vec::with_capacity(CHUNK * 320);
+            // An NDJSON line of a typical request is ~450 bytes: one allocation per chunk.
+            let mut buf = Vec::with_capacity(CHUNK * 512);
             for i in c * CHUNK..((c + 1) * CHUNK).min(n) {
-                fmt(i, &self.get(i), &mut buf)?;
+                fmt(i, &mut buf)?;
             }
             Ok(buf)
         };
@@ -294,6 +312,13 @@ fn text(b: &[u8]) -> String {
 
 /// `2026-11-21T10:06:27.731204Z` from nanoseconds since the Unix epoch.
 pub fn rfc3339_micros(ts_ns: i64) -> String {
+    let mut b = Vec::with_capacity(27);
+    rfc3339_micros_into(ts_ns, &mut b);
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+/// [`rfc3339_micros`] appended to a buffer.
+fn rfc3339_micros_into(ts_ns: i64, out: &mut Vec<u8>) {
     let secs = ts_ns.div_euclid(1_000_000_000);
     let micros = ts_ns.rem_euclid(1_000_000_000) / 1000;
     let days = secs.div_euclid(86_400);
@@ -309,7 +334,9 @@ pub fn rfc3339_micros(ts_ns: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
     if !(0..=9999).contains(&y) {
-        return format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod / 60 % 60, sod % 60);
+        let s = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod / 60 % 60, sod % 60);
+        out.extend_from_slice(s.as_bytes());
+        return;
     }
     // Written digit by digit: this runs once per record and `format!` dominated it.
     let mut b = *b"0000-00-00T00:00:00.000000Z";
@@ -326,7 +353,153 @@ pub fn rfc3339_micros(ts_ns: i64) -> String {
     put(14, 2, sod / 60 % 60);
     put(17, 2, sod % 60);
     put(20, 6, micros);
-    String::from_utf8_lossy(&b).into_owned()
+    out.extend_from_slice(&b);
+}
+
+/// One request's NDJSON line (see [`JourneyTable::ndjson`]); `capture_json` is the capture
+/// label already as a JSON string.
+fn ndjson_line(id: u64, connection: u64, capture_json: &[u8], r: &HttpRequest, buf: &mut Vec<u8>) {
+    buf.reserve(400 + capture_json.len() + r.head().len());
+    buf.extend_from_slice(b"{\"id\":");
+    push_u64(buf, id);
+    buf.extend_from_slice(b",\"connection\":");
+    push_u64(buf, connection);
+    buf.extend_from_slice(b",\"time\":\"");
+    rfc3339_micros_into(r.ts_ns, buf);
+    buf.extend_from_slice(b"\",\"capture\":");
+    buf.extend_from_slice(capture_json);
+    buf.extend_from_slice(b",\"client\":");
+    push_endpoint(buf, r.client);
+    buf.extend_from_slice(b",\"frontend\":");
+    push_endpoint(buf, r.server);
+    buf.extend_from_slice(b",\"method\":");
+    push_text_json(buf, r.method());
+    buf.extend_from_slice(b",\"target\":");
+    push_text_json(buf, r.target());
+    buf.extend_from_slice(b",\"host\":");
+    match r.host() {
+        Some(h) => push_text_json(buf, h),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"status\":");
+    match &r.response {
+        Some(resp) => push_u64(buf, resp.status as u64),
+        None => buf.extend_from_slice(b"null"),
+    }
+    // The journey layer's fields, empty at this layer (see `journey_fields_this_layer_leaves_empty`).
+    buf.extend_from_slice(
+        b",\"alb\":null,\"node\":null,\"path\":[],\"endpoint\":null,\"candidates\":[],\"pod\":null,\
+          \"masquerade\":null,\"crossed_node\":null,\"crossed_zone\":null,\"whatif\":null}\n",
+    );
+}
+
+/// Compile-time guard for [`ndjson_line`]: it writes the record's fields by hand, so a field
+/// added to [`RequestJourney`] must fail to compile here until the line writes it too.
+#[allow(dead_code)]
+fn journey_fields_this_layer_leaves_empty(r: &RequestJourney) -> bool {
+    let RequestJourney {
+        id: _,
+        connection: _,
+        time: _,
+        capture: _,
+        client: _,
+        frontend: _,
+        method: _,
+        target: _,
+        host: _,
+        status: _,
+        alb,
+        node,
+        path,
+        endpoint,
+        candidates,
+        pod,
+        masquerade,
+        crossed_node,
+        crossed_zone,
+        whatif,
+    } = r;
+    alb.is_none()
+        && node.is_none()
+        && path.is_empty()
+        && endpoint.is_none()
+        && candidates.is_empty()
+        && pod.is_none()
+        && masquerade.is_none()
+        && crossed_node.is_none()
+        && crossed_zone.is_none()
+        && whatif.is_none()
+}
+
+/// "00" … "99", for writing numbers two digits at a time.
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
+    if v < 10 {
+        buf.push(b'0' + v as u8);
+        return;
+    }
+    let mut tmp = [0u8; 20];
+    let mut at = tmp.len();
+    while v >= 100 {
+        at -= 2;
+        tmp[at..at + 2].copy_from_slice(&DIGIT_PAIRS[(v % 100) as usize]);
+        v /= 100;
+    }
+    if v >= 10 {
+        at -= 2;
+        tmp[at..at + 2].copy_from_slice(&DIGIT_PAIRS[v as usize]);
+    } else {
+        at -= 1;
+        tmp[at] = b'0' + v as u8;
+    }
+    // Byte by byte: a few digits, where `extend_from_slice` would call `memcpy`.
+    for &d in &tmp[at..] {
+        buf.push(d);
+    }
+}
+
+/// `{"ip":"…","port":N}` as serde writes an [`Endpoint`].
+fn push_endpoint(buf: &mut Vec<u8>, a: SocketAddr) {
+    buf.extend_from_slice(b"{\"ip\":\"");
+    match a {
+        SocketAddr::V4(v4) => {
+            for (k, o) in v4.ip().octets().into_iter().enumerate() {
+                if k > 0 {
+                    buf.push(b'.');
+                }
+                push_u64(buf, o as u64);
+            }
+        }
+        // IPv6 text never needs JSON escaping.
+        SocketAddr::V6(v6) => {
+            let _ = write!(buf, "{}", v6.ip());
+        }
+    }
+    buf.extend_from_slice(b"\",\"port\":");
+    push_u64(buf, a.port() as u64);
+    buf.push(b'}');
+}
+
+/// [`text`] of untrusted bytes as a JSON string. Printable ASCII other than `\\` and `"` is
+/// copied as is (what both `escape_bytes` and JSON would leave alone); anything else goes the
+/// slow way.
+fn push_text_json(buf: &mut Vec<u8>, b: &[u8]) {
+    if b.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'\\' && c != b'"') {
+        buf.push(b'"');
+        buf.extend_from_slice(b);
+        buf.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *buf, &text(b));
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -341,22 +514,22 @@ fn write_requests(records: &JourneyTable<'_>, format: Format, warnings: &[String
     match format {
         Format::Json => {
             out.write_all(b"{\n  \"requests\": [")?;
-            records.write_all(out, &|i, r, buf| {
+            records.write_all(out, &|i, buf| {
                 buf.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
-                serde_json::to_writer(&mut *buf, r).map_err(std::io::Error::other)
+                serde_json::to_writer(&mut *buf, &records.get(i)).map_err(std::io::Error::other)
             })?;
             out.write_all(b"\n  ],\n  \"warnings\": ")?;
             serde_json::to_writer(&mut *out, warnings)?;
             out.write_all(b"\n}\n")?;
         }
-        Format::Ndjson => records.write_all(out, &|_, r, buf| {
-            serde_json::to_writer(&mut *buf, r).map_err(std::io::Error::other)?;
-            buf.push(b'\n');
+        Format::Ndjson => records.write_all(out, &|i, buf| {
+            records.ndjson(i, buf);
             Ok(())
         })?,
         Format::Csv => {
             writeln!(out, "id,connection,time,capture,client_ip,client_port,frontend_ip,frontend_port,method,target,host,status")?;
-            records.write_all(out, &|_, r, buf| {
+            records.write_all(out, &|i, buf| {
+                let r = &records.get(i);
                 writeln!(
                     buf,
                     "{},{},{},{},{},{},{},{},{},{},{},{}",
@@ -572,6 +745,64 @@ mod tests {
             assert_eq!(text(b), escape_bytes(b));
         }
         bolero::check!().for_each(|b: &[u8]| assert_eq!(text(b), escape_bytes(b)));
+    }
+
+    /// The hand-written NDJSON line is exactly serde's serialisation of the record.
+    #[test]
+    fn ndjson_matches_serde() {
+        use crate::capture::model::{HttpRequest, HttpResponse};
+        let heads: [&[u8]; 8] = [
+            b"GET /item/0 HTTP/1.1\r\nHost: 20.185.96.169\r\n",
+            b"GET / HTTP/1.0\r\n",
+            b"POST /a\"b\\c HTTP/1.1\r\nHost: h\"x\r\n",
+            b"GET /\x1b[2J\xff\xc3\xa9?q=\xe2\x80\xae HTTP/1.1\r\nHost: \x07bell\r\n",
+            b"M-SEARCH * HTTP/1.1\r\nHost: 239.255.255.250:1900\r\n",
+            b"GET /\x7f\t HTTP/1.1\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost:\r\n",
+            b"GET /caf\xc3\xa9 HTTP/1.1\r\nhost: [::1]:8080\r\n",
+        ];
+        let addrs: [(SocketAddr, SocketAddr); 3] = [
+            ("10.0.0.1:1024".parse().unwrap(), "20.185.96.169:80".parse().unwrap()),
+            ("0.0.0.0:0".parse().unwrap(), "255.255.255.255:65535".parse().unwrap()),
+            ("[2001:db8::1]:50000".parse().unwrap(), "[::ffff:10.1.2.3]:443".parse().unwrap()),
+        ];
+        let labels = ["capture.pcap", "we\"ird\\name\u{1b}.pcap", "stdin"];
+        let mut n = 0;
+        for (hi, head) in heads.iter().enumerate() {
+            let info = crate::capture::http::head_info(head);
+            for (ai, (client, server)) in addrs.iter().enumerate() {
+                for ts in [0i64, 1_795_774_000_123_456_789, -1_000, i64::MAX] {
+                    let Some(mut r) = HttpRequest::new(7, 0, 3, *client, *server, head, info.host, (1, ts), (2, ts), false) else {
+                        panic!("head {hi} should parse");
+                    };
+                    if (hi + ai) % 2 == 0 {
+                        r.response = HttpResponse::new(b"HTTP/1.1 503 Busy\r\n", (3, ts), false);
+                    }
+                    let label = labels[(hi + ai) % labels.len()];
+                    let (id, conn) = (u64::MAX - hi as u64, ai as u64 * 1_000_000_007);
+                    let want = serde_json::to_string(&request_journey_labelled(id, conn, label.to_string(), &r)).unwrap() + "\n";
+                    let mut got = Vec::new();
+                    ndjson_line(id, conn, &serde_json::to_vec(label).unwrap(), &r, &mut got);
+                    assert_eq!(String::from_utf8(got).unwrap(), want);
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, heads.len() * addrs.len() * 4);
+    }
+
+    #[test]
+    fn digits() {
+        for v in [0u64, 1, 9, 10, 11, 99, 100, 101, 255, 999, 1000, 65535, 1_000_000_007, u64::MAX - 1, u64::MAX] {
+            let mut b = Vec::new();
+            push_u64(&mut b, v);
+            assert_eq!(String::from_utf8(b).unwrap(), v.to_string());
+        }
+        bolero::check!().with_type::<u64>().for_each(|&v| {
+            let mut b = Vec::new();
+            push_u64(&mut b, v);
+            assert_eq!(String::from_utf8(b).unwrap(), v.to_string());
+        });
     }
 
     #[test]
