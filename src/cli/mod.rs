@@ -4,6 +4,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod inputs;
+pub mod report;
+
 /// Exit status contract (interface.md): 0 success; 1 success with warnings; 2 unusable input.
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_WARNINGS: u8 = 1;
@@ -18,15 +21,18 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// One record per captured HTTP request (`--connections`: per connection).
+    Report(report::ReportArgs),
+}
 
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => {
-            // Until the TUI lands this is filled in by the report of the embedded scenario.
-            Ok(ExitCode::from(EXIT_OK))
+            // Until the TUI lands: the report of the embedded scenario.
+            report::run(&report::ReportArgs::default(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
         }
-        Some(cmd) => match cmd {},
+        Some(Command::Report(args)) => report::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock()),
     }
 }

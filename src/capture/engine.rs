@@ -1,0 +1,694 @@
+//! The capture engine: frames → decoded packets → connections → reassembled streams → HTTP.
+//!
+//! [`Capture::from_bytes`], [`Capture::from_reader`] and [`Capture::open`] run one pass over a
+//! capture. Per packet nothing is allocated on the heap: a connection is looked up by its 5-tuple,
+//! its counters updated, and payload bytes flow borrowed through reassembly into the HTTP parser.
+//! Per-connection tracking state (reassembly buffers, HTTP parser) exists only while the
+//! connection carries payload and is dropped when it closes. With
+//! [`CaptureOptions::keep_packets`] a 32-byte record per packet is kept for [`Capture::packets`].
+
+use super::http::{BodyKind, HeadEvent, HttpSink, HttpStream, Role};
+use super::link::{self, Decoded, LinkError, TcpFlags};
+use super::model::*;
+use super::reader::{self, CaptureComment, CaptureFormat, Frame, FrameSink, InterfaceInfo};
+use super::reassembly::{Delivery, ReassemblyBudget, ReassemblyLimits, StreamReassembler};
+use super::{CaptureError, CaptureWarning, WarningKind};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Knobs of one analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureOptions {
+    /// Keep a compact record per packet ([`Capture::packets`], [`Capture::frames_of`]).
+    pub keep_packets: bool,
+    /// Reassembly buffering bounds.
+    pub limits: ReassemblyLimits,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions { keep_packets: true, limits: ReassemblyLimits::default() }
+    }
+}
+
+/// Counts of what was and was not understood.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    pub frames: u64,
+    /// Bytes of the capture file/stream consumed.
+    pub file_bytes: u64,
+    pub ip_packets: u64,
+    /// Frames whose link layer carried something other than IP (ARP, LLDP …).
+    pub non_ip: u64,
+    /// Frames too short for their link or IP header.
+    pub malformed: u64,
+    /// Frames per unsupported link type.
+    pub unsupported_link: BTreeMap<u32, u64>,
+    /// Frames cut by the snap length.
+    pub truncated: u64,
+    pub fragments: u64,
+    /// Peak bytes buffered by reassembly.
+    pub reassembly_peak_bytes: usize,
+}
+
+/// One capture, analysed.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub index: CaptureIndex,
+    /// File name as given (or `-` for standard input).
+    pub name: String,
+    pub format: CaptureFormat,
+    pub interfaces: Vec<InterfaceInfo>,
+    pub comments: Vec<CaptureComment>,
+    pub connections: Vec<Connection>,
+    /// Requests in order of their first byte.
+    pub requests: Vec<HttpRequest>,
+    pub stats: CaptureStats,
+    pub warnings: Vec<CaptureWarning>,
+    packets: Vec<CompactPacket>,
+    unattached: Vec<Unattached>,
+    /// Frames of each connection: `conn_frames[conn_offsets[c]..conn_offsets[c+1]]`.
+    conn_offsets: Vec<u32>,
+    conn_frames: Vec<u32>,
+}
+
+impl Capture {
+    /// Analyse a capture held in memory.
+    pub fn from_bytes(index: CaptureIndex, name: &str, data: &[u8], opts: CaptureOptions) -> Result<Capture, CaptureError> {
+        let mut a = Analyzer::new(index, opts);
+        let summary = reader::read_slice(name, data, &mut a)?;
+        Ok(a.finish(name, summary))
+    }
+
+    /// Analyse a capture stream (e.g. standard input); packets are processed as they arrive.
+    pub fn from_reader<R: std::io::Read>(index: CaptureIndex, name: &str, r: R, opts: CaptureOptions) -> Result<Capture, CaptureError> {
+        let mut a = Analyzer::new(index, opts);
+        let summary = reader::read_stream(name, r, &mut a)?;
+        Ok(a.finish(name, summary))
+    }
+
+    /// Open a file: memory-mapped (falls back to reading it as a stream when it cannot be mapped,
+    /// e.g. a named pipe).
+    pub fn open(index: CaptureIndex, path: &Path, opts: CaptureOptions) -> Result<Capture, CaptureError> {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| CaptureError::Io { file: name.clone(), source: e })?;
+        let meta = file.metadata().map_err(|e| CaptureError::Io { file: name.clone(), source: e })?;
+        if meta.is_file() && meta.len() > 0 {
+            // SAFETY: the map is read-only and private to this call. If another process truncates
+            // the file while we read it, the kernel delivers SIGBUS; that is the documented risk
+            // of mapping files, accepted for capture files that are not being written.
+            if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+                #[cfg(unix)]
+                let _ = map.advise(memmap2::Advice::Sequential);
+                return Capture::from_bytes(index, &name, &map, opts);
+            }
+        }
+        Capture::from_reader(index, &name, std::io::BufReader::with_capacity(1 << 20, file), opts)
+    }
+
+    /// Whether per-packet records were kept.
+    pub fn has_packets(&self) -> bool {
+        !self.packets.is_empty() || self.stats.frames == 0
+    }
+
+    /// The packet with this 1-based frame number (needs [`CaptureOptions::keep_packets`]).
+    pub fn packet(&self, frame: u64) -> Option<PacketRecord> {
+        let p = self.packets.get(usize::try_from(frame.checked_sub(1)?).ok()?)?;
+        Some(self.expand(frame, p))
+    }
+
+    /// Every packet in file order (needs [`CaptureOptions::keep_packets`]).
+    pub fn packets(&self) -> impl Iterator<Item = PacketRecord> + '_ {
+        self.packets.iter().enumerate().map(|(i, p)| self.expand(i as u64 + 1, p))
+    }
+
+    /// Frame numbers of a connection's packets, in file order (needs `keep_packets`).
+    pub fn frames_of(&self, conn: ConnectionId) -> impl Iterator<Item = u64> + '_ {
+        let c = conn as usize;
+        let (s, e) = match (self.conn_offsets.get(c), self.conn_offsets.get(c + 1)) {
+            (Some(&s), Some(&e)) => (s as usize, e as usize),
+            _ => (0, 0),
+        };
+        self.conn_frames[s..e].iter().map(|&f| f as u64 + 1)
+    }
+
+    fn expand(&self, frame: u64, p: &CompactPacket) -> PacketRecord {
+        let iface = self.interfaces.get(p.interface as usize);
+        let mut r = PacketRecord {
+            capture: self.index,
+            frame,
+            ts_ns: p.ts_ns,
+            interface: p.interface as u32,
+            link_type: iface.map_or(0, |i| i.link_type),
+            ip_version: 0,
+            src: None,
+            dst: None,
+            protocol: 0,
+            src_port: 0,
+            dst_port: 0,
+            connection: None,
+            tcp_flags: TcpFlags(p.flags),
+            seq: p.seq,
+            ack: p.ack,
+            payload_len: p.payload_len,
+            truncated: p.bits & 2 != 0,
+            fragment: p.bits & 4 != 0,
+        };
+        if let Some(c) = self.connections.get(p.conn as usize) {
+            let (s, d) = if p.bits & 1 == 0 { (c.a, c.b) } else { (c.b, c.a) };
+            r.ip_version = if s.is_ipv4() { 4 } else { 6 };
+            (r.src, r.dst) = (Some(s.ip()), Some(d.ip()));
+            (r.src_port, r.dst_port) = (s.port(), d.port());
+            r.protocol = c.protocol;
+            r.connection = Some(c.id);
+        } else if let Ok(i) = self.unattached.binary_search_by_key(&frame, |u| u.frame) {
+            let u = &self.unattached[i];
+            (r.ip_version, r.protocol, r.src, r.dst) = (u.ip_version, u.protocol, Some(u.src), Some(u.dst));
+        }
+        r
+    }
+}
+
+/// Bidirectional flow key: the two endpoints in a fixed order plus the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    lo: SocketAddr,
+    hi: SocketAddr,
+    proto: u8,
+}
+
+impl FlowKey {
+    fn new(src: SocketAddr, dst: SocketAddr, proto: u8) -> Self {
+        if (src.ip(), src.port()) <= (dst.ip(), dst.port()) {
+            FlowKey { lo: src, hi: dst, proto }
+        } else {
+            FlowKey { lo: dst, hi: src, proto }
+        }
+    }
+}
+
+/// Live TCP state of a connection that carries payload.
+#[derive(Debug)]
+struct Tracker {
+    streams: [StreamReassembler; 2],
+    http: [Option<HttpStream>; 2],
+    /// Sequence number just past each direction's FIN, once seen.
+    fin_at: [Option<u32>; 2],
+    closed: [bool; 2],
+    /// Requests awaiting a response, oldest first.
+    pending: VecDeque<RequestId>,
+    /// Request whose body / response is being read, per direction.
+    current: [Option<RequestId>; 2],
+}
+
+struct Analyzer {
+    index: CaptureIndex,
+    opts: CaptureOptions,
+    flows: HashMap<FlowKey, ConnectionId>,
+    connections: Vec<Connection>,
+    trackers: Vec<Option<Box<Tracker>>>,
+    requests: Vec<HttpRequest>,
+    stats: CaptureStats,
+    budget: ReassemblyBudget,
+    packets: Vec<CompactPacket>,
+    unattached: Vec<Unattached>,
+    interfaces: Vec<InterfaceInfo>,
+}
+
+impl FrameSink for Analyzer {
+    fn interface(&mut self, iface: &InterfaceInfo) {
+        self.interfaces.push(iface.clone());
+    }
+
+    fn frame(&mut self, f: &Frame<'_>) {
+        self.stats.frames += 1;
+        let truncated = (f.orig_len as usize) > f.data.len();
+        if truncated {
+            self.stats.truncated += 1;
+        }
+        let mut rec = CompactPacket {
+            ts_ns: f.ts_ns,
+            conn: NO_CONN,
+            seq: 0,
+            ack: 0,
+            payload_len: 0,
+            interface: f.interface.min(u16::MAX as u32) as u16,
+            flags: 0,
+            bits: if truncated { 2 } else { 0 },
+        };
+        match link::decode(f.link_type, f.data) {
+            Ok(d) => {
+                self.stats.ip_packets += 1;
+                if d.fragment {
+                    self.stats.fragments += 1;
+                    rec.bits |= 4;
+                }
+                rec.payload_len = d.wire_payload_len;
+                if let Some(t) = d.tcp {
+                    (rec.seq, rec.ack, rec.flags) = (t.seq, t.ack, t.flags.0);
+                }
+                let attached = !d.fragment && !d.transport_missing;
+                if attached {
+                    let (conn, side) = self.packet(f, &d);
+                    rec.conn = conn;
+                    if side == Side::B {
+                        rec.bits |= 1;
+                    }
+                } else if self.opts.keep_packets {
+                    self.unattached.push(Unattached { frame: f.number, ip_version: d.ip_version, protocol: d.protocol, src: d.src, dst: d.dst });
+                }
+            }
+            Err(LinkError::UnsupportedLinkType(lt)) => *self.stats.unsupported_link.entry(lt).or_default() += 1,
+            Err(LinkError::NotIp) => self.stats.non_ip += 1,
+            Err(LinkError::Short) => self.stats.malformed += 1,
+        }
+        if self.opts.keep_packets {
+            self.packets.push(rec);
+        }
+    }
+}
+
+impl Analyzer {
+    fn new(index: CaptureIndex, opts: CaptureOptions) -> Self {
+        Analyzer {
+            index,
+            opts,
+            flows: HashMap::new(),
+            connections: Vec::new(),
+            trackers: Vec::new(),
+            requests: Vec::new(),
+            stats: CaptureStats::default(),
+            budget: ReassemblyBudget { limits: opts.limits, ..Default::default() },
+            packets: Vec::new(),
+            unattached: Vec::new(),
+            interfaces: Vec::new(),
+        }
+    }
+
+    /// Account one IP packet to its connection; returns the connection and the sending side.
+    fn packet(&mut self, f: &Frame<'_>, d: &Decoded<'_>) -> (ConnectionId, Side) {
+        let src = SocketAddr::new(d.src, d.src_port);
+        let dst = SocketAddr::new(d.dst, d.dst_port);
+        let key = FlowKey::new(src, dst, d.protocol);
+        let flags = d.tcp.map(|t| t.flags).unwrap_or_default();
+        let pure_syn = flags.syn() && !flags.ack();
+        let id = match self.flows.get(&key) {
+            Some(&id) if !(pure_syn && self.is_new_incarnation(id, src, d)) => id,
+            old => {
+                if let Some(&old) = old {
+                    self.close_tracker(old, false);
+                }
+                let id = self.new_connection(f, src, dst, d);
+                self.flows.insert(key, id);
+                id
+            }
+        };
+        let c = &mut self.connections[id as usize];
+        let side = if c.a == src { Side::A } else { Side::B };
+        let di = side.idx();
+        c.packets[di] += 1;
+        c.bytes[di] += d.wire_payload_len as u64;
+        c.last_ts_ns = c.last_ts_ns.max(f.ts_ns);
+        c.last_frame = f.number;
+        if let Some(t) = d.tcp {
+            self.tcp(id, side, f, d, t.flags, t.seq, t.ack);
+        }
+        (id, side)
+    }
+
+    /// A pure SYN on a known tuple starts a new connection when the old one is closed or the SYN
+    /// carries a different initial sequence number (port reuse).
+    fn is_new_incarnation(&self, id: ConnectionId, src: SocketAddr, d: &Decoded<'_>) -> bool {
+        let c = &self.connections[id as usize];
+        let side = if c.a == src { Side::A } else { Side::B };
+        let seq = d.tcp.map_or(0, |t| t.seq);
+        match c.isn[side.idx()] {
+            Some(isn) => isn != seq,
+            None => c.tcp.closed() || c.packets[0] + c.packets[1] > 0 && c.tcp.has(TcpState::MID_STREAM),
+        }
+    }
+
+    fn new_connection(&mut self, f: &Frame<'_>, src: SocketAddr, dst: SocketAddr, d: &Decoded<'_>) -> ConnectionId {
+        let id = self.connections.len() as ConnectionId;
+        let (initiator, evidence, tcp) = match d.tcp {
+            Some(t) if t.flags.syn() && !t.flags.ack() => (Side::A, InitiatorEvidence::Syn, TcpState(0)),
+            Some(t) if t.flags.syn() => (Side::B, InitiatorEvidence::SynAck, TcpState(0)),
+            Some(_) => {
+                let side = if src.port() > dst.port() {
+                    Side::A
+                } else if src.port() < dst.port() {
+                    Side::B
+                } else {
+                    Side::A
+                };
+                (side, InitiatorEvidence::GuessedFromPorts, TcpState(TcpState::MID_STREAM))
+            }
+            None => (Side::A, InitiatorEvidence::FirstPacket, TcpState(0)),
+        };
+        self.connections.push(Connection {
+            id,
+            capture: self.index,
+            protocol: d.protocol,
+            a: src,
+            b: dst,
+            initiator,
+            initiator_evidence: evidence,
+            first_ts_ns: f.ts_ns,
+            last_ts_ns: f.ts_ns,
+            first_frame: f.number,
+            last_frame: f.number,
+            packets: [0; 2],
+            bytes: [0; 2],
+            isn: [None; 2],
+            tcp,
+            reassembly: Default::default(),
+            http_requests: 0,
+            unpaired_responses: 0,
+        });
+        self.trackers.push(None);
+        id
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(&mut self, id: ConnectionId, side: Side, f: &Frame<'_>, d: &Decoded<'_>, flags: TcpFlags, seq: u32, ack: u32) {
+        let c = &mut self.connections[id as usize];
+        let di = side.idx();
+        let from_client = side == c.initiator;
+        if flags.syn() {
+            if c.isn[di].is_none() {
+                c.isn[di] = Some(seq);
+            }
+            c.tcp.0 |= if flags.ack() { TcpState::SYN_ACK } else { TcpState::SYN };
+        } else if flags.ack() && from_client && c.tcp.has(TcpState::SYN_ACK) {
+            let server_isn = c.isn[1 - di];
+            if server_isn.is_some_and(|isn| ack == isn.wrapping_add(1)) {
+                c.tcp.0 |= TcpState::HANDSHAKE;
+            }
+        }
+        if flags.fin() {
+            c.tcp.0 |= if from_client { TcpState::FIN_FROM_CLIENT } else { TcpState::FIN_FROM_SERVER };
+        }
+        if flags.rst() {
+            c.tcp.0 |= TcpState::RST;
+        }
+        let has_payload = d.wire_payload_len > 0;
+        let tracked = self.trackers[id as usize].is_some();
+        if !has_payload && !tracked {
+            return;
+        }
+        if !tracked {
+            if c.tcp.has(TcpState::RST) || c.tcp.closed() {
+                return;
+            }
+            let mut t = Tracker {
+                streams: Default::default(),
+                http: [None, None],
+                fin_at: [None; 2],
+                closed: [false; 2],
+                pending: VecDeque::new(),
+                current: [None; 2],
+            };
+            for (s, isn) in c.isn.iter().enumerate() {
+                if let Some(isn) = isn {
+                    t.streams[s].syn(*isn);
+                }
+            }
+            self.trackers[id as usize] = Some(Box::new(t));
+        }
+        let Some(t) = self.trackers[id as usize].as_mut() else { return };
+        if flags.syn() {
+            t.streams[di].syn(seq);
+        }
+        let data_seq = if flags.syn() { seq.wrapping_add(1) } else { seq };
+        if flags.fin() {
+            t.fin_at[di] = Some(data_seq.wrapping_add(d.wire_payload_len));
+        }
+        if has_payload && !t.closed[di] {
+            if t.http[di].is_none() {
+                let synced = self.connections[id as usize].isn[di].is_some();
+                t.http[di] = Some(HttpStream::new(synced));
+            }
+            let Tracker { streams, http, pending, current, .. } = &mut **t;
+            let conn = &mut self.connections[id as usize];
+            let mut sink = ConnSink { conn, requests: &mut self.requests, pending, current, side, capture: self.index, tunnel: false };
+            let stream = http[di].as_mut().expect("created above");
+            streams[di].segment(data_seq, d.payload, d.wire_payload_len, f.number, f.ts_ns, &mut self.budget, &mut |dl| {
+                if stream.is_off() {
+                    return;
+                }
+                match dl {
+                    Delivery::Data { bytes, frame, ts_ns } => stream.data(bytes, frame, ts_ns, &mut sink),
+                    Delivery::Gap { len } => stream.gap(len, &mut sink),
+                }
+            });
+            if sink.tunnel {
+                if let Some(o) = http[1 - di].as_mut() {
+                    o.turn_off();
+                }
+            }
+        }
+        // Close a direction once its FIN has been reached in sequence; close both on RST.
+        let rst = flags.rst();
+        for s in 0..2 {
+            let t = self.trackers[id as usize].as_ref().expect("tracker exists");
+            let reached = t.fin_at[s].is_some_and(|fin| t.streams[s].next_seq() == Some(fin));
+            if !t.closed[s] && (reached || rst) {
+                self.close_direction(id, s, false);
+            }
+        }
+        let t = self.trackers[id as usize].as_ref().expect("tracker exists");
+        if t.closed[0] && t.closed[1] {
+            self.close_tracker(id, false);
+        }
+    }
+
+    /// Flush one direction: remaining holes are lost, an until-close body ends.
+    fn close_direction(&mut self, id: ConnectionId, s: usize, capture_end: bool) {
+        let Some(t) = self.trackers[id as usize].as_mut() else { return };
+        if t.closed[s] {
+            return;
+        }
+        t.closed[s] = true;
+        let Tracker { streams, http, pending, current, .. } = &mut **t;
+        let conn = &mut self.connections[id as usize];
+        let side = if s == 0 { Side::A } else { Side::B };
+        let mut sink = ConnSink { conn, requests: &mut self.requests, pending, current, side, capture: self.index, tunnel: false };
+        if let Some(stream) = http[s].as_mut() {
+            streams[s].finish(&mut self.budget, &mut |dl| {
+                if stream.is_off() {
+                    return;
+                }
+                match dl {
+                    Delivery::Data { bytes, frame, ts_ns } => stream.data(bytes, frame, ts_ns, &mut sink),
+                    Delivery::Gap { len } => stream.gap(len, &mut sink),
+                }
+            });
+            stream.close(capture_end, &mut sink);
+        } else {
+            streams[s].finish(&mut self.budget, &mut |_| {});
+        }
+        conn.reassembly[s] = streams[s].stats;
+    }
+
+    fn close_tracker(&mut self, id: ConnectionId, capture_end: bool) {
+        if self.trackers[id as usize].is_none() {
+            return;
+        }
+        self.close_direction(id, 0, capture_end);
+        self.close_direction(id, 1, capture_end);
+        if let Some(t) = self.trackers[id as usize].take() {
+            let c = &mut self.connections[id as usize];
+            c.reassembly = [t.streams[0].stats, t.streams[1].stats];
+        }
+    }
+
+    fn finish(mut self, name: &str, summary: reader::ReadSummary) -> Capture {
+        for id in 0..self.connections.len() as ConnectionId {
+            self.close_tracker(id, true);
+        }
+        self.stats.file_bytes = summary.bytes;
+        self.stats.reassembly_peak_bytes = self.budget.peak;
+        let mut warnings = summary.warnings;
+        for (&lt, &n) in &self.stats.unsupported_link {
+            warnings.push(CaptureWarning { file: name.to_string(), offset: None, frame: None, kind: WarningKind::UnsupportedLinkType { link_type: lt, frames: n } });
+        }
+        if self.stats.truncated > 0 {
+            warnings.push(CaptureWarning { file: name.to_string(), offset: None, frame: None, kind: WarningKind::SnaplenCut { frames: self.stats.truncated } });
+        }
+        // Frames per connection (counting sort), when packets were kept.
+        let (mut conn_offsets, mut conn_frames) = (Vec::new(), Vec::new());
+        if self.opts.keep_packets && self.packets.len() < u32::MAX as usize {
+            conn_offsets = vec![0u32; self.connections.len() + 1];
+            for p in &self.packets {
+                if p.conn != NO_CONN {
+                    conn_offsets[p.conn as usize + 1] += 1;
+                }
+            }
+            for i in 1..conn_offsets.len() {
+                conn_offsets[i] += conn_offsets[i - 1];
+            }
+            let mut fill = conn_offsets.clone();
+            conn_frames = vec![0u32; *conn_offsets.last().unwrap_or(&0) as usize];
+            for (i, p) in self.packets.iter().enumerate() {
+                if p.conn != NO_CONN {
+                    let slot = &mut fill[p.conn as usize];
+                    conn_frames[*slot as usize] = i as u32;
+                    *slot += 1;
+                }
+            }
+        }
+        Capture {
+            index: self.index,
+            name: name.to_string(),
+            format: summary.format,
+            interfaces: summary.interfaces,
+            comments: summary.comments,
+            connections: self.connections,
+            requests: self.requests,
+            stats: self.stats,
+            warnings,
+            packets: self.packets,
+            unattached: self.unattached,
+            conn_offsets,
+            conn_frames,
+        }
+    }
+}
+
+/// HTTP events of one connection direction → request/response records.
+struct ConnSink<'a> {
+    conn: &'a mut Connection,
+    requests: &'a mut Vec<HttpRequest>,
+    pending: &'a mut VecDeque<RequestId>,
+    current: &'a mut [Option<RequestId>; 2],
+    /// Sender of the stream being parsed.
+    side: Side,
+    capture: CaptureIndex,
+    /// The stream became a tunnel: the other direction stops being HTTP as well.
+    tunnel: bool,
+}
+
+impl HttpSink for ConnSink<'_> {
+    fn head(&mut self, ev: HeadEvent<'_>) -> BodyKind {
+        let di = self.side.idx();
+        match ev.role {
+            Role::Requests => {
+                let id = self.requests.len() as RequestId;
+                let client = self.conn.endpoint(self.side);
+                let server = self.conn.endpoint(self.side.other());
+                let Some(mut req) = HttpRequest::new(
+                    id,
+                    self.capture,
+                    self.conn.id,
+                    client,
+                    server,
+                    ev.head,
+                    ev.info.host,
+                    (ev.first_frame, ev.first_ts_ns),
+                    (ev.last_frame, ev.last_ts_ns),
+                    ev.partial || ev.info.bad_content_length,
+                ) else {
+                    return BodyKind::None;
+                };
+                req.chunked = ev.info.chunked;
+                let connect = req.method() == b"CONNECT";
+                self.requests.push(req);
+                self.conn.http_requests += 1;
+                self.pending.push_back(id);
+                self.current[di] = Some(id);
+                if ev.partial {
+                    BodyKind::None
+                } else if connect {
+                    BodyKind::None
+                } else if ev.info.chunked {
+                    BodyKind::Chunked
+                } else {
+                    BodyKind::Length(ev.info.content_length.unwrap_or(0))
+                }
+            }
+            Role::Responses => {
+                let Some(resp) = HttpResponse::new(ev.head, (ev.first_frame, ev.first_ts_ns), ev.partial) else {
+                    return BodyKind::None;
+                };
+                let status = resp.status;
+                if (100..200).contains(&status) && status != 101 {
+                    // Interim response (100 Continue …): the final one follows.
+                    self.current[di] = None;
+                    return BodyKind::None;
+                }
+                let Some(req_id) = self.pending.pop_front() else {
+                    self.conn.unpaired_responses += 1;
+                    self.current[di] = None;
+                    return body_kind(&ev, status, false, false);
+                };
+                let req = &mut self.requests[req_id as usize];
+                let head_req = req.method() == b"HEAD";
+                let connect = req.method() == b"CONNECT";
+                let mut resp = resp;
+                resp.last_frame = ev.last_frame;
+                resp.end_ts_ns = ev.last_ts_ns;
+                req.response = Some(resp);
+                self.current[di] = Some(req_id);
+                let kind = body_kind(&ev, status, head_req, connect);
+                if kind == BodyKind::Tunnel {
+                    self.tunnel = true;
+                }
+                kind
+            }
+            _ => BodyKind::None,
+        }
+    }
+
+    fn body(&mut self, role: Role, n: u64) {
+        let Some(id) = self.current[self.side.idx()] else { return };
+        let req = &mut self.requests[id as usize];
+        match role {
+            Role::Requests => req.body_len += n,
+            Role::Responses => {
+                if let Some(r) = req.response.as_mut() {
+                    r.body_len += n;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, role: Role, frame: u64, ts_ns: i64, partial: bool) {
+        let Some(id) = self.current[self.side.idx()].take() else { return };
+        let req = &mut self.requests[id as usize];
+        match role {
+            Role::Requests => {
+                req.last_frame = req.last_frame.max(frame);
+                req.end_ts_ns = req.end_ts_ns.max(ts_ns);
+                req.partial |= partial;
+            }
+            Role::Responses => {
+                if let Some(r) = req.response.as_mut() {
+                    r.last_frame = r.last_frame.max(frame);
+                    r.end_ts_ns = r.end_ts_ns.max(ts_ns);
+                    r.partial |= partial;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// RFC 9112 §6.3 message body length of a response.
+fn body_kind(ev: &HeadEvent<'_>, status: u16, head_request: bool, connect: bool) -> BodyKind {
+    if status == 101 || (connect && (200..300).contains(&status)) {
+        BodyKind::Tunnel
+    } else if ev.partial || head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+        BodyKind::None
+    } else if ev.info.chunked {
+        BodyKind::Chunked
+    } else if let Some(n) = ev.info.content_length {
+        BodyKind::Length(n)
+    } else {
+        BodyKind::UntilClose
+    }
+}
+
+// The per-packet budget depends on this staying small.
+const _: () = assert!(std::mem::size_of::<CompactPacket>() == 32);
