@@ -1,6 +1,9 @@
 //! Command line: clap arguments, validated into the model's inputs, and the thin `report`,
 //! `trace` and `rules` views over the same model the TUI draws.
 
+pub mod rules;
+pub mod trace;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -24,6 +27,10 @@ pub struct Cli {
 pub enum Command {
     /// One record per captured HTTP request (`--connections`: per connection).
     Report(report::ReportArgs),
+    /// One packet through a node's netfilter: every reachable endpoint with its probability.
+    Trace(trace::TraceArgs),
+    /// The kube-proxy service map of an iptables-save file.
+    Rules(rules::RulesArgs),
 }
 
 /// Run the parsed command line; returns the process exit code.
@@ -34,5 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report::run(&report::ReportArgs::default(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
         }
         Some(Command::Report(args)) => report::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock()),
+        Some(Command::Trace(args)) => trace::run(args),
+        Some(Command::Rules(args)) => rules::run(args),
     }
 }

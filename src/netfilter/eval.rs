@@ -1,0 +1,877 @@
+//! One evaluator, two modes.
+//!
+//! The walker ([`walk`]) takes a packet through the hooks in kernel order and records the path as
+//! data. Everything that is random or stateful — `statistic` draws, `statistic --mode nth`
+//! counters, `recent` tables — is asked of a [`WalkEnv`]:
+//! * the exhaustive mode ([`super::trace`]) answers every random question both ways, replaying the
+//!   walk once per branch, and multiplies the exact probabilities (stored integer / 2^31);
+//! * the stateful mode ([`super::stateful::NodeEvaluator`]) draws like the kernel and mutates the
+//!   node's state.
+//!
+//! Hook order (netfilter priorities): PREROUTING raw → mangle → nat; routing (local or not);
+//! INPUT mangle → filter → security → nat, or FORWARD mangle → filter → security; POSTROUTING
+//! mangle → nat. A locally generated packet takes OUTPUT raw → mangle → nat → filter → security,
+//! POSTROUTING, and for a local destination the loopback pass (PREROUTING raw/mangle, INPUT
+//! mangle/filter/security). NAT chains run only for the first packet of a connection and only
+//! once per manipulation (destination at PREROUTING/OUTPUT, source at POSTROUTING/INPUT).
+
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::model::*;
+use super::packet::{NodeContext, Origin, Packet};
+use super::recent::{RecentEvent, masked};
+
+/// A netfilter hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Hook {
+    Prerouting,
+    Input,
+    Forward,
+    Output,
+    Postrouting,
+}
+
+impl Hook {
+    pub fn chain(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "PREROUTING",
+            Hook::Input => "INPUT",
+            Hook::Forward => "FORWARD",
+            Hook::Output => "OUTPUT",
+            Hook::Postrouting => "POSTROUTING",
+        }
+    }
+}
+
+/// Final fate of the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Reject,
+    /// A rule the model cannot evaluate was reached (see [`Outcome::undecided`]).
+    Undecided,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accept => "ACCEPT",
+            Verdict::Drop => "DROP",
+            Verdict::Reject => "REJECT",
+            Verdict::Undecided => "UNDECIDED",
+        }
+    }
+}
+
+/// A rule, by position: 1-based `rule` within `chain`, as `iptables -L --line-numbers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleAt {
+    pub table: TableName,
+    pub chain: Arc<str>,
+    pub rule: u32,
+}
+
+/// What decided the verdict: a rule, or a built-in chain's policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum DecidedBy {
+    Rule(RuleAt),
+    Policy { table: TableName, chain: Arc<str>, policy: Policy },
+}
+
+/// One rule tried on the way (or a policy applied).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathStep {
+    pub hook: Hook,
+    pub table: TableName,
+    pub chain: Arc<str>,
+    /// 1-based; 0 for the chain's policy.
+    pub rule: u32,
+    /// The rule as the file wrote it (`policy ACCEPT` for a policy step).
+    pub text: Arc<str>,
+    pub matched: bool,
+    /// Why it did not match, e.g. "`! -s 10.0.0.0/8`: source 10.0.0.2 is inside".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_not: Option<String>,
+    /// What the matching rule did, e.g. "jump KUBE-SVC-…", "DNAT to 10.0.1.1:80", "mark 0x4000".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// The DNAT a connection got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnatResult {
+    /// First address of the `--to-destination` range (the only one for kube-proxy).
+    pub ip: IpAddr,
+    /// Destination port after DNAT (unchanged when the rule gives none).
+    pub port: u16,
+    /// The full `--to-destination` text when it is a range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+    /// The chain holding the DNAT rule (kube-proxy: KUBE-SEP-…).
+    pub chain: Arc<str>,
+    pub rule: RuleAt,
+}
+
+/// A MASQUERADE (or SNAT) that will rewrite the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceNat {
+    pub rule: RuleAt,
+    /// `MASQUERADE` (source = primary address of the outgoing interface) or `SNAT`.
+    pub kind: &'static str,
+    /// `SNAT --to-source` address, when SNAT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_source: Option<IpAddr>,
+    pub to_ports: Option<(u16, u16)>,
+    pub random: bool,
+    /// Never keeps the source port; the port cannot be predicted.
+    pub random_fully: bool,
+}
+
+/// A rule the model could not evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Undecided {
+    pub rule: RuleAt,
+    pub text: Arc<str>,
+    pub reason: String,
+}
+
+/// One `statistic` decision on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StatisticDecision {
+    pub rule_gid: u32,
+    /// Stored integer (random mode).
+    pub stored: u32,
+    /// The 32-bit value drawn, when it was drawn (stateful mode).
+    pub drawn: Option<u32>,
+    pub matched: bool,
+    /// Probability of this branch.
+    pub probability: f64,
+}
+
+/// The fate of one packet along one branch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    /// Probability of this branch (1 in stateful mode).
+    pub probability: f64,
+    pub verdict: Verdict,
+    pub decided_by: Option<DecidedBy>,
+    pub dnat: Option<DnatResult>,
+    pub source_nat: Option<SourceNat>,
+    /// Packet mark and conntrack mark at the end.
+    pub mark: u32,
+    pub ct_mark: u32,
+    /// Delivered to a local socket (INPUT) rather than forwarded.
+    pub local_delivery: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undecided: Option<Undecided>,
+    /// Recent tables whose `--rcheck`/`--update` matched (affinity hits), in order.
+    pub recent_hits: Vec<Arc<str>>,
+    /// Changes to recent tables (adds, refreshes, evictions, reaps).
+    pub recent_events: Vec<RecentEvent>,
+    pub statistic: Vec<StatisticDecision>,
+    pub path: Vec<PathStep>,
+}
+
+impl Outcome {
+    fn new() -> Outcome {
+        Outcome {
+            probability: 1.0,
+            verdict: Verdict::Accept,
+            decided_by: None,
+            dnat: None,
+            source_nat: None,
+            mark: 0,
+            ct_mark: 0,
+            local_delivery: false,
+            undecided: None,
+            recent_hits: Vec::new(),
+            recent_events: Vec::new(),
+            statistic: Vec::new(),
+            path: Vec::new(),
+        }
+    }
+
+    /// MASQUERADE or SNAT will rewrite the source.
+    pub fn masquerade(&self) -> bool {
+        self.source_nat.is_some()
+    }
+}
+
+/// Answers the walker's questions about randomness and state.
+pub trait WalkEnv {
+    /// `statistic --mode random`: does the rule match? Also returns the value drawn (if any) and
+    /// the probability of the answer given.
+    fn random(&mut self, gid: u32, stored: u32, invert: bool) -> (bool, Option<u32>, f64);
+    /// `statistic --mode nth`.
+    fn nth(&mut self, gid: u32, every: u32, packet: u32, invert: bool) -> (bool, f64);
+    /// `recent`: `addr` is masked already.
+    fn recent(&mut self, m: &RecentMatch, addr: IpAddr, ttl: u8, events: &mut Vec<RecentEvent>) -> bool;
+}
+
+/// Options of one walk.
+#[derive(Debug, Clone, Copy)]
+pub struct WalkOptions {
+    /// Record every rule tried (the path). Off for bulk replay.
+    pub record_path: bool,
+}
+
+enum Flow {
+    Continue,
+    Accept,
+    Drop,
+    Reject,
+    Undecided,
+}
+
+enum MatchResult {
+    Yes,
+    No(String),
+    Undecided(String),
+}
+
+struct Walker<'a, E: WalkEnv> {
+    rs: &'a Ruleset,
+    ctx: &'a NodeContext,
+    env: &'a mut E,
+    record: bool,
+    hook: Hook,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: Option<u16>,
+    dport: u16,
+    proto: Protocol,
+    ttl: u8,
+    tcp_flags: u8,
+    in_iface: Option<&'a str>,
+    out_iface: Option<&'a str>,
+    ct_dnat: bool,
+    ct_snat: bool,
+    untracked: bool,
+    out: Outcome,
+    /// Last decision of a filter chain: (rule that accepted) or policy.
+    filter_decision: Option<DecidedBy>,
+    last_policy: Option<DecidedBy>,
+    /// `Rule::gid` of the rule being matched (keys per-rule state).
+    current_gid: u32,
+}
+
+/// Walk a packet through the node's hooks.
+pub fn walk<E: WalkEnv>(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, env: &mut E, opts: WalkOptions) -> Outcome {
+    let mut w = Walker {
+        rs,
+        ctx,
+        env,
+        record: opts.record_path,
+        hook: Hook::Prerouting,
+        src: pkt.src,
+        dst: pkt.dst,
+        sport: pkt.src_port,
+        dport: pkt.dst_port,
+        proto: pkt.proto,
+        ttl: pkt.ttl,
+        tcp_flags: pkt.tcp_flags,
+        in_iface: pkt.in_iface.as_deref(),
+        out_iface: pkt.out_iface.as_deref(),
+        ct_dnat: false,
+        ct_snat: false,
+        untracked: false,
+        out: Outcome::new(),
+        filter_decision: None,
+        last_policy: None,
+        current_gid: 0,
+    };
+    let local_origin = match pkt.origin {
+        Origin::Local => true,
+        Origin::Incoming => false,
+        Origin::Auto => ctx.is_local(&pkt.src) && pkt.in_iface.as_deref().is_none_or(|i| i == "lo"),
+    };
+    use TableName::*;
+    let finished = if local_origin {
+        w.in_iface = None;
+        w.hook(Hook::Output, &[Raw, Mangle, Nat, Filter, Security])
+            && w.hook(Hook::Postrouting, &[Mangle, Nat])
+            && {
+                let to_self = ctx.is_local(&w.dst);
+                if to_self {
+                    w.in_iface = Some("lo");
+                    w.out_iface = Some("lo");
+                    w.out.local_delivery = true;
+                    // Loopback pass: the NAT manipulations are done already.
+                    w.hook(Hook::Prerouting, &[Raw, Mangle]) && w.hook(Hook::Input, &[Mangle, Filter, Security])
+                } else {
+                    true
+                }
+            }
+    } else {
+        w.hook(Hook::Prerouting, &[Raw, Mangle, Nat]) && {
+            if ctx.is_local(&w.dst) {
+                w.out.local_delivery = true;
+                w.hook(Hook::Input, &[Mangle, Filter, Security, Nat])
+            } else {
+                w.hook(Hook::Forward, &[Mangle, Filter, Security]) && w.hook(Hook::Postrouting, &[Mangle, Nat])
+            }
+        }
+    };
+    if finished {
+        w.out.verdict = Verdict::Accept;
+        w.out.decided_by = w.filter_decision.take().or(w.last_policy.take());
+    }
+    w.out
+}
+
+impl<'a, E: WalkEnv> Walker<'a, E> {
+    /// Run the tables of one hook; `false` when the packet's fate is sealed (DROP, REJECT,
+    /// undecided).
+    fn hook(&mut self, hook: Hook, tables: &[TableName]) -> bool {
+        self.hook = hook;
+        for &tn in tables {
+            if tn == TableName::Nat && self.untracked {
+                continue;
+            }
+            let Some(table) = self.rs.table(tn) else { continue };
+            let Some(cid) = table.chain_id(hook.chain()) else { continue };
+            match self.run_chain(table, cid, 0) {
+                Flow::Accept => {}
+                Flow::Continue => {
+                    let chain = &table.chains[cid];
+                    let policy = chain.policy.unwrap_or(Policy::Accept);
+                    let by = DecidedBy::Policy { table: tn, chain: chain.name.clone(), policy };
+                    if self.record {
+                        self.out.path.push(PathStep {
+                            hook,
+                            table: tn,
+                            chain: chain.name.clone(),
+                            rule: 0,
+                            text: format!("policy {}", policy.as_str()).into(),
+                            matched: true,
+                            why_not: None,
+                            action: None,
+                        });
+                    }
+                    if policy == Policy::Drop {
+                        self.out.verdict = Verdict::Drop;
+                        self.out.decided_by = Some(by);
+                        return false;
+                    }
+                    if tn == TableName::Filter {
+                        self.filter_decision = Some(by.clone());
+                    }
+                    self.last_policy = Some(by);
+                }
+                Flow::Drop => {
+                    self.out.verdict = Verdict::Drop;
+                    return false;
+                }
+                Flow::Reject => {
+                    self.out.verdict = Verdict::Reject;
+                    return false;
+                }
+                Flow::Undecided => {
+                    self.out.verdict = Verdict::Undecided;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn at(&self, table: &Table, cid: usize, ri: usize) -> RuleAt {
+        RuleAt { table: table.name, chain: table.chains[cid].name.clone(), rule: ri as u32 + 1 }
+    }
+
+    fn step(&mut self, table: &Table, cid: usize, ri: usize, matched: bool, why_not: Option<String>, action: Option<String>) {
+        if self.record {
+            let chain = &table.chains[cid];
+            self.out.path.push(PathStep {
+                hook: self.hook,
+                table: table.name,
+                chain: chain.name.clone(),
+                rule: ri as u32 + 1,
+                text: chain.rules[ri].text.clone(),
+                matched,
+                why_not,
+                action,
+            });
+        }
+    }
+
+    fn undecided(&mut self, table: &Table, cid: usize, ri: usize, reason: String) -> Flow {
+        let rule = &table.chains[cid].rules[ri];
+        self.out.undecided = Some(Undecided { rule: self.at(table, cid, ri), text: rule.text.clone(), reason: reason.clone() });
+        self.out.decided_by = Some(DecidedBy::Rule(self.at(table, cid, ri)));
+        self.step(table, cid, ri, false, Some(format!("cannot decide: {reason}")), None);
+        Flow::Undecided
+    }
+
+    fn run_chain(&mut self, table: &'a Table, mut cid: usize, depth: u32) -> Flow {
+        if depth > 64 {
+            // Loops are refused at link time; this only bounds pathological nesting.
+            return Flow::Undecided;
+        }
+        'chain: loop {
+            let chain = &table.chains[cid];
+            let mut cands = chain.index.as_ref().map(|ix| ix.candidates(self.dst, Some(self.dport)));
+            let mut next: u32 = 0;
+            loop {
+                let ri = match &mut cands {
+                    Some(c) => match c.next_from(next) {
+                        Some(x) => x as usize,
+                        None => break,
+                    },
+                    None if (next as usize) < chain.rules.len() => next as usize,
+                    None => break,
+                };
+                next = ri as u32 + 1;
+                let rule = &chain.rules[ri];
+                self.current_gid = rule.gid;
+                match self.matches(table, rule) {
+                    MatchResult::No(why) => {
+                        self.step(table, cid, ri, false, Some(why), None);
+                        continue;
+                    }
+                    MatchResult::Undecided(why) => return self.undecided(table, cid, ri, why),
+                    MatchResult::Yes => {}
+                }
+                let Some(target) = &rule.spec.target else {
+                    self.step(table, cid, ri, true, None, Some("no target: counted only".into()));
+                    continue;
+                };
+                match target {
+                    Target::Accept | Target::Drop | Target::Reject { .. } => {
+                        let (flow, word) = match target {
+                            Target::Accept => (Flow::Accept, "ACCEPT"),
+                            Target::Drop => (Flow::Drop, "DROP"),
+                            _ => (Flow::Reject, "REJECT"),
+                        };
+                        self.step(table, cid, ri, true, None, Some(word.into()));
+                        let by = DecidedBy::Rule(self.at(table, cid, ri));
+                        if matches!(flow, Flow::Accept) {
+                            if table.name == TableName::Filter {
+                                self.filter_decision = Some(by);
+                            }
+                        } else {
+                            self.out.decided_by = Some(by);
+                        }
+                        return flow;
+                    }
+                    Target::Return => {
+                        self.step(table, cid, ri, true, None, Some("RETURN".into()));
+                        return Flow::Continue;
+                    }
+                    Target::Jump(c) | Target::Goto(c) => {
+                        let Some(id) = c.id else {
+                            return self.undecided(table, cid, ri, format!("jump to chain {} which the file does not declare", c.name));
+                        };
+                        let goto = matches!(target, Target::Goto(_));
+                        self.step(table, cid, ri, true, None, Some(format!("{} {}", if goto { "goto" } else { "jump" }, c.name)));
+                        if goto {
+                            cid = id;
+                            continue 'chain;
+                        }
+                        match self.run_chain(table, id, depth + 1) {
+                            Flow::Continue => continue,
+                            other => return other,
+                        }
+                    }
+                    Target::Dnat { to, .. } => {
+                        if table.name != TableName::Nat || !matches!(self.hook, Hook::Prerouting | Hook::Output) {
+                            return self.undecided(table, cid, ri, "DNAT outside nat PREROUTING/OUTPUT".into());
+                        }
+                        let ip = to.addrs.map(|(a, _)| a).unwrap_or(self.dst);
+                        let port = to.ports.map(|(p, _)| p).unwrap_or(self.dport);
+                        let range = (to.addrs.is_some_and(|(a, b)| a != b) || to.ports.is_some_and(|(p, q)| p != q)).then(|| {
+                            let mut s = String::new();
+                            if let Some((a, b)) = to.addrs {
+                                let _ = write!(s, "{a}-{b}");
+                            }
+                            if let Some((p, q)) = to.ports {
+                                let _ = write!(s, ":{p}-{q}");
+                            }
+                            s
+                        });
+                        self.step(table, cid, ri, true, None, Some(format!("DNAT to {}", fmt_sock(ip, port))));
+                        self.out.dnat = Some(DnatResult { ip, port, range, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
+                        self.dst = ip;
+                        self.dport = port;
+                        self.ct_dnat = true;
+                        return Flow::Accept;
+                    }
+                    Target::Redirect { to_ports, .. } => {
+                        if table.name != TableName::Nat || !matches!(self.hook, Hook::Prerouting | Hook::Output) {
+                            return self.undecided(table, cid, ri, "REDIRECT outside nat PREROUTING/OUTPUT".into());
+                        }
+                        // REDIRECT sends to the node itself (the primary address of the input
+                        // interface, or loopback for local traffic).
+                        let ip = if self.hook == Hook::Output { "127.0.0.1".parse().expect("literal") } else { self.dst };
+                        let port = to_ports.map(|(p, _)| p).unwrap_or(self.dport);
+                        self.step(table, cid, ri, true, None, Some(format!("REDIRECT to local port {port}")));
+                        self.out.dnat = Some(DnatResult { ip, port, range: None, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
+                        self.dport = port;
+                        self.ct_dnat = true;
+                        return Flow::Accept;
+                    }
+                    Target::Masquerade { to_ports, random, random_fully } => {
+                        if table.name != TableName::Nat || self.hook != Hook::Postrouting {
+                            return self.undecided(table, cid, ri, "MASQUERADE outside nat POSTROUTING".into());
+                        }
+                        self.step(table, cid, ri, true, None, Some(format!("MASQUERADE{}", if *random_fully { " --random-fully" } else { "" })));
+                        self.out.source_nat = Some(SourceNat {
+                            rule: self.at(table, cid, ri),
+                            kind: "MASQUERADE",
+                            to_source: None,
+                            to_ports: *to_ports,
+                            random: *random,
+                            random_fully: *random_fully,
+                        });
+                        self.ct_snat = true;
+                        return Flow::Accept;
+                    }
+                    Target::Snat { to, random, random_fully, .. } => {
+                        if table.name != TableName::Nat || !matches!(self.hook, Hook::Postrouting | Hook::Input) {
+                            return self.undecided(table, cid, ri, "SNAT outside nat POSTROUTING/INPUT".into());
+                        }
+                        let ip = to.addrs.map(|(a, _)| a);
+                        self.step(table, cid, ri, true, None, Some(format!("SNAT to {}", ip.map(|i| i.to_string()).unwrap_or_default())));
+                        self.out.source_nat = Some(SourceNat {
+                            rule: self.at(table, cid, ri),
+                            kind: "SNAT",
+                            to_source: ip,
+                            to_ports: to.ports,
+                            random: *random,
+                            random_fully: *random_fully,
+                        });
+                        self.ct_snat = true;
+                        return Flow::Accept;
+                    }
+                    Target::Mark { value, mask } => {
+                        self.out.mark = (self.out.mark & !mask) ^ value;
+                        let m = self.out.mark;
+                        self.step(table, cid, ri, true, None, Some(format!("mark := 0x{m:x}")));
+                    }
+                    Target::Connmark(op) => {
+                        match *op {
+                            ConnmarkOp::SetXmark { value, mask } => self.out.ct_mark = (self.out.ct_mark & !mask) ^ value,
+                            ConnmarkOp::Save { nfmask, ctmask } => {
+                                self.out.ct_mark = (self.out.ct_mark & !ctmask) ^ (self.out.mark & nfmask)
+                            }
+                            ConnmarkOp::Restore { nfmask, ctmask } => {
+                                self.out.mark = (self.out.mark & !nfmask) ^ (self.out.ct_mark & ctmask)
+                            }
+                        }
+                        let (m, c) = (self.out.mark, self.out.ct_mark);
+                        self.step(table, cid, ri, true, None, Some(format!("mark 0x{m:x}, ctmark 0x{c:x}")));
+                    }
+                    Target::Log { name, .. } => {
+                        self.step(table, cid, ri, true, None, Some(format!("{name} (continues)")));
+                    }
+                    Target::Notrack { .. } => {
+                        if table.name == TableName::Raw {
+                            self.untracked = true;
+                        }
+                        self.step(table, cid, ri, true, None, Some("untracked: no conntrack, no NAT".into()));
+                    }
+                    Target::Unknown { name, .. } => {
+                        return self.undecided(table, cid, ri, format!("target {name} is not modelled"));
+                    }
+                }
+            }
+            return Flow::Continue;
+        }
+    }
+
+    fn matches(&mut self, table: &Table, rule: &Rule) -> MatchResult {
+        let s = &rule.spec;
+        if let Some(p) = &s.proto
+            && (p.value == self.proto) == p.negated
+        {
+            return MatchResult::No(format!(
+                "`{}-p {}`: protocol is {}",
+                if p.negated { "! " } else { "" },
+                p.value,
+                self.proto
+            ));
+        }
+        if let Some(n) = &s.src
+            && let Some(why) = net_mismatch("-s", "source", n, &self.src)
+        {
+            return MatchResult::No(why);
+        }
+        if let Some(n) = &s.dst
+            && let Some(why) = net_mismatch("-d", "destination", n, &self.dst)
+        {
+            return MatchResult::No(why);
+        }
+        if let Some(i) = &s.in_iface {
+            match self.in_iface {
+                Some(name) if i.value.matches(name) == i.negated => {
+                    return MatchResult::No(format!("`{}-i {}`: input interface is {name}", neg(i.negated), i.value.0));
+                }
+                Some(_) => {}
+                None if self.hook == Hook::Output || self.hook == Hook::Postrouting => {
+                    if !i.negated {
+                        return MatchResult::No("`-i`: locally generated packet has no input interface".into());
+                    }
+                }
+                None => return MatchResult::Undecided(format!("`-i {}`: the packet's input interface is not known", i.value.0)),
+            }
+        }
+        if let Some(o) = &s.out_iface {
+            match self.out_iface {
+                Some(name) if o.value.matches(name) == o.negated => {
+                    return MatchResult::No(format!("`{}-o {}`: output interface is {name}", neg(o.negated), o.value.0));
+                }
+                Some(_) => {}
+                None => return MatchResult::Undecided(format!("`-o {}`: the packet's output interface is not known", o.value.0)),
+            }
+        }
+        if let Some(negated) = s.fragment
+            && !negated
+        {
+            return MatchResult::No("`-f`: a first packet is not a later fragment".into());
+        }
+        for m in &s.matches {
+            match self.module(table, m) {
+                MatchResult::Yes => {}
+                other => return other,
+            }
+        }
+        MatchResult::Yes
+    }
+
+    fn ctstate_bits(&self, with_nat: bool) -> u8 {
+        if self.untracked {
+            return ct_states::UNTRACKED;
+        }
+        let mut b = ct_states::NEW;
+        if with_nat && self.ct_dnat {
+            b |= ct_states::DNAT;
+        }
+        if with_nat && self.ct_snat {
+            b |= ct_states::SNAT;
+        }
+        b
+    }
+
+    fn addr_type(&self, a: &IpAddr) -> u16 {
+        if self.ctx.is_local(a) {
+            addr_types::LOCAL
+        } else if a.is_multicast() {
+            addr_types::MULTICAST
+        } else if matches!(a, IpAddr::V4(v) if v.is_broadcast()) {
+            addr_types::BROADCAST
+        } else {
+            addr_types::UNICAST
+        }
+    }
+
+    fn module(&mut self, _table: &Table, m: &Match) -> MatchResult {
+        use MatchResult::*;
+        match m {
+            Match::Comment(_) | Match::Nfacct(_) => Yes,
+            Match::Tcp(t) => {
+                if self.proto != Protocol::Tcp {
+                    return No(format!("`-m tcp`: protocol is {}", self.proto));
+                }
+                if let r @ (No(_) | Undecided(_)) = self.ports(&t.ports) {
+                    return r;
+                }
+                if let Some(f) = &t.flags
+                    && ((self.tcp_flags & f.value.mask) == f.value.comp) == f.negated
+                {
+                    return No(format!("`--tcp-flags`: packet flags 0x{:02x} do not fit", self.tcp_flags));
+                }
+                if t.option.is_some() {
+                    return Undecided("`--tcp-option`: TCP options are not modelled".into());
+                }
+                Yes
+            }
+            Match::Udp(p) | Match::Sctp(p) => {
+                let want = if matches!(m, Match::Udp(_)) { Protocol::Udp } else { Protocol::Sctp };
+                if self.proto != want {
+                    return No(format!("`-m {want}`: protocol is {}", self.proto));
+                }
+                self.ports(p)
+            }
+            Match::Multiport(mp) => {
+                if !matches!(self.proto, Protocol::Tcp | Protocol::Udp | Protocol::Sctp) {
+                    return No(format!("`-m multiport`: protocol is {}", self.proto));
+                }
+                let dport_in = mp.ports.iter().any(|r| r.contains(self.dport));
+                let sport_in = match self.sport {
+                    Some(sp) => Some(mp.ports.iter().any(|r| r.contains(sp))),
+                    None => None,
+                };
+                let hit = match mp.which {
+                    MultiportKind::Destination => dport_in,
+                    MultiportKind::Source => match sport_in {
+                        Some(h) => h,
+                        None => return Undecided("`--sports`: the source port is not known".into()),
+                    },
+                    MultiportKind::Either => match (dport_in, sport_in) {
+                        (true, _) | (_, Some(true)) => true,
+                        (false, Some(false)) => false,
+                        (false, None) => return Undecided("`--ports`: the source port is not known".into()),
+                    },
+                };
+                if hit == mp.negated {
+                    No(format!("`{}multiport`: ports do not fit", neg(mp.negated)))
+                } else {
+                    Yes
+                }
+            }
+            Match::Statistic(StatisticMatch::Random { stored, invert }) => {
+                let gid = self.current_gid;
+                let (hit, drawn, p) = self.env.random(gid, *stored, *invert);
+                self.out.probability *= p;
+                self.out.statistic.push(StatisticDecision { rule_gid: gid, stored: *stored, drawn, matched: hit, probability: p });
+                if hit {
+                    Yes
+                } else {
+                    No(format!(
+                        "`statistic --probability {:.11}`: {}",
+                        StatisticMatch::probability_of(*stored),
+                        match drawn {
+                            Some(r) => format!("drawn {} ≥ {}", r & 0x7FFF_FFFF, stored),
+                            None => "this branch: not taken".to_string(),
+                        }
+                    ))
+                }
+            }
+            Match::Statistic(StatisticMatch::Nth { every, packet, invert }) => {
+                let gid = self.current_gid;
+                let (hit, p) = self.env.nth(gid, *every, *packet, *invert);
+                self.out.probability *= p;
+                if hit { Yes } else { No(format!("`statistic --every {every} --packet {packet}`: not this packet")) }
+            }
+            Match::Recent(r) => {
+                let addr = masked(if r.rdest { self.dst } else { self.src }, r.mask);
+                // The kernel uses the TTL as before forwarding for packets on an output path.
+                let ttl = if matches!(self.hook, Hook::Forward | Hook::Postrouting) { self.ttl.saturating_add(1) } else { self.ttl };
+                let hit = self.env.recent(r, addr, ttl, &mut self.out.recent_events);
+                if hit && matches!(r.op, RecentOp::Rcheck | RecentOp::Update) && !r.invert {
+                    self.out.recent_hits.push(r.name.clone());
+                }
+                if hit {
+                    Yes
+                } else {
+                    No(format!(
+                        "`recent --{} --name {}`: {} not in the list{}",
+                        r.op.as_str(),
+                        r.name,
+                        addr,
+                        r.seconds.map(|s| format!(" within {s} s")).unwrap_or_default()
+                    ))
+                }
+            }
+            Match::Mark(mk) | Match::Connmark(mk) => {
+                let (v, what) = if matches!(m, Match::Mark(_)) { (self.out.mark, "mark") } else { (self.out.ct_mark, "ctmark") };
+                if ((v & mk.mask) == mk.value) == mk.negated {
+                    No(format!("`{}--mark 0x{:x}/0x{:x}`: {what} is 0x{v:x}", neg(mk.negated), mk.value, mk.mask))
+                } else {
+                    Yes
+                }
+            }
+            Match::Addrtype(a) => {
+                if a.limit_iface_in || a.limit_iface_out {
+                    return Undecided("`--limit-iface-in/out`: per-interface address types are not modelled".into());
+                }
+                for (sel, addr, what) in [(&a.src, self.src, "--src-type"), (&a.dst, self.dst, "--dst-type")] {
+                    if let Some(t) = sel {
+                        let ty = self.addr_type(&addr);
+                        if ((t.value & ty) != 0) == t.negated {
+                            let name = addr_types::NAMES[ty.trailing_zeros() as usize];
+                            return No(format!("`{}{what}`: {addr} is {name}", neg(t.negated)));
+                        }
+                    }
+                }
+                Yes
+            }
+            Match::Conntrack(c) => match &c.ctstate {
+                Some(st) => {
+                    let bits = self.ctstate_bits(true);
+                    if ((bits & st.value) != 0) == st.negated {
+                        let mut have = String::new();
+                        for (n, b) in ct_states::NAMES {
+                            if bits & b != 0 {
+                                if !have.is_empty() {
+                                    have.push(',');
+                                }
+                                have.push_str(n);
+                            }
+                        }
+                        No(format!("`{}--ctstate`: connection state is {have}", neg(st.negated)))
+                    } else {
+                        Yes
+                    }
+                }
+                None => Yes,
+            },
+            Match::State(st) => {
+                let bits = self.ctstate_bits(false);
+                if ((bits & st.value) != 0) == st.negated { No(format!("`{}--state`: connection state is NEW", neg(st.negated))) } else { Yes }
+            }
+            Match::Physdev(p) => {
+                let bridged = self.ctx.bridged;
+                for (want, what) in [(p.is_in, "--physdev-is-in"), (p.is_out, "--physdev-is-out"), (p.is_bridged, "--physdev-is-bridged")] {
+                    if let Some(w) = want
+                        && w != bridged
+                    {
+                        return No(format!("`{}{what}`: the node is modelled as {}bridged", neg(!w), if bridged { "" } else { "not " }));
+                    }
+                }
+                Yes
+            }
+            Match::Unknown { module, .. } => Undecided(format!("match `-m {module}` (or one of its options) is not modelled")),
+        }
+    }
+
+    fn ports(&self, p: &PortsMatch) -> MatchResult {
+        if let Some(d) = &p.dport
+            && d.value.contains(self.dport) == d.negated
+        {
+            return MatchResult::No(format!("`{}--dport {}`: destination port is {}", neg(d.negated), d.value, self.dport));
+        }
+        if let Some(s) = &p.sport {
+            match self.sport {
+                Some(sp) if s.value.contains(sp) == s.negated => {
+                    return MatchResult::No(format!("`{}--sport {}`: source port is {sp}", neg(s.negated), s.value));
+                }
+                Some(_) => {}
+                None => return MatchResult::Undecided(format!("`--sport {}`: the source port is not known", s.value)),
+            }
+        }
+        MatchResult::Yes
+    }
+}
+
+fn neg(n: bool) -> &'static str {
+    if n { "! " } else { "" }
+}
+
+fn net_mismatch(flag: &str, what: &str, n: &Neg<ipnet::IpNet>, addr: &IpAddr) -> Option<String> {
+    let inside = n.value.contains(addr);
+    if inside != n.negated {
+        return None;
+    }
+    let shown = if n.value.prefix_len() == n.value.max_prefix_len() { n.value.addr().to_string() } else { n.value.to_string() };
+    Some(if n.value.prefix_len() == n.value.max_prefix_len() {
+        format!("`{}{flag} {shown}`: {what} is {addr}", neg(n.negated))
+    } else {
+        format!("`{}{flag} {shown}`: {what} {addr} is {}", neg(n.negated), if inside { "inside" } else { "outside" })
+    })
+}
+
+/// `ip:port`, IPv6 in brackets.
+pub fn fmt_sock(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V4(a) => format!("{a}:{port}"),
+    }
+}
