@@ -3,3 +3,4 @@
 //! modelled — plus the sessionAffinity / ALB-mode what-if.
 
 pub mod model;
+pub mod stats;

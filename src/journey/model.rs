@@ -28,29 +28,9 @@ pub enum Evidence {
     Modeled,
 }
 
-/// Load-balancer hash modes (Azure `loadDistribution`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum AlbMode {
-    /// 5-tuple: source IP, source port, destination IP, destination port, protocol.
-    #[default]
-    Default,
-    /// 2-tuple: source IP, destination (frontend) IP.
-    SourceIp,
-    /// 3-tuple: source IP, destination IP, protocol.
-    SourceIpProtocol,
-}
-
-/// Which hash function models the load balancer's bucket choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum AlbHash {
-    /// Linux nftables `jhash … mod N seed S`, bit-exact.
-    #[default]
-    Jhash,
-    Maglev,
-    Modulo,
-}
+/// Load-balancer mode and hash: defined by the cluster layer (which owns the ALB model), with the
+/// serde names interface.md fixes (`default|source-ip|source-ip-protocol`, `jhash|maglev|modulo`).
+pub use crate::cluster::{AlbHash, AlbMode};
 
 /// The load balancer's part of the journey. `bucket`/`predicted_node` are a model (Azure's hash is
 /// not public); `observed_node` is what a capture showed, `None` when no capture shows it.

@@ -1,0 +1,383 @@
+//! The cluster as hoptrace knows it: nodes, pods and the load balancer, every value tagged with
+//! its [`Provenance`], and the lookups the journey layer needs ("which node owns this pod IP?",
+//! "is this address a frontend?").
+//!
+//! A [`Cluster`] is built by [`super::merge::ClusterBuilder`] from one or more
+//! [`ClusterSource`]s (what each loader read) plus inferences; it is immutable afterwards.
+
+use super::alb::{AlbHash, AlbMode, ExternalTrafficPolicy, SessionAffinity};
+use super::error::Diagnostic;
+use super::provenance::{Fact, SourceKind};
+use ipnet::IpNet;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// A Kubernetes node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    /// Node name. Inferred (e.g. named after its IP) when only a route pointed at it.
+    pub name: Fact<String>,
+    /// Node addresses (InternalIP); the first is the primary one. Dual-stack nodes have two.
+    pub ips: Vec<Fact<IpAddr>>,
+    /// Pod CIDRs allocated to the node (kubenet: one per family).
+    pub pod_cidrs: Vec<Fact<IpNet>>,
+    pub zone: Option<Fact<String>>,
+    /// Captures taken on this node's primary interface.
+    pub captures: Vec<Fact<PathBuf>>,
+    /// This node's iptables-save dump, when it has its own.
+    pub rules: Option<Fact<PathBuf>>,
+    /// Kubernetes Ready condition, when a source said.
+    pub ready: Option<Fact<bool>>,
+}
+
+impl Node {
+    pub fn new(name: Fact<String>) -> Self {
+        Self {
+            name,
+            ips: Vec::new(),
+            pod_cidrs: Vec::new(),
+            zone: None,
+            captures: Vec::new(),
+            rules: None,
+            ready: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name.value
+    }
+
+    /// Primary node IP.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ips.first().map(|f| f.value)
+    }
+
+    pub fn zone(&self) -> Option<&str> {
+        self.zone.as_ref().map(|z| z.value.as_str())
+    }
+
+    pub fn has_ip(&self, ip: IpAddr) -> bool {
+        self.ips.iter().any(|f| f.value == ip)
+    }
+
+    /// The pod CIDR containing `ip`, if any.
+    pub fn pod_cidr_containing(&self, ip: IpAddr) -> Option<&Fact<IpNet>> {
+        self.pod_cidrs.iter().find(|c| c.value.contains(&ip))
+    }
+
+    /// The bridge address a kubenet node holds on `cbr0`: the first address of its pod CIDR of
+    /// the given family. MASQUERADE towards a local pod uses it as the new source.
+    pub fn bridge_address(&self, ipv6: bool) -> Option<IpAddr> {
+        let net = self.pod_cidrs.iter().find(|c| c.value.addr().is_ipv6() == ipv6)?.value;
+        first_host(net)
+    }
+}
+
+/// First usable address of a network (network address + 1), as kubenet assigns to `cbr0`.
+pub fn first_host(net: IpNet) -> Option<IpAddr> {
+    match net {
+        IpNet::V4(n) => {
+            let base = u32::from(n.network());
+            (n.prefix_len() < 32).then(|| IpAddr::from((base + 1).to_be_bytes()))
+        }
+        IpNet::V6(n) => {
+            let base = u128::from(n.network());
+            (n.prefix_len() < 128).then(|| IpAddr::from((base + 1).to_be_bytes()))
+        }
+    }
+}
+
+/// A pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pod {
+    pub name: Option<Fact<String>>,
+    pub namespace: Option<Fact<String>>,
+    /// Primary pod IP (`status.podIP`).
+    pub ip: Fact<IpAddr>,
+    /// Further pod IPs (dual stack).
+    pub other_ips: Vec<Fact<IpAddr>>,
+    pub node: Option<Fact<String>>,
+    /// `spec.hostNetwork`: the pod uses its node's address, so it has no pod-CIDR address.
+    pub host_network: bool,
+}
+
+impl Pod {
+    pub fn new(ip: Fact<IpAddr>) -> Self {
+        Self { name: None, namespace: None, ip, other_ips: Vec::new(), node: None, host_network: false }
+    }
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_ref().map(|n| n.value.as_str())
+    }
+    pub fn node_name(&self) -> Option<&str> {
+        self.node.as_ref().map(|n| n.value.as_str())
+    }
+    pub fn ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        std::iter::once(self.ip.value).chain(self.other_ips.iter().map(|f| f.value))
+    }
+}
+
+/// What one input says about the load balancer; every part optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LoadBalancerSpec {
+    pub frontends: Vec<Fact<IpAddr>>,
+    pub mode: Option<Fact<AlbMode>>,
+    pub hash: Option<Fact<AlbHash>>,
+    pub seed: Option<Fact<u32>>,
+    pub backends: Option<Fact<Vec<String>>>,
+    pub session_affinity: Option<Fact<SessionAffinity>>,
+    pub external_traffic_policy: Option<Fact<ExternalTrafficPolicy>>,
+    pub maglev_table_size: Option<Fact<u32>>,
+    /// Nodes whose health probe fails (no new flows).
+    pub unhealthy: Vec<Fact<String>>,
+}
+
+/// The resolved load balancer: defaults filled in, each marked as such.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadBalancer {
+    pub frontends: Vec<Fact<IpAddr>>,
+    pub mode: Fact<AlbMode>,
+    pub hash: Fact<AlbHash>,
+    pub seed: Fact<u32>,
+    /// Pool order = bucket order.
+    pub backends: Fact<Vec<String>>,
+    pub session_affinity: Option<Fact<SessionAffinity>>,
+    pub external_traffic_policy: Fact<ExternalTrafficPolicy>,
+    pub maglev_table_size: Option<Fact<u32>>,
+    pub unhealthy: Vec<Fact<String>>,
+}
+
+/// Everything one input file contributed, before merging. Loaders produce these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterSource {
+    pub kind: SourceKind,
+    pub file: String,
+    pub nodes: Vec<Node>,
+    pub pods: Vec<Pod>,
+    pub load_balancer: LoadBalancerSpec,
+    /// Subnets the node addresses live in (`route -n`'s connected route on the primary
+    /// interface).
+    pub node_subnets: Vec<Fact<IpNet>>,
+    /// A local pod CIDR from `route -n` taken on a node nobody named.
+    pub unplaced_local_pod_cidr: Option<Fact<IpNet>>,
+    /// Row-level problems and notes (the valid rows are still in the lists above).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ClusterSource {
+    pub fn new(kind: SourceKind, file: impl Into<String>) -> Self {
+        Self {
+            kind,
+            file: file.into(),
+            nodes: Vec::new(),
+            pods: Vec::new(),
+            load_balancer: LoadBalancerSpec::default(),
+            node_subnets: Vec::new(),
+            unplaced_local_pod_cidr: None,
+            diagnostics: Vec::new(),
+        }
+    }
+}
+
+/// What an address is in this cluster, strongest identity first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpRole<'a> {
+    /// A load-balancer frontend IP.
+    Frontend,
+    /// A node's own address.
+    Node(&'a Node),
+    /// A known pod.
+    Pod(&'a Pod),
+    /// A node's bridge address (first address of its pod CIDR, kubenet's `cbr0`).
+    Bridge(&'a Node),
+    /// Inside a node's pod CIDR, but no pod is known with that address.
+    PodNetwork(&'a Node),
+    /// In a node subnet but not a known node.
+    NodeSubnet,
+    Unknown,
+}
+
+/// The merged cluster, with lookup indexes.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) pods: Vec<Pod>,
+    pub(crate) load_balancer: LoadBalancer,
+    pub(crate) node_subnets: Vec<Fact<IpNet>>,
+    node_by_name: HashMap<String, usize>,
+    node_by_ip: HashMap<IpAddr, usize>,
+    pod_by_ip: HashMap<IpAddr, usize>,
+    frontends: HashSet<IpAddr>,
+}
+
+impl Serialize for Cluster {
+    /// The facts, without the lookup indexes: `{nodes, pods, load_balancer, node_subnets}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Cluster", 4)?;
+        st.serialize_field("nodes", &self.nodes)?;
+        st.serialize_field("pods", &self.pods)?;
+        st.serialize_field("load_balancer", &self.load_balancer)?;
+        st.serialize_field("node_subnets", &self.node_subnets)?;
+        st.end()
+    }
+}
+
+impl Cluster {
+    /// Assemble and index. Used by the builder, which has already resolved conflicts: on a
+    /// duplicate key the first entry wins here too.
+    pub(crate) fn from_parts(
+        nodes: Vec<Node>,
+        pods: Vec<Pod>,
+        load_balancer: LoadBalancer,
+        node_subnets: Vec<Fact<IpNet>>,
+    ) -> Self {
+        let mut node_by_name = HashMap::new();
+        let mut node_by_ip = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            node_by_name.entry(n.name.value.clone()).or_insert(i);
+            for ip in &n.ips {
+                node_by_ip.entry(ip.value).or_insert(i);
+            }
+        }
+        let mut pod_by_ip = HashMap::new();
+        for (i, p) in pods.iter().enumerate() {
+            for ip in p.ips() {
+                pod_by_ip.entry(ip).or_insert(i);
+            }
+        }
+        let frontends = load_balancer.frontends.iter().map(|f| f.value).collect();
+        Self { nodes, pods, load_balancer, node_subnets, node_by_name, node_by_ip, pod_by_ip, frontends }
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
+    }
+    pub fn load_balancer(&self) -> &LoadBalancer {
+        &self.load_balancer
+    }
+    pub fn node_subnets(&self) -> &[Fact<IpNet>] {
+        &self.node_subnets
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.node_by_name.get(name).map(|&i| &self.nodes[i])
+    }
+
+    pub fn node_by_ip(&self, ip: IpAddr) -> Option<&Node> {
+        self.node_by_ip.get(&ip).map(|&i| &self.nodes[i])
+    }
+
+    pub fn pod_by_ip(&self, ip: IpAddr) -> Option<&Pod> {
+        self.pod_by_ip.get(&ip).map(|&i| &self.pods[i])
+    }
+
+    /// The node whose pod CIDR contains `ip` (longest prefix if CIDRs overlap).
+    pub fn node_owning_pod_cidr(&self, ip: IpAddr) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.pod_cidr_containing(ip).map(|c| (c.value.prefix_len(), n)))
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, n)| n)
+    }
+
+    pub fn zone_of_node(&self, name: &str) -> Option<&str> {
+        self.node(name).and_then(Node::zone)
+    }
+
+    /// The node a pod runs on: its stated/inferred node, else the owner of its pod CIDR.
+    pub fn node_of_pod(&self, pod: &Pod) -> Option<&Node> {
+        match pod.node_name() {
+            Some(n) => self.node(n),
+            None => self.node_owning_pod_cidr(pod.ip.value),
+        }
+    }
+
+    /// The node an endpoint IP lives on: a known pod's node, else the pod-CIDR owner, else a
+    /// node with that address (host-network endpoints).
+    pub fn node_of_endpoint(&self, ip: IpAddr) -> Option<&Node> {
+        self.pod_by_ip(ip)
+            .and_then(|p| self.node_of_pod(p))
+            .or_else(|| self.node_owning_pod_cidr(ip))
+            .or_else(|| self.node_by_ip(ip))
+    }
+
+    pub fn zone_of_pod(&self, pod: &Pod) -> Option<&str> {
+        self.node_of_pod(pod).and_then(Node::zone)
+    }
+
+    pub fn is_frontend(&self, ip: IpAddr) -> bool {
+        self.frontends.contains(&ip)
+    }
+    pub fn is_node_ip(&self, ip: IpAddr) -> bool {
+        self.node_by_ip.contains_key(&ip)
+    }
+    pub fn is_pod_ip(&self, ip: IpAddr) -> bool {
+        self.pod_by_ip.contains_key(&ip)
+    }
+    /// Inside some node's pod CIDR (whether or not a pod is known there).
+    pub fn in_pod_network(&self, ip: IpAddr) -> bool {
+        self.node_owning_pod_cidr(ip).is_some()
+    }
+
+    pub fn classify(&self, ip: IpAddr) -> IpRole<'_> {
+        if self.is_frontend(ip) {
+            return IpRole::Frontend;
+        }
+        if let Some(n) = self.node_by_ip(ip) {
+            return IpRole::Node(n);
+        }
+        if let Some(p) = self.pod_by_ip(ip) {
+            return IpRole::Pod(p);
+        }
+        if let Some(n) = self.node_owning_pod_cidr(ip) {
+            let v6 = ip.is_ipv6();
+            if n.bridge_address(v6) == Some(ip) {
+                return IpRole::Bridge(n);
+            }
+            return IpRole::PodNetwork(n);
+        }
+        if self.node_subnets.iter().any(|s| s.value.contains(&ip)) {
+            return IpRole::NodeSubnet;
+        }
+        IpRole::Unknown
+    }
+
+    /// The node a capture file was assigned to (by cluster.toml or an inference), compared by
+    /// full path first, then by file name.
+    pub fn node_for_capture(&self, path: &Path) -> Option<&Node> {
+        let by = |f: &dyn Fn(&Path) -> bool| {
+            self.nodes.iter().find(|n| n.captures.iter().any(|c| f(&c.value)))
+        };
+        by(&|c| c == path).or_else(|| {
+            let name = path.file_name()?;
+            by(&|c| c.file_name() == Some(name))
+        })
+    }
+
+    /// The load balancer's frontends.
+    pub fn frontends(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.load_balancer.frontends.iter().map(|f| f.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::provenance::Provenance;
+
+    #[test]
+    fn first_host_and_bridge() {
+        assert_eq!(first_host("10.100.0.0/24".parse().unwrap()), Some("10.100.0.1".parse().unwrap()));
+        assert_eq!(first_host("10.100.0.9/32".parse().unwrap()), None);
+        assert_eq!(first_host("fd00:10::/64".parse().unwrap()), Some("fd00:10::1".parse().unwrap()));
+        let mut n = Node::new(Fact::new("n".into(), Provenance::inferred("t")));
+        n.pod_cidrs.push(Fact::inferred("10.1.2.0/24".parse().unwrap(), "t"));
+        assert_eq!(n.bridge_address(false), Some("10.1.2.1".parse().unwrap()));
+        assert_eq!(n.bridge_address(true), None);
+    }
+}
