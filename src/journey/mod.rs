@@ -3,4 +3,6 @@
 //! modelled — plus the sessionAffinity / ALB-mode what-if.
 
 pub mod model;
+pub mod snapshot;
 pub mod stats;
+pub mod tour;
