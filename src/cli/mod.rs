@@ -7,8 +7,11 @@ pub mod trace;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod embedded;
 pub mod inputs;
 pub mod report;
+pub mod report_journey;
+pub mod scenario;
 
 /// Exit status contract (interface.md): 0 success; 1 success with warnings; 2 unusable input.
 pub const EXIT_OK: u8 = 0;

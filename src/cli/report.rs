@@ -46,6 +46,23 @@ pub struct ReportArgs {
     /// List the raw connections of each capture instead of requests.
     #[arg(long)]
     pub connections: bool,
+    /// What-if: replay as if the Service(s) had sessionAffinity ClientIP (`on`) or None (`off`);
+    /// the ALB mode follows as cloud-provider-azure sets it unless `--alb-mode` is given.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub affinity: Option<OnOff>,
+    /// What-if: the ALB's load distribution mode.
+    #[arg(long, value_name = "default|source-ip|source-ip-protocol")]
+    pub alb_mode: Option<crate::cluster::AlbMode>,
+    /// Seed of the modelled `statistic` draws (where no capture shows the kernel's).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `--affinity on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 /// Name of the embedded scenario's capture in reports.
@@ -53,6 +70,9 @@ pub const EMBEDDED_CAPTURE: &str = "embedded-walkthrough.pcap";
 
 /// Run the report; output on `out`, warnings on `err`.
 pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    if !args.connections {
+        return super::report_journey::run_report(args, out, err);
+    }
     let classified = match inputs::classify(&args.inputs, &args.captures, &args.rules, &args.clusters) {
         Ok(c) => c,
         Err(e) => {

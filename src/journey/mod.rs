@@ -6,3 +6,7 @@ pub mod model;
 pub mod snapshot;
 pub mod stats;
 pub mod tour;
+pub mod correlate;
+pub mod replay;
+pub mod run;
+pub mod scenario;

@@ -191,7 +191,9 @@ pub fn parse_cluster_toml(text: &str, file: &str, base_dir: &Path) -> Result<Clu
     })?;
     let root = doc.get_ref();
     let mut src = ClusterSource::new(SourceKind::ClusterToml, file);
-    cx.unknown_keys(root, &["load_balancer", "nodes", "pods"], "");
+    // `clients` (client-side capture points) is read by the journey layer
+    // (`journey::scenario::ClientSpec`), not here.
+    cx.unknown_keys(root, &["load_balancer", "nodes", "pods", "clients"], "");
 
     if let Some(v) = root.get("nodes") {
         let mut names = HashSet::new();

@@ -1,0 +1,180 @@
+//! Stitching: one [`Flow`] per client TCP connection, however many captures saw it.
+//!
+//! NAT rewrites addresses and ports but never TCP sequence numbers, so the client's initial
+//! sequence number (and the server's, from the SYN-ACK) identify a connection across captures:
+//! the client-side capture, the ingress node's eth0 before DNAT (tcpdump sees ingress before
+//! PREROUTING), the same node's eth0 after DNAT+SNAT towards another node, and the pod node's
+//! eth0. Both ISNs must agree when both are known, and the legs must start within
+//! [`MAX_SKEW_NS`] of each other (clock skew, retransmits). Connections whose SYN was not
+//! captured (mid-stream) are matched by their 4-tuple in time instead (pre-DNAT legs), or by the
+//! kept source port (post-DNAT legs), and stay single when nothing matches.
+
+use super::scenario::{CaptureOwner, Scenario};
+use crate::capture::{ConnectionId, Side};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Legs of one connection further apart than this are not the same connection.
+pub const MAX_SKEW_NS: i64 = 10_000_000_000;
+
+/// What a capture shows of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LegKind {
+    /// The client-side capture: as the client sent it.
+    Client,
+    /// A node's capture before DNAT: client → frontend.
+    Front,
+    /// After DNAT (and SNAT): towards the pod — the ingress node's egress or the pod node's
+    /// ingress.
+    Back,
+}
+
+/// One connection as one capture saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leg {
+    /// Index into [`Scenario::captures`].
+    pub capture: usize,
+    pub connection: ConnectionId,
+    pub kind: LegKind,
+}
+
+/// One client TCP connection, stitched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// The client's address and port as it sent (a masqueraded address when only post-NAT legs
+    /// were captured).
+    pub client: SocketAddr,
+    /// What the client connected to (the post-DNAT address when only post-NAT legs exist).
+    pub frontend: SocketAddr,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Time of the connection's first packet at the ingress node (else the earliest leg).
+    pub start_ns: i64,
+    pub client_isn: Option<u32>,
+    pub server_isn: Option<u32>,
+    /// The capture saw the SYN (the NAT decision happened inside the capture window).
+    pub syn_seen: bool,
+    pub legs: Vec<Leg>,
+}
+
+impl Flow {
+    pub fn legs_of(&self, kind: LegKind) -> impl Iterator<Item = &Leg> {
+        self.legs.iter().filter(move |l| l.kind == kind)
+    }
+}
+
+/// Stitch every connection of every capture into flows, in time order.
+pub fn stitch(sc: &Scenario) -> Vec<Flow> {
+    struct Cand {
+        leg: Leg,
+        first: i64,
+        client: SocketAddr,
+        server: SocketAddr,
+        protocol: u8,
+        isn: (Option<u32>, Option<u32>),
+        syn: bool,
+    }
+    let mut cands: Vec<Cand> = Vec::new();
+    for (ci, c) in sc.captures.iter().enumerate() {
+        for conn in &c.capture.connections {
+            let client = conn.client();
+            let server = conn.server();
+            let kind = match c.owner {
+                CaptureOwner::Client { .. } => LegKind::Client,
+                _ if sc.is_endpoint_address(server.ip()) && !sc.cluster.is_frontend(server.ip()) => LegKind::Back,
+                _ => LegKind::Front,
+            };
+            cands.push(Cand {
+                leg: Leg { capture: ci, connection: conn.id, kind },
+                first: conn.first_ts_ns,
+                client,
+                server,
+                protocol: conn.protocol,
+                isn: (conn.client_isn(), conn.server_isn()),
+                syn: conn.initiator_evidence == crate::capture::InitiatorEvidence::Syn
+                    || conn.initiator_evidence == crate::capture::InitiatorEvidence::SynAck,
+            });
+        }
+    }
+    // Pre-NAT legs first so a flow's client/frontend come from them; then by time.
+    cands.sort_by_key(|c| (c.leg.kind == LegKind::Back, c.first, c.leg.capture, c.leg.connection));
+
+    let mut flows: Vec<Flow> = Vec::new();
+    let mut by_isn: HashMap<u32, Vec<usize>> = HashMap::new();
+    let mut by_tuple: HashMap<(SocketAddr, SocketAddr), Vec<usize>> = HashMap::new();
+    let mut by_port: HashMap<u16, Vec<usize>> = HashMap::new();
+    let close = |f: &Flow, t: i64| (f.start_ns - t).abs() <= MAX_SKEW_NS;
+    for c in cands {
+        let found: Option<usize> = if let Some(isn) = c.isn.0 {
+            by_isn.get(&isn).and_then(|v| {
+                v.iter().copied().find(|&i| {
+                    let f = &flows[i];
+                    f.protocol == c.protocol
+                        && close(f, c.first)
+                        && (f.server_isn.is_none() || c.isn.1.is_none() || f.server_isn == c.isn.1)
+                        && !f.legs.iter().any(|l| l.capture == c.leg.capture && l.kind == c.leg.kind)
+                })
+            })
+        } else if c.leg.kind != LegKind::Back {
+            by_tuple.get(&(c.client, c.server)).and_then(|v| {
+                v.iter().copied().rev().find(|&i| close(&flows[i], c.first) && !flows[i].legs.iter().any(|l| l.capture == c.leg.capture))
+            })
+        } else {
+            // Post-NAT, no SYN: MASQUERADE keeps the source port where it can.
+            by_port.get(&c.client.port()).and_then(|v| {
+                v.iter().copied().rev().find(|&i| {
+                    let f = &flows[i];
+                    close(f, c.first) && !f.legs.iter().any(|l| l.kind == LegKind::Back) && f.frontend.port() != 0
+                })
+            })
+        };
+        match found {
+            Some(i) => {
+                let f = &mut flows[i];
+                f.legs.push(c.leg);
+                if f.server_isn.is_none() {
+                    f.server_isn = c.isn.1;
+                }
+                f.syn_seen |= c.syn;
+            }
+            None => {
+                let i = flows.len();
+                flows.push(Flow {
+                    client: c.client,
+                    frontend: c.server,
+                    protocol: c.protocol,
+                    start_ns: c.first,
+                    client_isn: c.isn.0,
+                    server_isn: c.isn.1,
+                    syn_seen: c.syn,
+                    legs: vec![c.leg],
+                });
+                if let Some(isn) = c.isn.0 {
+                    by_isn.entry(isn).or_default().push(i);
+                }
+                by_tuple.entry((c.client, c.server)).or_default().push(i);
+                by_port.entry(c.client.port()).or_default().push(i);
+            }
+        }
+    }
+    // The NAT decision is taken when the first packet reaches the ingress node: use that time.
+    for f in &mut flows {
+        let at_node = f
+            .legs
+            .iter()
+            .filter(|l| l.kind == LegKind::Front)
+            .map(|l| sc.captures[l.capture].capture.connections[l.connection as usize].first_ts_ns)
+            .min();
+        if let Some(t) = at_node {
+            f.start_ns = t;
+        }
+        f.legs.sort_by_key(|l| (l.kind, l.capture, l.connection));
+    }
+    flows.sort_by_key(|f| (f.start_ns, f.client, f.frontend));
+    flows
+}
+
+/// The side of a leg's connection that sent the client's requests.
+pub fn client_side(sc: &Scenario, leg: &Leg) -> Side {
+    sc.captures[leg.capture].capture.connections[leg.connection as usize].initiator
+}

@@ -1,0 +1,463 @@
+//! The replay: every stitched connection, in time order, through the ALB model and its ingress
+//! node's netfilter, with each answer's evidence.
+//!
+//! Per connection ([`FlowFacts`] → [`FlowJourney`]):
+//! * ALB: the model's bucket and node (a model: Azure's hash is not public) beside the node whose
+//!   capture saw the client's SYN (observed).
+//! * Netfilter on the ingress node: one [`NodeEvaluator`] per node replays new connections in
+//!   capture-time order, so `recent` tables (sessionAffinity) and nth counters evolve as the
+//!   kernel's did. When the endpoint is known — observed (a post-DNAT packet of the connection is
+//!   in a capture) or inferred (by elimination) — the walk is forced down the branch that reaches
+//!   it; otherwise the seeded RNG draws, and the report shows only the candidates.
+//! * SNAT: observed from the post-NAT leg, else modelled from MASQUERADE's rule (node IP towards
+//!   another node, the bridge address towards a local pod; the port kept unless
+//!   `--random-fully`).
+//!
+//! The same machinery runs the what-if ([`super::whatif`]) on rewritten rules.
+
+use super::correlate::{Flow, LegKind};
+use super::model::{AlbDecision, Endpoint, EndpointChoice, Evidence, PathStep, PodRef};
+use super::scenario::Scenario;
+use crate::cluster::{AlbModel, AlbMode, FlowKey as AlbFlowKey};
+use crate::netfilter::eval::{Hook, Outcome};
+use crate::netfilter::model::TableName;
+use crate::netfilter::{ChaChaRandom, NodeContext, NodeEvaluator, Origin, Packet, Ruleset, Trace};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// What the captures say about one connection: the input of a replay step. Built from a stitched
+/// [`Flow`] ([`FlowFacts::from_flow`]) or generated (benchmark).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowFacts {
+    pub client: SocketAddr,
+    pub frontend: SocketAddr,
+    pub start_ns: i64,
+    /// The SYN is in a capture (else the NAT decision predates the capture).
+    pub syn_seen: bool,
+    /// The node whose capture saw the client's packets to the frontend.
+    pub observed_node: Option<String>,
+    /// Post-DNAT destination seen in a capture.
+    pub observed_endpoint: Option<SocketAddr>,
+    /// Post-NAT source seen in a capture.
+    pub observed_source: Option<SocketAddr>,
+    /// The observed ingress node's capture shows no post-DNAT leg leaving it: a forwarded
+    /// connection would have been seen, so the endpoint is local.
+    pub no_egress_on_ingress: bool,
+}
+
+impl FlowFacts {
+    pub fn from_flow(sc: &Scenario, f: &Flow) -> FlowFacts {
+        let conn = |l: &super::correlate::Leg| &sc.captures[l.capture].capture.connections[l.connection as usize];
+        let observed_node = f.legs_of(LegKind::Front).find_map(|l| sc.captures[l.capture].owner.node().map(str::to_string));
+        let back = f.legs_of(LegKind::Back).next();
+        let observed_endpoint = back.map(|l| conn(l).server());
+        let observed_source = back.map(|l| conn(l).client());
+        let no_egress_on_ingress = match &observed_node {
+            Some(n) => !f.legs_of(LegKind::Back).any(|l| sc.captures[l.capture].owner.node() == Some(n)),
+            None => false,
+        };
+        FlowFacts {
+            client: f.client,
+            frontend: f.frontend,
+            start_ns: f.start_ns,
+            syn_seen: f.syn_seen,
+            observed_node,
+            observed_endpoint,
+            observed_source,
+            no_egress_on_ingress,
+        }
+    }
+}
+
+/// One connection's journey (shared by all its requests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowJourney {
+    pub alb: Option<AlbDecision>,
+    pub node: Option<String>,
+    pub path: Vec<PathStep>,
+    pub endpoint: Option<EndpointChoice>,
+    pub candidates: Vec<EndpointChoice>,
+    pub pod: Option<PodRef>,
+    pub masquerade: Option<Endpoint>,
+    /// Observed (a post-NAT packet shows it) or modeled (from the rule and routes).
+    pub masquerade_evidence: Option<Evidence>,
+    pub crossed_node: Option<bool>,
+    pub crossed_zone: Option<bool>,
+    /// The kube-proxy Service port the connection reached (`ns/name:port`).
+    pub service: Option<String>,
+    /// The full walk on the ingress node (every rule tried), when the rules were replayed.
+    pub walk: Option<Arc<Outcome>>,
+    /// Things the user should know about this connection (contradictions, pre-capture start).
+    pub notes: Vec<String>,
+}
+
+/// Replay options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayConfig {
+    /// Seed of the `statistic` draws where no capture shows the kernel's.
+    pub seed: u64,
+    /// Record every rule tried (for the TUI's chain walk). Off for bulk runs; `path` is kept.
+    pub full_walk: bool,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig { seed: 1, full_walk: true }
+    }
+}
+
+/// Per-node netfilter state, created on first use.
+pub struct Replayer<'s> {
+    sc: &'s Scenario,
+    alb: Option<AlbModel>,
+    /// Override of the rule set per node (what-if rewrites), by node name; `None` key = shared.
+    rules: BTreeMap<Option<String>, Arc<Ruleset>>,
+    evaluators: BTreeMap<String, Option<NodeEvaluator<ChaChaRandom>>>,
+    cfg: ReplayConfig,
+    pub warnings: Vec<String>,
+}
+
+fn node_seed(seed: u64, node: &str) -> u64 {
+    // FNV-1a over the name: each node draws its own deterministic stream.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in node.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The nat PREROUTING rules that matched and acted, as interface.md's `path`.
+pub fn acting_path(out: &Outcome) -> Vec<PathStep> {
+    out.path
+        .iter()
+        .filter(|s| {
+            s.hook == Hook::Prerouting
+                && s.table == TableName::Nat
+                && s.matched
+                && s.rule > 0
+                && s.action.as_deref().is_some_and(|a| !a.starts_with("no target"))
+        })
+        .map(|s| PathStep { table: s.table.as_str().to_string(), chain: s.chain.to_string(), rule: s.rule })
+        .collect()
+}
+
+fn common_prefix(paths: &[Vec<PathStep>]) -> Vec<PathStep> {
+    let Some(first) = paths.first() else { return Vec::new() };
+    let mut n = first.len();
+    for p in &paths[1..] {
+        n = n.min(first.iter().zip(p).take_while(|(a, b)| a == b).count());
+    }
+    first[..n].to_vec()
+}
+
+impl<'s> Replayer<'s> {
+    /// A replayer of the scenario as recorded.
+    pub fn new(sc: &'s Scenario, cfg: ReplayConfig) -> Self {
+        let mut warnings = Vec::new();
+        let alb = if sc.cluster.nodes().is_empty() {
+            None
+        } else {
+            match AlbModel::from_cluster(&sc.cluster) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    warnings.push(format!("load-balancer model: {e}"));
+                    None
+                }
+            }
+        };
+        Replayer { sc, alb, rules: BTreeMap::new(), evaluators: BTreeMap::new(), cfg, warnings }
+    }
+
+    /// Use another ALB mode (what-if).
+    pub fn set_alb_mode(&mut self, mode: AlbMode) {
+        if let Some(m) = self.alb.take() {
+            self.alb = Some(m.with_mode(mode));
+        }
+    }
+
+    pub fn alb(&self) -> Option<&AlbModel> {
+        self.alb.as_ref()
+    }
+
+    /// Replace rule sets (what-if): by node name, `None` = the shared set.
+    pub fn override_rules(&mut self, node: Option<String>, rs: Arc<Ruleset>) {
+        self.rules.insert(node, rs);
+        self.evaluators.clear();
+    }
+
+    fn ruleset_for(&self, node: &str) -> Option<Arc<Ruleset>> {
+        let nr = self.sc.rules_for(node)?;
+        self.rules.get(&nr.node).cloned().or_else(|| Some(nr.ruleset.clone()))
+    }
+
+    fn evaluator(&mut self, node: &str) -> Option<&mut NodeEvaluator<ChaChaRandom>> {
+        if !self.evaluators.contains_key(node) {
+            let ev = self.ruleset_for(node).map(|rs| {
+                let mut local: Vec<IpAddr> = Vec::new();
+                if let Some(n) = self.sc.cluster.node(node) {
+                    local.extend(n.ips.iter().map(|f| f.value));
+                    local.extend([false, true].into_iter().filter_map(|v6| n.bridge_address(v6)));
+                }
+                let ctx = NodeContext::new(local);
+                let mut ev = NodeEvaluator::seeded(rs, ctx, node_seed(self.cfg.seed, node));
+                ev.record_path = true;
+                ev
+            });
+            if ev.is_none() && !self.sc.rules.is_empty() {
+                self.warnings.push(format!("node {node}: no rules: its chain paths and endpoints are not modelled"));
+            }
+            self.evaluators.insert(node.to_string(), ev);
+        }
+        self.evaluators.get_mut(node).and_then(Option::as_mut)
+    }
+
+    /// The ALB's model decision for a connection to an LB frontend.
+    pub fn alb_decision(&self, f: &FlowFacts) -> Option<AlbDecision> {
+        if !self.sc.cluster.is_frontend(f.frontend.ip()) {
+            return None;
+        }
+        let m = self.alb.as_ref()?;
+        let key = AlbFlowKey::tcp(f.client.ip(), f.client.port(), f.frontend.ip(), f.frontend.port());
+        let d = m.decide(&key).ok();
+        Some(AlbDecision {
+            mode: m.mode(),
+            hash: m.hash(),
+            bucket: d.as_ref().map(|d| d.bucket),
+            predicted_node: d.map(|d| d.node),
+            observed_node: f.observed_node.clone(),
+        })
+    }
+
+    fn pod_ref(&self, ip: IpAddr) -> PodRef {
+        let c = &self.sc.cluster;
+        let node = c.node_of_endpoint(ip);
+        PodRef {
+            name: c.pod_by_ip(ip).and_then(|p| p.name().map(str::to_string)),
+            ip,
+            node: node.map(|n| n.name().to_string()),
+            zone: node.and_then(|n| n.zone().map(str::to_string)),
+        }
+    }
+
+    /// Replay one connection on `node` (the ingress node to use). `known` forces the endpoint
+    /// (observed or inferred elsewhere); otherwise evidence is worked out here.
+    fn netfilter(
+        &mut self,
+        f: &FlowFacts,
+        node: &str,
+        known: Option<(SocketAddr, Evidence)>,
+        j: &mut FlowJourney,
+    ) {
+        let time = f.start_ns.max(0) as u64;
+        let pkt = Packet::tcp(f.client.ip(), Some(f.client.port()), f.frontend.ip(), f.frontend.port())
+            .with_in_iface("eth0")
+            .with_origin(Origin::Incoming);
+        let full = self.cfg.full_walk;
+        let sc = self.sc;
+        let is_local = |ip: IpAddr| sc.cluster.node_of_endpoint(ip).map(|n| n.name() == node);
+        let Some(ev) = self.evaluator(node) else {
+            if let Some((ep, ev)) = known {
+                j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: ev });
+            }
+            return;
+        };
+        if !f.syn_seen {
+            // The kernel decided before the capture began: no rule runs now.
+            j.notes.push("the connection began before the capture: its NAT decision is not replayed".into());
+            if let Some((ep, e)) = known {
+                j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: e });
+            } else {
+                let tr = ev.preview(&pkt, time);
+                j.candidates = candidates(&tr);
+            }
+            return;
+        }
+        let tr = ev.preview(&pkt, time);
+        let prob_of = |ip: IpAddr, port: u16| tr.probability_of(ip, port);
+        let chain_of = |ip: IpAddr, port: u16| {
+            tr.endpoints.iter().find(|e| e.ip == ip && e.port == port).map(|e| e.chain.to_string()).unwrap_or_default()
+        };
+        // Work out the endpoint's evidence when nothing forced it.
+        let mut choice = known;
+        if choice.is_none() && !tr.endpoints.is_empty() {
+            if f.no_egress_on_ingress && f.observed_node.as_deref() == Some(node) {
+                let local: Vec<_> = tr.endpoints.iter().filter(|e| is_local(e.ip) == Some(true)).collect();
+                if let [one] = local.as_slice() {
+                    choice = Some((SocketAddr::new(one.ip, one.port), Evidence::Inferred));
+                    j.notes.push(format!(
+                        "endpoint inferred: {node}'s capture shows no packet of this connection leaving towards another node, and {} is its only local endpoint",
+                        SocketAddr::new(one.ip, one.port)
+                    ));
+                }
+            }
+            if choice.is_none() && tr.endpoints.len() == 1 && (tr.endpoints[0].probability - 1.0).abs() < 1e-9 {
+                let e = &tr.endpoints[0];
+                let o = &tr.outcomes[e.outcome];
+                let ev = if o.recent_hits.is_empty() { Evidence::Inferred } else { Evidence::Affinity };
+                choice = Some((SocketAddr::new(e.ip, e.port), ev));
+            }
+        }
+        let decision = match choice {
+            Some((ep, _)) => match ev.new_connection_observed(&pkt, time, (ep.ip(), ep.port())) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    j.notes.push(format!("contradiction: {e}"));
+                    None
+                }
+            },
+            None => Some(ev.new_connection(&pkt, time)),
+        };
+        if let Some((ep, e)) = choice {
+            j.endpoint = Some(EndpointChoice {
+                ip: ep.ip(),
+                port: ep.port(),
+                chain: decision
+                    .as_ref()
+                    .and_then(|d| d.outcome.dnat.as_ref().map(|x| x.chain.to_string()))
+                    .unwrap_or_else(|| chain_of(ep.ip(), ep.port())),
+                probability: prob_of(ep.ip(), ep.port()),
+                evidence: e,
+            });
+        } else {
+            j.candidates = candidates(&tr);
+        }
+        match &decision {
+            Some(d) if choice.is_some() => j.path = acting_path(&d.outcome),
+            _ => {
+                let paths: Vec<Vec<PathStep>> = tr.outcomes.iter().map(acting_path).collect();
+                j.path = common_prefix(&paths);
+            }
+        }
+        if let Some(d) = decision {
+            if let Some(sn) = &d.outcome.source_nat {
+                // Masqueraded: model the source unless a capture shows it.
+                if j.masquerade.is_none()
+                    && let Some(ep) = &j.endpoint
+                {
+                    let n = sc.cluster.node(node);
+                    let local = is_local(ep.ip) == Some(true);
+                    let ip = if local {
+                        n.and_then(|n| n.bridge_address(ep.ip.is_ipv6()))
+                    } else {
+                        n.and_then(|n| n.ips.iter().map(|f| f.value).find(|a| a.is_ipv6() == ep.ip.is_ipv6()))
+                    };
+                    let ip = sn.to_source.or(ip);
+                    if let Some(ip) = ip {
+                        let port = if sn.random_fully { 0 } else { f.client.port() };
+                        j.masquerade = Some(Endpoint { ip, port });
+                        j.masquerade_evidence = Some(Evidence::Modeled);
+                        if sn.random_fully {
+                            j.notes.push("MASQUERADE --random-fully: the source port cannot be predicted (shown as 0)".into());
+                        }
+                    }
+                }
+            }
+            j.service = service_of(sc, node, &d.outcome);
+            if full {
+                j.walk = Some(Arc::new(d.outcome));
+            }
+        }
+    }
+
+    /// What-if: the endpoint a new connection would reach on `node` from the counterfactual
+    /// state. `reuse` is the kernel's draw a capture showed: taken whenever the rules can still
+    /// reach it (the cascade), otherwise (affinity pins the client elsewhere, the endpoint is
+    /// not in this node's chain) the state and the seeded RNG decide.
+    pub fn whatif_endpoint(&mut self, f: &FlowFacts, node: &str, reuse: Option<SocketAddr>) -> Option<SocketAddr> {
+        let time = f.start_ns.max(0) as u64;
+        let pkt = Packet::tcp(f.client.ip(), Some(f.client.port()), f.frontend.ip(), f.frontend.port())
+            .with_in_iface("eth0")
+            .with_origin(Origin::Incoming);
+        let Some(ev) = self.evaluator(node) else { return reuse };
+        if !f.syn_seen {
+            // Established before the capture: it keeps its DNAT.
+            return reuse;
+        }
+        if let Some(ep) = reuse
+            && let Ok(d) = ev.new_connection_observed(&pkt, time, (ep.ip(), ep.port()))
+        {
+            return d.outcome.dnat.map(|x| SocketAddr::new(x.ip, x.port));
+        }
+        ev.new_connection(&pkt, time).outcome.dnat.map(|x| SocketAddr::new(x.ip, x.port))
+    }
+
+    /// One connection, in time order.
+    pub fn step(&mut self, f: &FlowFacts) -> FlowJourney {
+        let mut j = FlowJourney {
+            alb: self.alb_decision(f),
+            node: None,
+            path: Vec::new(),
+            endpoint: None,
+            candidates: Vec::new(),
+            pod: None,
+            masquerade: None,
+            masquerade_evidence: None,
+            crossed_node: None,
+            crossed_zone: None,
+            service: None,
+            walk: None,
+            notes: Vec::new(),
+        };
+        let c = &self.sc.cluster;
+        // Ingress node: observed, else the model's, else by address (NodePort, or a masqueraded
+        // source when only post-NAT legs were captured).
+        j.node = f
+            .observed_node
+            .clone()
+            .or_else(|| j.alb.as_ref().and_then(|a| a.predicted_node.clone()))
+            .or_else(|| c.node_by_ip(f.frontend.ip()).map(|n| n.name().to_string()));
+        if j.node.is_none()
+            && f.observed_endpoint == Some(f.frontend)
+            && let Some(n) = c.node_by_ip(f.client.ip()).or_else(|| c.node_owning_pod_cidr(f.client.ip()))
+        {
+            j.node = Some(n.name().to_string());
+        }
+        if let (Some(src), Some(_)) = (f.observed_source, f.observed_endpoint)
+            && src != f.client
+        {
+            j.masquerade = Some(Endpoint { ip: src.ip(), port: src.port() });
+            j.masquerade_evidence = Some(Evidence::Observed);
+        }
+        let known = f.observed_endpoint.map(|e| (e, Evidence::Observed));
+        // Only post-NAT legs were captured: the frontend is unknown, so the rules cannot be
+        // replayed; the endpoint is still observed.
+        let back_only = f.observed_endpoint == Some(f.frontend);
+        if let (Some(node), false) = (j.node.clone(), back_only) {
+            self.netfilter(f, &node, known, &mut j);
+        } else if let Some((ep, e)) = known {
+            j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: e });
+        }
+        if let Some(ep) = &j.endpoint {
+            let pod = self.pod_ref(ep.ip);
+            if let (Some(pn), Some(n)) = (&pod.node, &j.node) {
+                j.crossed_node = Some(pn != n);
+                let zi = c.zone_of_node(n);
+                if let (Some(a), Some(b)) = (zi, pod.zone.as_deref()) {
+                    j.crossed_zone = Some(a != b);
+                }
+            }
+            j.pod = Some(pod);
+        }
+        j
+    }
+}
+
+fn candidates(tr: &Trace) -> Vec<EndpointChoice> {
+    tr.endpoints
+        .iter()
+        .map(|e| EndpointChoice { ip: e.ip, port: e.port, chain: e.chain.to_string(), probability: e.probability, evidence: Evidence::Modeled })
+        .collect()
+}
+
+/// The Service port whose chains the walk went through (from the node's service map).
+fn service_of(sc: &Scenario, node: &str, out: &Outcome) -> Option<String> {
+    let nr = sc.rules_for(node)?;
+    let dnat = out.dnat.as_ref()?;
+    nr.services
+        .services
+        .iter()
+        .find(|s| s.endpoints.iter().any(|e| e.chain == dnat.chain))
+        .map(|s| s.label())
+}
