@@ -336,7 +336,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 continue;
             }
             let Some(table) = self.rs.table(tn) else { continue };
-            let Some(cid) = table.chain_id(hook.chain()) else { continue };
+            let Some(cid) = table.hook_chain(hook.chain()) else { continue };
             match self.run_chain(table, cid, 0) {
                 Flow::Accept => {}
                 Flow::Continue => {
@@ -386,8 +386,9 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         RuleAt { table: table.name, chain: table.chains[cid].name.clone(), rule: ri as u32 + 1 }
     }
 
-    fn step(&mut self, table: &Table, cid: usize, ri: usize, matched: bool, why_not: Option<String>, action: Option<String>) {
+    fn step(&mut self, table: &Table, cid: usize, ri: usize, matched: bool, why_not: Option<String>, action: Option<std::fmt::Arguments<'_>>) {
         if self.record {
+            let action = action.map(|a| a.to_string());
             let chain = &table.chains[cid];
             self.out.path.push(PathStep {
                 hook: self.hook,
@@ -440,7 +441,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     MatchResult::Yes => {}
                 }
                 let Some(target) = &rule.spec.target else {
-                    self.step(table, cid, ri, true, None, Some("no target: counted only".into()));
+                    self.step(table, cid, ri, true, None, Some(format_args!("no target: counted only")));
                     continue;
                 };
                 match target {
@@ -450,7 +451,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                             Target::Drop => (Flow::Drop, "DROP"),
                             _ => (Flow::Reject, "REJECT"),
                         };
-                        self.step(table, cid, ri, true, None, Some(word.into()));
+                        self.step(table, cid, ri, true, None, Some(format_args!("{word}")));
                         let by = DecidedBy::Rule(self.at(table, cid, ri));
                         if matches!(flow, Flow::Accept) {
                             if table.name == TableName::Filter {
@@ -462,7 +463,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                         return flow;
                     }
                     Target::Return => {
-                        self.step(table, cid, ri, true, None, Some("RETURN".into()));
+                        self.step(table, cid, ri, true, None, Some(format_args!("RETURN")));
                         return Flow::Continue;
                     }
                     Target::Jump(c) | Target::Goto(c) => {
@@ -470,7 +471,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                             return self.undecided(table, cid, ri, format!("jump to chain {} which the file does not declare", c.name));
                         };
                         let goto = matches!(target, Target::Goto(_));
-                        self.step(table, cid, ri, true, None, Some(format!("{} {}", if goto { "goto" } else { "jump" }, c.name)));
+                        self.step(table, cid, ri, true, None, Some(format_args!("{} {}", if goto { "goto" } else { "jump" }, c.name)));
                         if goto {
                             cid = id;
                             continue 'chain;
@@ -496,7 +497,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                             }
                             s
                         });
-                        self.step(table, cid, ri, true, None, Some(format!("DNAT to {}", fmt_sock(ip, port))));
+                        self.step(table, cid, ri, true, None, Some(format_args!("DNAT to {}", SockText(ip, port))));
                         self.out.dnat = Some(DnatResult { ip, port, range, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
                         self.dst = ip;
                         self.dport = port;
@@ -511,7 +512,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                         // interface, or loopback for local traffic).
                         let ip = if self.hook == Hook::Output { "127.0.0.1".parse().expect("literal") } else { self.dst };
                         let port = to_ports.map(|(p, _)| p).unwrap_or(self.dport);
-                        self.step(table, cid, ri, true, None, Some(format!("REDIRECT to local port {port}")));
+                        self.step(table, cid, ri, true, None, Some(format_args!("REDIRECT to local port {port}")));
                         self.out.dnat = Some(DnatResult { ip, port, range: None, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
                         self.dport = port;
                         self.ct_dnat = true;
@@ -521,7 +522,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                         if table.name != TableName::Nat || self.hook != Hook::Postrouting {
                             return self.undecided(table, cid, ri, "MASQUERADE outside nat POSTROUTING".into());
                         }
-                        self.step(table, cid, ri, true, None, Some(format!("MASQUERADE{}", if *random_fully { " --random-fully" } else { "" })));
+                        self.step(table, cid, ri, true, None, Some(format_args!("MASQUERADE{}", if *random_fully { " --random-fully" } else { "" })));
                         self.out.source_nat = Some(SourceNat {
                             rule: self.at(table, cid, ri),
                             kind: "MASQUERADE",
@@ -538,7 +539,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                             return self.undecided(table, cid, ri, "SNAT outside nat POSTROUTING/INPUT".into());
                         }
                         let ip = to.addrs.map(|(a, _)| a);
-                        self.step(table, cid, ri, true, None, Some(format!("SNAT to {}", ip.map(|i| i.to_string()).unwrap_or_default())));
+                        self.step(table, cid, ri, true, None, Some(format_args!("SNAT to {}", ip.map(|i| i.to_string()).unwrap_or_default())));
                         self.out.source_nat = Some(SourceNat {
                             rule: self.at(table, cid, ri),
                             kind: "SNAT",
@@ -553,7 +554,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     Target::Mark { value, mask } => {
                         self.out.mark = (self.out.mark & !mask) ^ value;
                         let m = self.out.mark;
-                        self.step(table, cid, ri, true, None, Some(format!("mark := 0x{m:x}")));
+                        self.step(table, cid, ri, true, None, Some(format_args!("mark := 0x{m:x}")));
                     }
                     Target::Connmark(op) => {
                         match *op {
@@ -566,16 +567,16 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                             }
                         }
                         let (m, c) = (self.out.mark, self.out.ct_mark);
-                        self.step(table, cid, ri, true, None, Some(format!("mark 0x{m:x}, ctmark 0x{c:x}")));
+                        self.step(table, cid, ri, true, None, Some(format_args!("mark 0x{m:x}, ctmark 0x{c:x}")));
                     }
                     Target::Log { name, .. } => {
-                        self.step(table, cid, ri, true, None, Some(format!("{name} (continues)")));
+                        self.step(table, cid, ri, true, None, Some(format_args!("{name} (continues)")));
                     }
                     Target::Notrack { .. } => {
                         if table.name == TableName::Raw {
                             self.untracked = true;
                         }
-                        self.step(table, cid, ri, true, None, Some("untracked: no conntrack, no NAT".into()));
+                        self.step(table, cid, ri, true, None, Some(format_args!("untracked: no conntrack, no NAT")));
                     }
                     Target::Unknown { name, .. } => {
                         return self.undecided(table, cid, ri, format!("target {name} is not modelled"));
@@ -591,32 +592,32 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         if let Some(p) = &s.proto
             && (p.value == self.proto) == p.negated
         {
-            return MatchResult::No(format!(
+            return MatchResult::No(self.why(format_args!(
                 "`{}-p {}`: protocol is {}",
                 if p.negated { "! " } else { "" },
                 p.value,
                 self.proto
-            ));
+            )));
         }
         if let Some(n) = &s.src
-            && let Some(why) = net_mismatch("-s", "source", n, &self.src)
+            && let Some(why) = net_mismatch("-s", "source", n, &self.src, self.record)
         {
             return MatchResult::No(why);
         }
         if let Some(n) = &s.dst
-            && let Some(why) = net_mismatch("-d", "destination", n, &self.dst)
+            && let Some(why) = net_mismatch("-d", "destination", n, &self.dst, self.record)
         {
             return MatchResult::No(why);
         }
         if let Some(i) = &s.in_iface {
             match self.in_iface {
                 Some(name) if i.value.matches(name) == i.negated => {
-                    return MatchResult::No(format!("`{}-i {}`: input interface is {name}", neg(i.negated), i.value.0));
+                    return MatchResult::No(self.why(format_args!("`{}-i {}`: input interface is {name}", neg(i.negated), i.value.0)));
                 }
                 Some(_) => {}
                 None if self.hook == Hook::Output || self.hook == Hook::Postrouting => {
                     if !i.negated {
-                        return MatchResult::No("`-i`: locally generated packet has no input interface".into());
+                        return MatchResult::No(self.why(format_args!("`-i`: locally generated packet has no input interface")));
                     }
                 }
                 None => return MatchResult::Undecided(format!("`-i {}`: the packet's input interface is not known", i.value.0)),
@@ -625,7 +626,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         if let Some(o) = &s.out_iface {
             match self.out_iface {
                 Some(name) if o.value.matches(name) == o.negated => {
-                    return MatchResult::No(format!("`{}-o {}`: output interface is {name}", neg(o.negated), o.value.0));
+                    return MatchResult::No(self.why(format_args!("`{}-o {}`: output interface is {name}", neg(o.negated), o.value.0)));
                 }
                 Some(_) => {}
                 None => return MatchResult::Undecided(format!("`-o {}`: the packet's output interface is not known", o.value.0)),
@@ -634,7 +635,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         if let Some(negated) = s.fragment
             && !negated
         {
-            return MatchResult::No("`-f`: a first packet is not a later fragment".into());
+            return MatchResult::No(self.why(format_args!("`-f`: a first packet is not a later fragment")));
         }
         for m in &s.matches {
             match self.module(table, m) {
@@ -677,7 +678,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             Match::Comment(_) | Match::Nfacct(_) => Yes,
             Match::Tcp(t) => {
                 if self.proto != Protocol::Tcp {
-                    return No(format!("`-m tcp`: protocol is {}", self.proto));
+                    return No(self.why(format_args!("`-m tcp`: protocol is {}", self.proto)));
                 }
                 if let r @ (No(_) | Undecided(_)) = self.ports(&t.ports) {
                     return r;
@@ -685,7 +686,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 if let Some(f) = &t.flags
                     && ((self.tcp_flags & f.value.mask) == f.value.comp) == f.negated
                 {
-                    return No(format!("`--tcp-flags`: packet flags 0x{:02x} do not fit", self.tcp_flags));
+                    return No(self.why(format_args!("`--tcp-flags`: packet flags 0x{:02x} do not fit", self.tcp_flags)));
                 }
                 if t.option.is_some() {
                     return Undecided("`--tcp-option`: TCP options are not modelled".into());
@@ -695,13 +696,13 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             Match::Udp(p) | Match::Sctp(p) => {
                 let want = if matches!(m, Match::Udp(_)) { Protocol::Udp } else { Protocol::Sctp };
                 if self.proto != want {
-                    return No(format!("`-m {want}`: protocol is {}", self.proto));
+                    return No(self.why(format_args!("`-m {want}`: protocol is {}", self.proto)));
                 }
                 self.ports(p)
             }
             Match::Multiport(mp) => {
                 if !matches!(self.proto, Protocol::Tcp | Protocol::Udp | Protocol::Sctp) {
-                    return No(format!("`-m multiport`: protocol is {}", self.proto));
+                    return No(self.why(format_args!("`-m multiport`: protocol is {}", self.proto)));
                 }
                 let dport_in = mp.ports.iter().any(|r| r.contains(self.dport));
                 let sport_in = match self.sport {
@@ -721,7 +722,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     },
                 };
                 if hit == mp.negated {
-                    No(format!("`{}multiport`: ports do not fit", neg(mp.negated)))
+                    No(self.why(format_args!("`{}multiport`: ports do not fit", neg(mp.negated))))
                 } else {
                     Yes
                 }
@@ -734,21 +735,18 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 if hit {
                     Yes
                 } else {
-                    No(format!(
+                    No(self.why(format_args!(
                         "`statistic --probability {:.11}`: {}",
                         StatisticMatch::probability_of(*stored),
-                        match drawn {
-                            Some(r) => format!("drawn {} ≥ {}", r & 0x7FFF_FFFF, stored),
-                            None => "this branch: not taken".to_string(),
-                        }
-                    ))
+                        DrawnText(drawn, *stored)
+                    )))
                 }
             }
             Match::Statistic(StatisticMatch::Nth { every, packet, invert }) => {
                 let gid = self.current_gid;
                 let (hit, p) = self.env.nth(gid, *every, *packet, *invert);
                 self.out.probability *= p;
-                if hit { Yes } else { No(format!("`statistic --every {every} --packet {packet}`: not this packet")) }
+                if hit { Yes } else { No(self.why(format_args!("`statistic --every {every} --packet {packet}`: not this packet"))) }
             }
             Match::Recent(r) => {
                 let addr = masked(if r.rdest { self.dst } else { self.src }, r.mask);
@@ -761,19 +759,19 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 if hit {
                     Yes
                 } else {
-                    No(format!(
+                    No(self.why(format_args!(
                         "`recent --{} --name {}`: {} not in the list{}",
                         r.op.as_str(),
                         r.name,
                         addr,
-                        r.seconds.map(|s| format!(" within {s} s")).unwrap_or_default()
-                    ))
+                        WithinText(r.seconds)
+                    )))
                 }
             }
             Match::Mark(mk) | Match::Connmark(mk) => {
                 let (v, what) = if matches!(m, Match::Mark(_)) { (self.out.mark, "mark") } else { (self.out.ct_mark, "ctmark") };
                 if ((v & mk.mask) == mk.value) == mk.negated {
-                    No(format!("`{}--mark 0x{:x}/0x{:x}`: {what} is 0x{v:x}", neg(mk.negated), mk.value, mk.mask))
+                    No(self.why(format_args!("`{}--mark 0x{:x}/0x{:x}`: {what} is 0x{v:x}", neg(mk.negated), mk.value, mk.mask)))
                 } else {
                     Yes
                 }
@@ -787,7 +785,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                         let ty = self.addr_type(&addr);
                         if ((t.value & ty) != 0) == t.negated {
                             let name = addr_types::NAMES[ty.trailing_zeros() as usize];
-                            return No(format!("`{}{what}`: {addr} is {name}", neg(t.negated)));
+                            return No(self.why(format_args!("`{}{what}`: {addr} is {name}", neg(t.negated))));
                         }
                     }
                 }
@@ -797,6 +795,9 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 Some(st) => {
                     let bits = self.ctstate_bits(true);
                     if ((bits & st.value) != 0) == st.negated {
+                        if !self.record {
+                            return No(String::new());
+                        }
                         let mut have = String::new();
                         for (n, b) in ct_states::NAMES {
                             if bits & b != 0 {
@@ -806,7 +807,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                                 have.push_str(n);
                             }
                         }
-                        No(format!("`{}--ctstate`: connection state is {have}", neg(st.negated)))
+                        No(self.why(format_args!("`{}--ctstate`: connection state is {have}", neg(st.negated))))
                     } else {
                         Yes
                     }
@@ -815,7 +816,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             },
             Match::State(st) => {
                 let bits = self.ctstate_bits(false);
-                if ((bits & st.value) != 0) == st.negated { No(format!("`{}--state`: connection state is NEW", neg(st.negated))) } else { Yes }
+                if ((bits & st.value) != 0) == st.negated { No(self.why(format_args!("`{}--state`: connection state is NEW", neg(st.negated)))) } else { Yes }
             }
             Match::Physdev(p) => {
                 let bridged = self.ctx.bridged;
@@ -823,7 +824,7 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     if let Some(w) = want
                         && w != bridged
                     {
-                        return No(format!("`{}{what}`: the node is modelled as {}bridged", neg(!w), if bridged { "" } else { "not " }));
+                        return No(self.why(format_args!("`{}{what}`: the node is modelled as {}bridged", neg(!w), if bridged { "" } else { "not " })));
                     }
                 }
                 Yes
@@ -836,12 +837,12 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         if let Some(d) = &p.dport
             && d.value.contains(self.dport) == d.negated
         {
-            return MatchResult::No(format!("`{}--dport {}`: destination port is {}", neg(d.negated), d.value, self.dport));
+            return MatchResult::No(self.why(format_args!("`{}--dport {}`: destination port is {}", neg(d.negated), d.value, self.dport)));
         }
         if let Some(s) = &p.sport {
             match self.sport {
                 Some(sp) if s.value.contains(sp) == s.negated => {
-                    return MatchResult::No(format!("`{}--sport {}`: source port is {sp}", neg(s.negated), s.value));
+                    return MatchResult::No(self.why(format_args!("`{}--sport {}`: source port is {sp}", neg(s.negated), s.value)));
                 }
                 Some(_) => {}
                 None => return MatchResult::Undecided(format!("`--sport {}`: the source port is not known", s.value)),
@@ -851,14 +852,61 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
     }
 }
 
+impl<E: WalkEnv> Walker<'_, E> {
+    /// A mismatch reason, formatted only when the path is recorded (bulk replay must not pay
+    /// for text nobody reads).
+    fn why(&self, args: std::fmt::Arguments<'_>) -> String {
+        if self.record { args.to_string() } else { String::new() }
+    }
+}
+
+/// `ip:port` (IPv6 in brackets), formatted lazily.
+struct SockText(IpAddr, u16);
+
+impl std::fmt::Display for SockText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
+        }
+    }
+}
+
+/// "drawn X ≥ stored" or "this branch: not taken", formatted lazily.
+struct DrawnText(Option<u32>, u32);
+
+impl std::fmt::Display for DrawnText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(r) => write!(f, "drawn {} ≥ {}", r & 0x7FFF_FFFF, self.1),
+            None => f.write_str("this branch: not taken"),
+        }
+    }
+}
+
+/// " within S s", formatted lazily.
+struct WithinText(Option<u32>);
+
+impl std::fmt::Display for WithinText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(s) => write!(f, " within {s} s"),
+            None => Ok(()),
+        }
+    }
+}
+
 fn neg(n: bool) -> &'static str {
     if n { "! " } else { "" }
 }
 
-fn net_mismatch(flag: &str, what: &str, n: &Neg<ipnet::IpNet>, addr: &IpAddr) -> Option<String> {
+fn net_mismatch(flag: &str, what: &str, n: &Neg<ipnet::IpNet>, addr: &IpAddr, explain: bool) -> Option<String> {
     let inside = n.value.contains(addr);
     if inside != n.negated {
         return None;
+    }
+    if !explain {
+        return Some(String::new());
     }
     let shown = if n.value.prefix_len() == n.value.max_prefix_len() { n.value.addr().to_string() } else { n.value.to_string() };
     Some(if n.value.prefix_len() == n.value.max_prefix_len() {

@@ -22,12 +22,14 @@ use nom::{
     sequence::{delimited, preceded, separated_pair, terminated},
 };
 
+use std::borrow::Cow;
+
 use super::model::Counters;
 
-/// One argv element of a rule line.
+/// One argv element of a rule line (borrowed from the line unless quotes had to be removed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    pub text: String,
+pub struct Token<'a> {
+    pub text: Cow<'a, str>,
     /// Some part of it was quoted.
     pub quoted: bool,
     /// 0-based byte offset in the line.
@@ -172,14 +174,21 @@ fn word(i: &str) -> IResult<&str, (String, bool)> {
 }
 
 /// Split a command text into words. `base` is the text's offset in its line, for error columns.
-pub fn words(text: &str, base: usize) -> Result<Vec<Token>, LexError> {
-    let mut out = Vec::new();
+pub fn words(text: &str, base: usize) -> Result<Vec<Token<'_>>, LexError> {
+    let mut out = Vec::with_capacity(32);
     let (mut rest, _) = space0::<&str, NomError<&str>>(text).unwrap_or((text, ""));
     while !rest.is_empty() {
         let offset = base + text.len() - rest.len();
+        // Fast path: a bare word is borrowed as is.
+        let bare_len = rest.find(|c: char| is_space(c) || c == '"' || c == '\'').unwrap_or(rest.len());
+        if bare_len > 0 && rest[bare_len..].chars().next().is_none_or(is_space) {
+            out.push(Token { text: Cow::Borrowed(&rest[..bare_len]), quoted: false, offset });
+            rest = rest[bare_len..].trim_start_matches(is_space);
+            continue;
+        }
         match word(rest) {
             Ok((r, (t, quoted))) => {
-                out.push(Token { text: t, quoted, offset });
+                out.push(Token { text: Cow::Owned(t), quoted, offset });
                 let (r, _) = take_while::<_, &str, NomError<&str>>(is_space)(r).unwrap_or((r, ""));
                 rest = r;
             }
@@ -207,10 +216,10 @@ mod tests {
     #[test]
     fn splits_words_with_quotes_and_escapes() {
         let w = words(r#"-A X -m comment --comment "a \"b\" c" -j Y"#, 0).unwrap();
-        let t: Vec<_> = w.iter().map(|t| t.text.as_str()).collect();
+        let t: Vec<_> = w.iter().map(|t| t.text.as_ref()).collect();
         assert_eq!(t, ["-A", "X", "-m", "comment", "--comment", "a \"b\" c", "-j", "Y"]);
         assert!(w[5].quoted);
-        assert_eq!(w[5].offset, 27);
+        assert_eq!(w[5].offset, 26);
         let w = words("--comment=x\"y z\"w", 0).unwrap();
         assert_eq!(w[0].text, "--comment=xy zw");
     }

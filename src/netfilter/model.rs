@@ -620,12 +620,15 @@ pub struct Table {
     pub name: TableName,
     pub chains: Vec<Chain>,
     pub(crate) by_name: HashMap<Arc<str>, usize>,
+    hook_chains: [Option<usize>; 5],
 }
+
+const HOOK_CHAINS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
 
 impl Table {
     /// A table with its built-in chains (policy ACCEPT), as the kernel always has them.
     pub fn new(name: TableName) -> Table {
-        let mut t = Table { name, chains: Vec::new(), by_name: HashMap::new() };
+        let mut t = Table { name, chains: Vec::new(), by_name: HashMap::new(), hook_chains: [None; 5] };
         for b in name.builtin_chains() {
             t.chains.push(Chain::new(b, Some(Policy::Accept)));
         }
@@ -650,15 +653,19 @@ impl Table {
 
     /// Put chains in `iptables-save` order and rebuild the name map.
     pub(crate) fn reindex(&mut self) {
-        let name = self.name;
-        let rank = |c: &Chain| -> (usize, Arc<str>) {
-            match name.builtin_chains().iter().position(|b| **b == *c.name) {
-                Some(p) => (p, "".into()),
-                None => (usize::MAX, c.name.clone()),
-            }
-        };
-        self.chains.sort_by_key(rank);
+        let builtins = self.name.builtin_chains();
+        let rank = |c: &Chain| builtins.iter().position(|b| **b == *c.name).unwrap_or(usize::MAX);
+        self.chains.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)));
         self.by_name = self.chains.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        for (slot, hook) in self.hook_chains.iter_mut().zip(HOOK_CHAINS) {
+            *slot = self.by_name.get(hook).copied();
+        }
+    }
+
+    /// Position of the built-in chain of a hook (`PREROUTING`, `INPUT`, `FORWARD`, `OUTPUT`,
+    /// `POSTROUTING`), without hashing.
+    pub(crate) fn hook_chain(&self, chain: &str) -> Option<usize> {
+        HOOK_CHAINS.iter().position(|h| *h == chain).and_then(|i| self.hook_chains[i])
     }
 }
 

@@ -272,7 +272,7 @@ impl FileParser {
         if self.current.is_none() {
             return self.error(no, line, cmd.offset, Some(&cmd.text), "rule before any `*table` line".into());
         }
-        let cmd_name = match cmd.text.as_str() {
+        let cmd_name = match cmd.text.as_ref() {
             "-A" | "--append" => "A",
             "-I" | "--insert" => "I",
             "-D" | "--delete" => "D",
@@ -305,7 +305,7 @@ impl FileParser {
                 }
                 table.chains.push(Chain::new(name, None));
                 let i = table.chains.len() - 1;
-                table.by_name.insert(name.as_str().into(), i);
+                table.by_name.insert((&**name).into(), i);
             }
             "X" => {
                 match chain_tok {
@@ -332,7 +332,7 @@ impl FileParser {
             "Z" => {}
             "P" => {
                 let t = chain_tok.expect("checked");
-                let pol = match toks.get(2).map(|p| p.text.as_str()) {
+                let pol = match toks.get(2).map(|p| p.text.as_ref()) {
                     Some("ACCEPT") => Policy::Accept,
                     Some("DROP") => Policy::Drop,
                     other => {
@@ -362,7 +362,7 @@ impl FileParser {
                 }
                 if cmd_name == "R" && position.is_none() {
                     let off = toks.get(2).map(|t| t.offset).unwrap_or(line.len());
-                    return self.error(no, line, off, toks.get(2).map(|t| t.text.as_str()), "expected a rule number after -R CHAIN".into());
+                    return self.error(no, line, off, toks.get(2).map(|t| t.text.as_ref()), "expected a rule number after -R CHAIN".into());
                 }
                 let chain_len = table.chain(&chain_t.text).map(|c| c.rules.len()).unwrap_or(0);
                 if cmd_name == "D" && position.is_some() && spec_start == toks.len() {
@@ -454,7 +454,7 @@ struct SpecError {
 }
 
 fn spec_err(tok: &Token, message: impl Into<String>) -> SpecError {
-    SpecError { offset: Some(tok.offset), token: Some(tok.text.clone()), message: message.into() }
+    SpecError { offset: Some(tok.offset), token: Some(tok.text.to_string()), message: message.into() }
 }
 
 /// Targets that are extensions (not chains). Those hoptrace does not model become
@@ -468,8 +468,8 @@ const EXTENSION_TARGETS: &[&str] = &[
 
 #[derive(Debug)]
 struct ModuleAcc<'t> {
-    name: &'t Token,
-    toks: Vec<&'t Token>,
+    name: &'t Token<'t>,
+    toks: Vec<&'t Token<'t>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -517,20 +517,20 @@ fn target_knows(target: &str, opt: &str) -> bool {
 
 /// Parses one rule specification (the words after `-A CHAIN`).
 struct RuleParser<'t, 'f> {
-    toks: &'t [Token],
+    toks: &'t [Token<'t>],
     family: &'f mut Option<Family>,
     warnings: &'f mut Vec<String>,
 }
 
 impl<'t, 'f> RuleParser<'t, 'f> {
-    fn new(toks: &'t [Token], family: &'f mut Option<Family>, warnings: &'f mut Vec<String>) -> Self {
+    fn new(toks: &'t [Token<'t>], family: &'f mut Option<Family>, warnings: &'f mut Vec<String>) -> Self {
         RuleParser { toks, family, warnings }
     }
 
     fn parse(mut self) -> Result<(RuleSpec, Option<Counters>), SpecError> {
         let mut spec = RuleSpec::default();
         let mut modules: Vec<ModuleAcc<'t>> = Vec::new();
-        let mut target: Option<(&'t Token, bool, Vec<&'t Token>)> = None;
+        let mut target: Option<(&'t Token<'t>, bool, Vec<&'t Token<'t>>)> = None;
         let mut counters = None;
         let mut scope = Scope::Base;
         let mut i = 0;
@@ -546,10 +546,10 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             } else {
                 (false, t, i)
             };
-            let arg = |k: usize| -> Result<&'t Token, SpecError> {
+            let arg = |k: usize| -> Result<&'t Token<'t>, SpecError> {
                 toks.get(k).ok_or_else(|| spec_err(opt_tok, format!("expected a value after {}", opt_tok.text)))
             };
-            let base = if opt_tok.quoted { "" } else { opt_tok.text.as_str() };
+            let base = if opt_tok.quoted { "" } else { opt_tok.text.as_ref() };
             match base {
                 "-s" | "--source" | "--src" | "-d" | "--destination" | "--dst" => {
                     let v = arg(opt_idx + 1)?;
@@ -578,7 +578,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         return Err(spec_err(v, "expected an interface name (1 to 15 characters)"));
                     }
                     let slot = if base.starts_with("-i") || base.starts_with("--i") { &mut spec.in_iface } else { &mut spec.out_iface };
-                    *slot = Some(Neg::new(neg, Iface(v.text.clone())));
+                    *slot = Some(Neg::new(neg, Iface(v.text.to_string())));
                     i = opt_idx + 2;
                     scope = Scope::Base;
                 }
@@ -625,10 +625,10 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                             if !opt_tok.text.starts_with("--") || opt_tok.quoted {
                                 return Err(spec_err(opt_tok, "unexpected word: expected an option such as -s, -d, -p, -m or -j"));
                             }
-                            self.stray_destination(&opt_tok.text, &mut spec, &mut modules, target.as_ref().map(|t| t.0.text.as_str()), opt_tok)?
+                            self.stray_destination(&opt_tok.text, &mut spec, &mut modules, target.as_ref().map(|t| t.0.text.as_ref()), opt_tok)?
                         }
                     };
-                    let push = |v: &mut Vec<&'t Token>| {
+                    let push = |v: &mut Vec<&'t Token<'t>>| {
                         if neg {
                             v.push(t);
                         }
@@ -661,7 +661,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
         spec: &mut RuleSpec,
         modules: &mut Vec<ModuleAcc<'t>>,
         target: Option<&str>,
-        tok: &'t Token,
+        tok: &'t Token<'t>,
     ) -> Result<Scope, SpecError> {
         let opt_name = opt.split('=').next().unwrap_or(opt);
         if let Some(m) = modules.iter().rposition(|m| module_knows(&m.name.text, opt_name)) {
@@ -697,7 +697,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
     }
 
     fn address(&mut self, tok: &Token) -> Result<IpNet, SpecError> {
-        let text = tok.text.as_str();
+        let text = tok.text.as_ref();
         if text.contains(',') {
             return Err(spec_err(tok, "address lists are expanded by iptables into one rule per address; write one rule per address"));
         }
@@ -739,19 +739,19 @@ impl<'t, 'f> RuleParser<'t, 'f> {
     }
 
     fn module(&mut self, m: &ModuleAcc<'t>) -> Result<Match, SpecError> {
-        let name = m.name.text.as_str();
+        let name = m.name.text.as_ref();
         match self.known_module(name, &m.toks) {
             Ok(Some(mat)) => Ok(mat),
             Ok(None) => Ok(Match::Unknown {
                 module: name.to_string(),
-                args: m.toks.iter().map(|t| Word { text: t.text.clone(), quoted: t.quoted }).collect(),
+                args: m.toks.iter().map(|t| Word { text: t.text.to_string(), quoted: t.quoted }).collect(),
             }),
             Err(e) => Err(e),
         }
     }
 
     /// `Ok(None)`: a module or option hoptrace does not model (kept verbatim).
-    fn known_module(&mut self, name: &str, toks: &[&'t Token]) -> Result<Option<Match>, SpecError> {
+    fn known_module(&mut self, name: &str, toks: &[&'t Token<'t>]) -> Result<Option<Match>, SpecError> {
         let mut opts = OptStream { toks, pos: 0 };
         Ok(Some(match name {
             "comment" => {
@@ -761,13 +761,13 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                     if neg {
                         return Err(spec_err(o, "`!` cannot negate --comment"));
                     }
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--comment" => {
                             let v = opts.arg(o)?;
                             if v.text.len() > 255 {
                                 return Err(spec_err(v, "comments are at most 255 characters"));
                             }
-                            text = Some(v.text.clone());
+                            text = Some(v.text.to_string());
                         }
                         _ if !o.text.starts_with('-') && text.is_some() => extra.push(o.text.clone()),
                         _ => return Ok(None),
@@ -789,7 +789,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 let mut ports = PortsMatch::default();
                 let mut tcp = TcpMatch::default();
                 while let Some((neg, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--sport" | "--source-port" => ports.sport = Some(Neg::new(neg, port_range(opts.arg(o)?)?)),
                         "--dport" | "--destination-port" => ports.dport = Some(Neg::new(neg, port_range(opts.arg(o)?)?)),
                         "--syn" if name == "tcp" => {
@@ -820,7 +820,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             "multiport" => {
                 let mut out = None;
                 while let Some((neg, o)) = opts.next_opt() {
-                    let which = match o.text.as_str() {
+                    let which = match o.text.as_ref() {
                         "--sports" | "--source-ports" => MultiportKind::Source,
                         "--dports" | "--destination-ports" => MultiportKind::Destination,
                         "--ports" => MultiportKind::Either,
@@ -845,7 +845,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 let mut packet = 0u32;
                 let mut invert = false;
                 while let Some((neg, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--mode" => mode = Some(opts.arg(o)?),
                         "--probability" => {
                             invert |= neg;
@@ -868,7 +868,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         _ => return Ok(None),
                     }
                 }
-                match (mode.map(|m| m.text.as_str()), prob, every) {
+                match (mode.map(|m| m.text.as_ref()), prob, every) {
                     (Some("random"), Some(stored), None) => Match::Statistic(StatisticMatch::Random { stored, invert }),
                     (Some("nth"), None, Some(every)) => {
                         if packet >= every {
@@ -894,11 +894,11 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 };
                 let mut ops = 0;
                 while let Some((neg, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--set" | "--rcheck" | "--update" | "--remove" => {
                             ops += 1;
                             r.invert = neg;
-                            r.op = match o.text.as_str() {
+                            r.op = match o.text.as_ref() {
                                 "--set" => RecentOp::Set,
                                 "--rcheck" => RecentOp::Rcheck,
                                 "--update" => RecentOp::Update,
@@ -922,7 +922,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                             if v.text.is_empty() || v.text.len() >= 200 || v.text.contains('/') {
                                 return Err(spec_err(v, "expected a list name (1 to 199 characters, no `/`)"));
                             }
-                            r.name = v.text.as_str().into();
+                            r.name = v.text.as_ref().into();
                         }
                         "--mask" => {
                             let v = opts.arg(o)?;
@@ -953,7 +953,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             "mark" | "connmark" => {
                 let mut out = None;
                 while let Some((neg, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--mark" => {
                             let (value, mask) = mark_value(opts.arg(o)?)?;
                             out = Some(MarkMatch { negated: neg, value, mask: mask.unwrap_or(u32::MAX) });
@@ -967,7 +967,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             "addrtype" => {
                 let mut a = AddrtypeMatch::default();
                 while let Some((neg, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--src-type" => a.src = Some(Neg::new(neg, addr_type_list(opts.arg(o)?)?)),
                         "--dst-type" => a.dst = Some(Neg::new(neg, addr_type_list(opts.arg(o)?)?)),
                         "--limit-iface-in" => a.limit_iface_in = true,
@@ -980,7 +980,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             "conntrack" | "state" => {
                 let mut states = None;
                 while let Some((neg, o)) = opts.next_opt() {
-                    match (name, o.text.as_str()) {
+                    match (name, o.text.as_ref()) {
                         ("conntrack", "--ctstate") | ("state", "--state") => {
                             states = Some(Neg::new(neg, ct_state_list(opts.arg(o)?)?));
                         }
@@ -996,17 +996,17 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             "nfacct" => {
                 let mut n = None;
                 while let Some((_, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--nfacct-name" => n = Some(opts.arg(o)?.text.clone()),
                         _ => return Ok(None),
                     }
                 }
-                Match::Nfacct(n.ok_or_else(|| spec_err(&IMPLICIT_TOKENS[0], "expected --nfacct-name"))?)
+                Match::Nfacct(n.ok_or_else(|| spec_err(&IMPLICIT_TOKENS[0], "expected --nfacct-name"))?.to_string())
             }
             "physdev" => {
                 let mut p = PhysdevMatch::default();
                 while let Some((neg, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--physdev-is-in" => p.is_in = Some(!neg),
                         "--physdev-is-out" => p.is_out = Some(!neg),
                         "--physdev-is-bridged" => p.is_bridged = Some(!neg),
@@ -1019,9 +1019,9 @@ impl<'t, 'f> RuleParser<'t, 'f> {
         }))
     }
 
-    fn target(&mut self, name: &'t Token, goto: bool, args: &[&'t Token]) -> Result<Target, SpecError> {
-        let n = name.text.as_str();
-        let verbatim = || args.iter().map(|t| Word { text: t.text.clone(), quoted: t.quoted }).collect::<Vec<_>>();
+    fn target(&mut self, name: &'t Token<'t>, goto: bool, args: &[&'t Token<'t>]) -> Result<Target, SpecError> {
+        let n = name.text.as_ref();
+        let verbatim = || args.iter().map(|t| Word { text: t.text.to_string(), quoted: t.quoted }).collect::<Vec<_>>();
         let unknown = || Target::Unknown { name: n.to_string(), args: verbatim() };
         if goto && matches!(n, "ACCEPT" | "DROP" | "RETURN" | "REJECT" | "DNAT" | "SNAT" | "MASQUERADE" | "MARK") {
             return Err(spec_err(name, "-g needs a user chain, not a target"));
@@ -1040,18 +1040,18 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             "REJECT" => {
                 let mut with = None;
                 while let Some((_, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--reject-with" => with = Some(opts.arg(o)?.text.clone()),
                         _ => return Ok(unknown()),
                     }
                 }
                 let with = with.filter(|w| w != "icmp-port-unreachable" && w != "icmp6-port-unreachable" && w != "port-unreach");
-                Target::Reject { with }
+                Target::Reject { with: with.map(|w| w.to_string()) }
             }
             "DNAT" | "SNAT" => {
                 let (mut to, mut random, mut fully, mut persistent) = (None, false, false, false);
                 while let Some((_, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--to-destination" if n == "DNAT" => to = Some(self.nat_range(opts.arg(o)?)?),
                         "--to-source" if n == "SNAT" => to = Some(self.nat_range(opts.arg(o)?)?),
                         "--random" => random = true,
@@ -1070,7 +1070,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             "MASQUERADE" | "REDIRECT" => {
                 let (mut ports, mut random, mut fully) = (None, false, false);
                 while let Some((_, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--to-ports" => {
                             let v = opts.arg(o)?;
                             let r = parse_port_range(&v.text.replace('-', ":")).ok_or_else(|| spec_err(v, "expected a port or port-port"))?;
@@ -1092,7 +1092,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 while let Some((_, o)) = opts.next_opt() {
                     let v = opts.arg(o)?;
                     let (value, mask) = mark_value(v)?;
-                    op = Some(match (o.text.as_str(), mask) {
+                    op = Some(match (o.text.as_ref(), mask) {
                         ("--set-xmark", m) => (value, m.unwrap_or(u32::MAX)),
                         ("--set-mark", m) => {
                             let m = m.unwrap_or(u32::MAX);
@@ -1112,7 +1112,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 let (mut nfmask, mut ctmask) = (u32::MAX, u32::MAX);
                 let mut kind = "";
                 while let Some((_, o)) = opts.next_opt() {
-                    match o.text.as_str() {
+                    match o.text.as_ref() {
                         "--save-mark" | "--restore-mark" => kind = if o.text == "--save-mark" { "save" } else { "restore" },
                         "--mask" => {
                             let (v, _) = mark_value(opts.arg(o)?)?;
@@ -1143,7 +1143,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             }
             "LOG" | "NFLOG" | "TRACE" => Target::Log { name: n.to_string(), args: verbatim() },
             "NOTRACK" => no_args(Target::Notrack { legacy: true })?,
-            "CT" => match args.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().as_slice() {
+            "CT" => match args.iter().map(|t| t.text.as_ref()).collect::<Vec<_>>().as_slice() {
                 ["--notrack"] => Target::Notrack { legacy: false },
                 _ => unknown(),
             },
@@ -1163,7 +1163,7 @@ impl<'t, 'f> RuleParser<'t, 'f> {
 
     fn nat_range(&mut self, tok: &Token) -> Result<NatRange, SpecError> {
         let bad = || spec_err(tok, "expected ip[-ip][:port[-port]] (IPv6: [ip]:port)");
-        let t = tok.text.as_str();
+        let t = tok.text.as_ref();
         // Split addresses and ports. IPv6 with ports uses brackets.
         let (addr_part, port_part) = if t.starts_with('[') {
             match t.rfind("]:") {
@@ -1205,8 +1205,8 @@ impl<'t, 'f> RuleParser<'t, 'f> {
 }
 
 /// Name tokens for modules loaded implicitly (`-p tcp --dport 80`).
-static IMPLICIT_TOKENS: std::sync::LazyLock<[Token; 3]> = std::sync::LazyLock::new(|| {
-    ["tcp", "udp", "sctp"].map(|n| Token { text: n.to_string(), quoted: false, offset: 0 })
+static IMPLICIT_TOKENS: std::sync::LazyLock<[Token<'static>; 3]> = std::sync::LazyLock::new(|| {
+    ["tcp", "udp", "sctp"].map(|n| Token { text: std::borrow::Cow::Borrowed(n), quoted: false, offset: 0 })
 });
 
 fn is_modelled_module(name: &str) -> bool {
@@ -1219,12 +1219,12 @@ fn is_modelled_module(name: &str) -> bool {
 
 /// Iterates `[!] --option args…` inside one module's or target's words.
 struct OptStream<'a, 't> {
-    toks: &'a [&'t Token],
+    toks: &'a [&'t Token<'t>],
     pos: usize,
 }
 
 impl<'t> OptStream<'_, 't> {
-    fn next_opt(&mut self) -> Option<(bool, &'t Token)> {
+    fn next_opt(&mut self) -> Option<(bool, &'t Token<'t>)> {
         let t = *self.toks.get(self.pos)?;
         self.pos += 1;
         if t.text == "!" && !t.quoted {
@@ -1235,7 +1235,7 @@ impl<'t> OptStream<'_, 't> {
         Some((false, t))
     }
 
-    fn arg(&mut self, opt: &Token) -> Result<&'t Token, SpecError> {
+    fn arg(&mut self, opt: &Token) -> Result<&'t Token<'t>, SpecError> {
         let t = self
             .toks
             .get(self.pos)
