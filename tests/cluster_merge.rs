@@ -325,3 +325,31 @@ fn pod_ip_claimed_by_two_names_keeps_the_stronger_source() {
     assert!(w[0].contains("keeping new"), "{}", w[0]);
     assert_eq!(c.pod_by_ip(ip("10.1.0.5")).unwrap().name(), Some("new"));
 }
+
+#[test]
+fn pods_placed_by_evidence_give_a_cidr_that_places_other_pods() {
+    // Nothing but node names from capture files and pod IPs from rules/captures.
+    let mut b = ClusterBuilder::new();
+    b.assign_capture("node1", "node1-eth0.pcap".into(), Provenance::inferred("file name node1-eth0.pcap"));
+    let mut seen = hoptrace::cluster::Pod::new(hoptrace::cluster::Fact::inferred(ip("10.100.1.4"), "DNAT target"));
+    seen.node = Some(hoptrace::cluster::Fact::inferred("node1".to_owned(), "post-DNAT packet seen on node1's bridge"));
+    b.add_pod(seen);
+    b.add_inferred_pod(ip("10.100.1.9"), "DNAT target of KUBE-SEP-XYZ");
+    let (c, diags) = b.build();
+    assert!(warnings(&diags).is_empty(), "{:?}", warnings(&diags));
+    let n1 = c.node("node1").unwrap();
+    assert_eq!(n1.pod_cidrs[0].value.to_string(), "10.100.1.0/24");
+    assert!(n1.pod_cidrs[0].is_inferred());
+    let other = c.pod_by_ip(ip("10.100.1.9")).unwrap();
+    assert_eq!(other.node_name(), Some("node1"));
+    assert!(other.node.as_ref().unwrap().is_inferred());
+    assert_eq!(c.node_for_capture(Path::new("node1-eth0.pcap")).unwrap().name(), "node1");
+    assert!(c.node("node1").unwrap().name.is_inferred());
+
+    // kubectl later names the node: the name becomes given.
+    let mut b = ClusterBuilder::from_cluster(&c);
+    b.add_source(parse_kubectl_text("NAME    INTERNAL-IP\nnode1   10.220.1.5\n", "nodes.txt").unwrap());
+    let (c, _) = b.build();
+    assert!(c.node("node1").unwrap().name.is_given());
+    assert_eq!(c.node_by_ip(ip("10.220.1.5")).unwrap().captures.len(), 1);
+}

@@ -17,6 +17,7 @@ use super::maglev::{DEFAULT_TABLE_SIZE, MaglevError, MaglevTable};
 use super::model::Cluster;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -329,13 +330,90 @@ pub enum AlbError {
     Maglev(#[from] MaglevError),
 }
 
+/// A backend node's name, cheap to clone (shared), compared and printed as a string.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeName(Arc<str>);
+
+impl NodeName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for NodeName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for NodeName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for NodeName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for NodeName {
+    fn from(s: &str) -> Self {
+        NodeName(Arc::from(s))
+    }
+}
+
+impl From<String> for NodeName {
+    fn from(s: String) -> Self {
+        NodeName(Arc::from(s))
+    }
+}
+
+impl PartialEq<str> for NodeName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for NodeName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for NodeName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl Serialize for NodeName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 /// The model's answer for one flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlbBucket {
     /// Index into the eligible pool (jhash, modulo) or Maglev slot (maglev).
     pub bucket: u32,
     /// The node that bucket maps to.
-    pub node: String,
+    pub node: NodeName,
     pub mode: AlbMode,
     pub hash: AlbHash,
     /// Raw 32-bit hash of the flow key.
@@ -376,6 +454,8 @@ pub struct AlbModel {
     unhealthy: BTreeSet<String>,
     /// `Some` under externalTrafficPolicy Local: the nodes that have a local ready endpoint.
     local_endpoints: Option<BTreeSet<String>>,
+    /// `config.backends` as shared names (a decision clones one, it does not allocate).
+    names: Vec<NodeName>,
     /// Indices into `config.backends`, eligible ones, in pool order.
     pool: Vec<usize>,
     maglev: Option<MaglevTable>,
@@ -389,7 +469,9 @@ impl AlbModel {
                 return Err(AlbError::DuplicateBackend(b.clone()));
             }
         }
+        let names = config.backends.iter().map(|b| NodeName::from(b.as_str())).collect();
         let mut model = Self {
+            names,
             config,
             unhealthy: BTreeSet::new(),
             local_endpoints: None,
@@ -573,7 +655,7 @@ impl AlbModel {
         };
         Ok(AlbBucket {
             bucket,
-            node: self.config.backends[self.pool[pool_index]].clone(),
+            node: self.names[self.pool[pool_index]].clone(),
             mode,
             hash: self.config.hash,
             hash_value,
@@ -666,7 +748,7 @@ impl AlbFlowTable {
             let idle = now.saturating_sub(e.last_seen) > self.idle_timeout;
             // A flow survives pool changes, but not the removal of its node from the
             // configuration altogether.
-            let still_configured = model.backends().contains(&e.decision.node);
+            let still_configured = model.names.contains(&e.decision.node);
             if !idle && still_configured {
                 e.last_seen = e.last_seen.max(now);
                 return Ok(AlbRoute { decision: e.decision.clone(), pinned: true });
@@ -762,12 +844,12 @@ mod tests {
     #[test]
     fn source_ip_mode_ignores_ports_default_does_not() {
         let m = model(AlbHash::Jhash, AlbMode::SourceIp, 5, 9);
-        let nodes: BTreeSet<String> = (1000..1100)
+        let nodes: BTreeSet<NodeName> = (1000..1100)
             .map(|p| m.decide(&FlowKey::tcp(ip("71.246.222.12"), p, ip("20.185.96.169"), 80)).unwrap().node)
             .collect();
         assert_eq!(nodes.len(), 1);
         let m = m.with_mode(AlbMode::Default);
-        let nodes: BTreeSet<String> = (1000..1100)
+        let nodes: BTreeSet<NodeName> = (1000..1100)
             .map(|p| m.decide(&FlowKey::tcp(ip("71.246.222.12"), p, ip("20.185.96.169"), 80)).unwrap().node)
             .collect();
         assert_eq!(nodes.len(), 5);

@@ -52,15 +52,6 @@ pub fn is_prime(n: u32) -> bool {
     true
 }
 
-/// Smallest prime ≥ `n` (used to pick a table size over 100·N when asked for "auto").
-pub fn next_prime(n: u32) -> u32 {
-    let mut c = n.max(2);
-    while !is_prime(c) {
-        c += 1;
-    }
-    c
-}
-
 impl MaglevTable {
     /// Build the table for `backends` (their names, in pool order) with `size` slots.
     /// Backend names — not their positions — seed the permutations, so a backend keeps its
@@ -161,7 +152,6 @@ mod tests {
     fn primes() {
         assert!(is_prime(2) && is_prime(251) && is_prime(4093) && is_prime(65_537));
         assert!(!is_prime(0) && !is_prime(1) && !is_prime(65_536) && !is_prime(4095));
-        assert_eq!(next_prime(300), 307);
     }
 
     #[test]

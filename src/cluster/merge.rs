@@ -14,11 +14,11 @@
 
 use super::alb::{AlbHash, AlbMode, ExternalTrafficPolicy};
 use super::error::Diagnostic;
-use super::infer::{guess_pod_cidr, node_for_pod_ip};
-use super::model::{Cluster, ClusterSource, LoadBalancer, LoadBalancerSpec, Node, Pod};
+use super::infer::guess_pod_cidr;
+use super::model::{CidrIndex, Cluster, ClusterSource, LoadBalancer, LoadBalancerSpec, Node, Pod};
 use super::provenance::{Fact, Provenance};
 use ipnet::IpNet;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -31,6 +31,14 @@ pub struct ClusterBuilder {
     node_subnets: Vec<Fact<IpNet>>,
     unplaced_cidrs: Vec<(String, Fact<IpNet>)>,
     diagnostics: Vec<Diagnostic>,
+    /// Pod IP → index in `pods` (checked on use: a replaced pod may leave stale entries).
+    pod_index: HashMap<IpAddr, usize>,
+}
+
+/// The node whose pod CIDR holds `ip`, with that CIDR.
+fn owner<'n>(nodes: &'n [Node], index: &CidrIndex, ip: IpAddr) -> Option<(&'n Node, IpNet)> {
+    let n = &nodes[index.lookup(ip)?];
+    n.pod_cidr_containing(ip).map(|c| (n, c.value))
 }
 
 /// File and line a provenance points at, for messages.
@@ -141,13 +149,16 @@ impl ClusterBuilder {
             maglev_table_size: lb.maglev_table_size.clone(),
             unhealthy: lb.unhealthy.clone(),
         };
+        let pods = cluster.pods().to_vec();
+        let pod_index = pods.iter().enumerate().flat_map(|(i, p)| p.ips().map(move |ip| (ip, i))).collect();
         Self {
             nodes: cluster.nodes().to_vec(),
-            pods: cluster.pods().to_vec(),
+            pods,
             lb: spec,
             node_subnets: cluster.node_subnets().to_vec(),
             unplaced_cidrs: Vec::new(),
             diagnostics: Vec::new(),
+            pod_index,
         }
     }
 
@@ -202,6 +213,9 @@ impl ClusterBuilder {
             }
         }
         let old = &mut self.nodes[i];
+        if old.name.value == n.name.value && n.name.provenance.rank() > old.name.provenance.rank() {
+            old.name.provenance = n.name.provenance.clone();
+        }
         let label = format!("node {}", old.name.value);
         merge_family(&mut old.ips, n.ips, is_v6_ip, &format!("{label} address"), diags);
         merge_family(&mut old.pod_cidrs, n.pod_cidrs, is_v6_net, &format!("{label} pod CIDR"), diags);
@@ -227,10 +241,19 @@ impl ClusterBuilder {
     /// conflict (stale kubectl output, a reused IP) and the higher-ranked record wins.
     pub fn add_pod(&mut self, p: Pod) -> &mut Self {
         let ips: Vec<IpAddr> = p.ips().collect();
-        let Some(i) = self.pods.iter().position(|x| x.ips().any(|a| ips.contains(&a))) else {
+        let found = ips.iter().find_map(|ip| {
+            self.pod_index.get(ip).copied().filter(|&i| self.pods.get(i).is_some_and(|x| x.ips().any(|a| a == *ip)))
+        });
+        let Some(i) = found else {
+            for ip in &ips {
+                self.pod_index.insert(*ip, self.pods.len());
+            }
             self.pods.push(p);
             return self;
         };
+        for ip in &ips {
+            self.pod_index.entry(*ip).or_insert(i);
+        }
         let old = &mut self.pods[i];
         let diags = &mut self.diagnostics;
         if let (Some(a), Some(b)) = (&old.name, &p.name)
@@ -345,6 +368,8 @@ impl ClusterBuilder {
         self.mark_host_network();
         self.infer_pod_nodes();
         self.guess_missing_cidrs();
+        // Guessed CIDRs can place pods that had no node yet.
+        self.infer_pod_nodes();
         self.check_consistency();
         let lb = self.resolve_lb();
         let cluster = Cluster::from_parts(self.nodes, self.pods, lb, self.node_subnets);
@@ -379,31 +404,31 @@ impl ClusterBuilder {
     }
 
     fn create_nodes_named_by_pods(&mut self) {
-        let mut new: Vec<Node> = Vec::new();
+        let mut known: HashSet<String> = self.nodes.iter().map(|n| n.name.value.clone()).collect();
         for p in &self.pods {
             let Some(n) = &p.node else { continue };
-            if self.nodes.iter().any(|x| x.name.value == n.value) || new.iter().any(|x| x.name.value == n.value) {
-                continue;
+            if known.insert(n.value.clone()) {
+                self.nodes.push(Node::new(n.clone()));
             }
-            new.push(Node::new(n.clone()));
         }
-        self.nodes.extend(new);
     }
 
     fn mark_host_network(&mut self) {
+        let node_ips: HashSet<IpAddr> = self.nodes.iter().flat_map(|n| n.ips.iter().map(|f| f.value)).collect();
         for p in &mut self.pods {
-            if !p.host_network && self.nodes.iter().any(|n| n.has_ip(p.ip.value)) {
+            if !p.host_network && node_ips.contains(&p.ip.value) {
                 p.host_network = true;
             }
         }
     }
 
     fn infer_pod_nodes(&mut self) {
+        let index = CidrIndex::new(&self.nodes);
         for p in &mut self.pods {
             if p.node.is_some() || p.host_network {
                 continue;
             }
-            if let Some((n, cidr)) = node_for_pod_ip(&self.nodes, p.ip.value) {
+            if let Some((n, cidr)) = owner(&self.nodes, &index, p.ip.value) {
                 p.node = Some(Fact::inferred(n.name.value.clone(), format!("pod IP {} is in {}'s pod CIDR {cidr}", p.ip.value, n.name.value)));
             }
         }
@@ -421,13 +446,15 @@ impl ClusterBuilder {
     fn guess_missing_cidrs(&mut self) {
         for v6 in [false, true] {
             let prefix = if v6 { 64 } else { 24 };
-            // Pods whose node is stated (not itself inferred from a CIDR) are the evidence.
+            // Pods placed on a node are the evidence. A placement inferred from a pod CIDR
+            // cannot feed back here: it names a node that already has a CIDR of this family,
+            // and only nodes without one are guessed for.
             let mut per_node: HashMap<String, Vec<IpAddr>> = HashMap::new();
             for p in &self.pods {
                 if p.host_network {
                     continue;
                 }
-                if let Some(n) = p.node.as_ref().filter(|n| !n.is_inferred()) {
+                if let Some(n) = p.node.as_ref() {
                     per_node.entry(n.value.clone()).or_default().extend(p.ips().filter(|ip| ip.is_ipv6() == v6));
                 }
             }
@@ -486,6 +513,7 @@ impl ClusterBuilder {
             }
         }
         // Pods against pod CIDRs.
+        let index = CidrIndex::new(&self.nodes);
         for p in &self.pods {
             if p.host_network {
                 continue;
@@ -495,8 +523,7 @@ impl ClusterBuilder {
             let (file, line) = origin(&p.ip.provenance);
             let name = p.name().map_or_else(|| ip.to_string(), |n| format!("{n} ({ip})"));
             let any_cidr = self.nodes.iter().any(|n| n.pod_cidrs.iter().any(|c| is_v6_net(&c.value) == v6));
-            let owner = node_for_pod_ip(&self.nodes, ip);
-            match (&p.node, owner) {
+            match (&p.node, owner(&self.nodes, &index, ip)) {
                 (Some(n), Some((o, cidr))) if o.name.value != n.value && !n.is_inferred() => {
                     d.push(Diagnostic::warning(file, format!(
                         "pod {name} is said to run on {} ({}) but its IP is in {}'s pod CIDR {cidr}",

@@ -11,7 +11,7 @@ pub mod model;
 pub mod provenance;
 
 pub use alb::{
-    AlbBucket, AlbConfig, AlbError, AlbFlowTable, AlbHash, AlbMode, AlbModel, AlbRoute,
+    AlbBucket, AlbConfig, AlbError, AlbFlowTable, AlbHash, AlbMode, AlbModel, AlbRoute, NodeName,
     ExternalTrafficPolicy, FlowKey, SessionAffinity,
 };
 pub use error::{Diagnostic, LoadError, LoadErrorKind, Severity};

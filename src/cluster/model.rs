@@ -180,6 +180,64 @@ impl ClusterSource {
     }
 }
 
+/// Longest-prefix lookup of pod CIDRs in O(number of distinct prefix lengths): one hash map per
+/// (family, prefix length), keyed by network address. Clusters use one or two lengths, so a
+/// lookup is one or two hash probes however many nodes there are.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CidrIndex {
+    /// (is IPv6, prefix length, network → node index), longest prefixes first.
+    levels: Vec<(bool, u8, HashMap<u128, usize>)>,
+}
+
+fn ip_bits(ip: IpAddr) -> (bool, u128) {
+    match ip {
+        IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+        IpAddr::V6(a) => (true, u128::from(a)),
+    }
+}
+
+fn mask(v6: bool, bits: u128, prefix: u8) -> u128 {
+    let width = if v6 { 128 } else { 32 };
+    if prefix == 0 {
+        0
+    } else {
+        let keep = u32::from(width - prefix.min(width));
+        (bits >> keep).checked_shl(keep).unwrap_or(0)
+    }
+}
+
+impl CidrIndex {
+    /// Index every node's pod CIDRs; on a duplicate CIDR the first node keeps it.
+    pub(crate) fn new(nodes: &[Node]) -> Self {
+        let mut idx = Self::default();
+        for (i, n) in nodes.iter().enumerate() {
+            for c in &n.pod_cidrs {
+                let (v6, bits) = ip_bits(c.value.network());
+                let len = c.value.prefix_len();
+                let level = match idx.levels.iter_mut().position(|(f, l, _)| *f == v6 && *l == len) {
+                    Some(p) => p,
+                    None => {
+                        idx.levels.push((v6, len, HashMap::new()));
+                        idx.levels.len() - 1
+                    }
+                };
+                idx.levels[level].2.entry(mask(v6, bits, len)).or_insert(i);
+            }
+        }
+        idx.levels.sort_by_key(|l| std::cmp::Reverse(l.1));
+        idx
+    }
+
+    /// Index of the node with the longest pod CIDR containing `ip`.
+    pub(crate) fn lookup(&self, ip: IpAddr) -> Option<usize> {
+        let (v6, bits) = ip_bits(ip);
+        self.levels
+            .iter()
+            .filter(|(f, _, _)| *f == v6)
+            .find_map(|(_, len, map)| map.get(&mask(v6, bits, *len)).copied())
+    }
+}
+
 /// What an address is in this cluster, strongest identity first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpRole<'a> {
@@ -208,6 +266,7 @@ pub struct Cluster {
     node_by_name: HashMap<String, usize>,
     node_by_ip: HashMap<IpAddr, usize>,
     pod_by_ip: HashMap<IpAddr, usize>,
+    pod_cidrs: CidrIndex,
     frontends: HashSet<IpAddr>,
 }
 
@@ -248,7 +307,8 @@ impl Cluster {
             }
         }
         let frontends = load_balancer.frontends.iter().map(|f| f.value).collect();
-        Self { nodes, pods, load_balancer, node_subnets, node_by_name, node_by_ip, pod_by_ip, frontends }
+        let pod_cidrs = CidrIndex::new(&nodes);
+        Self { nodes, pods, load_balancer, node_subnets, node_by_name, node_by_ip, pod_by_ip, pod_cidrs, frontends }
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -278,11 +338,7 @@ impl Cluster {
 
     /// The node whose pod CIDR contains `ip` (longest prefix if CIDRs overlap).
     pub fn node_owning_pod_cidr(&self, ip: IpAddr) -> Option<&Node> {
-        self.nodes
-            .iter()
-            .filter_map(|n| n.pod_cidr_containing(ip).map(|c| (c.value.prefix_len(), n)))
-            .max_by_key(|(len, _)| *len)
-            .map(|(_, n)| n)
+        self.pod_cidrs.lookup(ip).map(|i| &self.nodes[i])
     }
 
     pub fn zone_of_node(&self, name: &str) -> Option<&str> {
@@ -369,6 +425,40 @@ impl Cluster {
 mod tests {
     use super::*;
     use crate::cluster::provenance::Provenance;
+
+    #[test]
+    fn cidr_index_longest_prefix_and_families() {
+        let node = |name: &str, cidrs: &[&str]| {
+            let mut n = Node::new(Fact::inferred(name.to_owned(), "t"));
+            n.pod_cidrs = cidrs.iter().map(|c| Fact::inferred(c.parse().unwrap(), "t")).collect();
+            n
+        };
+        let nodes = [
+            node("wide", &["10.0.0.0/8"]),
+            node("a", &["10.1.0.0/24", "fd00:1::/64"]),
+            node("b", &["10.1.1.0/24"]),
+            node("all", &["0.0.0.0/0"]),
+            node("dup", &["10.1.0.0/24"]),
+        ];
+        let idx = CidrIndex::new(&nodes);
+        let at = |s: &str| idx.lookup(s.parse().unwrap()).map(|i| nodes[i].name());
+        assert_eq!(at("10.1.0.255"), Some("a"));
+        assert_eq!(at("10.1.1.0"), Some("b"));
+        assert_eq!(at("10.9.9.9"), Some("wide"));
+        assert_eq!(at("192.168.0.1"), Some("all"));
+        assert_eq!(at("fd00:1::5"), Some("a"));
+        assert_eq!(at("fd00:2::5"), None);
+        // The same answer as a linear scan over every node.
+        for s in ["10.1.0.7", "10.1.1.200", "10.200.0.1", "8.8.8.8", "fd00:1::ffff"] {
+            let ip: IpAddr = s.parse().unwrap();
+            let linear = nodes
+                .iter()
+                .filter_map(|n| n.pod_cidr_containing(ip).map(|c| (c.value.prefix_len(), n.name())))
+                .fold(None::<(u8, &str)>, |best, x| if best.is_none_or(|b| x.0 > b.0) { Some(x) } else { best })
+                .map(|x| x.1);
+            assert_eq!(at(s), linear, "{s}");
+        }
+    }
 
     #[test]
     fn first_host_and_bridge() {

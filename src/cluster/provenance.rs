@@ -10,7 +10,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
-    /// `route -n` output.
+    /// A routing table: `route -n` or `ip route` output.
     RouteN,
     /// `kubectl get … -o json`.
     KubectlJson,
@@ -25,7 +25,7 @@ pub enum SourceKind {
 impl SourceKind {
     pub fn describe(self) -> &'static str {
         match self {
-            SourceKind::RouteN => "route -n",
+            SourceKind::RouteN => "routing table",
             SourceKind::KubectlJson => "kubectl -o json",
             SourceKind::KubectlText => "kubectl -o wide",
             SourceKind::CommandLine => "command line",
@@ -97,8 +97,9 @@ impl fmt::Display for Provenance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Provenance::Given { source } => write!(f, "{} ({})", source, source.kind.describe()),
-            Provenance::Inferred { reason } => write!(f, "inferred: {reason}"),
-            Provenance::Default { reason } => write!(f, "default: {reason}"),
+            // Reasons quote input text (file names, node names): escape like everything else.
+            Provenance::Inferred { reason } => write!(f, "inferred: {}", crate::sanitize::escape_str(reason)),
+            Provenance::Default { reason } => write!(f, "default: {}", crate::sanitize::escape_str(reason)),
         }
     }
 }

@@ -183,7 +183,19 @@ pub fn parse_cluster_toml(text: &str, file: &str, base_dir: &Path) -> Result<Clu
     let doc = DeTable::parse(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let (line, col) = cx.lines.line_col(text, span.start);
-        let message = e.message().trim().to_owned();
+        let mut message = e.message().trim().to_owned();
+        let line_text = text.lines().nth(line.saturating_sub(1) as usize).unwrap_or("").trim();
+        if !line_text.is_empty() {
+            let shown: String = line_text.chars().take(60).collect();
+            message.push_str(&format!(" in `{shown}`"));
+        }
+        // The most common slip: an address or CIDR without quotes parses as a broken number.
+        if let Some((_, value)) = line_text.split_once('=') {
+            let v = value.trim();
+            if !v.is_empty() && !v.starts_with(['"', '\'', '[', '{']) && v.contains(['.', ':']) && v.chars().all(|c| c.is_ascii_hexdigit() || ".:/".contains(c)) {
+                message.push_str(&format!("; addresses and CIDRs are strings: write \"{v}\""));
+            }
+        }
         LoadError::new(
             LoadErrorKind::Syntax,
             Diagnostic::warning(file, format!("TOML syntax: {message}")).at_line(Some(line)).at_column(Some(col)),
@@ -475,6 +487,8 @@ node = "node0"
             ("[load_balancer\nmode = \"default\"\n", 1, None, "TOML syntax"),
             ("\n\n[[nodes]]\nname = \"a\"\nname = \"b\"\n", 5, None, "TOML syntax"),
             ("a = \"unterminated\n", 1, None, "TOML syntax"),
+            ("[[nodes]]\nname = \"a\"\nip = 10.0.0.1\n", 3, None, "write \"10.0.0.1\""),
+            ("[[nodes]]\nname = \"a\"\nname = \"b\"\n", 3, None, "in `name = \"b\"`"),
         ];
         for (doc, line, key, frag) in cases {
             let e = parse(doc).expect_err(doc);

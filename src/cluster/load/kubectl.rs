@@ -6,7 +6,8 @@
 //! `items`, or a single object; nodes give `InternalIP`, `spec.podCIDR(s)` and the
 //! `topology.kubernetes.io/zone` label; pods `status.podIP(s)`, `spec.nodeName`,
 //! `spec.hostNetwork`, `status.hostIP`; LoadBalancer services their ingress IPs,
-//! `sessionAffinity` and `externalTrafficPolicy`.
+//! `sessionAffinity` and `externalTrafficPolicy`; EndpointSlices and Endpoints their addresses,
+//! `nodeName`, `zone` and target pod names.
 //!
 //! A bad row or item is a warning naming its line and is skipped; the rest is kept.
 
@@ -108,7 +109,7 @@ impl RowCx<'_> {
             Some(c) => c
                 .parse()
                 .map(Some)
-                .map_err(|_| self.warn(col, format!("{:?} is not an IP address; row skipped", crate::sanitize::escape_str(c)))),
+                .map_err(|_| self.warn(col, format!("{c:?} is not an IP address; row skipped"))),
         }
     }
 }
@@ -201,7 +202,7 @@ fn service_table(t: &TextTable, src: &mut ClusterSource) {
                 }
                 Ok(_) => {}
                 // Hostname ingresses (AWS-style) are not addresses we can match packets on.
-                Err(_) => src.diagnostics.push(r.warn("EXTERNAL-IP", format!("{:?} is not an IP address; ignored", crate::sanitize::escape_str(part)))),
+                Err(_) => src.diagnostics.push(r.warn("EXTERNAL-IP", format!("{part:?} is not an IP address; ignored"))),
             }
         }
     }
@@ -322,14 +323,14 @@ pub fn parse_kubectl_json(text: &str, file: &str) -> Result<ClusterSource, LoadE
                 parse_item(&cx, k, item, &mut src);
             }
         }
-        None if matches!(kind, "Node" | "Pod" | "Service") => {
+        None if matches!(kind, "Node" | "Pod" | "Service" | "EndpointSlice" | "Endpoints") => {
             let cx = ItemCx { file, path: String::new(), line: Some(1) };
             parse_item(&cx, kind, &root, &mut src);
         }
         None => {
             return Err(LoadError::new(
                 LoadErrorKind::NotRecognised,
-                Diagnostic::warning(file, format!("JSON is not kubectl output (kind {kind:?}; expected List, NodeList, PodList, Node, Pod or Service)")),
+                Diagnostic::warning(file, format!("JSON is not kubectl output (kind {kind:?}; expected a List or a Node, Pod, Service, EndpointSlice or Endpoints)")),
             ));
         }
     }
@@ -341,6 +342,8 @@ fn parse_item(cx: &ItemCx<'_>, kind: &str, item: &Value, src: &mut ClusterSource
         "Node" => json_node(cx, item, src),
         "Pod" => json_pod(cx, item, src),
         "Service" => json_service(cx, item, src),
+        "EndpointSlice" => json_endpoint_slice(cx, item, src),
+        "Endpoints" => json_endpoints(cx, item, src),
         _ => src.diagnostics.push(Diagnostic::note(cx.file, format!("{}: kind {kind:?} ignored", cx.path)).at_line(cx.line)),
     }
 }
@@ -349,7 +352,7 @@ fn json_ip(cx: &ItemCx<'_>, key: &str, s: &str, src: &mut ClusterSource) -> Opti
     match s.parse() {
         Ok(ip) => Some(ip),
         Err(_) => {
-            src.diagnostics.push(cx.diag(key, format!("{:?} is not an IP address", crate::sanitize::escape_str(s))));
+            src.diagnostics.push(cx.diag(key, format!("{s:?} is not an IP address")));
             None
         }
     }
@@ -458,6 +461,57 @@ fn json_pod(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
         src.nodes.push(node);
     }
     src.pods.push(pod);
+}
+
+/// An endpoint address as a pod record: the pod name from `targetRef` when it is a Pod.
+fn endpoint_pod(cx: &ItemCx<'_>, key: &str, ip: &str, node: Option<&str>, target: Option<&Value>, src: &mut ClusterSource) -> Option<Pod> {
+    let ip = json_ip(cx, key, ip, src)?;
+    let mut pod = Pod::new(Fact::new(ip, cx.given()));
+    if let Some(t) = target.filter(|t| t.get("kind").and_then(Value::as_str) == Some("Pod")) {
+        pod.name = t.get("name").and_then(Value::as_str).map(|n| Fact::new(n.to_owned(), cx.given()));
+        pod.namespace = t.get("namespace").and_then(Value::as_str).map(|n| Fact::new(n.to_owned(), cx.given()));
+    }
+    pod.node = node.filter(|n| !n.is_empty()).map(|n| Fact::new(n.to_owned(), cx.given()));
+    Some(pod)
+}
+
+/// `discovery.k8s.io/v1` EndpointSlice: each endpoint's addresses, node and zone.
+fn json_endpoint_slice(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
+    let endpoints = item.get("endpoints").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    for (j, ep) in endpoints.iter().enumerate() {
+        let node = ep.get("nodeName").and_then(Value::as_str);
+        let addrs = ep.get("addresses").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        for (k, a) in addrs.iter().enumerate() {
+            let Some(a) = a.as_str() else { continue };
+            let key = format!(".endpoints[{j}].addresses[{k}]");
+            if let Some(p) = endpoint_pod(cx, &key, a, node, ep.get("targetRef"), src) {
+                src.pods.push(p);
+            }
+        }
+        if let (Some(n), Some(z)) = (node.filter(|n| !n.is_empty()), ep.get("zone").and_then(Value::as_str).filter(|z| !z.is_empty())) {
+            let mut node = Node::new(Fact::new(n.to_owned(), cx.given()));
+            node.zone = Some(Fact::new(z.to_owned(), cx.given()));
+            src.nodes.push(node);
+        }
+    }
+}
+
+/// `v1` Endpoints: ready and not-ready addresses of every subset.
+fn json_endpoints(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
+    let subsets = item.get("subsets").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    for (j, sub) in subsets.iter().enumerate() {
+        for list in ["addresses", "notReadyAddresses"] {
+            let addrs = sub.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            for (k, a) in addrs.iter().enumerate() {
+                let Some(ip) = a.get("ip").and_then(Value::as_str) else { continue };
+                let key = format!(".subsets[{j}].{list}[{k}].ip");
+                let node = a.get("nodeName").and_then(Value::as_str);
+                if let Some(p) = endpoint_pod(cx, &key, ip, node, a.get("targetRef"), src) {
+                    src.pods.push(p);
+                }
+            }
+        }
+    }
 }
 
 fn json_service(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
@@ -690,6 +744,32 @@ testapp-ok                 1/1     Running   0          36s   10.100.0.3   n0   
         assert_eq!(s.load_balancer.frontends.len(), 1);
         assert_eq!(s.load_balancer.session_affinity.as_ref().unwrap().value, SessionAffinity::ClientIp);
         assert_eq!(s.load_balancer.external_traffic_policy.as_ref().unwrap().value, ExternalTrafficPolicy::Local);
+    }
+
+    #[test]
+    fn endpoint_slices_and_endpoints() {
+        let t = r#"{"kind":"List","items":[
+ {"kind":"EndpointSlice","addressType":"IPv4","metadata":{"name":"web-x"},
+  "endpoints":[{"addresses":["10.244.1.9"],"nodeName":"n1","zone":"eastus-2","targetRef":{"kind":"Pod","name":"web-1","namespace":"default"}},
+               {"addresses":["10.244.2.bad"],"nodeName":"n2"}]},
+ {"kind":"Endpoints","metadata":{"name":"web"},"subsets":[{"addresses":[{"ip":"10.244.1.9","nodeName":"n1","targetRef":{"kind":"Pod","name":"web-1"}}],
+   "notReadyAddresses":[{"ip":"10.244.3.3","nodeName":"n3"}]}]}
+]}"#;
+        let s = parse_kubectl_json(t, "eps.json").unwrap();
+        let pods: Vec<(String, Option<&str>, Option<&str>)> =
+            s.pods.iter().map(|p| (p.ip.value.to_string(), p.name(), p.node_name())).collect();
+        assert_eq!(
+            pods,
+            [
+                ("10.244.1.9".to_owned(), Some("web-1"), Some("n1")),
+                ("10.244.1.9".to_owned(), Some("web-1"), Some("n1")),
+                ("10.244.3.3".to_owned(), None, Some("n3")),
+            ]
+        );
+        assert_eq!(s.nodes.len(), 1);
+        assert_eq!(s.nodes[0].zone(), Some("eastus-2"));
+        let w: Vec<&str> = s.diagnostics.iter().filter_map(|d| d.key.as_deref()).collect();
+        assert_eq!(w, ["items[0].endpoints[1].addresses[0]"]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! * [`cluster_toml::parse_cluster_toml`] — interface.md's `cluster.toml`
 //! * [`kubectl::parse_kubectl_text`] / [`kubectl::parse_kubectl_json`] — `kubectl get … -o wide|json`
-//! * [`route::parse_route_n`] — `route -n`
+//! * [`route::parse_route_n`] — `route -n`; [`route::parse_ip_route`] — `ip route`
 //! * [`load_bytes`] / [`load_path`] — sniff and dispatch.
 
 pub mod cluster_toml;
@@ -18,7 +18,7 @@ use std::path::Path;
 
 pub use cluster_toml::parse_cluster_toml;
 pub use kubectl::{parse_kubectl_json, parse_kubectl_text};
-pub use route::{Route, RouteTable, parse_route_n};
+pub use route::{Route, RouteTable, parse_ip_route, parse_route_n};
 
 /// Cluster inputs are small text files; anything bigger is refused rather than read.
 pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
@@ -33,18 +33,20 @@ pub enum ClusterInputKind {
     KubectlText,
     KubectlJson,
     RouteN,
+    /// `ip route` output.
+    IpRoute,
 }
 
-/// The first `SNIFF_BYTES` as text, tolerating a multi-byte character cut at the end and a
-/// UTF-8 byte-order mark. `None` for binary data.
+/// The first `SNIFF_BYTES` as text (its valid UTF-8 prefix), without a UTF-8 byte-order mark.
+/// `None` for binary data.
 fn sniff_text(bytes: &[u8]) -> Option<&str> {
     let head = &bytes[..bytes.len().min(SNIFF_BYTES)];
     let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    // Sniff the valid prefix: a character cut at the sniff boundary, or a stray bad byte in an
+    // otherwise textual file (which the loader then reports with its offset).
     let text = match std::str::from_utf8(head) {
         Ok(t) => t,
-        // Cut inside a character at the sniff boundary: keep the valid prefix.
-        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
-        Err(_) => return None,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
     };
     // NUL bytes mean binary (a pcap can be mostly printable).
     (!text.contains('\0')).then_some(text)
@@ -80,7 +82,19 @@ pub fn looks_like_kubectl_json(bytes: &[u8]) -> bool {
         return false;
     }
     // Look for the kind near the top without parsing the whole (possibly large) document.
-    const KINDS: &[&str] = &["List", "NodeList", "PodList", "ServiceList", "Node", "Pod", "Service"];
+    const KINDS: &[&str] = &[
+        "List",
+        "NodeList",
+        "PodList",
+        "ServiceList",
+        "EndpointSliceList",
+        "EndpointsList",
+        "Node",
+        "Pod",
+        "Service",
+        "EndpointSlice",
+        "Endpoints",
+    ];
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     KINDS.iter().any(|k| compact.contains(&format!("\"kind\":\"{k}\"")))
 }
@@ -95,6 +109,28 @@ pub fn looks_like_route_n(bytes: &[u8]) -> bool {
     })
 }
 
+/// `ip route` output: most lines are `default|ADDR[/LEN] … dev IFACE …`.
+pub fn looks_like_ip_route(bytes: &[u8]) -> bool {
+    let Some(text) = sniff_text(bytes) else { return false };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
+    let routes = lines
+        .iter()
+        .filter(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            let dest = match t.first() {
+                Some(&"unicast" | &"local" | &"broadcast") => t.get(1).copied().unwrap_or(""),
+                Some(d) => d,
+                None => "",
+            };
+            let dest_ok = dest == "default"
+                || dest.parse::<ipnet::IpNet>().is_ok()
+                || dest.parse::<std::net::IpAddr>().is_ok();
+            dest_ok && t.contains(&"dev")
+        })
+        .count();
+    routes > 0 && routes * 2 > lines.len()
+}
+
 /// Recognise a cluster input by content.
 pub fn sniff(bytes: &[u8]) -> Option<ClusterInputKind> {
     if looks_like_kubectl_json(bytes) {
@@ -103,6 +139,8 @@ pub fn sniff(bytes: &[u8]) -> Option<ClusterInputKind> {
         Some(ClusterInputKind::ClusterToml)
     } else if looks_like_route_n(bytes) {
         Some(ClusterInputKind::RouteN)
+    } else if looks_like_ip_route(bytes) {
+        Some(ClusterInputKind::IpRoute)
     } else if looks_like_kubectl_text(bytes) {
         Some(ClusterInputKind::KubectlText)
     } else {
@@ -135,6 +173,7 @@ pub fn load_kind(
         ClusterInputKind::KubectlText => parse_kubectl_text(text, file),
         ClusterInputKind::KubectlJson => parse_kubectl_json(text, file),
         ClusterInputKind::RouteN => Ok(parse_route_n(text, file)?.into_source(on_node)),
+        ClusterInputKind::IpRoute => Ok(parse_ip_route(text, file)?.into_source(on_node)),
     }
 }
 
@@ -145,7 +184,7 @@ pub fn load_bytes(bytes: &[u8], file: &str, base_dir: &Path, on_node: Option<&st
             LoadErrorKind::NotRecognised,
             Diagnostic::warning(
                 file,
-                "not a recognised cluster input (expected cluster.toml, `kubectl get nodes|pods -o wide` or `-o json`, or `route -n` output)",
+                "not a recognised cluster input (expected cluster.toml, `kubectl get nodes|pods -o wide` or `-o json`, or `route -n` / `ip route` output)",
             ),
         )
     })?;
@@ -188,6 +227,8 @@ mod tests {
         assert_eq!(sniff(pods), Some(ClusterInputKind::KubectlText));
         assert_eq!(sniff(json), Some(ClusterInputKind::KubectlJson));
         assert_eq!(sniff(route), Some(ClusterInputKind::RouteN));
+        let ip_route = b"default via 10.0.0.1 dev eth0\n10.1.0.0/24 dev cbr0 proto kernel scope link src 10.1.0.1\n";
+        assert_eq!(sniff(ip_route), Some(ClusterInputKind::IpRoute));
         assert_eq!(sniff(pcap), None);
         assert_eq!(sniff(iptables), None);
         assert_eq!(sniff(b"{\"kind\":\"Deployment\"}"), None);

@@ -27,6 +27,9 @@ pub struct Route {
     pub gateway: Option<IpAddr>,
     pub flags: String,
     pub iface: String,
+    /// Preferred source address (`ip route`'s `src`): on the primary interface's connected
+    /// route this is the node's own address.
+    pub src: Option<IpAddr>,
 }
 
 impl Route {
@@ -139,7 +142,68 @@ fn parse_row(l: Layout, toks: &[&str], line: u32) -> Result<Route, String> {
             d.parse::<IpNet>().map_err(|_| format!("destination {d:?} is not a CIDR"))?.trunc()
         }
     };
-    Ok(Route { line, destination, gateway, flags: toks[flags_i].to_owned(), iface: toks[iface_i].to_owned() })
+    Ok(Route { line, destination, gateway, flags: toks[flags_i].to_owned(), iface: toks[iface_i].to_owned(), src: None })
+}
+
+/// `ip route` output: `default via 10.220.1.1 dev eth0`,
+/// `10.100.0.0/24 dev cbr0 proto kernel scope link src 10.100.0.1`,
+/// `10.100.1.0/24 via 10.220.1.5 dev eth0`. Route types other than unicast (`local`,
+/// `broadcast`, `unreachable`, …) are skipped.
+pub fn parse_ip_route(text: &str, file: &str) -> Result<RouteTable, LoadError> {
+    let mut table = RouteTable { file: file.to_owned(), routes: Vec::new(), diagnostics: Vec::new() };
+    for (idx, raw) in text.lines().enumerate() {
+        let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
+        let toks: Vec<&str> = raw.split_whitespace().collect();
+        let Some(&first) = toks.first() else { continue };
+        if matches!(first, "local" | "broadcast" | "unreachable" | "blackhole" | "prohibit" | "throw" | "multicast" | "anycast" | "nat") {
+            continue;
+        }
+        let dest_tok = if first == "unicast" { toks.get(1).copied().unwrap_or("") } else { first };
+        let value_of = |k: &str| toks.windows(2).find(|w| w[0] == k).map(|w| w[1]);
+        let warn = |m: String| Diagnostic::warning(file, format!("{m}; route skipped")).at_line(Some(line_no));
+        let Some(iface) = value_of("dev") else {
+            table.diagnostics.push(warn("no `dev`".into()));
+            continue;
+        };
+        let gateway = match value_of("via").map(|g| g.strip_prefix("inet6").unwrap_or(g)) {
+            None => None,
+            Some(g) => match g.parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    table.diagnostics.push(warn(format!("gateway {g:?} is not an IP address")));
+                    continue;
+                }
+            },
+        };
+        let v6_hint = gateway.is_some_and(|g| g.is_ipv6()) || dest_tok.contains(':');
+        let destination = if dest_tok == "default" {
+            IpNet::new(if v6_hint { IpAddr::from([0u16; 8]) } else { IpAddr::from([0u8; 4]) }, 0).ok()
+        } else if let Ok(n) = dest_tok.parse::<IpNet>() {
+            Some(n.trunc())
+        } else {
+            dest_tok.parse::<IpAddr>().ok().map(IpNet::from)
+        };
+        let Some(destination) = destination else {
+            table.diagnostics.push(warn(format!("destination {dest_tok:?} is not an address or CIDR")));
+            continue;
+        };
+        let mut flags = String::from("U");
+        if gateway.is_some() {
+            flags.push('G');
+        }
+        if destination.prefix_len() == destination.max_prefix_len() {
+            flags.push('H');
+        }
+        let src = value_of("src").and_then(|s| s.parse().ok());
+        table.routes.push(Route { line: line_no, destination, gateway, flags, iface: iface.to_owned(), src });
+    }
+    if table.routes.is_empty() {
+        return Err(LoadError::new(
+            LoadErrorKind::Missing,
+            Diagnostic::warning(file, "no routes found (expected `ip route` lines such as `default via 10.0.0.1 dev eth0`)"),
+        ));
+    }
+    Ok(table)
 }
 
 impl RouteTable {
@@ -173,6 +237,12 @@ impl RouteTable {
                 }
             } else if connected && primary.contains(&r.iface.as_str()) && !host {
                 src.node_subnets.push(Fact::new(r.destination, given(r)));
+                if let (Some(n), Some(ip)) = (local.as_mut(), r.src)
+                    && r.destination.contains(&ip)
+                    && !n.has_ip(ip)
+                {
+                    n.ips.push(Fact::new(ip, given(r)));
+                }
             } else if connected && host && POD_IFACE_PREFIXES.iter().any(|p| r.iface.starts_with(p)) {
                 let mut pod = Pod::new(Fact::new(r.destination.addr(), given(r)));
                 pod.node = on_node.map(|n| Fact::new(n.to_owned(), given(r)));
@@ -299,6 +369,34 @@ Destination     Gateway         Genmask         Flags Metric Ref    Use Iface
         assert!(r.diagnostics[0].message.contains("not contiguous"));
         let e = parse_route_n("hello\n", "r").unwrap_err();
         assert_eq!(e.kind, LoadErrorKind::Missing);
+    }
+
+    #[test]
+    fn ip_route_output() {
+        let t = "\
+default via 10.220.1.1 dev eth0 proto dhcp src 10.220.1.4 metric 100
+10.100.0.0/24 dev cbr0 proto kernel scope link src 10.100.0.1
+10.100.1.0/24 via 10.220.1.5 dev eth0
+10.220.1.0/24 dev eth0 proto kernel scope link src 10.220.1.4
+168.63.129.16 via 10.220.1.1 dev eth0 proto dhcp src 10.220.1.4 metric 100
+10.100.0.7 dev cali123 scope link
+local 10.220.1.4 dev eth0 table local proto kernel scope host src 10.220.1.4
+10.9.0.0/16 via nonsense dev eth0
+";
+        let r = parse_ip_route(t, "ip-route.txt").unwrap();
+        assert_eq!(r.routes.len(), 6);
+        assert_eq!(r.diagnostics.len(), 1);
+        assert_eq!(r.diagnostics[0].line, Some(8));
+        let s = r.into_source(Some("node0"));
+        let n0 = &s.nodes[0];
+        assert_eq!(n0.name(), "node0");
+        assert_eq!(n0.ip(), Some("10.220.1.4".parse().unwrap()), "src of the primary connected route");
+        assert_eq!(n0.pod_cidrs[0].value.to_string(), "10.100.0.0/24");
+        assert_eq!(s.nodes[1].name(), "10.220.1.5");
+        assert_eq!(s.nodes[1].pod_cidrs[0].value.to_string(), "10.100.1.0/24");
+        assert_eq!(s.node_subnets[0].value.to_string(), "10.220.1.0/24");
+        assert_eq!(s.pods.len(), 1);
+        assert!(parse_ip_route("hello world\n", "x").is_err());
     }
 
     #[test]
