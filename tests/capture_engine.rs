@@ -152,7 +152,7 @@ fn request_split_over_segments_and_body_in_its_own() {
 fn out_of_order_and_retransmitted_segments() {
     let cap = analyse(&pcap(&eth(), reordered("10.0.0.4:40000", T0).segments()));
     assert_eq!(targets(&cap), ["/reordered/path/that/is/long"]);
-    let st = cap.connections[0].reassembly[0];
+    let st = cap.connections[0].reassembly()[0];
     assert_eq!(st.out_of_order, 1);
     assert_eq!(st.retransmitted_bytes, 10);
     assert_eq!(st.gaps, 0);
@@ -244,7 +244,7 @@ fn lost_segment_in_a_body_keeps_the_stream_in_step() {
     assert_eq!(targets(&cap), ["/x", "/next"]);
     assert!(cap.requests[0].partial);
     assert!(!cap.requests[1].partial);
-    assert_eq!(cap.connections[0].reassembly[0].gaps, 1);
+    assert_eq!(cap.connections[0].reassembly()[0].gaps, 1);
 }
 
 #[test]
@@ -327,5 +327,21 @@ fn reassembly_limits_bound_buffering() {
     let limits = hoptrace::capture::ReassemblyLimits { per_stream_bytes: 8_000, total_bytes: 8_000, max_window: 1 << 20 };
     let cap = Capture::from_bytes(0, "t", &pcap(&eth(), &segs), CaptureOptions { limits, ..Default::default() }).unwrap();
     assert!(cap.stats.reassembly_peak_bytes <= 8_000, "{}", cap.stats.reassembly_peak_bytes);
-    assert!(cap.connections[0].reassembly[0].gaps >= 1);
+    assert!(cap.connections[0].reassembly()[0].gaps >= 1);
+}
+
+#[test]
+fn threads_give_the_same_result_as_one() {
+    let mut bytes = Vec::new();
+    synth::write_bench_pcap(&mut bytes, 17 << 20).unwrap();
+    let one = CaptureOptions { keep_packets: false, threads: 1, ..Default::default() };
+    let single = Capture::from_bytes(0, "b", &bytes, one).unwrap();
+    for threads in [2, 3] {
+        let multi = Capture::from_bytes(0, "b", &bytes, CaptureOptions { threads, ..one }).unwrap();
+        assert_eq!(multi.connections, single.connections, "{threads} threads");
+        assert_eq!(multi.requests, single.requests, "{threads} threads");
+        assert_eq!(multi.stats, single.stats);
+        assert_eq!(multi.warnings, single.warnings);
+    }
+    assert!(single.requests.len() > 10_000);
 }

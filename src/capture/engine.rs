@@ -11,9 +11,14 @@ use super::http::{BodyKind, HeadEvent, HttpSink, HttpStream, Role};
 use super::link::{self, Decoded, LinkError, TcpFlags};
 use super::model::*;
 use super::reader::{self, CaptureComment, CaptureFormat, Frame, FrameSink, InterfaceInfo};
-use super::reassembly::{Delivery, ReassemblyBudget, ReassemblyLimits, StreamReassembler};
+use super::reassembly::{Delivery, ReassemblyBudget, ReassemblyLimits, StreamReassembler, StreamStats};
 use super::{CaptureError, CaptureWarning, WarningKind};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Flow tables hash with foldhash, randomly seeded per process: several times faster than
+/// SipHash per packet and still not predictable by whoever crafted the capture.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -24,11 +29,18 @@ pub struct CaptureOptions {
     pub keep_packets: bool,
     /// Reassembly buffering bounds.
     pub limits: ReassemblyLimits,
+    /// How long (capture time) a closed connection (FIN both ways or RST) stays findable by its
+    /// 5-tuple for the stray packets that follow a close (last ACK, retransmitted FIN); after
+    /// that its flow-table entry is dropped, keeping the table near the open connections' size.
+    pub closed_flow_linger_ns: i64,
+    /// Threads for in-memory captures without `keep_packets` (0: up to the CPUs available,
+    /// at most 4). Results are identical to one thread's.
+    pub threads: usize,
 }
 
 impl Default for CaptureOptions {
     fn default() -> Self {
-        CaptureOptions { keep_packets: true, limits: ReassemblyLimits::default() }
+        CaptureOptions { keep_packets: true, limits: ReassemblyLimits::default(), closed_flow_linger_ns: 5_000_000_000, threads: 0 }
     }
 }
 
@@ -76,9 +88,42 @@ pub struct Capture {
 impl Capture {
     /// Analyse a capture held in memory.
     pub fn from_bytes(index: CaptureIndex, name: &str, data: &[u8], opts: CaptureOptions) -> Result<Capture, CaptureError> {
+        let threads = match opts.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
+            n => n,
+        };
+        // Threads pay off only on big captures; per-packet records need one frame order.
+        if threads > 1 && !opts.keep_packets && data.len() >= 16 << 20 {
+            return Self::from_bytes_sharded(index, name, data, opts, threads as u32);
+        }
         let mut a = Analyzer::new(index, opts);
         let summary = reader::read_slice(name, data, &mut a)?;
         Ok(a.finish(name, summary))
+    }
+
+    /// Each thread reads the whole capture and analyses the flows hashed to it; the shards are
+    /// then merged into the same result one thread would give.
+    fn from_bytes_sharded(index: CaptureIndex, name: &str, data: &[u8], opts: CaptureOptions, n: u32) -> Result<Capture, CaptureError> {
+        let mut shard_opts = opts;
+        shard_opts.limits.total_bytes /= n as usize;
+        let results: Vec<Result<Capture, CaptureError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|me| {
+                    scope.spawn(move || {
+                        let mut a = Analyzer::new(index, shard_opts);
+                        a.shard = Some((me, n));
+                        let summary = reader::read_slice(name, data, &mut a)?;
+                        Ok(a.finish(name, summary))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        let mut shards = Vec::with_capacity(results.len());
+        for r in results {
+            shards.push(r?);
+        }
+        Ok(merge_shards(shards))
     }
 
     /// Analyse a capture stream (e.g. standard input); packets are processed as they arrive.
@@ -170,21 +215,33 @@ impl Capture {
     }
 }
 
-/// Bidirectional flow key: the two endpoints in a fixed order plus the protocol.
+/// Bidirectional flow key: the two endpoints (address as a 128-bit number, IPv4 mapped, and
+/// port) in a fixed order, the protocol and the IP version. Integers compare and hash faster
+/// than byte arrays or `SocketAddr`s (which also take 32 bytes each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct FlowKey {
-    lo: SocketAddr,
-    hi: SocketAddr,
+    // Halves of the 128-bit addresses: u128 would force 16-byte alignment on the table entries.
+    lo_ip: [u64; 2],
+    hi_ip: [u64; 2],
+    lo_port: u16,
+    hi_port: u16,
     proto: u8,
+    v6: bool,
+}
+
+fn ip_bits(a: std::net::IpAddr) -> [u64; 2] {
+    let b = match a {
+        std::net::IpAddr::V4(v) => v.to_ipv6_mapped().to_bits(),
+        std::net::IpAddr::V6(v) => v.to_bits(),
+    };
+    [(b >> 64) as u64, b as u64]
 }
 
 impl FlowKey {
     fn new(src: SocketAddr, dst: SocketAddr, proto: u8) -> Self {
-        if (src.ip(), src.port()) <= (dst.ip(), dst.port()) {
-            FlowKey { lo: src, hi: dst, proto }
-        } else {
-            FlowKey { lo: dst, hi: src, proto }
-        }
+        let (s, d) = ((ip_bits(src.ip()), src.port()), (ip_bits(dst.ip()), dst.port()));
+        let ((lo_ip, lo_port), (hi_ip, hi_port)) = if s <= d { (s, d) } else { (d, s) };
+        FlowKey { lo_ip, hi_ip, lo_port, hi_port, proto, v6: src.is_ipv6() }
     }
 }
 
@@ -205,7 +262,14 @@ struct Tracker {
 struct Analyzer {
     index: CaptureIndex,
     opts: CaptureOptions,
+    /// `(this shard, shard count)` when several threads split the flows between them.
+    shard: Option<(u32, u32)>,
+    /// Connections by 5-tuple (closed ones are swept out after the linger time).
     flows: HashMap<FlowKey, ConnectionId>,
+    /// Connections created since the last sweep of the flow table.
+    since_sweep: usize,
+    /// Latest packet time seen.
+    now_ns: i64,
     connections: Vec<Connection>,
     trackers: Vec<Option<Box<Tracker>>>,
     requests: Vec<HttpRequest>,
@@ -222,6 +286,20 @@ impl FrameSink for Analyzer {
     }
 
     fn frame(&mut self, f: &Frame<'_>) {
+        if let Some((me, n)) = self.shard {
+            // Parallel analysis: every thread reads every frame and keeps the flows hashed to
+            // it; frames that belong to no flow are counted by shard 0.
+            let owner = match link::decode(f.link_type, f.data) {
+                Ok(d) if !d.fragment && !d.transport_missing => {
+                    let key = FlowKey::new(SocketAddr::new(d.src, d.src_port), SocketAddr::new(d.dst, d.dst_port), d.protocol);
+                    (foldhash::fast::FixedState::with_seed(0x5eed).hash_one(key) % n as u64) as u32
+                }
+                _ => 0,
+            };
+            if owner != me {
+                return;
+            }
+        }
         self.stats.frames += 1;
         let truncated = (f.orig_len as usize) > f.data.len();
         if truncated {
@@ -274,7 +352,10 @@ impl Analyzer {
         Analyzer {
             index,
             opts,
-            flows: HashMap::new(),
+            shard: None,
+            flows: HashMap::default(),
+            since_sweep: 0,
+            now_ns: i64::MIN,
             connections: Vec::new(),
             trackers: Vec::new(),
             requests: Vec::new(),
@@ -293,14 +374,26 @@ impl Analyzer {
         let key = FlowKey::new(src, dst, d.protocol);
         let flags = d.tcp.map(|t| t.flags).unwrap_or_default();
         let pure_syn = flags.syn() && !flags.ack();
+        self.now_ns = self.now_ns.max(f.ts_ns);
+        // A connection closed longer ago than the linger time is gone even before the sweep
+        // removes it, so results do not depend on when sweeps happen.
+        let cutoff = self.now_ns.saturating_sub(self.opts.closed_flow_linger_ns);
+        let live = |id: ConnectionId| {
+            let c = &self.connections[id as usize];
+            !(c.tcp.closed() && c.last_ts_ns < cutoff)
+        };
         let id = match self.flows.get(&key) {
-            Some(&id) if !(pure_syn && self.is_new_incarnation(id, src, d)) => id,
+            Some(&id) if live(id) && !(pure_syn && self.is_new_incarnation(id, src, d)) => id,
             old => {
                 if let Some(&old) = old {
                     self.close_tracker(old, false);
                 }
                 let id = self.new_connection(f, src, dst, d);
                 self.flows.insert(key, id);
+                self.since_sweep += 1;
+                if self.since_sweep >= (self.flows.len() / 2).max(1 << 16) {
+                    self.sweep();
+                }
                 id
             }
         };
@@ -315,6 +408,18 @@ impl Analyzer {
             self.tcp(id, side, f, d, t.flags, t.seq, t.ack);
         }
         (id, side)
+    }
+
+    /// Drop flow-table entries of connections closed longer ago than the linger time.
+    /// Amortised O(1): runs after as many new connections as half the table holds.
+    fn sweep(&mut self) {
+        self.since_sweep = 0;
+        let cutoff = self.now_ns.saturating_sub(self.opts.closed_flow_linger_ns);
+        let conns = &self.connections;
+        self.flows.retain(|_, id| {
+            let c = &conns[*id as usize];
+            !(c.tcp.closed() && c.last_ts_ns < cutoff)
+        });
     }
 
     /// A pure SYN on a known tuple starts a new connection when the old one is closed or the SYN
@@ -362,7 +467,7 @@ impl Analyzer {
             bytes: [0; 2],
             isn: [None; 2],
             tcp,
-            reassembly: Default::default(),
+            reassembly_stats: None,
             http_requests: 0,
             unpaired_responses: 0,
         });
@@ -442,10 +547,10 @@ impl Analyzer {
                     Delivery::Gap { len } => stream.gap(len, &mut sink),
                 }
             });
-            if sink.tunnel {
-                if let Some(o) = http[1 - di].as_mut() {
-                    o.turn_off();
-                }
+            if sink.tunnel
+                && let Some(o) = http[1 - di].as_mut()
+            {
+                o.turn_off();
             }
         }
         // Close a direction once its FIN has been reached in sequence; close both on RST.
@@ -488,7 +593,9 @@ impl Analyzer {
         } else {
             streams[s].finish(&mut self.budget, &mut |_| {});
         }
-        conn.reassembly[s] = streams[s].stats;
+        if streams[s].stats != StreamStats::default() {
+            conn.reassembly_stats.get_or_insert_with(Default::default)[s] = streams[s].stats;
+        }
     }
 
     fn close_tracker(&mut self, id: ConnectionId, capture_end: bool) {
@@ -499,13 +606,22 @@ impl Analyzer {
         self.close_direction(id, 1, capture_end);
         if let Some(t) = self.trackers[id as usize].take() {
             let c = &mut self.connections[id as usize];
-            c.reassembly = [t.streams[0].stats, t.streams[1].stats];
+            let stats = [t.streams[0].stats, t.streams[1].stats];
+            if stats != [StreamStats::default(); 2] {
+                c.reassembly_stats = Some(Box::new(stats));
+            }
         }
     }
 
     fn finish(mut self, name: &str, summary: reader::ReadSummary) -> Capture {
         for id in 0..self.connections.len() as ConnectionId {
             self.close_tracker(id, true);
+        }
+        // Requests were recorded when their head completed; order them by their first byte.
+        // (Unstable sort: in place, and the key is unique.)
+        self.requests.sort_unstable_by_key(|r| (r.first_frame, r.id));
+        for (i, r) in self.requests.iter_mut().enumerate() {
+            r.id = i as RequestId;
         }
         self.stats.file_bytes = summary.bytes;
         self.stats.reassembly_peak_bytes = self.budget.peak;
@@ -556,6 +672,84 @@ impl Analyzer {
     }
 }
 
+/// Merge per-thread results: connections ordered by first frame, requests by first frame (then
+/// their order within the shard, which keeps a connection's requests in order), ids renumbered.
+fn merge_shards(mut shards: Vec<Capture>) -> Capture {
+    let mut conns: Vec<(u64, usize, u32)> = Vec::new();
+    for (si, s) in shards.iter().enumerate() {
+        conns.extend(s.connections.iter().map(|c| (c.first_frame, si, c.id)));
+    }
+    conns.sort_unstable();
+    let mut remap: Vec<Vec<ConnectionId>> = shards.iter().map(|s| vec![0; s.connections.len()]).collect();
+    for (new, &(_, si, old)) in conns.iter().enumerate() {
+        remap[si][old as usize] = new as ConnectionId;
+    }
+    drop(conns);
+    // Merge in place (appending, then sorting without a scratch buffer) so that the peak
+    // memory stays that of the results, not twice it.
+    let mut connections: Vec<Connection> = Vec::new();
+    let mut requests: Vec<HttpRequest> = Vec::new();
+    let mut stats = CaptureStats::default();
+    for (si, s) in shards.iter_mut().enumerate() {
+        for c in s.connections.iter_mut() {
+            c.id = remap[si][c.id as usize];
+        }
+        for r in s.requests.iter_mut() {
+            r.connection = remap[si][r.connection as usize];
+        }
+        connections.append(&mut s.connections);
+        s.connections.shrink_to_fit();
+        requests.append(&mut s.requests);
+        s.requests.shrink_to_fit();
+        stats.frames += s.stats.frames;
+        stats.ip_packets += s.stats.ip_packets;
+        stats.non_ip += s.stats.non_ip;
+        stats.malformed += s.stats.malformed;
+        stats.truncated += s.stats.truncated;
+        stats.fragments += s.stats.fragments;
+        stats.reassembly_peak_bytes += s.stats.reassembly_peak_bytes;
+        for (&lt, &n) in &s.stats.unsupported_link {
+            *stats.unsupported_link.entry(lt).or_default() += n;
+        }
+    }
+    connections.sort_unstable_by_key(|c| c.id);
+    // A frame belongs to one connection, so (first frame, connection, shard-local order) is
+    // unique and keeps each connection's requests in order.
+    requests.sort_unstable_by_key(|r| (r.first_frame, r.connection, r.id));
+    for (i, r) in requests.iter_mut().enumerate() {
+        r.id = i as RequestId;
+    }
+    let first = shards.swap_remove(0);
+    stats.file_bytes = first.stats.file_bytes;
+    // Reader warnings are the same in every shard; analysis warnings are recomputed.
+    let mut warnings: Vec<CaptureWarning> = first
+        .warnings
+        .into_iter()
+        .filter(|w| !matches!(w.kind, WarningKind::UnsupportedLinkType { .. } | WarningKind::SnaplenCut { .. }))
+        .collect();
+    for (&lt, &n) in &stats.unsupported_link {
+        warnings.push(CaptureWarning { file: first.name.clone(), offset: None, frame: None, kind: WarningKind::UnsupportedLinkType { link_type: lt, frames: n } });
+    }
+    if stats.truncated > 0 {
+        warnings.push(CaptureWarning { file: first.name.clone(), offset: None, frame: None, kind: WarningKind::SnaplenCut { frames: stats.truncated } });
+    }
+    Capture {
+        index: first.index,
+        name: first.name,
+        format: first.format,
+        interfaces: first.interfaces,
+        comments: first.comments,
+        connections,
+        requests,
+        stats,
+        warnings,
+        packets: Vec::new(),
+        unattached: Vec::new(),
+        conn_offsets: Vec::new(),
+        conn_frames: Vec::new(),
+    }
+}
+
 /// HTTP events of one connection direction → request/response records.
 struct ConnSink<'a> {
     conn: &'a mut Connection,
@@ -597,9 +791,8 @@ impl HttpSink for ConnSink<'_> {
                 self.conn.http_requests += 1;
                 self.pending.push_back(id);
                 self.current[di] = Some(id);
-                if ev.partial {
-                    BodyKind::None
-                } else if connect {
+                // A partial head's framing is unknown; CONNECT has no body (a tunnel may follow).
+                if ev.partial || connect {
                     BodyKind::None
                 } else if ev.info.chunked {
                     BodyKind::Chunked
@@ -692,3 +885,25 @@ fn body_kind(ev: &HeadEvent<'_>, status: u16, head_request: bool, connect: bool)
 
 // The per-packet budget depends on this staying small.
 const _: () = assert!(std::mem::size_of::<CompactPacket>() == 32);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memory budget (≤ 64 bytes per packet beyond the file, BENCHMARKS.md) rests on these.
+    #[test]
+    fn per_connection_records_stay_small() {
+        assert!(std::mem::size_of::<Connection>() <= 192, "{}", std::mem::size_of::<Connection>());
+        assert!(std::mem::size_of::<HttpRequest>() <= 224, "{}", std::mem::size_of::<HttpRequest>());
+        assert_eq!(std::mem::size_of::<FlowKey>(), 40);
+    }
+
+    #[test]
+    fn flow_key_is_direction_independent() {
+        let a: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        assert_eq!(FlowKey::new(a, b, 6), FlowKey::new(b, a, 6));
+        assert_ne!(FlowKey::new(a, b, 6), FlowKey::new(a, b, 17));
+        let m: SocketAddr = "[::ffff:10.0.0.1]:1000".parse().unwrap();
+        assert_ne!(FlowKey::new(a, b, 6), FlowKey::new(m, "[::ffff:10.0.0.2]:80".parse().unwrap(), 6));
+    }
+}

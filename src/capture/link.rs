@@ -1,12 +1,15 @@
 //! Link layer → IP → transport, through etherparse's lax slicing so that packets cut by the snap
 //! length still yield every header they contain.
 //!
-//! Link types: Ethernet (with 802.1Q / QinQ), Linux cooked SLL (113) and SLL2 (276, stripped by
-//! hand: etherparse has no SLL2), raw IP (101, and 12/14 as some writers store DLT_RAW), IPv4 (228),
+//! The fixed-size link headers are stripped by hand (etherparse has no SLL2, and its whole-packet
+//! slicer is slow per packet); IP (with IPv4 options, IPv6 extension headers, fragments) and the
+//! transport headers go through etherparse's lax slices.
+//!
+//! Link types: Ethernet (with 802.1Q / QinQ), Linux cooked SLL (113) and SLL2 (276), raw IP (101, and 12/14 as some writers store DLT_RAW), IPv4 (228),
 //! IPv6 (229), BSD NULL (0, host byte order) and LOOP (108, network byte order). Anything else is
 //! [`LinkError::UnsupportedLinkType`], which the caller counts and reports.
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const LINKTYPE_NULL: u32 = 0;
@@ -138,23 +141,42 @@ pub enum LinkError {
     Short,
 }
 
-/// Decode one frame of link type `link_type`.
-pub fn decode(link_type: u32, data: &[u8]) -> Result<Decoded<'_>, LinkError> {
-    let sliced = match link_type {
-        LINKTYPE_ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| LinkError::Short)?,
-        LINKTYPE_RAW | 12 | 14 | LINKTYPE_IPV4 | LINKTYPE_IPV6 => LaxSlicedPacket::from_ip(data).map_err(|_| LinkError::Short)?,
+/// Strip the link layer: the ether type (or IP version marker) and the network-layer bytes.
+/// Done by hand — the headers are fixed-size — so only the IP and transport layers go through
+/// etherparse (whose whole-packet slicer moves large structs around per packet).
+fn strip_link(link_type: u32, data: &[u8]) -> Result<&[u8], LinkError> {
+    const IPV4: u16 = 0x0800;
+    const IPV6: u16 = 0x86DD;
+    let ip_ether_type = |t: u16| if t == IPV4 || t == IPV6 { Ok(()) } else { Err(LinkError::NotIp) };
+    match link_type {
+        LINKTYPE_ETHERNET => {
+            let mut t = be16(data, 12).ok_or(LinkError::Short)?;
+            let mut off = 14;
+            // 802.1Q, 802.1ad (QinQ) and the old 0x9100 tag, up to three deep.
+            for _ in 0..3 {
+                if matches!(t, 0x8100 | 0x88A8 | 0x9100) {
+                    t = be16(data, off + 2).ok_or(LinkError::Short)?;
+                    off += 4;
+                }
+            }
+            ip_ether_type(t)?;
+            Ok(&data[off..])
+        }
+        LINKTYPE_RAW | 12 | 14 | LINKTYPE_IPV4 | LINKTYPE_IPV6 => Ok(data),
         LINKTYPE_LINUX_SLL => {
             // 16-byte cooked header; protocol (ether type) at offset 14.
-            let proto = be16(data, 14).ok_or(LinkError::Short)?;
-            LaxSlicedPacket::from_ether_type(EtherType(proto), &data[16..])
+            let t = be16(data, 14).ok_or(LinkError::Short)?;
+            ip_ether_type(t)?;
+            Ok(&data[16..])
         }
         LINKTYPE_LINUX_SLL2 => {
             // 20-byte cooked v2 header; protocol at offset 0.
-            let proto = be16(data, 0).ok_or(LinkError::Short)?;
+            let t = be16(data, 0).ok_or(LinkError::Short)?;
             if data.len() < 20 {
                 return Err(LinkError::Short);
             }
-            LaxSlicedPacket::from_ether_type(EtherType(proto), &data[20..])
+            ip_ether_type(t)?;
+            Ok(&data[20..])
         }
         LINKTYPE_NULL | LINKTYPE_LOOP => {
             let fam: [u8; 4] = data.get(..4).ok_or(LinkError::Short)?.try_into().map_err(|_| LinkError::Short)?;
@@ -166,39 +188,41 @@ pub fn decode(link_type: u32, data: &[u8]) -> Result<Decoded<'_>, LinkError> {
                 u32::from_le_bytes(fam)
             };
             match fam {
-                2 | 24 | 28 | 30 => LaxSlicedPacket::from_ip(&data[4..]).map_err(|_| LinkError::Short)?,
-                _ => return Err(LinkError::NotIp),
+                2 | 24 | 28 | 30 => Ok(&data[4..]),
+                _ => Err(LinkError::NotIp),
             }
         }
-        other => return Err(LinkError::UnsupportedLinkType(other)),
-    };
-    let net = sliced.net.as_ref().ok_or(LinkError::NotIp)?;
-    let (ip_version, src, dst, payload) = match net {
-        LaxNetSlice::Ipv4(v4) => {
+        other => Err(LinkError::UnsupportedLinkType(other)),
+    }
+}
+
+/// Decode one frame of link type `link_type`.
+pub fn decode(link_type: u32, data: &[u8]) -> Result<Decoded<'_>, LinkError> {
+    let net = strip_link(link_type, data)?;
+    let (ip, _ext_err) = LaxIpSlice::from_slice(net).map_err(|_| LinkError::Short)?;
+    let (ip_version, src, dst, hdr_start) = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
-            (4u8, IpAddr::V4(Ipv4Addr::from(h.source())), IpAddr::V4(Ipv4Addr::from(h.destination())), v4.payload())
+            (4u8, IpAddr::V4(Ipv4Addr::from(h.source())), IpAddr::V4(Ipv4Addr::from(h.destination())), h.slice().as_ptr())
         }
-        LaxNetSlice::Ipv6(v6) => {
+        LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            (6u8, IpAddr::V6(Ipv6Addr::from(h.source())), IpAddr::V6(Ipv6Addr::from(h.destination())), v6.payload())
+            (6u8, IpAddr::V6(Ipv6Addr::from(h.source())), IpAddr::V6(Ipv6Addr::from(h.destination())), h.slice().as_ptr())
         }
-        LaxNetSlice::Arp(_) => return Err(LinkError::NotIp),
     };
+    let payload = ip.payload();
     let fragment = payload.fragmented;
-    let ip_payload_wire = match net {
-        LaxNetSlice::Ipv4(v4) => {
-            let h = v4.header();
-            let hdrs = payload.payload.as_ptr() as usize - h.slice().as_ptr() as usize;
-            let declared = (h.total_len() as usize).saturating_sub(hdrs);
+    let hdrs = payload.payload.as_ptr() as usize - hdr_start as usize;
+    let ip_payload_wire = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let total = v4.header().total_len() as usize;
             // total_len 0 (segmentation offload seen before the NIC splits it) → trust the bytes.
-            if h.total_len() == 0 { payload.payload.len() } else { declared.max(payload.payload.len()) }
+            if total == 0 { payload.payload.len() } else { total.saturating_sub(hdrs).max(payload.payload.len()) }
         }
-        LaxNetSlice::Ipv6(v6) => {
-            let exts = payload.payload.as_ptr() as usize - v6.header().slice().as_ptr() as usize - 40;
-            let declared = (v6.header().payload_length() as usize).saturating_sub(exts);
-            if v6.header().payload_length() == 0 { payload.payload.len() } else { declared.max(payload.payload.len()) }
+        LaxIpSlice::Ipv6(v6) => {
+            let pl = v6.header().payload_length() as usize;
+            if pl == 0 { payload.payload.len() } else { (pl + 40).saturating_sub(hdrs).max(payload.payload.len()) }
         }
-        LaxNetSlice::Arp(_) => 0,
     };
     let mut d = Decoded {
         ip_version,
@@ -209,53 +233,55 @@ pub fn decode(link_type: u32, data: &[u8]) -> Result<Decoded<'_>, LinkError> {
         dst_port: 0,
         tcp: None,
         payload: &[],
-        wire_payload_len: 0,
+        wire_payload_len: ip_payload_wire as u32,
         fragment,
         transport_missing: false,
     };
-    match &sliced.transport {
-        Some(TransportSlice::Tcp(t)) => {
-            d.src_port = t.source_port();
-            d.dst_port = t.destination_port();
-            let hdr = t.header_slice();
-            d.tcp = Some(TcpInfo {
-                flags: TcpFlags(hdr.get(13).copied().unwrap_or(0)),
-                seq: t.sequence_number(),
-                ack: t.acknowledgment_number(),
-                window: t.window_size(),
-            });
-            d.payload = t.payload();
-            d.wire_payload_len = ip_payload_wire.saturating_sub(hdr.len()).max(d.payload.len()) as u32;
-        }
-        Some(TransportSlice::Udp(u)) => {
-            d.src_port = u.source_port();
-            d.dst_port = u.destination_port();
-            d.payload = u.payload();
-            d.wire_payload_len = ip_payload_wire.saturating_sub(8).max(d.payload.len()) as u32;
-        }
-        Some(TransportSlice::Icmpv4(i)) => {
-            // Echo request/reply (8/0) identifiers make pings distinguishable flows.
-            let b = i.slice();
-            if matches!(b.first(), Some(0) | Some(8)) {
-                let id = be16(b, 4).unwrap_or(0);
-                (d.src_port, d.dst_port) = (id, id);
+    if fragment {
+        return Ok(d);
+    }
+    let body = payload.payload;
+    match d.protocol {
+        proto::TCP => match TcpSlice::from_slice(body) {
+            Ok(t) => {
+                d.src_port = t.source_port();
+                d.dst_port = t.destination_port();
+                let hdr = t.header_slice();
+                d.tcp = Some(TcpInfo {
+                    flags: TcpFlags(hdr.get(13).copied().unwrap_or(0)),
+                    seq: t.sequence_number(),
+                    ack: t.acknowledgment_number(),
+                    window: t.window_size(),
+                });
+                d.payload = t.payload();
+                d.wire_payload_len = ip_payload_wire.saturating_sub(hdr.len()).max(d.payload.len()) as u32;
             }
-            d.payload = i.payload();
-            d.wire_payload_len = d.payload.len() as u32;
-        }
-        Some(TransportSlice::Icmpv6(i)) => {
-            let b = i.slice();
-            if matches!(b.first(), Some(128) | Some(129)) {
-                let id = be16(b, 4).unwrap_or(0);
-                (d.src_port, d.dst_port) = (id, id);
+            Err(_) => d.transport_missing = true,
+        },
+        proto::UDP => match UdpSlice::from_slice_lax(body) {
+            Ok(u) => {
+                d.src_port = u.source_port();
+                d.dst_port = u.destination_port();
+                d.payload = u.payload();
+                d.wire_payload_len = ip_payload_wire.saturating_sub(8).max(d.payload.len()) as u32;
             }
-            d.payload = i.payload();
-            d.wire_payload_len = d.payload.len() as u32;
+            Err(_) => d.transport_missing = true,
+        },
+        proto::ICMP | proto::ICMPV6 => {
+            // Echo request/reply identifiers make pings distinguishable flows.
+            let echo: &[u8] = if d.protocol == proto::ICMP { &[0, 8] } else { &[128, 129] };
+            if body.len() >= 8 {
+                if echo.contains(&body[0]) {
+                    let id = be16(body, 4).unwrap_or(0);
+                    (d.src_port, d.dst_port) = (id, id);
+                }
+                d.payload = &body[8..];
+                d.wire_payload_len = ip_payload_wire.saturating_sub(8) as u32;
+            } else {
+                d.transport_missing = true;
+            }
         }
-        _ => {
-            d.transport_missing = !fragment && matches!(d.protocol, proto::TCP | proto::UDP);
-            d.wire_payload_len = ip_payload_wire as u32;
-        }
+        _ => d.payload = body,
     }
     Ok(d)
 }

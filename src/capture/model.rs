@@ -123,8 +123,9 @@ pub struct Connection {
     /// Initial sequence number of each direction `[A, B]` (from its SYN), when seen.
     pub isn: [Option<u32>; 2],
     pub tcp: TcpState,
-    /// Reassembly counters per direction `[A→B, B→A]`.
-    pub reassembly: [StreamStats; 2],
+    /// Reassembly counters per direction `[A→B, B→A]`; `None` while all are zero (the common
+    /// case, kept out of line to save memory). See [`Connection::reassembly`].
+    pub reassembly_stats: Option<Box<[StreamStats; 2]>>,
     /// HTTP requests seen on it.
     pub http_requests: u32,
     /// Responses that matched no request (mid-stream start, lost request).
@@ -162,6 +163,10 @@ impl Connection {
     }
     pub fn mid_stream(&self) -> bool {
         self.tcp.has(TcpState::MID_STREAM)
+    }
+    /// Reassembly counters per direction `[A→B, B→A]`.
+    pub fn reassembly(&self) -> [StreamStats; 2] {
+        self.reassembly_stats.as_deref().copied().unwrap_or_default()
     }
     /// Protocol name for listings.
     pub fn protocol_name(&self) -> String {

@@ -35,13 +35,13 @@ impl Default for ReassemblyLimits {
 pub struct StreamStats {
     /// Segments that arrived ahead of a hole.
     pub out_of_order: u32,
-    /// Payload bytes that repeated bytes already delivered.
-    pub retransmitted_bytes: u64,
-    /// Bytes of a later copy that overlapped buffered bytes (dropped: first wins).
-    pub overlap_bytes: u64,
-    /// Holes declared lost, and their total length.
+    /// Payload bytes that repeated bytes already delivered (saturating).
+    pub retransmitted_bytes: u32,
+    /// Bytes of a later copy that overlapped buffered bytes (dropped: first wins; saturating).
+    pub overlap_bytes: u32,
+    /// Holes declared lost, and their total length (saturating).
     pub gaps: u32,
-    pub gap_bytes: u64,
+    pub gap_bytes: u32,
     /// Segments dropped for lying outside the window.
     pub out_of_window: u32,
 }
@@ -88,6 +88,11 @@ pub struct StreamReassembler {
     pub stats: StreamStats,
 }
 
+/// Saturating counter update.
+fn add(counter: &mut u32, v: u64) {
+    *counter = counter.saturating_add(v.min(u32::MAX as u64) as u32);
+}
+
 fn seq_diff(a: u32, b: u32) -> i64 {
     a.wrapping_sub(b) as i32 as i64
 }
@@ -106,6 +111,9 @@ impl StreamReassembler {
     }
 
     /// Feed one segment: `data` captured bytes of a payload that was `wire_len` long on the wire.
+    /// (The arguments are the segment's facts plus the two sinks; bundling them would only move
+    /// the same list into a struct built per packet.)
+    #[allow(clippy::too_many_arguments)]
     pub fn segment(
         &mut self,
         seq: u32,
@@ -125,10 +133,10 @@ impl StreamReassembler {
         if rel <= 0 {
             let skip = (-rel) as u64;
             if skip >= wire_len as u64 {
-                self.stats.retransmitted_bytes += wire_len as u64;
+                add(&mut self.stats.retransmitted_bytes, wire_len as u64);
                 return;
             }
-            self.stats.retransmitted_bytes += skip;
+            add(&mut self.stats.retransmitted_bytes, skip);
             let cap_skip = (skip as usize).min(data.len());
             let missing = wire_len as u64 - skip - (data.len() - cap_skip) as u64;
             self.deliver_now(&data[cap_skip..], missing, frame, ts_ns, out);
@@ -149,7 +157,7 @@ impl StreamReassembler {
         }
         if missing > 0 {
             self.stats.gaps += 1;
-            self.stats.gap_bytes += missing;
+            add(&mut self.stats.gap_bytes, missing);
             out(Delivery::Gap { len: missing });
         }
         let n = self.next.unwrap_or(0);
@@ -183,7 +191,7 @@ impl StreamReassembler {
                     kept.push((s, e));
                     continue;
                 }
-                self.stats.overlap_bytes += e.min(pe) - s.max(ps);
+                add(&mut self.stats.overlap_bytes, e.min(pe) - s.max(ps));
                 if s < ps {
                     kept.push((s, ps));
                 }
@@ -217,7 +225,7 @@ impl StreamReassembler {
                 // on now (after declaring the hole before it lost).
                 if rel_now > 0 {
                     self.stats.gaps += 1;
-                    self.stats.gap_bytes += rel_now as u64;
+                    add(&mut self.stats.gap_bytes, rel_now as u64);
                     out(Delivery::Gap { len: rel_now as u64 });
                     self.next = Some(piece_seq);
                     self.deliver_now(bytes, missing_tail, frame, ts_ns, out);
@@ -248,7 +256,7 @@ impl StreamReassembler {
         let hole = seq_diff(first.seq, next);
         if hole > 0 {
             self.stats.gaps += 1;
-            self.stats.gap_bytes += hole as u64;
+            add(&mut self.stats.gap_bytes, hole as u64);
             out(Delivery::Gap { len: hole as u64 });
             self.next = Some(first.seq);
         }

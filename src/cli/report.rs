@@ -70,6 +70,9 @@ pub const EMBEDDED_CAPTURE: &str = "embedded-walkthrough.pcap";
 
 /// Run the report; output on `out`, warnings on `err`.
 pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    // Records are written in many small pieces; a terminal's stdout is line-buffered.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    let out: &mut dyn Write = &mut out;
     if !args.connections {
         return super::report_journey::run_report(args, out, err);
     }
@@ -112,8 +115,7 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     if args.connections {
         write_connections(&captures, args.format, &warnings, out)?;
     } else {
-        let records = journeys(&captures);
-        write_requests(&records, args.format, &warnings, out)?;
+        write_requests(journey_iter(&captures), args.format, &warnings, out)?;
     }
     out.flush()?;
     for w in &warnings {
@@ -154,27 +156,41 @@ fn connection_base(captures: &[LoadedCapture]) -> Vec<u64> {
     base
 }
 
-/// One journey record per request with the capture layer's fields filled.
+/// One journey record per request with the capture layer's fields filled, in time order.
 pub fn journeys(captures: &[LoadedCapture]) -> Vec<RequestJourney> {
+    journey_iter(captures).collect()
+}
+
+/// Like [`journeys`], built one at a time (the report streams them instead of holding them all).
+pub fn journey_iter(captures: &[LoadedCapture]) -> impl Iterator<Item = RequestJourney> + '_ {
     let base = connection_base(captures);
-    let mut all: Vec<(&Capture, u64, &HttpRequest)> = Vec::new();
-    for (c, b) in captures.iter().zip(&base) {
-        all.extend(c.capture.requests.iter().map(|r| (&c.capture, *b, r)));
+    // (time, capture, request) — 16 bytes per request instead of a whole record.
+    let mut order: Vec<(i64, u32, u32)> = Vec::new();
+    for (ci, c) in captures.iter().enumerate() {
+        order.extend(c.capture.requests.iter().map(|r| (r.ts_ns, ci as u32, r.id)));
     }
-    all.sort_by_key(|(c, _, r)| (r.ts_ns, c.index, r.id));
-    all.iter()
-        .enumerate()
-        .map(|(i, (c, b, r))| request_journey(i as u64 + 1, b + r.connection as u64 + 1, c, r))
-        .collect()
+    order.sort_unstable();
+    let labels: Vec<String> = captures.iter().map(|c| capture_label(&c.capture)).collect();
+    order.into_iter().enumerate().map(move |(i, (_, ci, rid))| {
+        let c = &captures[ci as usize].capture;
+        let r = &c.requests[rid as usize];
+        let mut j = request_journey_labelled(i as u64 + 1, base[ci as usize] + r.connection as u64 + 1, String::new(), r);
+        j.capture.clone_from(&labels[ci as usize]);
+        j
+    })
 }
 
 /// The capture layer's part of a [`RequestJourney`].
 pub fn request_journey(id: u64, connection: u64, c: &Capture, r: &HttpRequest) -> RequestJourney {
+    request_journey_labelled(id, connection, capture_label(c), r)
+}
+
+fn request_journey_labelled(id: u64, connection: u64, capture: String, r: &HttpRequest) -> RequestJourney {
     RequestJourney {
         id,
         connection,
         time: rfc3339_micros(r.ts_ns),
-        capture: capture_label(c),
+        capture,
         client: endpoint(r.client),
         frontend: endpoint(r.server),
         method: escape_bytes(r.method()),
@@ -221,23 +237,41 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn write_requests(records: &[RequestJourney], format: Format, warnings: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
+fn write_requests(
+    records: impl Iterator<Item = RequestJourney>,
+    format: Format,
+    warnings: &[String],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    // Each record is serialised into one buffer and written at once.
+    let mut buf = Vec::with_capacity(1024);
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "requests": records, "warnings": warnings }))?;
-            writeln!(out)?;
+            out.write_all(b"{\n  \"requests\": [")?;
+            for (i, r) in records.enumerate() {
+                buf.clear();
+                buf.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+                serde_json::to_writer(&mut buf, &r)?;
+                out.write_all(&buf)?;
+            }
+            out.write_all(b"\n  ],\n  \"warnings\": ")?;
+            serde_json::to_writer(&mut *out, warnings)?;
+            out.write_all(b"\n}\n")?;
         }
         Format::Ndjson => {
             for r in records {
-                serde_json::to_writer(&mut *out, r)?;
-                writeln!(out)?;
+                buf.clear();
+                serde_json::to_writer(&mut buf, &r)?;
+                buf.push(b'\n');
+                out.write_all(&buf)?;
             }
         }
         Format::Csv => {
             writeln!(out, "id,connection,time,capture,client_ip,client_port,frontend_ip,frontend_port,method,target,host,status")?;
             for r in records {
+                buf.clear();
                 writeln!(
-                    out,
+                    buf,
                     "{},{},{},{},{},{},{},{},{},{},{},{}",
                     r.id,
                     r.connection,
@@ -252,11 +286,11 @@ fn write_requests(records: &[RequestJourney], format: Format, warnings: &[String
                     csv_field(r.host.as_deref().unwrap_or("")),
                     r.status.map(|s| s.to_string()).unwrap_or_default()
                 )?;
+                out.write_all(&buf)?;
             }
         }
         Format::Table => {
             let rows: Vec<[String; 10]> = records
-                .iter()
                 .map(|r| {
                     [
                         r.id.to_string(),
@@ -358,7 +392,7 @@ pub fn connection_row(global_id: u64, lc: &LoadedCapture, c: &Connection) -> Con
         isn_server: c.server_isn(),
         state: c.tcp.to_string(),
         http_requests: c.http_requests,
-        gaps: c.reassembly[0].gaps + c.reassembly[1].gaps,
+        gaps: c.reassembly()[0].gaps + c.reassembly()[1].gaps,
     }
 }
 

@@ -225,7 +225,7 @@ impl<'s> Replayer<'s> {
             mode: m.mode(),
             hash: m.hash(),
             bucket: d.as_ref().map(|d| d.bucket),
-            predicted_node: d.map(|d| d.node),
+            predicted_node: d.map(|d| d.node.as_str().to_string()),
             observed_node: f.observed_node.clone(),
         })
     }
