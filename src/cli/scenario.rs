@@ -64,7 +64,7 @@ fn head(path: &Path) -> std::io::Result<Vec<u8>> {
 
 fn is_documentation(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.ends_with(".md") || name == "truth.json" || name.eq_ignore_ascii_case("README")
+    name.ends_with(".md") || name == "truth.json"
 }
 
 fn with_node(node: &Option<String>, p: &Path) -> String {
