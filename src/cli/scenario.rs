@@ -6,7 +6,7 @@
 use super::inputs::{self, InputSource};
 use crate::capture::CaptureOptions;
 use crate::cluster::load::{self as cluster_load, ClusterInputKind};
-use crate::journey::run::masquerade_sightings;
+use crate::journey::run::sightings;
 use crate::journey::scenario::{CaptureInput, RulesInput, Scenario, ScenarioInputs, clients_from_cluster_toml};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -184,7 +184,7 @@ pub fn load(
 /// Assemble and run the inferences that need stitched flows.
 pub fn finish(si: ScenarioInputs) -> Scenario {
     let mut sc = Scenario::assemble(si);
-    let sightings = masquerade_sightings(&sc);
-    sc.infer_from_flows(&sightings);
+    let (masq, placements) = sightings(&sc);
+    sc.infer_from_flows(&masq, &placements);
     sc
 }

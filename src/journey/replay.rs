@@ -88,6 +88,9 @@ pub struct FlowJourney {
     pub service: Option<String>,
     /// The full walk on the ingress node (every rule tried), when the rules were replayed.
     pub walk: Option<Arc<Outcome>>,
+    /// A `recent --rcheck` rule (sessionAffinity) decided the endpoint, not the `statistic`
+    /// cascade.
+    pub affinity_hit: bool,
     /// Things the user should know about this connection (contradictions, pre-capture start).
     pub notes: Vec<String>,
 }
@@ -355,6 +358,7 @@ impl<'s> Replayer<'s> {
                 }
             }
             j.service = service_of(sc, node, &d.outcome);
+            j.affinity_hit = !d.outcome.recent_hits.is_empty();
             if full {
                 j.walk = Some(Arc::new(d.outcome));
             }
@@ -398,6 +402,7 @@ impl<'s> Replayer<'s> {
             crossed_zone: None,
             service: None,
             walk: None,
+            affinity_hit: false,
             notes: Vec::new(),
         };
         let c = &self.sc.cluster;

@@ -15,7 +15,7 @@
 use super::correlate::{Flow, LegKind, stitch};
 use super::model::{Endpoint, Evidence, RequestJourney, WhatIf};
 use super::replay::{FlowFacts, FlowJourney, ReplayConfig, Replayer};
-use super::scenario::Scenario;
+use super::scenario::{PodPlacement, Scenario};
 use super::snapshot::WhatIfSettings;
 use super::stats::{GoodnessOfFit, ShareRow, share_rows, share_rows_fit};
 use crate::capture::{Capture, HttpRequest};
@@ -154,16 +154,28 @@ pub fn run(sc: &Scenario, opts: &RunOptions) -> Journeys {
     out
 }
 
-/// Masqueraded sources seen after stitching (for node-IP inference).
-pub fn masquerade_sightings(sc: &Scenario) -> Vec<MasqueradeSighting> {
-    stitch(sc)
-        .iter()
-        .map(|f| FlowFacts::from_flow(sc, f))
-        .filter_map(|f| {
-            let src = f.observed_source?;
-            (src != f.client).then_some(MasqueradeSighting { ingress_node: f.observed_node?, snat_source: src.ip() })
-        })
-        .collect()
+/// What stitched flows say about the cluster: masqueraded sources by ingress node (node IPs),
+/// and post-DNAT packets arriving on a node from another node (pod placement).
+pub fn sightings(sc: &Scenario) -> (Vec<MasqueradeSighting>, Vec<PodPlacement>) {
+    let mut masq = Vec::new();
+    let mut place = Vec::new();
+    for f in stitch(sc) {
+        let facts = FlowFacts::from_flow(sc, &f);
+        if let (Some(src), Some(n)) = (facts.observed_source, &facts.observed_node)
+            && src != facts.client
+        {
+            masq.push(MasqueradeSighting { ingress_node: n.clone(), snat_source: src.ip() });
+        }
+        for l in f.legs_of(LegKind::Back) {
+            let cap = &sc.captures[l.capture];
+            let Some(node) = cap.owner.node() else { continue };
+            let conn = &cap.capture.connections[l.connection as usize];
+            if facts.observed_node.as_deref().is_some_and(|n| n != node) {
+                place.push(PodPlacement { node: node.to_string(), pod: conn.server().ip(), capture: cap.label.clone() });
+            }
+        }
+    }
+    (masq, place)
 }
 
 fn pod_name(p: &super::model::PodRef) -> String {
@@ -389,11 +401,41 @@ pub fn service_names(sc: &Scenario) -> Vec<String> {
     out.into_iter().collect()
 }
 
-/// What-if settings turning affinity on/off for every Service, and/or the ALB mode.
+/// The Service ports the captured connections were addressed to (by LB IP, external IP,
+/// ClusterIP or NodePort), from every node's service map.
+pub fn traffic_services(sc: &Scenario) -> Vec<String> {
+    use crate::netfilter::kube::FrontendKind;
+    let targets: BTreeSet<SocketAddr> = stitch(sc).iter().map(|f| f.frontend).collect();
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    for r in &sc.rules {
+        for s in &r.services.services {
+            let hit = s.frontends.iter().any(|f| {
+                targets.iter().any(|t| {
+                    f.port == t.port()
+                        && match f.ip {
+                            Some(ip) => ip == t.ip(),
+                            None => f.kind == FrontendKind::NodePort && sc.cluster.is_node_ip(t.ip()),
+                        }
+                })
+            });
+            if hit && !s.endpoints.is_empty() {
+                out.insert(s.label());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// What-if settings turning affinity on/off for the Services the traffic reached (all Services
+/// with endpoints when none can be told), and/or the ALB mode.
 pub fn whatif_settings(sc: &Scenario, affinity: Option<bool>, alb_mode: Option<AlbMode>) -> WhatIfSettings {
     let mut w = WhatIfSettings { alb_mode, ..Default::default() };
     if let Some(on) = affinity {
-        for s in service_names(sc) {
+        let mut names = traffic_services(sc);
+        if names.is_empty() {
+            names = service_names(sc);
+        }
+        for s in names {
             w.affinity.insert(s, on);
         }
     }
@@ -444,10 +486,11 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
             j.node.clone()
         };
         // Reuse the kernel's draw when a capture showed it (and no affinity decided it).
-        let drawn = j.endpoint.as_ref().filter(|e| matches!(e.evidence, Evidence::Observed | Evidence::Inferred)).and_then(|e| {
-            let by_affinity = j.walk.as_ref().is_some_and(|w| !w.recent_hits.is_empty());
-            (!by_affinity).then(|| SocketAddr::new(e.ip, e.port))
-        });
+        let drawn = j
+            .endpoint
+            .as_ref()
+            .filter(|e| matches!(e.evidence, Evidence::Observed | Evidence::Inferred) && !j.affinity_hit)
+            .map(|e| SocketAddr::new(e.ip, e.port));
         let endpoint = match &node {
             Some(n) if f.observed_endpoint != Some(f.frontend) => rp.whatif_endpoint(f, n, drawn),
             _ => j.endpoint.as_ref().map(|e| SocketAddr::new(e.ip, e.port)),

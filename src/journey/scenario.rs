@@ -273,9 +273,12 @@ impl Scenario {
         self.endpoint_ips.contains(&ip) || self.cluster.is_pod_ip(ip) || self.cluster.in_pod_network(ip)
     }
 
-    /// Second inference pass, after stitching: node IPs from masqueraded sources. Adds inferred
-    /// node addresses the cluster lacks, with warnings on conflicts.
-    pub fn infer_from_flows(&mut self, sightings: &[MasqueradeSighting]) {
+    /// Second inference pass, after stitching: node IPs from masqueraded sources, and pod
+    /// placement from post-DNAT packets arriving on a node's capture from another node (the pod
+    /// lives there; a node without a pod CIDR gets the /24 holding its pods). Adds only what the
+    /// cluster lacks, marked inferred, with warnings on conflicts.
+    pub fn infer_from_flows(&mut self, sightings: &[MasqueradeSighting], placements: &[PodPlacement]) {
+        self.infer_placements(placements);
         if sightings.is_empty() {
             return;
         }
@@ -292,6 +295,48 @@ impl Scenario {
         let mut b = ClusterBuilder::from_cluster(&self.cluster);
         for f in missing {
             b.add_node_ip(&f.node, Fact::inferred(f.ip, f.reason));
+        }
+        let (c, d) = b.build();
+        diag_warnings(&d, &mut self.warnings);
+        self.cluster = c;
+    }
+}
+
+/// A post-DNAT packet to `pod` seen arriving on `node`'s capture from another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodPlacement {
+    pub node: String,
+    pub pod: IpAddr,
+    pub capture: String,
+}
+
+impl Scenario {
+    fn infer_placements(&mut self, placements: &[PodPlacement]) {
+        let mut by_node: BTreeMap<&str, (BTreeSet<IpAddr>, &str)> = BTreeMap::new();
+        for p in placements {
+            let known = self.cluster.pod_by_ip(p.pod).and_then(|x| self.cluster.node_of_pod(x)).is_some()
+                || self.cluster.node_owning_pod_cidr(p.pod).is_some();
+            if !known {
+                by_node.entry(&p.node).or_insert_with(|| (BTreeSet::new(), &p.capture)).0.insert(p.pod);
+            }
+        }
+        if by_node.is_empty() {
+            return;
+        }
+        let mut b = ClusterBuilder::from_cluster(&self.cluster);
+        for (node, (ips, capture)) in by_node {
+            let ips: Vec<IpAddr> = ips.into_iter().collect();
+            let has_cidr = self.cluster.node(node).is_some_and(|n| !n.pod_cidrs.is_empty());
+            if !has_cidr && let Some(g) = infer::guess_pod_cidr(&ips, if ips[0].is_ipv6() { 64 } else { 24 }) {
+                let mut n = crate::cluster::Node::new(Fact::inferred(node.to_string(), format!("capture {capture}")));
+                n.pod_cidrs.push(Fact::inferred(g.net, format!("{}; packets to them arrive on {node}'s capture {capture} from other nodes", g.reason)));
+                b.add_node(n);
+            }
+            for ip in ips {
+                let mut pod = crate::cluster::Pod::new(Fact::inferred(ip, "post-DNAT destination"));
+                pod.node = Some(Fact::inferred(node.to_string(), format!("packets to it arrive on {node}'s capture {capture} from another node")));
+                b.add_pod(pod);
+            }
         }
         let (c, d) = b.build();
         diag_warnings(&d, &mut self.warnings);
