@@ -10,3 +10,4 @@ pub mod correlate;
 pub mod replay;
 pub mod run;
 pub mod scenario;
+pub mod source;
