@@ -21,8 +21,8 @@ use super::scenario::Scenario;
 use crate::cluster::{AlbModel, AlbMode, FlowKey as AlbFlowKey};
 use crate::netfilter::eval::{Hook, Outcome};
 use crate::netfilter::model::TableName;
-use crate::netfilter::{ChaChaRandom, NodeContext, NodeEvaluator, Origin, Packet, Ruleset, Trace};
-use std::collections::BTreeMap;
+use crate::netfilter::{ChaChaRandom, NodeContext, NodeEvaluator, Origin, Packet, Ruleset, Trace, TraceOptions};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -117,6 +117,9 @@ pub struct Replayer<'s> {
     /// Override of the rule set per node (what-if rewrites), by node name; `None` key = shared.
     rules: BTreeMap<Option<String>, Arc<Ruleset>>,
     evaluators: BTreeMap<String, Option<NodeEvaluator<ChaChaRandom>>>,
+    /// Remembered branches: (rule set, destination, endpoint) → the `statistic` decisions that
+    /// reached it. Checked read-only before each reuse, so a stale branch is never applied.
+    scripts: HashMap<(usize, SocketAddr, SocketAddr), Vec<bool>>,
     cfg: ReplayConfig,
     pub warnings: Vec<String>,
 }
@@ -146,15 +149,6 @@ pub fn acting_path(out: &Outcome) -> Vec<PathStep> {
         .collect()
 }
 
-fn common_prefix(paths: &[Vec<PathStep>]) -> Vec<PathStep> {
-    let Some(first) = paths.first() else { return Vec::new() };
-    let mut n = first.len();
-    for p in &paths[1..] {
-        n = n.min(first.iter().zip(p).take_while(|(a, b)| a == b).count());
-    }
-    first[..n].to_vec()
-}
-
 impl<'s> Replayer<'s> {
     /// A replayer of the scenario as recorded.
     pub fn new(sc: &'s Scenario, cfg: ReplayConfig) -> Self {
@@ -170,7 +164,7 @@ impl<'s> Replayer<'s> {
                 }
             }
         };
-        Replayer { sc, alb, rules: BTreeMap::new(), evaluators: BTreeMap::new(), cfg, warnings }
+        Replayer { sc, alb, rules: BTreeMap::new(), evaluators: BTreeMap::new(), scripts: HashMap::new(), cfg, warnings }
     }
 
     /// Use another ALB mode (what-if).
@@ -260,7 +254,9 @@ impl<'s> Replayer<'s> {
         let full = self.cfg.full_walk;
         let sc = self.sc;
         let is_local = |ip: IpAddr| sc.cluster.node_of_endpoint(ip).map(|n| n.name() == node);
-        let Some(ev) = self.evaluator(node) else {
+        self.evaluator(node);
+        let scripts = &mut self.scripts;
+        let Some(ev) = self.evaluators.get_mut(node).and_then(Option::as_mut) else {
             if let Some((ep, ev)) = known {
                 j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: ev });
             }
@@ -277,14 +273,16 @@ impl<'s> Replayer<'s> {
             }
             return;
         }
-        let tr = ev.preview(&pkt, time);
-        let prob_of = |ip: IpAddr, port: u16| tr.probability_of(ip, port);
-        let chain_of = |ip: IpAddr, port: u16| {
-            tr.endpoints.iter().find(|e| e.ip == ip && e.port == port).map(|e| e.chain.to_string()).unwrap_or_default()
+        // An observed endpoint forces the walk directly (one exhaustive preview inside the
+        // evaluator); otherwise the preview here tells the candidates and the evidence.
+        let tr: Option<Trace> = if known.is_some() {
+            None
+        } else {
+            let opts = TraceOptions { max_outcomes: 4096, time_ns: time, state: Some(ev.state()), record_path: false };
+            Some(crate::netfilter::trace(ev.ruleset(), ev.context(), &pkt, opts))
         };
-        // Work out the endpoint's evidence when nothing forced it.
         let mut choice = known;
-        if choice.is_none() && !tr.endpoints.is_empty() {
+        if let Some(tr) = tr.as_ref().filter(|t| !t.endpoints.is_empty()) {
             if f.no_egress_on_ingress && f.observed_node.as_deref() == Some(node) {
                 let local: Vec<_> = tr.endpoints.iter().filter(|e| is_local(e.ip) == Some(true)).collect();
                 if let [one] = local.as_slice() {
@@ -303,35 +301,38 @@ impl<'s> Replayer<'s> {
             }
         }
         let decision = match choice {
-            Some((ep, _)) => match ev.new_connection_observed(&pkt, time, (ep.ip(), ep.port())) {
+            Some((ep, _)) => match force(ev, scripts, &pkt, time, ep) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     j.notes.push(format!("contradiction: {e}"));
+                    j.candidates = candidates(&e.trace);
                     None
                 }
             },
             None => Some(ev.new_connection(&pkt, time)),
         };
         if let Some((ep, e)) = choice {
+            let chain = decision.as_ref().and_then(|d| d.outcome.dnat.as_ref().map(|x| x.chain.clone()));
+            // From this state: 1 when a `recent` entry pinned it, else the cascade's product.
+            let probability = match (&decision, &chain) {
+                (Some(d), _) if !d.outcome.recent_hits.is_empty() => 1.0,
+                (_, Some(c)) => nr_probability(sc, node, c).unwrap_or(f64::NAN),
+                _ => tr.as_ref().map_or(f64::NAN, |t| t.probability_of(ep.ip(), ep.port())),
+            };
             j.endpoint = Some(EndpointChoice {
                 ip: ep.ip(),
                 port: ep.port(),
-                chain: decision
-                    .as_ref()
-                    .and_then(|d| d.outcome.dnat.as_ref().map(|x| x.chain.to_string()))
-                    .unwrap_or_else(|| chain_of(ep.ip(), ep.port())),
-                probability: prob_of(ep.ip(), ep.port()),
+                chain: chain.map(|c| c.to_string()).unwrap_or_default(),
+                probability,
                 evidence: e,
             });
-        } else {
-            j.candidates = candidates(&tr);
+        } else if let Some(tr) = &tr {
+            j.candidates = candidates(tr);
         }
         match &decision {
             Some(d) if choice.is_some() => j.path = acting_path(&d.outcome),
-            _ => {
-                let paths: Vec<Vec<PathStep>> = tr.outcomes.iter().map(acting_path).collect();
-                j.path = common_prefix(&paths);
-            }
+            Some(d) => j.path = path_before_draw(&d.outcome),
+            None => {}
         }
         if let Some(d) = decision {
             if let Some(sn) = &d.outcome.source_nat {
@@ -374,13 +375,15 @@ impl<'s> Replayer<'s> {
         let pkt = Packet::tcp(f.client.ip(), Some(f.client.port()), f.frontend.ip(), f.frontend.port())
             .with_in_iface("eth0")
             .with_origin(Origin::Incoming);
-        let Some(ev) = self.evaluator(node) else { return reuse };
+        self.evaluator(node);
+        let scripts = &mut self.scripts;
+        let Some(ev) = self.evaluators.get_mut(node).and_then(Option::as_mut) else { return reuse };
         if !f.syn_seen {
             // Established before the capture: it keeps its DNAT.
             return reuse;
         }
         if let Some(ep) = reuse
-            && let Ok(d) = ev.new_connection_observed(&pkt, time, (ep.ip(), ep.port()))
+            && let Ok(d) = force(ev, scripts, &pkt, time, ep)
         {
             return d.outcome.dnat.map(|x| SocketAddr::new(x.ip, x.port));
         }
@@ -456,13 +459,64 @@ fn candidates(tr: &Trace) -> Vec<EndpointChoice> {
         .collect()
 }
 
+/// Force a new connection to `ep`: a remembered branch when a read-only walk confirms it still
+/// leads there, else the evaluator's exhaustive search (whose branch is then remembered).
+fn force(
+    ev: &mut NodeEvaluator<ChaChaRandom>,
+    scripts: &mut HashMap<(usize, SocketAddr, SocketAddr), Vec<bool>>,
+    pkt: &Packet,
+    time: u64,
+    ep: SocketAddr,
+) -> Result<crate::netfilter::Decision, crate::netfilter::stateful::NotReachable> {
+    let key = (Arc::as_ptr(ev.ruleset()) as usize, SocketAddr::new(pkt.dst, pkt.dst_port), ep);
+    if let Some(script) = scripts.get(&key) {
+        let dry = crate::netfilter::trace::follow(ev.ruleset(), ev.context(), pkt, Some(ev.state()), time, script);
+        if dry.dnat.as_ref().is_some_and(|d| d.ip == ep.ip() && d.port == ep.port()) {
+            let d = ev.new_connection_scripted(pkt, time, script);
+            if d.outcome.dnat.as_ref().is_some_and(|d| d.ip == ep.ip() && d.port == ep.port()) {
+                return Ok(d);
+            }
+        }
+    }
+    let d = ev.new_connection_observed(pkt, time, (ep.ip(), ep.port()))?;
+    if !d.reused {
+        let script: Vec<bool> = d
+            .outcome
+            .statistic
+            .iter()
+            .filter(|s| {
+                let q = crate::netfilter::model::StatisticMatch::probability_of(s.stored);
+                q > 0.0 && q < 1.0
+            })
+            .map(|s| s.matched)
+            .collect();
+        scripts.insert(key, script);
+    }
+    Ok(d)
+}
+
+/// The cascade probability of the endpoint behind `sep` in `node`'s rules.
+fn nr_probability(sc: &Scenario, node: &str, sep: &str) -> Option<f64> {
+    sc.rules_for(node)?.endpoints.get(sep)?.probability
+}
+
 /// The Service port whose chains the walk went through (from the node's service map).
 fn service_of(sc: &Scenario, node: &str, out: &Outcome) -> Option<String> {
-    let nr = sc.rules_for(node)?;
     let dnat = out.dnat.as_ref()?;
-    nr.services
-        .services
-        .iter()
-        .find(|s| s.endpoints.iter().any(|e| e.chain == dnat.chain))
-        .map(|s| s.label())
+    Some(sc.rules_for(node)?.endpoints.get(&dnat.chain)?.service.to_string())
+}
+
+/// The acting steps of a sampled walk up to (not including) the first `statistic` rule: what
+/// every branch shares, when the branch itself is only a model.
+fn path_before_draw(out: &Outcome) -> Vec<PathStep> {
+    let mut v = Vec::new();
+    for s in out.path.iter().filter(|s| s.hook == Hook::Prerouting && s.table == TableName::Nat && s.rule > 0) {
+        if s.text.contains(" -m statistic ") {
+            break;
+        }
+        if s.matched && s.action.as_deref().is_some_and(|a| !a.starts_with("no target")) {
+            v.push(PathStep { table: s.table.as_str().to_string(), chain: s.chain.to_string(), rule: s.rule });
+        }
+    }
+    v
 }

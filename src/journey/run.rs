@@ -217,28 +217,13 @@ fn records(sc: &Scenario, flows: &[Flow], js: &[FlowJourney]) -> (Vec<RequestJou
                 .as_ref()
                 .map(|s| s.status)
                 .or_else(|| others.iter().find_map(|o| o.get(k).and_then(|x| x.response.as_ref().map(|s| s.status))));
-            let rec = RequestJourney {
-                id: 0,
-                connection: fi as u64 + 1,
-                time: rfc3339_micros(r.ts_ns),
-                capture: cap.label.clone(),
-                client: ep(f.client),
-                frontend: ep(f.frontend),
+            let http = HttpFields {
                 method: escape_bytes(r.method()),
                 target: escape_bytes(r.target()),
                 host: r.host().map(escape_bytes),
                 status,
-                alb: j.alb.clone(),
-                node: j.node.clone(),
-                path: j.path.clone(),
-                endpoint: j.endpoint.clone(),
-                candidates: j.candidates.clone(),
-                pod: j.pod.clone(),
-                masquerade: j.masquerade,
-                crossed_node: j.crossed_node,
-                crossed_zone: j.crossed_zone,
-                whatif: None,
             };
+            let rec = request_record(0, fi as u64 + 1, r.ts_ns, &cap.label, f.client, f.frontend, http, j);
             all.push((r.ts_ns, fi, rec, RequestSource { flow: fi, capture: leg.capture, request: *ri }));
         }
     }
@@ -251,6 +236,51 @@ fn records(sc: &Scenario, flows: &[Flow], js: &[FlowJourney]) -> (Vec<RequestJou
         srcs.push(s);
     }
     (reqs, srcs)
+}
+
+/// The HTTP part of a record (already escaped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpFields {
+    pub method: String,
+    pub target: String,
+    pub host: Option<String>,
+    pub status: Option<u16>,
+}
+
+/// One request's record: its HTTP fields and its connection's journey.
+#[allow(clippy::too_many_arguments)]
+pub fn request_record(
+    id: u64,
+    connection: u64,
+    time_ns: i64,
+    capture: &str,
+    client: SocketAddr,
+    frontend: SocketAddr,
+    http: HttpFields,
+    j: &FlowJourney,
+) -> RequestJourney {
+    RequestJourney {
+        id,
+        connection,
+        time: rfc3339_micros(time_ns),
+        capture: capture.to_string(),
+        client: ep(client),
+        frontend: ep(frontend),
+        method: http.method,
+        target: http.target,
+        host: http.host,
+        status: http.status,
+        alb: j.alb.clone(),
+        node: j.node.clone(),
+        path: j.path.clone(),
+        endpoint: j.endpoint.clone(),
+        candidates: j.candidates.clone(),
+        pod: j.pod.clone(),
+        masquerade: j.masquerade,
+        crossed_node: j.crossed_node,
+        crossed_zone: j.crossed_zone,
+        whatif: None,
+    }
 }
 
 fn ep(a: SocketAddr) -> Endpoint {

@@ -66,6 +66,16 @@ pub struct NodeRuleset {
     pub source: String,
     pub ruleset: Arc<Ruleset>,
     pub services: Arc<ServiceMap>,
+    /// Per KUBE-SEP chain: its Service port and the probability the rules give it for a new
+    /// connection (the cluster-wide chain's cascade, else the node-local chain's).
+    pub endpoints: Arc<std::collections::HashMap<Arc<str>, EndpointInfo>>,
+}
+
+/// What the service map says about one KUBE-SEP chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointInfo {
+    pub service: Arc<str>,
+    pub probability: Option<f64>,
 }
 
 /// A client-side capture point (`[[clients]]`).
@@ -218,7 +228,23 @@ impl Scenario {
                         .find(|n| n.rules.as_ref().is_some_and(|r| file_name(&r.value) == Some(name)))
                         .map(|n| n.name().to_string())
                 });
-                NodeRuleset { node, source: input.source, ruleset: Arc::new(rs), services: Arc::new(map) }
+                let endpoints = map
+                    .services
+                    .iter()
+                    .flat_map(|s| {
+                        let label: Arc<str> = s.label().into();
+                        s.endpoints.iter().map(move |e| {
+                            (e.chain.clone(), EndpointInfo { service: label.clone(), probability: e.probability.or(e.local_probability) })
+                        })
+                    })
+                    .collect();
+                NodeRuleset {
+                    node,
+                    source: input.source,
+                    ruleset: Arc::new(rs),
+                    services: Arc::new(map),
+                    endpoints: Arc::new(endpoints),
+                }
             })
             .collect();
 
