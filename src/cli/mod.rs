@@ -3,6 +3,8 @@
 
 pub mod rules;
 pub mod trace;
+pub mod tui;
+pub mod tui_source;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -34,17 +36,28 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// The kube-proxy service map of an iptables-save file.
     Rules(rules::RulesArgs),
+    /// The terminal UI: every request's journey, connections, rules, nodes/pods, what-if, replay.
+    Tui(tui::TuiArgs),
+    /// The TUI with a guided tour open at step 1.
+    Tour(tui::TuiArgs),
 }
 
 /// Run the parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => {
-            // Until the TUI lands: the report of the embedded scenario.
-            report::run(&report::ReportArgs::default(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+            // The TUI on the embedded walkthrough; without a terminal, its report.
+            use std::io::IsTerminal as _;
+            if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+                tui::run(tui::TuiArgs::default(), false)
+            } else {
+                report::run(&report::ReportArgs::default(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+            }
         }
         Some(Command::Report(args)) => report::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock()),
         Some(Command::Trace(args)) => trace::run(args),
         Some(Command::Rules(args)) => rules::run(args),
+        Some(Command::Tui(args)) => tui::run(args, false),
+        Some(Command::Tour(args)) => tui::run(args, true),
     }
 }

@@ -351,7 +351,11 @@ impl WhatIfSettings {
         if let Some(mode) = self.alb_mode {
             parts.push(format!("ALB {}", alb_mode_name(mode)));
         }
-        if parts.is_empty() { "recorded".to_string() } else { parts.join(", ") }
+        if parts.is_empty() {
+            "recorded".to_string()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 
@@ -427,14 +431,22 @@ impl LoadProgress {
     #[must_use]
     pub fn read(&self) -> (String, u64, u64) {
         let phase = self.phase.lock().map(|p| p.clone()).unwrap_or_default();
-        (phase, self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed))
+        (
+            phase,
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
     }
 
     /// Fraction done in `0.0..=1.0` (0 when the total is unknown).
     #[must_use]
     pub fn ratio(&self) -> f64 {
         let (_, done, total) = self.read();
-        if total == 0 { 0.0 } else { (done as f64 / total as f64).clamp(0.0, 1.0) }
+        if total == 0 {
+            0.0
+        } else {
+            (done as f64 / total as f64).clamp(0.0, 1.0)
+        }
     }
 }
 
@@ -491,7 +503,11 @@ pub fn time_micros(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = text.get(r)?;
-        if s.bytes().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
     };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
         return None;
@@ -549,7 +565,10 @@ mod tests {
             time_micros("2026-11-21T10:06:27.731204Z"),
             Some(1_795_255_587_731_204)
         );
-        assert_eq!(time_micros("2026-11-21T10:06:27.731204+00:00"), time_micros("2026-11-21T10:06:27.731204Z"));
+        assert_eq!(
+            time_micros("2026-11-21T10:06:27.731204+00:00"),
+            time_micros("2026-11-21T10:06:27.731204Z")
+        );
         assert_eq!(time_micros("2026-11-21T10:06:27.Z"), None);
         assert_eq!(time_micros("2026-13-21T10:06:27Z"), None);
         assert_eq!(time_micros("garbage"), None);
@@ -563,15 +582,25 @@ mod tests {
         assert_eq!(w.describe(), "recorded");
         w.affinity.insert("default/testapp".into(), true);
         w.alb_mode = Some(AlbMode::SourceIp);
-        assert_eq!(w.describe(), "sessionAffinity ClientIP (default/testapp), ALB source-ip");
+        assert_eq!(
+            w.describe(),
+            "sessionAffinity ClientIP (default/testapp), ALB source-ip"
+        );
     }
 
     #[test]
     fn static_source_warns_on_whatif() {
         let src = StaticSource::new(Snapshot::default());
         let p = LoadProgress::new();
-        assert!(src.snapshot(&WhatIfSettings::default(), &p).warnings.is_empty());
-        let w = WhatIfSettings { alb_mode: Some(AlbMode::SourceIp), ..Default::default() };
+        assert!(
+            src.snapshot(&WhatIfSettings::default(), &p)
+                .warnings
+                .is_empty()
+        );
+        let w = WhatIfSettings {
+            alb_mode: Some(AlbMode::SourceIp),
+            ..Default::default()
+        };
         assert_eq!(src.snapshot(&w, &p).warnings.len(), 1);
         assert!((p.ratio() - 1.0).abs() < f64::EPSILON);
     }
@@ -579,7 +608,13 @@ mod tests {
     #[test]
     fn snapshot_round_trips_through_json() {
         let mut s = Snapshot::default();
-        s.details.insert(7, RequestDetail { request_head: b"GET / HTTP/1.1\r\n".to_vec(), ..Default::default() });
+        s.details.insert(
+            7,
+            RequestDetail {
+                request_head: b"GET / HTTP/1.1\r\n".to_vec(),
+                ..Default::default()
+            },
+        );
         let json = serde_json::to_string(&s).unwrap();
         let back: Snapshot = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);

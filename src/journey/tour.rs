@@ -37,7 +37,11 @@ pub enum TourError {
         source: std::io::Error,
     },
     #[error("{origin}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Invalid { origin: String, line: Option<usize>, message: String },
+    Invalid {
+        origin: String,
+        line: Option<usize>,
+        message: String,
+    },
 }
 
 /// Which view a step shows. Mirrors the TUI's views 1–4.
@@ -170,7 +174,11 @@ impl Tour {
         let mut steps = Vec::with_capacity(raw.step.len());
         for (i, s) in raw.step.into_iter().enumerate() {
             if s.narration.trim().is_empty() {
-                return Err(invalid(format!("step {} ({:?}): narration is empty", i + 1, s.title)));
+                return Err(invalid(format!(
+                    "step {} ({:?}): narration is empty",
+                    i + 1,
+                    s.title
+                )));
             }
             let action = s
                 .action
@@ -191,14 +199,19 @@ impl Tour {
                 action,
             });
         }
-        Ok(Self { title: raw.title, steps })
+        Ok(Self {
+            title: raw.title,
+            steps,
+        })
     }
 
     /// Read and parse a tour file.
     pub fn load(path: &Path) -> Result<Self, TourError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TourError::Io { origin: origin.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TourError::Io {
+            origin: origin.clone(),
+            source,
+        })?;
         Self::from_toml_str(&text, &origin)
     }
 
@@ -217,7 +230,9 @@ impl Tour {
             if let Some(id) = s.connection
                 && !snap.connections.iter().any(|c| c.id == id)
             {
-                out.push(format!("tour step {n}: no connection #{id} in this scenario"));
+                out.push(format!(
+                    "tour step {n}: no connection #{id} in this scenario"
+                ));
             }
             if let Some(chain) = &s.chain
                 && !snap
@@ -259,14 +274,19 @@ action = "alb-mode=source-ip"
         let t = Tour::from_toml_str(GOOD, "good.toml").unwrap();
         assert_eq!(t.steps.len(), 2);
         assert_eq!(t.steps[0].view, Some(TourView::Connections));
-        assert_eq!(t.steps[1].action, Some(TourAction::AlbMode(AlbMode::SourceIp)));
+        assert_eq!(
+            t.steps[1].action,
+            Some(TourAction::AlbMode(AlbMode::SourceIp))
+        );
         assert_eq!(t.steps[1].pane, Some(TourPane::Diagram));
     }
 
     #[test]
     fn typo_is_an_error_with_line() {
         let bad = GOOD.replace("connection = 1", "conection = 1");
-        let err = Tour::from_toml_str(&bad, "bad.toml").unwrap_err().to_string();
+        let err = Tour::from_toml_str(&bad, "bad.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("bad.toml:"), "{err}");
         assert!(err.contains("conection"), "{err}");
     }
@@ -275,8 +295,13 @@ action = "alb-mode=source-ip"
     fn unknown_action_and_empty_tour() {
         let bad = GOOD.replace("alb-mode=source-ip", "affinity-maybe");
         let err = Tour::from_toml_str(&bad, "x.toml").unwrap_err().to_string();
-        assert!(err.contains("step 2") && err.contains("affinity-maybe"), "{err}");
-        let err = Tour::from_toml_str("title = \"x\"\n", "e.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("step 2") && err.contains("affinity-maybe"),
+            "{err}"
+        );
+        let err = Tour::from_toml_str("title = \"x\"\n", "e.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at least one"), "{err}");
     }
 

@@ -25,21 +25,52 @@ pub enum Msg {
     /// Wall-clock time passed (drives the replay); injected so tests control time.
     Tick(Duration),
     /// A snapshot computed for load request `generation`.
-    Loaded { generation: u64, snapshot: Box<Snapshot> },
+    Loaded {
+        generation: u64,
+        snapshot: Box<Snapshot>,
+    },
     /// The load for `generation` failed (the model panicked or the task was lost).
-    LoadFailed { generation: u64, error: String },
+    LoadFailed {
+        generation: u64,
+        error: String,
+    },
+    /// The matches of filter request `generation` (computed off the event loop).
+    Filtered {
+        generation: u64,
+        matches: FilterMatches,
+    },
     /// Progress of the load in flight: phase, units done, units total.
-    Progress { phase: String, done: u64, total: u64 },
+    Progress {
+        phase: String,
+        done: u64,
+        total: u64,
+    },
     /// SIGTERM/SIGHUP/SIGINT: leave cleanly.
     Signal,
 }
 
 /// What `update` asks the runtime to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Compute the snapshot for these settings (off the event loop) and send `Msg::Loaded`.
-    Load { generation: u64, whatif: WhatIfSettings },
+    Load {
+        generation: u64,
+        whatif: WhatIfSettings,
+    },
+    /// Run [`filter_matches`] over a big snapshot (off the event loop) and send `Msg::Filtered`.
+    Filter {
+        generation: u64,
+        query: String,
+        snapshot: Arc<Snapshot>,
+    },
     Quit,
+}
+
+/// Rows matching a filter query: indices into `Snapshot::requests` and `Snapshot::connections`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterMatches {
+    pub requests: Vec<u32>,
+    pub connections: Vec<u32>,
 }
 
 /// Which pane of the current view has the keys.
@@ -101,6 +132,9 @@ pub struct FilterState {
     pub query: String,
     requests: Option<Vec<u32>>,
     connections: Option<Vec<u32>>,
+    generation: u64,
+    /// A background filter run in flight (big snapshots); rows show the old result meanwhile.
+    pub pending: Option<u64>,
 }
 
 /// Rules view state: which node's dump, which chain, which rule, and the jump stack.
@@ -121,10 +155,13 @@ pub struct TourState {
     pub step: usize,
     pub shown: bool,
     pub started: bool,
+    /// Start at step 1 as soon as the first snapshot arrives (`hoptrace tour`).
+    pub start_when_loaded: bool,
 }
 
-/// Requests at or above this count are filtered when Enter is pressed, not on every keystroke.
-const LIVE_FILTER_LIMIT: usize = 200_000;
+/// Requests at or above this count are filtered when Enter is pressed, not on every keystroke,
+/// and off the event loop.
+pub const LIVE_FILTER_LIMIT: usize = 200_000;
 
 /// The model.
 pub struct App {
@@ -136,6 +173,8 @@ pub struct App {
     recorded: Option<Arc<Snapshot>>,
     /// Capture time of each request in µs (parallel to `snap.requests`); `None` if unparsable.
     times: Vec<Option<i64>>,
+    /// First-packet time of each connection in µs (parallel to `snap.connections`).
+    conn_times: Vec<Option<i64>>,
     /// The what-if settings asked for (the snapshot may still be computing).
     pub whatif: WhatIfSettings,
     generation: u64,
@@ -168,6 +207,9 @@ pub struct App {
     pub message: Option<String>,
     pub quit: bool,
     pub size: (u16, u16),
+    /// From this many requests on, the filter runs on Enter and off the event loop
+    /// (default [`LIVE_FILTER_LIMIT`]).
+    pub live_filter_limit: usize,
     /// Scroll offsets and list heights the last frame used (written by the pure view, like
     /// ratatui's `TableState`), so paging moves by what the user saw.
     pub(crate) req_offset: Cell<usize>,
@@ -187,6 +229,7 @@ impl App {
             snap: Arc::new(Snapshot::default()),
             recorded: None,
             times: Vec::new(),
+            conn_times: Vec::new(),
             whatif: WhatIfSettings::default(),
             generation: 0,
             pending: None,
@@ -205,10 +248,17 @@ impl App {
             help_scroll: 0,
             filter: FilterState::default(),
             replay: Replay::default(),
-            tour: tour.map(|tour| TourState { tour, step: 0, shown: false, started: false }),
+            tour: tour.map(|tour| TourState {
+                tour,
+                step: 0,
+                shown: false,
+                started: false,
+                start_when_loaded: false,
+            }),
             message: None,
             quit: false,
             size: (80, 24),
+            live_filter_limit: LIVE_FILTER_LIMIT,
             req_offset: Cell::new(0),
             conn_offset: Cell::new(0),
             rule_offset: Cell::new(0),
@@ -234,9 +284,16 @@ impl App {
     /// Rows of the connections view.
     #[must_use]
     pub fn connection_rows(&self) -> RowView<'_> {
+        // During a replay, connections appear with their first packet.
+        let cutoff = match self.replay.cursor() {
+            None => self.snap.connections.len(),
+            Some(cursor) => self
+                .conn_times
+                .partition_point(|t| t.is_none_or(|t| t <= cursor)),
+        };
         match &self.filter.connections {
-            None => RowView::Prefix(self.snap.connections.len()),
-            Some(v) => RowView::Subset(v),
+            None => RowView::Prefix(cutoff),
+            Some(v) => RowView::Subset(&v[..v.partition_point(|i| (*i as usize) < cutoff)]),
         }
     }
 
@@ -245,14 +302,18 @@ impl App {
     pub fn replay_visible(&self) -> usize {
         match self.replay.cursor() {
             None => self.snap.requests.len(),
-            Some(cursor) => self.times.partition_point(|t| t.is_none_or(|t| t <= cursor)),
+            Some(cursor) => self
+                .times
+                .partition_point(|t| t.is_none_or(|t| t <= cursor)),
         }
     }
 
     /// The selected request, if any.
     #[must_use]
     pub fn selected_request(&self) -> Option<&RequestJourney> {
-        self.request_rows().get(self.req_sel).and_then(|i| self.snap.requests.get(i))
+        self.request_rows()
+            .get(self.req_sel)
+            .and_then(|i| self.snap.requests.get(i))
     }
 
     /// The Service a request went to: its detail says so, or its path passes a Service's chain,
@@ -278,14 +339,18 @@ impl App {
     /// filter query (a chain is kept when its name or one of its rules matches).
     #[must_use]
     pub fn chain_list(&self) -> Vec<(usize, usize)> {
-        let Some(dump) = self.snap.rules.get(self.rules.node) else { return Vec::new() };
+        let Some(dump) = self.snap.rules.get(self.rules.node) else {
+            return Vec::new();
+        };
         let terms = self.filter_terms();
         let mut out = Vec::new();
         for (ti, t) in dump.tables.iter().enumerate() {
             for (ci, c) in t.chains.iter().enumerate() {
                 let keep = terms.is_empty()
                     || matches_terms(&c.name.to_lowercase(), &terms)
-                    || c.rules.iter().any(|r| matches_terms(&r.text.to_lowercase(), &terms));
+                    || c.rules
+                        .iter()
+                        .any(|r| matches_terms(&r.text.to_lowercase(), &terms));
                 if keep {
                     out.push((ti, ci));
                 }
@@ -298,11 +363,18 @@ impl App {
     #[must_use]
     pub fn recorded_alb_mode(&self) -> AlbMode {
         let snap = self.recorded.as_ref().unwrap_or(&self.snap);
-        snap.requests.iter().find_map(|r| r.alb.as_ref().map(|a| a.mode)).unwrap_or_default()
+        snap.requests
+            .iter()
+            .find_map(|r| r.alb.as_ref().map(|a| a.mode))
+            .unwrap_or_default()
     }
 
     fn filter_terms(&self) -> Vec<String> {
-        self.filter.query.split_whitespace().map(str::to_lowercase).collect()
+        self.filter
+            .query
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect()
     }
 
     // ----- update ----------------------------------------------------------------------------
@@ -330,7 +402,10 @@ impl App {
                 }
                 Vec::new()
             }
-            Msg::Loaded { generation, snapshot } => {
+            Msg::Loaded {
+                generation,
+                snapshot,
+            } => {
                 if self.pending != Some(generation) {
                     return Vec::new(); // a stale answer to an older what-if request
                 }
@@ -342,8 +417,25 @@ impl App {
                     self.recorded = Some(snap.clone());
                 }
                 self.message = None;
-                self.set_snapshot(snap);
-                Vec::new()
+                if snap.whatif.settings != self.whatif {
+                    // The source could not apply the switches (e.g. a saved snapshot): say why and
+                    // show the switches as they really are.
+                    self.whatif = snap.whatif.settings.clone();
+                    let why = snap
+                        .warnings
+                        .last()
+                        .map(|w| crate::sanitize::escape_str(w))
+                        .unwrap_or_default();
+                    self.message = Some(format!("what-if not applied: {why}"));
+                }
+                let mut effects: Vec<Effect> = self.set_snapshot(snap).into_iter().collect();
+                if let Some(t) = self.tour.as_mut()
+                    && std::mem::take(&mut t.start_when_loaded)
+                    && !t.started
+                {
+                    effects.extend(self.tour_key());
+                }
+                effects
             }
             Msg::LoadFailed { generation, error } => {
                 if self.pending == Some(generation) {
@@ -356,6 +448,22 @@ impl App {
                         // Keep showing what is on screen, and say so: the switches snap back.
                         self.whatif = self.snap.whatif.settings.clone();
                     }
+                }
+                Vec::new()
+            }
+            Msg::Filtered {
+                generation,
+                matches,
+            } => {
+                if self.filter.pending == Some(generation) {
+                    self.filter.pending = None;
+                    let keep_req = self.selected_request().map(|r| r.id);
+                    let keep_conn = self.selected_connection().map(|c| c.id);
+                    self.filter.requests = Some(matches.requests);
+                    self.filter.connections = Some(matches.connections);
+                    self.reselect(keep_req, keep_conn);
+                    let n = self.request_rows().len();
+                    self.message = Some(self.match_message(n));
                 }
                 Vec::new()
             }
@@ -386,11 +494,16 @@ impl App {
             // Movement keys scroll the help; any other key closes it and then acts.
             match action {
                 Action::Down | Action::PageDown => {
-                    self.help_scroll = self.help_scroll.saturating_add(if action == Action::Down { 1 } else { 10 }).min(60);
+                    self.help_scroll = self
+                        .help_scroll
+                        .saturating_add(if action == Action::Down { 1 } else { 10 })
+                        .min(60);
                     return Vec::new();
                 }
                 Action::Up | Action::PageUp => {
-                    self.help_scroll = self.help_scroll.saturating_sub(if action == Action::Up { 1 } else { 10 });
+                    self.help_scroll =
+                        self.help_scroll
+                            .saturating_sub(if action == Action::Up { 1 } else { 10 });
                     return Vec::new();
                 }
                 Action::Help | Action::Back | Action::Quit => {}
@@ -401,7 +514,9 @@ impl App {
     }
 
     fn on_filter_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let Some(text) = self.filter.editing.as_mut() else { return Vec::new() };
+        let Some(text) = self.filter.editing.as_mut() else {
+            return Vec::new();
+        };
         match key.code {
             KeyCode::Esc => {
                 self.filter.editing = None;
@@ -409,6 +524,9 @@ impl App {
             }
             KeyCode::Enter => {
                 let q = self.filter.editing.take().unwrap_or_default();
+                if let Some(effect) = self.filter_in_background(&q) {
+                    return vec![effect];
+                }
                 self.set_filter(q);
                 let n = self.request_rows().len();
                 if !self.filter.query.is_empty() {
@@ -417,7 +535,7 @@ impl App {
             }
             KeyCode::Backspace => {
                 text.pop();
-                if self.snap.requests.len() < LIVE_FILTER_LIMIT {
+                if self.snap.requests.len() < self.live_filter_limit {
                     let q = text.clone();
                     self.set_filter(q);
                 }
@@ -426,7 +544,7 @@ impl App {
                 if text.chars().count() < 200 {
                     text.push(c);
                 }
-                if self.snap.requests.len() < LIVE_FILTER_LIMIT {
+                if self.snap.requests.len() < self.live_filter_limit {
                     let q = text.clone();
                     self.set_filter(q);
                 }
@@ -438,7 +556,11 @@ impl App {
 
     fn match_message(&self, n: usize) -> String {
         match self.view {
-            View::Connections => format!("filter: {} of {} connections match", self.connection_rows().len(), self.snap.connections.len()),
+            View::Connections => format!(
+                "filter: {} of {} connections match",
+                self.connection_rows().len(),
+                self.snap.connections.len()
+            ),
             View::Rules => format!("filter: {} chains match", self.chain_list().len()),
             _ => format!("filter: {n} of {} requests match", self.snap.requests.len()),
         }
@@ -458,7 +580,11 @@ impl App {
             Action::View(v) => {
                 if self.view != v {
                     // The rules view starts on its chain list; the others on their main list.
-                    self.focus = if v == View::Rules { Pane::Side } else { Pane::Main };
+                    self.focus = if v == View::Rules {
+                        Pane::Side
+                    } else {
+                        Pane::Main
+                    };
                 }
                 self.view = v;
                 self.detail = None;
@@ -508,7 +634,8 @@ impl App {
             Action::StepForward | Action::StepBack => {
                 let before = self.replay_visible();
                 if !self.replay.is_active() {
-                    self.message = Some("press Space to start the replay, then . and , step".into());
+                    self.message =
+                        Some("press Space to start the replay, then . and , step".into());
                 } else if self.replay.playing {
                     self.message = Some("pause the replay (Space) to step".into());
                 } else {
@@ -539,10 +666,21 @@ impl App {
                     return self.tour_key();
                 }
                 let last = t.tour.steps.len() - 1;
-                let step = if action == Action::TourNext { (t.step + 1).min(last) } else { t.step.saturating_sub(1) };
+                let step = if action == Action::TourNext {
+                    (t.step + 1).min(last)
+                } else {
+                    t.step.saturating_sub(1)
+                };
                 t.shown = true;
                 if step == t.step {
-                    self.message = Some(if action == Action::TourNext { "last tour step" } else { "first tour step" }.into());
+                    self.message = Some(
+                        if action == Action::TourNext {
+                            "last tour step"
+                        } else {
+                            "first tour step"
+                        }
+                        .into(),
+                    );
                     return Vec::new();
                 }
                 return self.apply_tour_step(step);
@@ -578,7 +716,9 @@ impl App {
             if len == 0 {
                 return 0;
             }
-            (cur as isize).saturating_add(delta).clamp(0, len as isize - 1) as usize
+            (cur as isize)
+                .saturating_add(delta)
+                .clamp(0, len as isize - 1) as usize
         };
         if let Some(scroll) = self.detail.as_mut() {
             *scroll = (i64::from(*scroll) + delta as i64).clamp(0, i64::from(u16::MAX)) as u16;
@@ -590,7 +730,8 @@ impl App {
                 self.diagram_scroll = 0;
             }
             (View::Requests, Pane::Side) => {
-                self.diagram_scroll = (i64::from(self.diagram_scroll) + delta as i64).clamp(0, 500) as u16;
+                self.diagram_scroll =
+                    (i64::from(self.diagram_scroll) + delta as i64).clamp(0, 500) as u16;
             }
             (View::Connections, Pane::Main) => {
                 self.conn_sel = step(self.conn_sel, self.connection_rows().len());
@@ -618,14 +759,22 @@ impl App {
     /// The selected connection, if any.
     #[must_use]
     pub fn selected_connection(&self) -> Option<&crate::journey::snapshot::ConnectionSummary> {
-        self.connection_rows().get(self.conn_sel).and_then(|i| self.snap.connections.get(i))
+        self.connection_rows()
+            .get(self.conn_sel)
+            .and_then(|i| self.snap.connections.get(i))
     }
 
     /// The chain shown in the rules view, if any.
     #[must_use]
     pub fn selected_chain(&self) -> Option<&crate::journey::snapshot::ChainRules> {
         let (ti, ci) = *self.chain_list().get(self.rules.chain)?;
-        self.snap.rules.get(self.rules.node)?.tables.get(ti)?.chains.get(ci)
+        self.snap
+            .rules
+            .get(self.rules.node)?
+            .tables
+            .get(ti)?
+            .chains
+            .get(ci)
     }
 
     fn enter(&mut self) -> Vec<Effect> {
@@ -636,8 +785,15 @@ impl App {
                 }
             }
             View::Connections => {
-                let pick = if self.focus == Pane::Side { self.conn_req_sel } else { 0 };
-                if let Some(id) = self.selected_connection().and_then(|c| c.requests.get(pick).copied()) {
+                let pick = if self.focus == Pane::Side {
+                    self.conn_req_sel
+                } else {
+                    0
+                };
+                if let Some(id) = self
+                    .selected_connection()
+                    .and_then(|c| c.requests.get(pick).copied())
+                {
                     self.view = View::Requests;
                     self.focus = Pane::Main;
                     self.select_request_id(id);
@@ -654,7 +810,12 @@ impl App {
                     .and_then(|r| r.target.clone());
                 match target {
                     Some(t) if self.jump_to_chain(&t, true) => {}
-                    Some(t) => self.message = Some(format!("{} is a target, not a chain", crate::sanitize::escape_str(&t))),
+                    Some(t) => {
+                        self.message = Some(format!(
+                            "{} is a target, not a chain",
+                            crate::sanitize::escape_str(&t)
+                        ))
+                    }
                     None => self.message = Some("this rule has no jump target".into()),
                 }
             }
@@ -667,7 +828,9 @@ impl App {
     fn jump_to_chain(&mut self, name: &str, push: bool) -> bool {
         let find = |app: &App| {
             let dump = app.snap.rules.get(app.rules.node)?;
-            app.chain_list().iter().position(|(ti, ci)| dump.tables[*ti].chains[*ci].name == name)
+            app.chain_list()
+                .iter()
+                .position(|(ti, ci)| dump.tables[*ti].chains[*ci].name == name)
         };
         let mut pos = find(self);
         if pos.is_none() && !self.filter.query.is_empty() {
@@ -690,7 +853,11 @@ impl App {
             return;
         }
         let wrap = |cur: usize, len: usize| -> usize {
-            if len == 0 { 0 } else { ((cur as isize + dir).rem_euclid(len as isize)) as usize }
+            if len == 0 {
+                0
+            } else {
+                ((cur as isize + dir).rem_euclid(len as isize)) as usize
+            }
         };
         match self.view {
             View::Requests | View::Nodes => {
@@ -706,7 +873,9 @@ impl App {
             View::Rules => {
                 // Matching rules across the (filtered) chain list, in order.
                 let terms = self.filter_terms();
-                let Some(dump) = self.snap.rules.get(self.rules.node) else { return };
+                let Some(dump) = self.snap.rules.get(self.rules.node) else {
+                    return;
+                };
                 let list = self.chain_list();
                 let mut hits = Vec::new();
                 for (pos, (ti, ci)) in list.iter().enumerate() {
@@ -724,7 +893,9 @@ impl App {
                 let idx = if dir > 0 {
                     hits.iter().position(|h| *h > cur).unwrap_or(0)
                 } else {
-                    hits.iter().rposition(|h| *h < cur).unwrap_or(hits.len() - 1)
+                    hits.iter()
+                        .rposition(|h| *h < cur)
+                        .unwrap_or(hits.len() - 1)
                 };
                 (self.rules.chain, self.rules.rule) = hits[idx];
                 self.focus = Pane::Main;
@@ -737,50 +908,44 @@ impl App {
     pub fn set_filter(&mut self, query: String) {
         let keep_req = self.selected_request().map(|r| r.id);
         let keep_conn = self.selected_connection().map(|c| c.id);
-        self.filter.query = query;
+        self.filter.query = query.trim().to_string();
         self.recompute_filter();
         self.reselect(keep_req, keep_conn);
     }
 
     fn recompute_filter(&mut self) {
+        // Any result still computing is for an older query or snapshot.
+        self.filter.generation += 1;
+        self.filter.pending = None;
         let terms = self.filter_terms();
         if terms.is_empty() {
             self.filter.requests = None;
             self.filter.connections = None;
             return;
         }
-        let snap = &self.snap;
-        self.filter.requests = Some(
-            snap.requests
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| matches_terms(&request_search_text(r), &terms))
-                .map(|(i, _)| i as u32)
-                .collect(),
-        );
-        self.filter.connections = Some(
-            snap.connections
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| {
-                    let text = format!(
-                        "{} {} {} {} {} {:?}",
-                        text::endpoint(&c.client),
-                        text::endpoint(&c.server),
-                        c.capture,
-                        c.node.as_deref().unwrap_or(""),
-                        c.protocol,
-                        c.state
-                    )
-                    .to_lowercase();
-                    matches_terms(&text, &terms)
-                })
-                .map(|(i, _)| i as u32)
-                .collect(),
-        );
+        let m = filter_matches(&self.snap, &self.filter.query);
+        self.filter.requests = Some(m.requests);
+        self.filter.connections = Some(m.connections);
         self.rules.chain = 0;
         self.rules.rule = 0;
         self.rules.stack.clear();
+    }
+
+    /// For big snapshots, a non-empty query is matched off the event loop: the query is set now,
+    /// the rows follow with `Msg::Filtered`. `None` when the caller should filter at once.
+    fn filter_in_background(&mut self, query: &str) -> Option<Effect> {
+        if self.snap.requests.len() < self.live_filter_limit || query.trim().is_empty() {
+            return None;
+        }
+        self.filter.query = query.trim().to_string();
+        self.filter.generation += 1;
+        self.filter.pending = Some(self.filter.generation);
+        self.message = Some(format!("filtering {} requests…", self.snap.requests.len()));
+        Some(Effect::Filter {
+            generation: self.filter.generation,
+            query: self.filter.query.clone(),
+            snapshot: self.snap.clone(),
+        })
     }
 
     /// Select request `id` in the requests view, clearing the filter or the replay if they hide it.
@@ -804,18 +969,26 @@ impl App {
         }
     }
 
+    /// Keep the selection on the same request/connection; when it is no longer shown (filtered
+    /// out), go to the first row, i.e. the first match.
     fn reselect(&mut self, req: Option<u64>, conn: Option<u64>) {
-        if let Some(id) = req
-            && let Some(idx) = self.snap.requests.iter().position(|r| r.id == id)
-            && let Some(pos) = self.request_rows().position(idx)
-        {
-            self.req_sel = pos;
+        if let Some(id) = req {
+            let pos = self
+                .snap
+                .requests
+                .iter()
+                .position(|r| r.id == id)
+                .and_then(|idx| self.request_rows().position(idx));
+            self.req_sel = pos.unwrap_or(0);
         }
-        if let Some(id) = conn
-            && let Some(idx) = self.snap.connections.iter().position(|c| c.id == id)
-            && let Some(pos) = self.connection_rows().position(idx)
-        {
-            self.conn_sel = pos;
+        if let Some(id) = conn {
+            let pos = self
+                .snap
+                .connections
+                .iter()
+                .position(|c| c.id == id)
+                .and_then(|idx| self.connection_rows().position(idx));
+            self.conn_sel = pos.unwrap_or(0);
         }
         self.clamp();
     }
@@ -834,17 +1007,39 @@ impl App {
         clamp(&mut self.nodes_sel, n);
     }
 
-    fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+    /// Show `snap`, keeping the selection. A big snapshot with a filter in force is re-filtered
+    /// off the event loop: the returned effect does it.
+    fn set_snapshot(&mut self, snap: Arc<Snapshot>) -> Option<Effect> {
         let keep_req = self.selected_request().map(|r| r.id);
         let keep_conn = self.selected_connection().map(|c| c.id);
         self.times = snap.requests.iter().map(|r| time_micros(&r.time)).collect();
+        self.conn_times = snap
+            .connections
+            .iter()
+            .map(|c| time_micros(&c.first))
+            .collect();
         self.snap = snap;
-        self.recompute_filter_keep_rules();
+        let query = self.filter.query.clone();
+        let background = if self.snap.requests.len() >= self.live_filter_limit && !query.is_empty()
+        {
+            // Until the matches arrive, show every row rather than indices into the old snapshot.
+            self.filter.requests = None;
+            self.filter.connections = None;
+            self.filter_in_background(&query)
+        } else {
+            self.recompute_filter_keep_rules();
+            None
+        };
         self.reselect(keep_req, keep_conn);
+        background
     }
 
     fn recompute_filter_keep_rules(&mut self) {
-        let saved = (self.rules.chain, self.rules.rule, std::mem::take(&mut self.rules.stack));
+        let saved = (
+            self.rules.chain,
+            self.rules.rule,
+            std::mem::take(&mut self.rules.stack),
+        );
         self.recompute_filter();
         (self.rules.chain, self.rules.rule, self.rules.stack) = saved;
     }
@@ -878,12 +1073,14 @@ impl App {
             && let Some(rec) = self.recorded.clone()
         {
             self.pending = None;
-            self.set_snapshot(rec);
-            return Vec::new();
+            return self.set_snapshot(rec).into_iter().collect();
         }
         self.generation += 1;
         self.pending = Some(self.generation);
-        vec![Effect::Load { generation: self.generation, whatif }]
+        vec![Effect::Load {
+            generation: self.generation,
+            whatif,
+        }]
     }
 
     fn toggle_affinity(&mut self) -> Vec<Effect> {
@@ -899,8 +1096,18 @@ impl App {
             self.message = Some("no Service identified for this request".into());
             return Vec::new();
         };
-        let recorded = self.snap.services.iter().find(|s| s.name == service).is_some_and(|s| s.session_affinity);
-        let current = self.whatif.affinity.get(&service).copied().unwrap_or(recorded);
+        let recorded = self
+            .snap
+            .services
+            .iter()
+            .find(|s| s.name == service)
+            .is_some_and(|s| s.session_affinity);
+        let current = self
+            .whatif
+            .affinity
+            .get(&service)
+            .copied()
+            .unwrap_or(recorded);
         let mut next = self.whatif.clone();
         if current != recorded {
             next.affinity.remove(&service);
@@ -915,7 +1122,11 @@ impl App {
             self.message = Some("still loading".into());
             return Vec::new();
         }
-        const ORDER: [AlbMode; 3] = [AlbMode::Default, AlbMode::SourceIp, AlbMode::SourceIpProtocol];
+        const ORDER: [AlbMode; 3] = [
+            AlbMode::Default,
+            AlbMode::SourceIp,
+            AlbMode::SourceIpProtocol,
+        ];
         let recorded = self.recorded_alb_mode();
         let current = self.whatif.alb_mode.unwrap_or(recorded);
         let pos = ORDER.iter().position(|m| *m == current).unwrap_or(0);
@@ -923,12 +1134,22 @@ impl App {
         let mut next = self.whatif.clone();
         next.alb_mode = (next_mode != recorded).then_some(next_mode);
         if next.alb_mode.is_none() {
-            self.message = Some(format!("ALB mode {} (as recorded)", alb_mode_name(next_mode)));
+            self.message = Some(format!(
+                "ALB mode {} (as recorded)",
+                alb_mode_name(next_mode)
+            ));
         }
         self.load(next)
     }
 
     // ----- tour --------------------------------------------------------------------------------
+
+    /// Open the tour at its first step once the data is there (`hoptrace tour`).
+    pub fn start_tour_when_loaded(&mut self) {
+        if let Some(t) = self.tour.as_mut() {
+            t.start_when_loaded = true;
+        }
+    }
 
     fn tour_key(&mut self) -> Vec<Effect> {
         let Some(t) = self.tour.as_mut() else {
@@ -945,12 +1166,17 @@ impl App {
     }
 
     fn apply_tour_step(&mut self, step: usize) -> Vec<Effect> {
-        let Some(t) = self.tour.as_mut() else { return Vec::new() };
+        let Some(t) = self.tour.as_mut() else {
+            return Vec::new();
+        };
         t.step = step;
         let s = t.tour.steps[step].clone();
         // The what-if state at a step is the steps' actions up to it, from the recorded view, so
-        // going back and forth is repeatable.
-        let actions: Vec<TourAction> = t.tour.steps[..=step].iter().filter_map(|s| s.action).collect();
+        // going back and forth is repeatable (the tour owns the switches while it is stepped).
+        let actions: Vec<TourAction> = t.tour.steps[..=step]
+            .iter()
+            .filter_map(|s| s.action)
+            .collect();
         self.help = false;
         self.detail = None;
         if let Some(f) = &s.filter {
@@ -999,8 +1225,14 @@ impl App {
             Some(TourPane::List) => self.focus = Pane::Main,
             None => {}
         }
-        if actions.is_empty() {
-            return Vec::new();
+        // Tours that never touch the switches leave the user's what-if alone.
+        if !self.tour.as_ref().is_some_and(|t| {
+            t.tour
+                .steps
+                .iter()
+                .any(|s| s.action.is_some_and(|a| a != TourAction::Replay))
+        }) {
+            return self.tour_replay(&s);
         }
         let mut next = WhatIfSettings::default();
         let service = self.selected_request().and_then(|r| self.service_of(r));
@@ -1009,7 +1241,12 @@ impl App {
                 TourAction::AffinityOn | TourAction::AffinityOff => {
                     if let Some(svc) = &service {
                         let on = a == TourAction::AffinityOn;
-                        let recorded = self.snap.services.iter().find(|x| &x.name == svc).is_some_and(|x| x.session_affinity);
+                        let recorded = self
+                            .snap
+                            .services
+                            .iter()
+                            .find(|x| &x.name == svc)
+                            .is_some_and(|x| x.session_affinity);
                         if on == recorded {
                             next.affinity.remove(svc);
                         } else {
@@ -1024,6 +1261,14 @@ impl App {
                 TourAction::Replay => {}
             }
         }
+        let mut effects = self.tour_replay(&s);
+        if next != self.whatif {
+            effects.extend(self.load(next));
+        }
+        effects
+    }
+
+    fn tour_replay(&mut self, s: &crate::journey::tour::TourStep) -> Vec<Effect> {
         if s.action == Some(TourAction::Replay)
             && let Some(first) = self.first_time()
         {
@@ -1031,7 +1276,49 @@ impl App {
             self.replay.play_pause(first);
             self.follow_replay(self.snap.requests.len());
         }
-        if next == self.whatif { Vec::new() } else { self.load(next) }
+        Vec::new()
+    }
+}
+
+/// The rows matching `query` (whitespace-separated terms, all must appear, case-insensitive) in
+/// the text the filter searches. Pure; runs on any thread.
+#[must_use]
+pub fn filter_matches(snap: &Snapshot, query: &str) -> FilterMatches {
+    let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    // One reused buffer: a million requests are searched without a million allocations.
+    let mut buf = String::with_capacity(256);
+    let requests = snap
+        .requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            request_search_text(r, &mut buf);
+            matches_terms(&buf, &terms)
+        })
+        .map(|(i, _)| i as u32)
+        .collect();
+    let connections = snap
+        .connections
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            let text = format!(
+                "{} {} {} {} {} {:?}",
+                text::endpoint(&c.client),
+                text::endpoint(&c.server),
+                c.capture,
+                c.node.as_deref().unwrap_or(""),
+                c.protocol,
+                c.state
+            )
+            .to_lowercase();
+            matches_terms(&text, &terms)
+        })
+        .map(|(i, _)| i as u32)
+        .collect();
+    FilterMatches {
+        requests,
+        connections,
     }
 }
 
@@ -1040,45 +1327,78 @@ fn matches_terms(text: &str, terms: &[String]) -> bool {
     terms.iter().all(|t| text.contains(t.as_str()))
 }
 
-/// What the filter searches in a request: addresses and ports, method, target, host, status,
-/// nodes, pod, chains, capture, evidence. Lower case.
-fn request_search_text(r: &RequestJourney) -> String {
+/// What the filter searches in a request, written into `s` (cleared first), lower case:
+/// addresses and ports, method, target, host, status, nodes, pod, chains, capture, evidence.
+fn request_search_text(r: &RequestJourney, s: &mut String) {
     use std::fmt::Write as _;
-    let mut s = String::with_capacity(160);
+    s.clear();
     let _ = write!(
         s,
-        "#{} {} {} {} {} {} {}",
-        r.id,
-        text::endpoint(&r.client),
-        text::endpoint(&r.frontend),
-        r.method,
-        r.target,
-        r.host.as_deref().unwrap_or(""),
-        r.capture
+        "#{} {}:{} {}:{} ",
+        r.id, r.client.ip, r.client.port, r.frontend.ip, r.frontend.port
     );
-    if let Some(st) = r.status {
-        let _ = write!(s, " {st}");
+    for part in [
+        r.method.as_str(),
+        r.target.as_str(),
+        r.host.as_deref().unwrap_or(""),
+        r.capture.as_str(),
+    ] {
+        s.push_str(part);
+        s.push(' ');
     }
-    for n in [r.node.as_deref(), r.alb.as_ref().and_then(|a| a.observed_node.as_deref())].into_iter().flatten() {
-        let _ = write!(s, " {n}");
+    if let Some(st) = r.status {
+        let _ = write!(s, "{st} ");
+    }
+    for n in [
+        r.node.as_deref(),
+        r.alb.as_ref().and_then(|a| a.observed_node.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        s.push_str(n);
+        s.push(' ');
     }
     if let Some(p) = &r.pod {
-        let _ = write!(s, " {} {} {}", p.name.as_deref().unwrap_or(""), p.ip, p.node.as_deref().unwrap_or(""));
+        let _ = write!(
+            s,
+            "{} {} {} ",
+            p.name.as_deref().unwrap_or(""),
+            p.ip,
+            p.node.as_deref().unwrap_or("")
+        );
     }
     if let Some(e) = &r.endpoint {
-        let _ = write!(s, " {}:{} {} {}", e.ip, e.port, e.chain, crate::ui::theme::evidence_word(e.evidence));
+        let _ = write!(
+            s,
+            "{}:{} {} {} ",
+            e.ip,
+            e.port,
+            e.chain,
+            crate::ui::theme::evidence_word(e.evidence)
+        );
     }
     for p in &r.path {
-        let _ = write!(s, " {}", p.chain);
+        s.push_str(&p.chain);
+        s.push(' ');
     }
     if let Some(m) = &r.masquerade {
-        let _ = write!(s, " {}", text::endpoint(m));
+        let _ = write!(s, "{}:{} ", m.ip, m.port);
     }
     if let Some(w) = &r.whatif {
-        let _ = write!(s, " {} {}", w.node.as_deref().unwrap_or(""), w.pod.as_deref().unwrap_or(""));
+        let _ = write!(
+            s,
+            "{} {} ",
+            w.node.as_deref().unwrap_or(""),
+            w.pod.as_deref().unwrap_or("")
+        );
         if w.moved {
-            s.push_str(" moved");
+            s.push_str("moved");
         }
     }
-    s.to_lowercase()
+    if s.is_ascii() {
+        s.make_ascii_lowercase();
+    } else {
+        *s = s.to_lowercase();
+    }
 }

@@ -94,10 +94,22 @@ const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
 
 macro_rules! b {
     ($keys:expr, $action:expr, $label:expr, $help:expr) => {
-        Binding { keys: $keys, action: $action, label: $label, help: $help, scope: Scope::Everywhere }
+        Binding {
+            keys: $keys,
+            action: $action,
+            label: $label,
+            help: $help,
+            scope: Scope::Everywhere,
+        }
     };
     ($keys:expr, $action:expr, $label:expr, $help:expr, $views:expr) => {
-        Binding { keys: $keys, action: $action, label: $label, help: $help, scope: Scope::Only($views) }
+        Binding {
+            keys: $keys,
+            action: $action,
+            label: $label,
+            help: $help,
+            scope: Scope::Only($views),
+        }
     };
 }
 
@@ -107,39 +119,229 @@ const LISTS: &[View] = &[View::Requests, View::Connections, View::Rules];
 
 /// Every binding, in the order help lists them.
 pub const BINDINGS: &[Binding] = &[
-    b!(&[(KeyCode::Char('j'), NONE), (KeyCode::Down, NONE)], Action::Down, "j/↓", "move down"),
-    b!(&[(KeyCode::Char('k'), NONE), (KeyCode::Up, NONE)], Action::Up, "k/↑", "move up"),
-    b!(&[(KeyCode::Char('g'), NONE), (KeyCode::Home, NONE)], Action::Top, "g/Home", "top"),
-    b!(&[(KeyCode::Char('G'), SHIFT), (KeyCode::Char('G'), NONE), (KeyCode::End, NONE)], Action::Bottom, "G/End", "bottom"),
-    b!(&[(KeyCode::PageUp, NONE), (KeyCode::Char('b'), KeyModifiers::CONTROL)], Action::PageUp, "PgUp", "page up"),
-    b!(&[(KeyCode::PageDown, NONE), (KeyCode::Char('f'), KeyModifiers::CONTROL)], Action::PageDown, "PgDn", "page down"),
-    b!(&[(KeyCode::Char('h'), NONE), (KeyCode::Left, NONE)], Action::Left, "h/←", "previous node's rules", RULES),
-    b!(&[(KeyCode::Char('l'), NONE), (KeyCode::Right, NONE)], Action::Right, "l/→", "next node's rules", RULES),
-    b!(&[(KeyCode::Enter, NONE)], Action::Enter, "Enter", "detail: packets, HTTP, every rule checked and why", REQ),
-    b!(&[(KeyCode::Enter, NONE)], Action::Enter, "Enter", "show the connection's first request", &[View::Connections]),
-    b!(&[(KeyCode::Enter, NONE)], Action::Enter, "Enter", "jump into the chain the rule targets", RULES),
-    b!(&[(KeyCode::Esc, NONE)], Action::Back, "Esc", "back: close detail/help, clear filter, leave chain"),
-    b!(&[(KeyCode::Tab, NONE)], Action::NextPane, "Tab", "next pane"),
-    b!(&[(KeyCode::Char('1'), NONE)], Action::View(View::Requests), "1", "requests + journey diagram"),
-    b!(&[(KeyCode::Char('2'), NONE)], Action::View(View::Connections), "2", "connections (keep-alive)"),
-    b!(&[(KeyCode::Char('3'), NONE)], Action::View(View::Rules), "3", "rules (chain browser)"),
-    b!(&[(KeyCode::Char('4'), NONE)], Action::View(View::Nodes), "4", "nodes/pods: shares, p-value"),
-    b!(&[(KeyCode::Char('a'), NONE)], Action::ToggleAffinity, "a", "what-if: toggle sessionAffinity of the selected request's Service"),
-    b!(&[(KeyCode::Char('m'), NONE)], Action::CycleAlbMode, "m", "what-if: cycle the ALB mode (default → source-ip → source-ip-protocol)"),
-    b!(&[(KeyCode::Char('/'), NONE)], Action::Filter, "/", "filter by IP, port, pod, node, chain, method or path", LISTS),
-    b!(&[(KeyCode::Char('n'), NONE)], Action::NextMatch, "n", "next match", LISTS),
-    b!(&[(KeyCode::Char('N'), SHIFT), (KeyCode::Char('N'), NONE)], Action::PrevMatch, "N", "previous match", LISTS),
-    b!(&[(KeyCode::Char(' '), NONE)], Action::PlayPause, "Space", "replay in capture time: play/pause"),
-    b!(&[(KeyCode::Char('+'), NONE), (KeyCode::Char('+'), SHIFT), (KeyCode::Char('='), NONE)], Action::Faster, "+", "replay faster (up to 1000×)"),
-    b!(&[(KeyCode::Char('-'), NONE)], Action::Slower, "-", "replay slower (down to 1×)"),
-    b!(&[(KeyCode::Char('.'), NONE)], Action::StepForward, ".", "replay: next request (paused)"),
-    b!(&[(KeyCode::Char(','), NONE)], Action::StepBack, ",", "replay: previous request (paused)"),
-    b!(&[(KeyCode::Char('r'), NONE)], Action::ResetReplay, "r", "leave replay: show every request"),
-    b!(&[(KeyCode::Char('t'), NONE)], Action::Tour, "t", "guided tour: start / hide / show"),
-    b!(&[(KeyCode::Char(']'), NONE)], Action::TourNext, "]", "tour: next step"),
-    b!(&[(KeyCode::Char('['), NONE)], Action::TourPrev, "[", "tour: previous step"),
-    b!(&[(KeyCode::Char('?'), NONE), (KeyCode::Char('?'), SHIFT)], Action::Help, "?", "this help"),
-    b!(&[(KeyCode::Char('q'), NONE), (KeyCode::Char('c'), KeyModifiers::CONTROL)], Action::Quit, "q", "quit"),
+    b!(
+        &[(KeyCode::Char('j'), NONE), (KeyCode::Down, NONE)],
+        Action::Down,
+        "j/↓",
+        "move down"
+    ),
+    b!(
+        &[(KeyCode::Char('k'), NONE), (KeyCode::Up, NONE)],
+        Action::Up,
+        "k/↑",
+        "move up"
+    ),
+    b!(
+        &[(KeyCode::Char('g'), NONE), (KeyCode::Home, NONE)],
+        Action::Top,
+        "g/Home",
+        "top"
+    ),
+    b!(
+        &[
+            (KeyCode::Char('G'), SHIFT),
+            (KeyCode::Char('G'), NONE),
+            (KeyCode::End, NONE)
+        ],
+        Action::Bottom,
+        "G/End",
+        "bottom"
+    ),
+    b!(
+        &[
+            (KeyCode::PageUp, NONE),
+            (KeyCode::Char('b'), KeyModifiers::CONTROL)
+        ],
+        Action::PageUp,
+        "PgUp",
+        "page up"
+    ),
+    b!(
+        &[
+            (KeyCode::PageDown, NONE),
+            (KeyCode::Char('f'), KeyModifiers::CONTROL)
+        ],
+        Action::PageDown,
+        "PgDn",
+        "page down"
+    ),
+    b!(
+        &[(KeyCode::Char('h'), NONE), (KeyCode::Left, NONE)],
+        Action::Left,
+        "h/←",
+        "previous node's rules",
+        RULES
+    ),
+    b!(
+        &[(KeyCode::Char('l'), NONE), (KeyCode::Right, NONE)],
+        Action::Right,
+        "l/→",
+        "next node's rules",
+        RULES
+    ),
+    b!(
+        &[(KeyCode::Enter, NONE)],
+        Action::Enter,
+        "Enter",
+        "detail: packets, HTTP, every rule checked and why",
+        REQ
+    ),
+    b!(
+        &[(KeyCode::Enter, NONE)],
+        Action::Enter,
+        "Enter",
+        "show the connection's first request",
+        &[View::Connections]
+    ),
+    b!(
+        &[(KeyCode::Enter, NONE)],
+        Action::Enter,
+        "Enter",
+        "jump into the chain the rule targets",
+        RULES
+    ),
+    b!(
+        &[(KeyCode::Esc, NONE)],
+        Action::Back,
+        "Esc",
+        "back: close detail/help, clear filter, leave chain"
+    ),
+    b!(
+        &[(KeyCode::Tab, NONE)],
+        Action::NextPane,
+        "Tab",
+        "next pane"
+    ),
+    b!(
+        &[(KeyCode::Char('1'), NONE)],
+        Action::View(View::Requests),
+        "1",
+        "requests + journey diagram"
+    ),
+    b!(
+        &[(KeyCode::Char('2'), NONE)],
+        Action::View(View::Connections),
+        "2",
+        "connections (keep-alive)"
+    ),
+    b!(
+        &[(KeyCode::Char('3'), NONE)],
+        Action::View(View::Rules),
+        "3",
+        "rules (chain browser)"
+    ),
+    b!(
+        &[(KeyCode::Char('4'), NONE)],
+        Action::View(View::Nodes),
+        "4",
+        "nodes/pods: shares, p-value"
+    ),
+    b!(
+        &[(KeyCode::Char('a'), NONE)],
+        Action::ToggleAffinity,
+        "a",
+        "what-if: toggle sessionAffinity of the selected request's Service"
+    ),
+    b!(
+        &[(KeyCode::Char('m'), NONE)],
+        Action::CycleAlbMode,
+        "m",
+        "what-if: cycle the ALB mode (default → source-ip → source-ip-protocol)"
+    ),
+    b!(
+        &[(KeyCode::Char('/'), NONE)],
+        Action::Filter,
+        "/",
+        "filter by IP, port, pod, node, chain, method or path",
+        LISTS
+    ),
+    b!(
+        &[(KeyCode::Char('n'), NONE)],
+        Action::NextMatch,
+        "n",
+        "next match",
+        LISTS
+    ),
+    b!(
+        &[(KeyCode::Char('N'), SHIFT), (KeyCode::Char('N'), NONE)],
+        Action::PrevMatch,
+        "N",
+        "previous match",
+        LISTS
+    ),
+    b!(
+        &[(KeyCode::Char(' '), NONE)],
+        Action::PlayPause,
+        "Space",
+        "replay in capture time: play/pause"
+    ),
+    b!(
+        &[
+            (KeyCode::Char('+'), NONE),
+            (KeyCode::Char('+'), SHIFT),
+            (KeyCode::Char('='), NONE)
+        ],
+        Action::Faster,
+        "+",
+        "replay faster (up to 1000×)"
+    ),
+    b!(
+        &[(KeyCode::Char('-'), NONE)],
+        Action::Slower,
+        "-",
+        "replay slower (down to 1×)"
+    ),
+    b!(
+        &[(KeyCode::Char('.'), NONE)],
+        Action::StepForward,
+        ".",
+        "replay: next request (paused)"
+    ),
+    b!(
+        &[(KeyCode::Char(','), NONE)],
+        Action::StepBack,
+        ",",
+        "replay: previous request (paused)"
+    ),
+    b!(
+        &[(KeyCode::Char('r'), NONE)],
+        Action::ResetReplay,
+        "r",
+        "leave replay: show every request"
+    ),
+    b!(
+        &[(KeyCode::Char('t'), NONE)],
+        Action::Tour,
+        "t",
+        "guided tour: start / hide / show"
+    ),
+    b!(
+        &[(KeyCode::Char(']'), NONE)],
+        Action::TourNext,
+        "]",
+        "tour: next step"
+    ),
+    b!(
+        &[(KeyCode::Char('['), NONE)],
+        Action::TourPrev,
+        "[",
+        "tour: previous step"
+    ),
+    b!(
+        &[(KeyCode::Char('?'), NONE), (KeyCode::Char('?'), SHIFT)],
+        Action::Help,
+        "?",
+        "this help"
+    ),
+    b!(
+        &[
+            (KeyCode::Char('q'), NONE),
+            (KeyCode::Char('c'), KeyModifiers::CONTROL)
+        ],
+        Action::Quit,
+        "q",
+        "quit"
+    ),
 ];
 
 /// The action a key asks for in `view`, if any.
@@ -181,7 +383,11 @@ mod tests {
             let mut seen = std::collections::HashMap::new();
             for b in help_for(view) {
                 for (code, m) in b.keys {
-                    let m = if matches!(code, KeyCode::Char(_)) { *m - KeyModifiers::SHIFT } else { *m };
+                    let m = if matches!(code, KeyCode::Char(_)) {
+                        *m - KeyModifiers::SHIFT
+                    } else {
+                        *m
+                    };
                     if let Some(prev) = seen.insert((*code, m), b.action) {
                         assert_eq!(prev, b.action, "{code:?} bound twice in {view:?}");
                     }
@@ -196,12 +402,27 @@ mod tests {
         let v = View::Requests;
         assert_eq!(action_for(k(KeyCode::Char('j')), v), Some(Action::Down));
         assert_eq!(action_for(k(KeyCode::Down), v), Some(Action::Down));
-        assert_eq!(action_for(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT), v), Some(Action::Bottom));
-        assert_eq!(action_for(KeyEvent::new(KeyCode::Char('N'), KeyModifiers::SHIFT), v), Some(Action::PrevMatch));
-        assert_eq!(action_for(k(KeyCode::Char('4')), v), Some(Action::View(View::Nodes)));
-        assert_eq!(action_for(k(KeyCode::Char(' ')), v), Some(Action::PlayPause));
+        assert_eq!(
+            action_for(KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT), v),
+            Some(Action::Bottom)
+        );
+        assert_eq!(
+            action_for(KeyEvent::new(KeyCode::Char('N'), KeyModifiers::SHIFT), v),
+            Some(Action::PrevMatch)
+        );
+        assert_eq!(
+            action_for(k(KeyCode::Char('4')), v),
+            Some(Action::View(View::Nodes))
+        );
+        assert_eq!(
+            action_for(k(KeyCode::Char(' ')), v),
+            Some(Action::PlayPause)
+        );
         assert_eq!(action_for(k(KeyCode::Char('x')), v), None);
         assert_eq!(action_for(k(KeyCode::Char('l')), v), None);
-        assert_eq!(action_for(k(KeyCode::Char('l')), View::Rules), Some(Action::Right));
+        assert_eq!(
+            action_for(k(KeyCode::Char('l')), View::Rules),
+            Some(Action::Right)
+        );
     }
 }

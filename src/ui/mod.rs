@@ -27,7 +27,11 @@ use crate::journey::snapshot::{LoadProgress, SnapshotSource};
 /// Carry out effects synchronously, on the caller's thread: a `Load` computes the snapshot at once
 /// and feeds it back. For tests, benchmarks and headless use; the terminal UI uses
 /// [`runtime::run`], which loads in the background. Returns true when the app asked to quit.
-pub fn apply_effects_blocking(app: &mut App, effects: Vec<Effect>, source: &dyn SnapshotSource) -> bool {
+pub fn apply_effects_blocking(
+    app: &mut App,
+    effects: Vec<Effect>,
+    source: &dyn SnapshotSource,
+) -> bool {
     let mut queue = std::collections::VecDeque::from(effects);
     let mut quit = false;
     while let Some(effect) = queue.pop_front() {
@@ -35,7 +39,21 @@ pub fn apply_effects_blocking(app: &mut App, effects: Vec<Effect>, source: &dyn 
             Effect::Load { generation, whatif } => {
                 let progress = LoadProgress::new();
                 let snapshot = Box::new(source.snapshot(&whatif, &progress));
-                queue.extend(app.update(Msg::Loaded { generation, snapshot }));
+                queue.extend(app.update(Msg::Loaded {
+                    generation,
+                    snapshot,
+                }));
+            }
+            Effect::Filter {
+                generation,
+                query,
+                snapshot,
+            } => {
+                let matches = app::filter_matches(&snapshot, &query);
+                queue.extend(app.update(Msg::Filtered {
+                    generation,
+                    matches,
+                }));
             }
             Effect::Quit => quit = true,
         }

@@ -59,7 +59,10 @@ impl Replay {
 
     /// Leave replay mode: everything is shown again.
     pub fn stop(&mut self) {
-        *self = Self { speed: self.speed, ..Self::default() };
+        *self = Self {
+            speed: self.speed,
+            ..Self::default()
+        };
     }
 
     /// Advance by `dt` of wall-clock time. `None` when not playing (nothing changed); otherwise
@@ -68,7 +71,9 @@ impl Replay {
         if !self.playing {
             return None;
         }
-        let step = i64::try_from(dt.as_micros()).unwrap_or(i64::MAX).saturating_mul(i64::from(self.speed()));
+        let step = i64::try_from(dt.as_micros())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(i64::from(self.speed()));
         self.cursor = self.cursor.saturating_add(step);
         if last.is_none_or(|last| self.cursor >= last) {
             self.playing = false;
@@ -95,13 +100,19 @@ mod tests {
         assert_eq!(r.speed(), 1);
         r.faster();
         assert_eq!(r.speed(), 2);
-        assert_eq!(r.tick(Duration::from_millis(100), Some(1_000_000)), Some(false));
+        assert_eq!(
+            r.tick(Duration::from_millis(100), Some(1_000_000)),
+            Some(false)
+        );
         assert_eq!(r.cursor(), Some(200_000));
         for _ in 0..20 {
             r.faster();
         }
         assert_eq!(r.speed(), 1000);
-        assert_eq!(r.tick(Duration::from_millis(100), Some(1_000_000)), Some(true));
+        assert_eq!(
+            r.tick(Duration::from_millis(100), Some(1_000_000)),
+            Some(true)
+        );
         assert!(!r.playing);
         r.stop();
         assert_eq!(r.cursor(), None);

@@ -92,7 +92,10 @@ fn backend_err<E: std::fmt::Display>(e: E) -> io::Error {
 }
 
 fn draw<B: Backend>(terminal: &mut Terminal<B>, app: &App) -> io::Result<()> {
-    terminal.draw(|f| render::view(f, app)).map(|_| ()).map_err(backend_err)
+    terminal
+        .draw(|f| render::view(f, app))
+        .map(|_| ())
+        .map_err(backend_err)
 }
 
 /// The one place effects are carried out. Returns true on `Quit`.
@@ -108,14 +111,45 @@ fn apply(
             Effect::Load { generation, whatif } => {
                 let p = Arc::new(LoadProgress::new());
                 *progress = Some(p.clone());
-                let (source, whatif, tx, generation) = (source.clone(), whatif.clone(), tx.clone(), *generation);
+                let (source, whatif, tx, generation) =
+                    (source.clone(), whatif.clone(), tx.clone(), *generation);
                 let task = tokio::task::spawn_blocking(move || source.snapshot(&whatif, &p));
                 tokio::spawn(async move {
                     let msg = match task.await {
-                        Ok(snapshot) => Msg::Loaded { generation, snapshot: Box::new(snapshot) },
-                        Err(e) => Msg::LoadFailed { generation, error: if e.is_panic() { "the model panicked (a bug: please report it)".into() } else { e.to_string() } },
+                        Ok(snapshot) => Msg::Loaded {
+                            generation,
+                            snapshot: Box::new(snapshot),
+                        },
+                        Err(e) => Msg::LoadFailed {
+                            generation,
+                            error: if e.is_panic() {
+                                "the model panicked (a bug: please report it)".into()
+                            } else {
+                                e.to_string()
+                            },
+                        },
                     };
                     let _ = tx.send(msg);
+                });
+            }
+            Effect::Filter {
+                generation,
+                query,
+                snapshot,
+            } => {
+                let (tx, generation, query, snapshot) =
+                    (tx.clone(), *generation, query.clone(), snapshot.clone());
+                let task = tokio::task::spawn_blocking(move || {
+                    crate::ui::app::filter_matches(&snapshot, &query)
+                });
+                tokio::spawn(async move {
+                    // A lost filter run leaves the old rows; the next query starts a new one.
+                    if let Ok(matches) = task.await {
+                        let _ = tx.send(Msg::Filtered {
+                            generation,
+                            matches,
+                        });
+                    }
                 });
             }
             Effect::Quit => quit = true,
@@ -139,9 +173,11 @@ async fn termination() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut hup), Ok(mut int)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::hangup()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return std::future::pending().await;
         };
         tokio::select! {
@@ -156,15 +192,29 @@ async fn termination() {
     }
 }
 
+/// What the terminal UI starts with besides its data source.
+#[derive(Debug, Default)]
+pub struct TuiOptions {
+    /// A guided tour for the `t` key.
+    pub tour: Option<crate::journey::tour::Tour>,
+    /// Open the tour at step 1 once the data is loaded (`hoptrace tour`).
+    pub start_tour: bool,
+}
+
 /// Take over the terminal (alternate screen, raw mode, panic hook that restores it), run the app
 /// on a current-thread tokio runtime, and restore the terminal however it ends.
-pub fn run_terminal(source: Arc<dyn SnapshotSource>, tour: Option<crate::journey::tour::Tour>) -> io::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+pub fn run_terminal(source: Arc<dyn SnapshotSource>, options: TuiOptions) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     // ratatui::try_init installs a panic hook that restores the terminal before the panic message.
     let mut terminal = ratatui::try_init()?;
     let _guard = RestoreGuard;
     let theme = crate::ui::theme::Theme::from_env();
-    let (app, initial) = App::new(source.name(), tour, theme);
+    let (mut app, initial) = App::new(source.name(), options.tour, theme);
+    if options.start_tour {
+        app.start_tour_when_loaded();
+    }
     rt.block_on(async {
         let signals = termination();
         let events = crossterm::event::EventStream::new();

@@ -66,7 +66,9 @@ pub fn pod_suffix(name: &str) -> &str {
 pub fn short_chain(chain: &str) -> String {
     match chain.strip_prefix("KUBE-") {
         Some(rest) => match rest.split_once('-') {
-            Some((kind, hash)) if hash.len() > 4 && hash.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            Some((kind, hash))
+                if hash.len() > 4 && hash.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
                 format!("{kind}-{}", &hash[..4])
             }
             _ => rest.to_string(),
@@ -94,9 +96,17 @@ pub fn abbrev_chain(chain: &str) -> String {
 #[must_use]
 pub fn rule_action(text: &str) -> Option<String> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let pos = words.iter().position(|w| *w == "-j" || *w == "-g" || *w == "--jump" || *w == "--goto")?;
+    let pos = words
+        .iter()
+        .position(|w| *w == "-j" || *w == "-g" || *w == "--jump" || *w == "--goto")?;
     let target = *words.get(pos + 1)?;
-    let arg = |flag: &str| words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).copied();
+    let arg = |flag: &str| {
+        words
+            .iter()
+            .position(|w| *w == flag)
+            .and_then(|i| words.get(i + 1))
+            .copied()
+    };
     Some(match target {
         "DNAT" => match arg("--to-destination") {
             Some(d) => format!("DNAT → {d}"),
@@ -106,7 +116,10 @@ pub fn rule_action(text: &str) -> Option<String> {
             Some(d) => format!("SNAT → {d}"),
             None => "SNAT".into(),
         },
-        "MARK" => match arg("--or-mark").or_else(|| arg("--set-xmark")).or_else(|| arg("--set-mark")) {
+        "MARK" => match arg("--or-mark")
+            .or_else(|| arg("--set-xmark"))
+            .or_else(|| arg("--set-mark"))
+        {
             Some(m) => format!("MARK {m}"),
             None => "MARK".into(),
         },
@@ -137,7 +150,9 @@ pub fn rule_matches(text: &str) -> String {
         } else {
             rest.split_once(' ').unwrap_or((rest, ""))
         };
-        text = format!("{}{} /* {comment} */", &text[..start], after.trim_start()).trim().to_string();
+        text = format!("{}{} /* {comment} */", &text[..start], after.trim_start())
+            .trim()
+            .to_string();
     }
     sanitize::escape_str(&text)
 }
@@ -145,7 +160,11 @@ pub fn rule_matches(text: &str) -> String {
 /// `0.33333333349` → `0.333`; `1` for certainties.
 #[must_use]
 pub fn prob(p: f64) -> String {
-    if (p - 1.0).abs() < 1e-9 { "1".into() } else { format!("{p:.3}") }
+    if (p - 1.0).abs() < 1e-9 {
+        "1".into()
+    } else {
+        format!("{p:.3}")
+    }
 }
 
 /// Split raw HTTP head bytes into sanitised lines (CRLF or LF), dropping the empty end line.
@@ -175,15 +194,24 @@ mod tests {
         assert_eq!(short_chain("KUBE-SEP-GB5ZXZKDF6JWMI74"), "SEP-GB5Z");
         assert_eq!(short_chain("KUBE-SERVICES"), "SERVICES");
         assert_eq!(
-            rule_action("-A KUBE-SEP-X -p tcp -m tcp -j DNAT --to-destination 10.100.0.7:80").unwrap(),
+            rule_action("-A KUBE-SEP-X -p tcp -m tcp -j DNAT --to-destination 10.100.0.7:80")
+                .unwrap(),
             "DNAT → 10.100.0.7:80"
         );
-        assert_eq!(rule_matches("-A KUBE-SVC-X -m statistic --mode random -j KUBE-SEP-Y"), "-m statistic --mode random");
         assert_eq!(
-            rule_matches("-A KUBE-SVC-X -m comment --comment \"default/testapp:\" -m statistic --probability 0.5 -j KUBE-SEP-Y"),
+            rule_matches("-A KUBE-SVC-X -m statistic --mode random -j KUBE-SEP-Y"),
+            "-m statistic --mode random"
+        );
+        assert_eq!(
+            rule_matches(
+                "-A KUBE-SVC-X -m comment --comment \"default/testapp:\" -m statistic --probability 0.5 -j KUBE-SEP-Y"
+            ),
             "-m statistic --probability 0.5 /* default/testapp: */"
         );
-        assert_eq!(head_lines(b"GET / HTTP/1.1\r\nHost: a\x1b\r\n\r\n"), vec!["GET / HTTP/1.1", "Host: a\\x1b"]);
+        assert_eq!(
+            head_lines(b"GET / HTTP/1.1\r\nHost: a\x1b\r\n\r\n"),
+            vec!["GET / HTTP/1.1", "Host: a\\x1b"]
+        );
         assert_eq!(prob(0.33333333349), "0.333");
     }
 }

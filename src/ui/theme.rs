@@ -85,7 +85,10 @@ impl Theme {
             base: plain,
             title: bold.fg(Color::Cyan),
             dim: plain.fg(Color::DarkGray),
-            tab_active: plain.fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD),
+            tab_active: plain
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
             selected: plain.add_modifier(Modifier::REVERSED),
             focus_border: plain.fg(Color::Cyan),
             border: plain.fg(Color::DarkGray),
@@ -126,7 +129,12 @@ mod tests {
 
     #[test]
     fn marks_are_distinct_without_colour() {
-        let all = [Evidence::Observed, Evidence::Inferred, Evidence::Affinity, Evidence::Modeled];
+        let all = [
+            Evidence::Observed,
+            Evidence::Inferred,
+            Evidence::Affinity,
+            Evidence::Modeled,
+        ];
         let marks: std::collections::BTreeSet<_> = all.iter().map(|e| evidence_mark(*e)).collect();
         assert_eq!(marks.len(), all.len());
         let t = Theme::new(true);

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod tmux;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hoptrace::journey::tour::Tour;
@@ -12,7 +13,8 @@ use ratatui::backend::TestBackend;
 
 /// An app with the fixture loaded (and the fixture tour), no terminal.
 pub fn app() -> App {
-    let tour = Tour::from_toml_str(fixture::TOUR, "fixture_tour.toml").expect("fixture tour parses");
+    let tour =
+        Tour::from_toml_str(fixture::TOUR, "fixture_tour.toml").expect("fixture tour parses");
     let (mut app, effects) = App::new("FIXTURE scenario".into(), Some(tour), Theme::new(true));
     apply_effects_blocking(&mut app, effects, &fixture::FixtureSource);
     app
@@ -44,7 +46,11 @@ pub fn keys(app: &mut App, script: &str) {
             let c = rest.chars().next().unwrap();
             (KeyCode::Char(c), c.len_utf8())
         };
-        let mods = if matches!(code, KeyCode::Char(c) if c.is_ascii_uppercase()) { KeyModifiers::SHIFT } else { KeyModifiers::NONE };
+        let mods = if matches!(code, KeyCode::Char(c) if c.is_ascii_uppercase()) {
+            KeyModifiers::SHIFT
+        } else {
+            KeyModifiers::NONE
+        };
         let effects = app.update(Msg::Key(KeyEvent::new(code, mods)));
         apply_effects_blocking(app, effects, &fixture::FixtureSource);
         rest = &rest[len..];
@@ -67,4 +73,79 @@ pub fn screen(app: &App, width: u16, height: u16) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A `TestBackend` that keeps every flushed frame as text (bandwhich's fake output), so tests of
+/// the whole event loop can look at what the user saw over time.
+pub struct RecordingBackend {
+    pub inner: TestBackend,
+    pub frames: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RecordingBackend {
+    pub fn new(width: u16, height: u16) -> Self {
+        Self {
+            inner: TestBackend::new(width, height),
+            frames: Default::default(),
+        }
+    }
+}
+
+fn buffer_text(buf: &ratatui::buffer::Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+impl ratatui::backend::Backend for RecordingBackend {
+    type Error = <TestBackend as ratatui::backend::Backend>::Error;
+
+    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+    where
+        I: Iterator<Item = (u16, u16, &'a ratatui::buffer::Cell)>,
+    {
+        self.inner.draw(content)
+    }
+    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.hide_cursor()
+    }
+    fn show_cursor(&mut self) -> Result<(), Self::Error> {
+        self.inner.show_cursor()
+    }
+    fn get_cursor_position(&mut self) -> Result<ratatui::layout::Position, Self::Error> {
+        self.inner.get_cursor_position()
+    }
+    fn set_cursor_position<P: Into<ratatui::layout::Position>>(
+        &mut self,
+        position: P,
+    ) -> Result<(), Self::Error> {
+        self.inner.set_cursor_position(position)
+    }
+    fn clear(&mut self) -> Result<(), Self::Error> {
+        self.inner.clear()
+    }
+    fn clear_region(&mut self, clear_type: ratatui::backend::ClearType) -> Result<(), Self::Error> {
+        self.inner.clear_region(clear_type)
+    }
+    fn size(&self) -> Result<ratatui::layout::Size, Self::Error> {
+        self.inner.size()
+    }
+    fn window_size(&mut self) -> Result<ratatui::backend::WindowSize, Self::Error> {
+        self.inner.window_size()
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush()?;
+        self.frames
+            .lock()
+            .unwrap()
+            .push(buffer_text(self.inner.buffer()));
+        Ok(())
+    }
 }

@@ -13,11 +13,15 @@ use ratatui::widgets::Paragraph;
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     if area.width >= 120 {
-        let [list, side] = Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(area);
+        let [list, side] =
+            Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
+                .areas(area);
         render_list(f, list, app);
         render_requests(f, side, app);
     } else if area.height >= 16 {
-        let [list, side] = Layout::vertical([Constraint::Min(5), Constraint::Length(area.height * 2 / 5)]).areas(area);
+        let [list, side] =
+            Layout::vertical([Constraint::Min(5), Constraint::Length(area.height * 2 / 5)])
+                .areas(area);
         render_list(f, list, app);
         render_requests(f, side, app);
     } else if app.focus == Pane::Side {
@@ -58,13 +62,21 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
     let off = scroll_offset(app.conn_offset.get(), app.conn_sel, height, rows.len());
     app.conn_offset.set(off);
     let head = if wide {
-        format!("  {:>4} {:<22} {:<19} {:>9} {:>11} {:<7} {}", "#", "client (initiator)", "server", "pkts →/←", "bytes →/←", "state", "requests")
+        format!(
+            "  {:>4} {:<22} {:<19} {:>9} {:>11} {:<7} {}",
+            "#", "client (initiator)", "server", "pkts →/←", "bytes →/←", "state", "requests"
+        )
     } else {
-        format!("  {:>3} {:<22} {:<19} {:<6} {}", "#", "client", "server", "state", "reqs")
+        format!(
+            "  {:>3} {:<22} {:<19} {:<6} {}",
+            "#", "client", "server", "state", "reqs"
+        )
     };
     let mut lines = vec![Line::styled(head, t.dim)];
     for pos in off..(off + height).min(rows.len()) {
-        let Some(c) = rows.get(pos).and_then(|i| app.snap.connections.get(i)) else { continue };
+        let Some(c) = rows.get(pos).and_then(|i| app.snap.connections.get(i)) else {
+            continue;
+        };
         let selected = pos == app.conn_sel;
         let style = if selected { t.selected } else { t.base };
         let text = format!("{}{}", if selected { "▸" } else { " " }, row_text(c, wide));
@@ -77,7 +89,11 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
 }
 
 fn row_text(c: &ConnectionSummary, wide: bool) -> String {
-    let init = if c.initiator == Initiator::Inferred { "◐" } else { "" };
+    let init = if c.initiator == Initiator::Inferred {
+        "◐"
+    } else {
+        ""
+    };
     let reqs = match c.requests.len() {
         0 => "none".to_string(),
         1 => format!("#{}", c.requests[0]),
@@ -113,16 +129,44 @@ fn render_requests(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let focused = app.focus == Pane::Side;
     let Some(c) = app.selected_connection() else {
-        f.render_widget(Paragraph::new("no connection selected").block(pane_block(app, " Requests on it ".into(), focused)), area);
+        f.render_widget(
+            Paragraph::new("no connection selected").block(pane_block(
+                app,
+                " Requests on it ".into(),
+                focused,
+            )),
+            area,
+        );
         return;
     };
     let mut lines = vec![Line::from(vec![
-        Span::styled(format!("{} → {}", text::endpoint(&c.client), text::endpoint(&c.server)), t.title),
-        Span::styled(format!("  {} · {} · {}", escape_str(&c.protocol), escape_str(&c.capture), text::clock(&c.first)), t.dim),
+        Span::styled(
+            format!(
+                "{} → {}",
+                text::endpoint(&c.client),
+                text::endpoint(&c.server)
+            ),
+            t.title,
+        ),
+        Span::styled(
+            format!(
+                "  {} · {} · {}",
+                escape_str(&c.protocol),
+                escape_str(&c.capture),
+                text::clock(&c.first)
+            ),
+            t.dim,
+        ),
     ])];
     if c.requests.len() > 1 {
-        lines.push(Line::styled(format!("keep-alive: {} requests, one 5-tuple:", c.requests.len()), t.warn));
-        lines.push(Line::styled("one ALB bucket, one node, one DNAT (conntrack)".to_string(), t.warn));
+        lines.push(Line::styled(
+            format!("keep-alive: {} requests, one 5-tuple:", c.requests.len()),
+            t.warn,
+        ));
+        lines.push(Line::styled(
+            "one ALB bucket, one node, one DNAT (conntrack)".to_string(),
+            t.warn,
+        ));
     }
     let inner_h = area.height.saturating_sub(2 + lines.len() as u16) as usize;
     let off = app.conn_req_sel.saturating_sub(inner_h.saturating_sub(1));
@@ -135,15 +179,34 @@ fn render_requests(f: &mut Frame, area: Rect, app: &App) {
                 text::clock(&r.time),
                 escape_str(&r.method),
                 fit(&escape_str(&r.target), 16),
-                r.node.as_deref().map(escape_str).unwrap_or_else(|| "?".into()),
-                r.pod.as_ref().and_then(|p| p.name.as_deref()).map(|n| pod_suffix(&escape_str(n)).to_string()).unwrap_or_else(|| "?".into()),
-                r.endpoint.as_ref().map_or("?", |e| crate::ui::theme::evidence_mark(e.evidence)),
+                r.node
+                    .as_deref()
+                    .map(escape_str)
+                    .unwrap_or_else(|| "?".into()),
+                r.pod
+                    .as_ref()
+                    .and_then(|p| p.name.as_deref())
+                    .map(|n| pod_suffix(&escape_str(n)).to_string())
+                    .unwrap_or_else(|| "?".into()),
+                r.endpoint
+                    .as_ref()
+                    .map_or("?", |e| crate::ui::theme::evidence_mark(e.evidence)),
             ),
             None => format!("#{id} (not in this view)"),
         };
         let selected = focused && i == app.conn_req_sel;
         let style = if selected { t.selected } else { t.base };
-        lines.push(Line::styled(format!("{}{text}", if selected { "▸" } else { " " }), style));
+        lines.push(Line::styled(
+            format!("{}{text}", if selected { "▸" } else { " " }),
+            style,
+        ));
     }
-    f.render_widget(Paragraph::new(lines).block(pane_block(app, format!(" Requests on connection {} ", c.id), focused)), area);
+    f.render_widget(
+        Paragraph::new(lines).block(pane_block(
+            app,
+            format!(" Requests on connection {} ", c.id),
+            focused,
+        )),
+        area,
+    );
 }

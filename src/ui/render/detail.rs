@@ -15,7 +15,9 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
-    let Some(r) = app.selected_request() else { return };
+    let Some(r) = app.selected_request() else {
+        return;
+    };
     let width = area.width.saturating_sub(2) as usize;
     let section = |name: &str| Line::styled(format!("── {name} ──"), t.title);
     let mut lines: Vec<Line> = Vec::new();
@@ -26,30 +28,58 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 
     let Some(d) = detail else {
         lines.push(Line::raw(""));
-        lines.push(Line::styled("No packet or rule detail was recorded for this request.", t.dim));
+        lines.push(Line::styled(
+            "No packet or rule detail was recorded for this request.",
+            t.dim,
+        ));
         draw(f, area, app, r.id, lines);
         return;
     };
 
     lines.push(Line::raw(""));
-    lines.push(section(&format!("Packets of connection {} ({})", r.connection, d.packets.len())));
+    lines.push(section(&format!(
+        "Packets of connection {} ({})",
+        r.connection,
+        d.packets.len()
+    )));
+    // On narrow terminals the capture name moves to a line of its own when it changes, and the
+    // time loses its microseconds, so one packet stays one line.
+    let narrow = width < 110;
+    let mut last_capture: Option<&str> = None;
     for p in &d.packets {
         let dir = match p.direction {
             Direction::ToServer => "→",
             Direction::ToClient => "←",
         };
         let info = escape_bytes(&p.info);
-        lines.push(Line::from(vec![
-            Span::styled(format!("{} ", text::clock_us(&p.time)), t.dim),
-            Span::raw(format!(
-                "{:<14} {dir} {} > {} [{}] len {} {info}",
-                text::fit(&escape_str(&p.capture), 14),
-                text::endpoint(&p.src),
-                text::endpoint(&p.dst),
-                escape_str(&p.flags),
-                p.payload_len
-            )),
-        ]));
+        let addrs = format!(
+            "{dir} {} > {} [{}] {}",
+            text::endpoint(&p.src),
+            text::endpoint(&p.dst),
+            escape_str(&p.flags),
+            p.payload_len
+        );
+        if narrow {
+            if last_capture != Some(p.capture.as_str()) {
+                lines.push(Line::styled(
+                    format!("  in {}:", escape_str(&p.capture)),
+                    t.dim,
+                ));
+                last_capture = Some(p.capture.as_str());
+            }
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} ", text::clock(&p.time)), t.dim),
+                Span::raw(format!("{addrs} {info}")),
+            ]));
+        } else {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} ", text::clock_us(&p.time)), t.dim),
+                Span::raw(format!(
+                    "{:<16} {addrs} {info}",
+                    text::fit(&escape_str(&p.capture), 16)
+                )),
+            ]));
+        }
     }
     lines.push(Line::raw(""));
     lines.push(section("HTTP request (as captured)"));
@@ -64,38 +94,72 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         None => lines.push(Line::styled("(no response captured)", t.dim)),
     }
     lines.push(Line::raw(""));
-    lines.push(section(&format!("Every rule checked on {} (nat)", r.node.as_deref().map(escape_str).unwrap_or_else(|| "?".into()))));
+    lines.push(section(&format!(
+        "Every rule checked on {} (nat)",
+        r.node
+            .as_deref()
+            .map(escape_str)
+            .unwrap_or_else(|| "?".into())
+    )));
     for s in &d.chain_walk {
         let (sym, style, why) = match &s.outcome {
             RuleOutcome::Matched => ("✓", t.matched, String::new()),
-            RuleOutcome::Statistic { taken: true } => ("✓", t.matched, format!("statistic p={}: taken", prob(s.probability.unwrap_or(1.0)))),
-            RuleOutcome::Statistic { taken: false } => ("✗", t.not_matched, format!("statistic p={}: not taken", prob(s.probability.unwrap_or(1.0)))),
+            RuleOutcome::Statistic { taken: true } => (
+                "✓",
+                t.matched,
+                format!("statistic p={}: taken", prob(s.probability.unwrap_or(1.0))),
+            ),
+            RuleOutcome::Statistic { taken: false } => (
+                "✗",
+                t.not_matched,
+                format!(
+                    "statistic p={}: not taken",
+                    prob(s.probability.unwrap_or(1.0))
+                ),
+            ),
             RuleOutcome::NotMatched { reason } => ("✗", t.not_matched, escape_str(reason)),
             RuleOutcome::NotReached => ("·", t.not_matched, "not reached".to_string()),
         };
         lines.push(Line::from(vec![
             Span::styled(format!("{sym} "), style),
-            Span::styled(format!("{} ", evidence_mark(s.evidence)), t.evidence(s.evidence)),
+            Span::styled(
+                format!("{} ", evidence_mark(s.evidence)),
+                t.evidence(s.evidence),
+            ),
             Span::styled(format!("{} #{} ", escape_str(&s.chain), s.rule), t.title),
             Span::styled(escape_str(&s.text), style),
         ]));
         if !why.is_empty() {
-            lines.push(Line::from(vec![Span::raw("      "), Span::styled(why, t.dim)]));
+            lines.push(Line::from(vec![
+                Span::raw("      "),
+                Span::styled(why, t.dim),
+            ]));
         }
     }
     if !d.recent.is_empty() {
         lines.push(Line::raw(""));
         lines.push(section("recent (sessionAffinity) lookups"));
         for rc in &d.recent {
-            let secs = rc.seconds.map(|s| format!(" --seconds {s}")).unwrap_or_default();
-            let seen = rc.last_seen.as_deref().map(|s| format!(", last seen {}", text::clock_us(s))).unwrap_or_default();
+            let secs = rc
+                .seconds
+                .map(|s| format!(" --seconds {s}"))
+                .unwrap_or_default();
+            let seen = rc
+                .last_seen
+                .as_deref()
+                .map(|s| format!(", last seen {}", text::clock_us(s)))
+                .unwrap_or_default();
             lines.push(Line::raw(format!(
                 "{} {} --{}{secs} {}: {}{seen}",
                 evidence_mark(crate::journey::model::Evidence::Affinity),
                 escape_str(&rc.name),
                 escape_str(&rc.op),
                 rc.address,
-                if rc.hit { "in the list" } else { "not in the list" }
+                if rc.hit {
+                    "in the list"
+                } else {
+                    "not in the list"
+                }
             )));
         }
     }
@@ -105,7 +169,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 fn draw(f: &mut Frame, area: Rect, app: &App, id: u64, lines: Vec<Line<'static>>) {
     let scroll = app.detail.unwrap_or(0);
     f.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((scroll, 0)).block(pane_block(app, format!(" Request #{id} — detail (j/k scroll, Esc back) "), true)),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0))
+            .block(pane_block(
+                app,
+                format!(" Request #{id} — detail (j/k scroll, Esc back) "),
+                true,
+            )),
         area,
     );
 }

@@ -23,7 +23,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             }
         };
         let text = format!(" {} {name} ", i + 1);
-        spans.push(if *v == app.view { Span::styled(text, t.tab_active) } else { Span::raw(text) });
+        spans.push(if *v == app.view {
+            Span::styled(text, t.tab_active)
+        } else {
+            Span::raw(text)
+        });
     }
     let mut right = String::new();
     if !app.whatif.is_recorded() {
@@ -39,14 +43,24 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             app.snap.requests.len()
         ));
     } else if wide && !app.snap.scenario.title.is_empty() {
-        right.push_str(&format!(" {} ", crate::sanitize::escape_str(&app.snap.scenario.title)));
+        right.push_str(&format!(
+            " {} ",
+            crate::sanitize::escape_str(&app.snap.scenario.title)
+        ));
     }
     let used: usize = spans.iter().map(Span::width).sum();
     let room = (area.width as usize).saturating_sub(used);
     let right = crate::ui::text::fit(&right, room);
     let pad = room.saturating_sub(unicode_width::UnicodeWidthStr::width(right.as_str()));
     spans.push(Span::raw(" ".repeat(pad)));
-    spans.push(Span::styled(right, if app.whatif.is_recorded() { t.dim } else { t.moved }));
+    spans.push(Span::styled(
+        right,
+        if app.whatif.is_recorded() {
+            t.dim
+        } else {
+            t.moved
+        },
+    ));
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
@@ -54,5 +68,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 fn micros_clock(us: i64) -> String {
     let ms = us.div_euclid(1000);
     let s = ms.div_euclid(1000);
-    format!("{:02}:{:02}:{:02}.{:03}", s.div_euclid(3600).rem_euclid(24), s.div_euclid(60).rem_euclid(60), s.rem_euclid(60), ms.rem_euclid(1000))
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s.div_euclid(3600).rem_euclid(24),
+        s.div_euclid(60).rem_euclid(60),
+        s.rem_euclid(60),
+        ms.rem_euclid(1000)
+    )
 }

@@ -18,17 +18,34 @@ use ratatui::widgets::{Paragraph, Wrap};
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let focused = app.focus == Pane::Side;
     let Some(r) = app.selected_request() else {
-        f.render_widget(Paragraph::new("no request selected").block(pane_block(app, " Journey ".into(), focused)), area);
+        f.render_widget(
+            Paragraph::new("no request selected").block(pane_block(
+                app,
+                " Journey ".into(),
+                focused,
+            )),
+            area,
+        );
         return;
     };
     let title = format!(" Journey #{} ", r.id);
     let width = area.width.saturating_sub(2) as usize;
     let full = diagram_lines(app, r, width);
-    let rows: usize = full.iter().map(|l| l.width().max(1).div_ceil(width.max(1))).sum();
+    let rows: usize = full
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(width.max(1)))
+        .sum();
     // When the whole diagram does not fit and the pane is not focused, one line per hop.
-    let lines = if !focused && rows > area.height.saturating_sub(2) as usize { compact_lines(app, r) } else { full };
+    let lines = if !focused && rows > area.height.saturating_sub(2) as usize {
+        compact_lines(app, r)
+    } else {
+        full
+    };
     f.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((app.diagram_scroll, 0)).block(pane_block(app, title, focused)),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.diagram_scroll, 0))
+            .block(pane_block(app, title, focused)),
         area,
     );
 }
@@ -41,30 +58,62 @@ fn mark(app: &App, e: Evidence) -> Span<'static> {
 #[must_use]
 pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
-    let chain_name = |c: &str| if width >= 90 { escape_str(c) } else { escape_str(&abbrev_chain(c)) };
+    let chain_name = |c: &str| {
+        if width >= 90 {
+            escape_str(c)
+        } else {
+            escape_str(&abbrev_chain(c))
+        }
+    };
     let pipe = || Span::styled(" │  ", t.dim);
-    let arrow = |label: &str, style: Style| vec![Span::styled(" ▼ ", t.dim), Span::styled(label.to_string(), style)];
+    let arrow = |label: &str, style: Style| {
+        vec![
+            Span::styled(" ▼ ", t.dim),
+            Span::styled(label.to_string(), style),
+        ]
+    };
     let detail: Option<&RequestDetail> = app.snap.details.get(&r.id);
     let node = r.node.as_deref().map(escape_str);
     let mut out: Vec<Line> = Vec::new();
 
     let status = r.status.map(|s| format!(" → {s}")).unwrap_or_default();
     out.push(Line::from(vec![
-        Span::styled(format!("#{} {} {}{status}", r.id, escape_str(&r.method), escape_str(&r.target)), t.title),
-        Span::styled(format!("  conn {} · {}", r.connection, text::clock_us(&r.time)), t.dim),
+        Span::styled(
+            format!(
+                "#{} {} {}{status}",
+                r.id,
+                escape_str(&r.method),
+                escape_str(&r.target)
+            ),
+            t.title,
+        ),
+        Span::styled(
+            format!("  conn {} · {}", r.connection, text::clock_us(&r.time)),
+            t.dim,
+        ),
     ]));
-    out.push(Line::from(vec![Span::styled(" ● ", t.dim), Span::styled(format!("Client {}", text::endpoint(&r.client)), t.title)]));
+    out.push(Line::from(vec![
+        Span::styled(" ● ", t.dim),
+        Span::styled(format!("Client {}", text::endpoint(&r.client)), t.title),
+    ]));
 
     // ALB
     let mut alb_line = arrow(&format!("ALB {}", text::endpoint(&r.frontend)), t.title);
     if let Some(a) = &r.alb {
-        alb_line.push(Span::styled(format!(" · {} · {:?}", alb_mode_name(a.mode), a.hash).to_lowercase(), t.dim));
+        alb_line.push(Span::styled(
+            format!(" · {} · {:?}", alb_mode_name(a.mode), a.hash).to_lowercase(),
+            t.dim,
+        ));
     }
     out.push(Line::from(alb_line));
     match &r.alb {
         Some(a) => {
             if let (Some(b), Some(n)) = (a.bucket, &a.predicted_node) {
-                out.push(Line::from(vec![pipe(), mark(app, Evidence::Modeled), Span::raw(format!("model: bucket {b} → {}", escape_str(n)))]));
+                out.push(Line::from(vec![
+                    pipe(),
+                    mark(app, Evidence::Modeled),
+                    Span::raw(format!("model: bucket {b} → {}", escape_str(n))),
+                ]));
             }
             match &a.observed_node {
                 Some(n) => {
@@ -73,25 +122,55 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                         Some(_) => " (model differs)",
                         None => "",
                     };
-                    out.push(Line::from(vec![pipe(), mark(app, Evidence::Observed), Span::raw(format!("reached {} in {}{agree}", escape_str(n), escape_str(&r.capture)))]));
+                    out.push(Line::from(vec![
+                        pipe(),
+                        mark(app, Evidence::Observed),
+                        Span::raw(format!(
+                            "reached {} in {}{agree}",
+                            escape_str(n),
+                            escape_str(&r.capture)
+                        )),
+                    ]));
                 }
-                None => out.push(Line::from(vec![pipe(), mark(app, Evidence::Modeled), Span::styled("no capture shows the ingress node".to_string(), t.dim)])),
+                None => out.push(Line::from(vec![
+                    pipe(),
+                    mark(app, Evidence::Modeled),
+                    Span::styled("no capture shows the ingress node".to_string(), t.dim),
+                ])),
             }
         }
-        None => out.push(Line::from(vec![pipe(), Span::styled("no load balancer model for this request".to_string(), t.dim)])),
+        None => out.push(Line::from(vec![
+            pipe(),
+            Span::styled("no load balancer model for this request".to_string(), t.dim),
+        ])),
     }
 
     // Netfilter on the ingress node
-    out.push(Line::from(arrow(&format!("{} netfilter (nat)", node.clone().unwrap_or_else(|| "node ?".into())), t.title)));
+    out.push(Line::from(arrow(
+        &format!(
+            "{} netfilter (nat)",
+            node.clone().unwrap_or_else(|| "node ?".into())
+        ),
+        t.title,
+    )));
     match detail.filter(|d| !d.chain_walk.is_empty()) {
         Some(d) => {
             for s in &d.chain_walk {
                 let head = format!("{} #{}", chain_name(&s.chain), s.rule);
-                let p = s.probability.map(|p| format!(" p={}", prob(p))).unwrap_or_default();
+                let p = s
+                    .probability
+                    .map(|p| format!(" p={}", prob(p)))
+                    .unwrap_or_default();
                 match &s.outcome {
                     RuleOutcome::Matched => {
-                        let act = rule_action(&s.text).map(|a| escape_str(&a)).unwrap_or_default();
-                        let act = if width >= 90 { act } else { shorten_targets(&act) };
+                        let act = rule_action(&s.text)
+                            .map(|a| escape_str(&a))
+                            .unwrap_or_default();
+                        let act = if width >= 90 {
+                            act
+                        } else {
+                            shorten_targets(&act)
+                        };
                         out.push(Line::from(vec![
                             pipe(),
                             mark(app, s.evidence),
@@ -100,10 +179,26 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                         ]));
                     }
                     RuleOutcome::Statistic { taken } => {
-                        let (sym, what) = if *taken { ("✓", "taken") } else { ("✗", "not taken") };
-                        let mut spans = vec![pipe(), mark(app, s.evidence), Span::raw(format!("{head}{p} ")), Span::styled(format!("{sym} {what}"), if *taken { t.matched } else { t.not_matched })];
+                        let (sym, what) = if *taken {
+                            ("✓", "taken")
+                        } else {
+                            ("✗", "not taken")
+                        };
+                        let mut spans = vec![
+                            pipe(),
+                            mark(app, s.evidence),
+                            Span::raw(format!("{head}{p} ")),
+                            Span::styled(
+                                format!("{sym} {what}"),
+                                if *taken { t.matched } else { t.not_matched },
+                            ),
+                        ];
                         if *taken && let Some(a) = rule_action(&s.text) {
-                            let a = if width >= 90 { escape_str(&a) } else { shorten_targets(&escape_str(&a)) };
+                            let a = if width >= 90 {
+                                escape_str(&a)
+                            } else {
+                                shorten_targets(&escape_str(&a))
+                            };
                             spans.push(Span::styled(format!(" → {a}"), t.matched));
                         }
                         out.push(Line::from(spans));
@@ -117,17 +212,34 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                 out.push(Line::from(vec![
                     pipe(),
                     mark(app, Evidence::Affinity),
-                    Span::raw(format!("recent {} {} {}: {hit}", escape_str(&rc.op), chain_name(&rc.name), rc.address)),
+                    Span::raw(format!(
+                        "recent {} {} {}: {hit}",
+                        escape_str(&rc.op),
+                        chain_name(&rc.name),
+                        rc.address
+                    )),
                 ]));
             }
         }
         None if !r.path.is_empty() => {
             for p in &r.path {
-                out.push(Line::from(vec![pipe(), Span::raw(format!("{} #{}", chain_name(&p.chain), p.rule))]));
+                out.push(Line::from(vec![
+                    pipe(),
+                    Span::raw(format!("{} #{}", chain_name(&p.chain), p.rule)),
+                ]));
             }
-            out.push(Line::from(vec![pipe(), Span::styled("(no chain walk detail for this request)".to_string(), t.dim)]));
+            out.push(Line::from(vec![
+                pipe(),
+                Span::styled("(no chain walk detail for this request)".to_string(), t.dim),
+            ]));
         }
-        None => out.push(Line::from(vec![pipe(), Span::styled("no rules matched (no rule dump for this node?)".to_string(), t.dim)])),
+        None => out.push(Line::from(vec![
+            pipe(),
+            Span::styled(
+                "no rules matched (no rule dump for this node?)".to_string(),
+                t.dim,
+            ),
+        ])),
     }
 
     // DNAT
@@ -136,29 +248,78 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
             Span::styled(" ▼ ", t.dim),
             Span::styled(format!("DNAT → {}:{} ", e.ip, e.port), t.title),
             mark(app, e.evidence),
-            Span::styled(format!("{} (p={} for a new connection)", evidence_word(e.evidence), prob(e.probability)), t.dim),
+            Span::styled(
+                format!(
+                    "{} (p={} for a new connection)",
+                    evidence_word(e.evidence),
+                    prob(e.probability)
+                ),
+                t.dim,
+            ),
         ])),
         None => {
-            out.push(Line::from(arrow("DNAT: not observed; reachable endpoints:", t.title)));
+            out.push(Line::from(arrow(
+                "DNAT: not observed; reachable endpoints:",
+                t.title,
+            )));
             for c in &r.candidates {
-                out.push(Line::from(vec![pipe(), mark(app, c.evidence), Span::raw(format!("{}:{} p={} via {}", c.ip, c.port, prob(c.probability), chain_name(&c.chain)))]));
+                out.push(Line::from(vec![
+                    pipe(),
+                    mark(app, c.evidence),
+                    Span::raw(format!(
+                        "{}:{} p={} via {}",
+                        c.ip,
+                        c.port,
+                        prob(c.probability),
+                        chain_name(&c.chain)
+                    )),
+                ]));
             }
         }
     }
     // SNAT
     match &r.masquerade {
         Some(m) => {
-            out.push(Line::from(vec![Span::styled(" ▼ ", t.dim), Span::styled(format!("SNAT (MASQUERADE) → {}", text::endpoint(m)), t.title)]));
-            out.push(Line::from(vec![pipe(), Span::styled("the pod sees the node's address, not the client's".to_string(), t.dim)]));
+            out.push(Line::from(vec![
+                Span::styled(" ▼ ", t.dim),
+                Span::styled(
+                    format!("SNAT (MASQUERADE) → {}", text::endpoint(m)),
+                    t.title,
+                ),
+            ]));
+            out.push(Line::from(vec![
+                pipe(),
+                Span::styled(
+                    "the pod sees the node's address, not the client's".to_string(),
+                    t.dim,
+                ),
+            ]));
         }
-        None => out.push(Line::from(vec![Span::styled(" ▼ ", t.dim), Span::styled("no SNAT: the pod sees the client address".to_string(), t.dim)])),
+        None => out.push(Line::from(vec![
+            Span::styled(" ▼ ", t.dim),
+            Span::styled(
+                "no SNAT: the pod sees the client address".to_string(),
+                t.dim,
+            ),
+        ])),
     }
     // Pod
     match &r.pod {
         Some(p) => {
-            let name = p.name.as_deref().map(escape_str).unwrap_or_else(|| "pod ?".into());
-            let ev = r.endpoint.as_ref().map_or(Evidence::Modeled, |e| e.evidence);
-            out.push(Line::from(vec![Span::styled(" ■ ", t.dim), Span::styled(format!("Pod {name} "), t.title), mark(app, ev)]));
+            let name = p
+                .name
+                .as_deref()
+                .map(escape_str)
+                .unwrap_or_else(|| "pod ?".into());
+            let ev = r
+                .endpoint
+                .as_ref()
+                .map_or(Evidence::Modeled, |e| e.evidence);
+            out.push(Line::from(vec![
+                Span::styled(" ■ ", t.dim),
+                Span::styled(format!("Pod {name} "), t.title),
+                mark(app, ev),
+            ]));
             let mut place = format!("{}", p.ip);
             if let Some(n) = &p.node {
                 place.push_str(&format!(" on {}", escape_str(n)));
@@ -169,7 +330,11 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
             out.push(Line::from(vec![Span::raw("    "), Span::raw(place)]));
             let mut hops = Vec::new();
             if r.crossed_node == Some(true) {
-                hops.push(format!("⇄ crossed node {} → {}", node.clone().unwrap_or_default(), p.node.as_deref().map(escape_str).unwrap_or_default()));
+                hops.push(format!(
+                    "⇄ crossed node {} → {}",
+                    node.clone().unwrap_or_default(),
+                    p.node.as_deref().map(escape_str).unwrap_or_default()
+                ));
             } else if r.crossed_node == Some(false) {
                 hops.push("stayed on the ingress node".to_string());
             }
@@ -177,23 +342,45 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                 hops.push("⇄ crossed zone".into());
             }
             if !hops.is_empty() {
-                out.push(Line::from(vec![Span::raw("    "), Span::styled(hops.join(" · "), t.warn)]));
+                out.push(Line::from(vec![
+                    Span::raw("    "),
+                    Span::styled(hops.join(" · "), t.warn),
+                ]));
             }
         }
-        None => out.push(Line::from(vec![Span::styled(" ■ ", t.dim), Span::styled("pod unknown".to_string(), t.dim)])),
+        None => out.push(Line::from(vec![
+            Span::styled(" ■ ", t.dim),
+            Span::styled("pod unknown".to_string(), t.dim),
+        ])),
     }
     // What-if
     if let Some(w) = &r.whatif {
         let to = format!(
             "{} / {}",
-            w.node.as_deref().map(escape_str).unwrap_or_else(|| "?".into()),
-            w.pod.as_deref().map(escape_str).unwrap_or_else(|| "?".into())
+            w.node
+                .as_deref()
+                .map(escape_str)
+                .unwrap_or_else(|| "?".into()),
+            w.pod
+                .as_deref()
+                .map(escape_str)
+                .unwrap_or_else(|| "?".into())
         );
-        let (sym, style, what) = if w.moved { ("» ", t.moved, "moved") } else { ("  ", t.dim, "unchanged") };
+        let (sym, style, what) = if w.moved {
+            ("» ", t.moved, "moved")
+        } else {
+            ("  ", t.dim, "unchanged")
+        };
         out.push(Line::from(vec![
             Span::styled(sym.to_string(), style),
             mark(app, Evidence::Modeled),
-            Span::styled(format!("what-if ({}): {to} — {what}", app.snap.whatif.settings.describe()), style),
+            Span::styled(
+                format!(
+                    "what-if ({}): {to} — {what}",
+                    app.snap.whatif.settings.describe()
+                ),
+                style,
+            ),
         ]));
     }
     out
@@ -201,7 +388,11 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
 
 /// `DNAT → …` stays; chain targets are abbreviated for narrow panes.
 fn shorten_targets(action: &str) -> String {
-    if action.starts_with("KUBE-") { abbrev_chain(action) } else { action.to_string() }
+    if action.starts_with("KUBE-") {
+        abbrev_chain(action)
+    } else {
+        action.to_string()
+    }
 }
 
 /// The journey in one line per hop, for a pane too short for the whole diagram:
@@ -210,15 +401,38 @@ fn shorten_targets(action: &str) -> String {
 #[must_use]
 pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
     let t = &app.theme;
-    let node = r.node.as_deref().map(escape_str).unwrap_or_else(|| "?".into());
+    let node = r
+        .node
+        .as_deref()
+        .map(escape_str)
+        .unwrap_or_else(|| "?".into());
     let mut out = Vec::new();
     let status = r.status.map(|s| format!(" → {s}")).unwrap_or_default();
     out.push(Line::from(vec![
-        Span::styled(format!("#{} {} {}{status}", r.id, escape_str(&r.method), escape_str(&r.target)), t.title),
-        Span::styled(format!("  conn {} · {}", r.connection, text::clock_us(&r.time)), t.dim),
+        Span::styled(
+            format!(
+                "#{} {} {}{status}",
+                r.id,
+                escape_str(&r.method),
+                escape_str(&r.target)
+            ),
+            t.title,
+        ),
+        Span::styled(
+            format!("  conn {} · {}", r.connection, text::clock_us(&r.time)),
+            t.dim,
+        ),
     ]));
-    let mode = r.alb.as_ref().map(|a| format!(" ({})", alb_mode_name(a.mode))).unwrap_or_default();
-    out.push(Line::raw(format!("Client {} → ALB {}{mode}", text::endpoint(&r.client), text::endpoint(&r.frontend))));
+    let mode = r
+        .alb
+        .as_ref()
+        .map(|a| format!(" ({})", alb_mode_name(a.mode)))
+        .unwrap_or_default();
+    out.push(Line::raw(format!(
+        "Client {} → ALB {}{mode}",
+        text::endpoint(&r.client),
+        text::endpoint(&r.frontend)
+    )));
     let mut alb = vec![Span::styled("▼ ", t.dim)];
     if let Some(a) = &r.alb {
         if let (Some(b), Some(n)) = (a.bucket, &a.predicted_node) {
@@ -230,18 +444,32 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
                 alb.push(mark(app, Evidence::Observed));
                 alb.push(Span::raw(format!("reached {}", escape_str(n))));
             }
-            None => alb.push(Span::styled(format!("ingress {node}: no capture shows it"), t.dim)),
+            None => alb.push(Span::styled(
+                format!("ingress {node}: no capture shows it"),
+                t.dim,
+            )),
         }
     }
     out.push(Line::from(alb));
     let detail = app.snap.details.get(&r.id);
     let mut hops: Vec<(String, String)> = Vec::new();
     for p in &r.path {
-        if matches!(p.chain.as_str(), "PREROUTING" | "POSTROUTING" | "KUBE-MARK-MASQ" | "KUBE-POSTROUTING") {
+        if matches!(
+            p.chain.as_str(),
+            "PREROUTING" | "POSTROUTING" | "KUBE-MARK-MASQ" | "KUBE-POSTROUTING"
+        ) {
             continue;
         }
-        let stat = detail.and_then(|d| d.chain_walk.iter().find(|s| s.chain == p.chain && s.rule == p.rule)).and_then(|s| s.probability);
-        let p_text = stat.map(|pr| format!(" p={}", prob(pr))).unwrap_or_default();
+        let stat = detail
+            .and_then(|d| {
+                d.chain_walk
+                    .iter()
+                    .find(|s| s.chain == p.chain && s.rule == p.rule)
+            })
+            .and_then(|s| s.probability);
+        let p_text = stat
+            .map(|pr| format!(" p={}", prob(pr)))
+            .unwrap_or_default();
         let name = short_chain(&p.chain);
         // Consecutive rules of one chain read as `FW-K4VU#1,2`.
         match hops.last_mut() {
@@ -249,14 +477,29 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
             _ => hops.push((name.clone(), format!("{name}#{}{p_text}", p.rule))),
         }
     }
-    out.push(Line::from(vec![Span::styled("▼ ", t.dim), Span::raw(format!("{node}: {}", escape_str(&hops.iter().map(|h| h.1.as_str()).collect::<Vec<_>>().join(" → "))))]));
+    out.push(Line::from(vec![
+        Span::styled("▼ ", t.dim),
+        Span::raw(format!(
+            "{node}: {}",
+            escape_str(
+                &hops
+                    .iter()
+                    .map(|h| h.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            )
+        )),
+    ]));
     let mut nat = vec![Span::styled("▼ ", t.dim)];
     match &r.endpoint {
         Some(e) => {
             nat.push(mark(app, e.evidence));
             nat.push(Span::raw(format!("DNAT → {}:{}", e.ip, e.port)));
         }
-        None => nat.push(Span::styled(format!("DNAT not observed: {} candidates", r.candidates.len()), t.modeled)),
+        None => nat.push(Span::styled(
+            format!("DNAT not observed: {} candidates", r.candidates.len()),
+            t.modeled,
+        )),
     }
     if let Some(m) = &r.masquerade {
         nat.push(Span::raw(format!(" · SNAT → {}", text::endpoint(m))));
@@ -264,7 +507,10 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
     out.push(Line::from(nat));
     match &r.pod {
         Some(p) => {
-            let ev = r.endpoint.as_ref().map_or(Evidence::Modeled, |e| e.evidence);
+            let ev = r
+                .endpoint
+                .as_ref()
+                .map_or(Evidence::Modeled, |e| e.evidence);
             let mut place = String::new();
             if let Some(n) = &p.node {
                 place.push_str(&format!(" on {}", escape_str(n)));
@@ -272,7 +518,17 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
             if let Some(z) = &p.zone {
                 place.push_str(&format!(" zone {}", escape_str(z)));
             }
-            let mut spans = vec![Span::styled("■ ", t.dim), mark(app, ev), Span::raw(format!("{}{place}", p.name.as_deref().map(escape_str).unwrap_or_else(|| p.ip.to_string())))];
+            let mut spans = vec![
+                Span::styled("■ ", t.dim),
+                mark(app, ev),
+                Span::raw(format!(
+                    "{}{place}",
+                    p.name
+                        .as_deref()
+                        .map(escape_str)
+                        .unwrap_or_else(|| p.ip.to_string())
+                )),
+            ];
             let mut crossed = Vec::new();
             if r.crossed_node == Some(true) {
                 crossed.push("node");
@@ -281,7 +537,10 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
                 crossed.push("zone");
             }
             if !crossed.is_empty() {
-                spans.push(Span::styled(format!(" ⇄ crossed {}", crossed.join("+")), t.warn));
+                spans.push(Span::styled(
+                    format!(" ⇄ crossed {}", crossed.join("+")),
+                    t.warn,
+                ));
             }
             out.push(Line::from(spans));
         }
@@ -293,13 +552,22 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
             format!(
                 "{}what-if: {} / {}{}",
                 if w.moved { "» " } else { "  " },
-                w.node.as_deref().map(escape_str).unwrap_or_else(|| "?".into()),
-                w.pod.as_deref().map(escape_str).unwrap_or_else(|| "?".into()),
+                w.node
+                    .as_deref()
+                    .map(escape_str)
+                    .unwrap_or_else(|| "?".into()),
+                w.pod
+                    .as_deref()
+                    .map(escape_str)
+                    .unwrap_or_else(|| "?".into()),
                 if w.moved { " (moved)" } else { "" }
             ),
             style,
         ));
     }
-    out.push(Line::styled("Tab: the whole diagram · Enter: detail", t.dim));
+    out.push(Line::styled(
+        "Tab: the whole diagram · Enter: detail",
+        t.dim,
+    ));
     out
 }

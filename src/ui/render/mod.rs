@@ -33,11 +33,15 @@ use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Wrap};
 pub fn view(f: &mut Frame, app: &App) {
     let area = f.area();
     let tour_h = match &app.tour {
-        Some(t) if t.shown => (area.height / 4).clamp(5, 9),
+        Some(t) if t.shown => tour::height(app, area.width).min((area.height / 3).max(4)),
         _ => 0,
     };
     // The what-if summary may take two lines on a narrow terminal.
-    let status_h = if status::wants_two_lines(app, area.width) { 2 } else { 1 };
+    let status_h = if status::wants_two_lines(app, area.width) {
+        2
+    } else {
+        1
+    };
     let [head, body, tour_area, status_area, hints] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
@@ -70,26 +74,63 @@ pub fn view(f: &mut Frame, app: &App) {
 }
 
 fn render_loading(f: &mut Frame, area: Rect, app: &App) {
-    let block = Block::default().borders(Borders::ALL).border_style(app.theme.border).title(" Loading ");
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(app.theme.border)
+        .title(" Loading ");
     let inner = block.inner(area);
     f.render_widget(block, area);
-    let [text, gauge] = Layout::vertical([Constraint::Length(2), Constraint::Length(1)]).areas(inner);
-    let (phase, done, total) = app.progress.clone().unwrap_or_else(|| ("starting".into(), 0, 0));
+    let [text, gauge] =
+        Layout::vertical([Constraint::Length(2), Constraint::Length(1)]).areas(inner);
+    let (phase, done, total) = app
+        .progress
+        .clone()
+        .unwrap_or_else(|| ("starting".into(), 0, 0));
     let what = crate::sanitize::escape_str(&app.source_name);
     f.render_widget(
-        Paragraph::new(format!("Reading {what} — {}", crate::sanitize::escape_str(&phase))).wrap(Wrap { trim: true }),
+        Paragraph::new(format!(
+            "Reading {what} — {}",
+            crate::sanitize::escape_str(&phase)
+        ))
+        .wrap(Wrap { trim: true }),
         text,
     );
-    let ratio = if total == 0 { 0.0 } else { (done as f64 / total as f64).clamp(0.0, 1.0) };
-    let label = if total == 0 { "…".to_string() } else { format!("{:.0}% ({done} of {total})", ratio * 100.0) };
-    f.render_widget(Gauge::default().gauge_style(app.theme.bar).ratio(ratio).label(label), gauge);
+    let ratio = if total == 0 {
+        0.0
+    } else {
+        (done as f64 / total as f64).clamp(0.0, 1.0)
+    };
+    let label = if total == 0 {
+        "…".to_string()
+    } else {
+        format!("{:.0}% ({done} of {total})", ratio * 100.0)
+    };
+    f.render_widget(
+        Gauge::default()
+            .gauge_style(app.theme.bar)
+            .ratio(ratio)
+            .label(label),
+        gauge,
+    );
 }
 
 /// A bordered block whose border shows whether the pane has the keys.
 pub(crate) fn pane_block<'a>(app: &App, title: String, focused: bool) -> Block<'a> {
-    let style = if focused { app.theme.focus_border } else { app.theme.border };
-    let title = if focused { format!("▸{title}") } else { title };
-    Block::default().borders(Borders::ALL).border_style(style).title(title).title_style(app.theme.title)
+    let style = if focused {
+        app.theme.focus_border
+    } else {
+        app.theme.border
+    };
+    let title = if focused {
+        format!("▸{title}")
+    } else {
+        title
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(style)
+        .title(title)
+        .title_style(app.theme.title)
 }
 
 /// First row to draw so that `selected` is inside a window of `height` rows, starting from the

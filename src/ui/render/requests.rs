@@ -17,13 +17,20 @@ const STACK_MIN_HEIGHT: u16 = 16;
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     if area.width >= 120 {
-        let [list, diagram] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+        let [list, diagram] =
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                .areas(area);
         render_list(f, list, app);
         journey::render(f, diagram, app);
     } else if area.height >= STACK_MIN_HEIGHT {
         // The pane with the keys gets the larger share.
-        let diagram_h = if app.focus == Pane::Side { area.height - 6 } else { (area.height * 9 / 20).max(8) };
-        let [list, diagram] = Layout::vertical([Constraint::Min(5), Constraint::Length(diagram_h)]).areas(area);
+        let diagram_h = if app.focus == Pane::Side {
+            area.height - 6
+        } else {
+            (area.height * 9 / 20).max(8)
+        };
+        let [list, diagram] =
+            Layout::vertical([Constraint::Min(5), Constraint::Length(diagram_h)]).areas(area);
         render_list(f, list, app);
         journey::render(f, diagram, app);
     } else if app.focus == Pane::Side {
@@ -71,7 +78,9 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
 
     let mut lines = vec![header_line(app, &cols)];
     for pos in off..(off + height).min(rows.len()) {
-        let Some(r) = rows.get(pos).and_then(|i| app.snap.requests.get(i)) else { continue };
+        let Some(r) = rows.get(pos).and_then(|i| app.snap.requests.get(i)) else {
+            continue;
+        };
         lines.push(row_line(app, r, &cols, pos == app.req_sel));
     }
     if rows.is_empty() {
@@ -88,13 +97,25 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
 }
 
 fn header_line(app: &App, c: &Columns) -> Line<'static> {
-    let mut s = format!("  {:>4} {:<12} {:<w$} ", "#", "time", "client", w = c.client);
+    let mut s = format!(
+        "  {:>4} {:<12} {:<w$} ",
+        "#",
+        "time",
+        "client",
+        w = c.client
+    );
     if c.wide {
         s.push_str(&format!("{:<11} {:<18} ", "ALB b→node", "chains"));
     } else {
         s.push_str(&format!("{:<6} ", "node"));
     }
-    s.push_str(&format!("{:<w$} {:<3} {}", "pod", "NZS", "e", w = c.pod.saturating_sub(2)));
+    s.push_str(&format!(
+        "{:<w$} {:<3} {}",
+        "pod",
+        "NZS",
+        "e",
+        w = c.pod.saturating_sub(2)
+    ));
     Line::styled(s, app.theme.dim)
 }
 
@@ -103,11 +124,24 @@ fn header_line(app: &App, c: &Columns) -> Line<'static> {
 pub fn chain_summary(r: &RequestJourney) -> String {
     let mut out: Vec<String> = Vec::new();
     for p in &r.path {
-        if matches!(p.chain.as_str(), "PREROUTING" | "OUTPUT" | "POSTROUTING" | "KUBE-SERVICES" | "KUBE-MARK-MASQ" | "KUBE-POSTROUTING" | "KUBE-NODEPORTS") {
+        if matches!(
+            p.chain.as_str(),
+            "PREROUTING"
+                | "OUTPUT"
+                | "POSTROUTING"
+                | "KUBE-SERVICES"
+                | "KUBE-MARK-MASQ"
+                | "KUBE-POSTROUTING"
+                | "KUBE-NODEPORTS"
+        ) {
             continue;
         }
         let s = short_chain(&p.chain);
-        let s = if p.chain.starts_with("KUBE-SEP-") { s } else { s.split('-').next().unwrap_or(&s).to_string() };
+        let s = if p.chain.starts_with("KUBE-SEP-") {
+            s
+        } else {
+            s.split('-').next().unwrap_or(&s).to_string()
+        };
         if out.last() != Some(&s) {
             out.push(s);
         }
@@ -118,31 +152,81 @@ pub fn chain_summary(r: &RequestJourney) -> String {
 fn row_line(app: &App, r: &RequestJourney, c: &Columns, selected: bool) -> Line<'static> {
     let t = &app.theme;
     let moved = r.whatif.as_ref().is_some_and(|w| w.moved);
-    let marker = format!("{}{}", if selected { "▸" } else { " " }, if moved { "»" } else { " " });
-    let node = r.node.as_deref().map(escape_str).unwrap_or_else(|| "?".into());
-    let mut mid = format!("{:>4} {:<12} {:<w$} ", r.id, text::clock(&r.time), fit(&text::endpoint(&r.client), c.client), w = c.client);
+    let marker = format!(
+        "{}{}",
+        if selected { "▸" } else { " " },
+        if moved { "»" } else { " " }
+    );
+    let node = r
+        .node
+        .as_deref()
+        .map(escape_str)
+        .unwrap_or_else(|| "?".into());
+    let mut mid = format!(
+        "{:>4} {:<12} {:<w$} ",
+        r.id,
+        text::clock(&r.time),
+        fit(&text::endpoint(&r.client), c.client),
+        w = c.client
+    );
     if c.wide {
-        let alb = match r.alb.as_ref().and_then(|a| a.bucket) {
-            Some(b) => format!("b{b}→{node}"),
-            None => node.clone(),
+        // A what-if that moves the request to another node shows `before→after` here.
+        let new_node = r
+            .whatif
+            .as_ref()
+            .filter(|w| w.moved)
+            .and_then(|w| w.node.as_ref())
+            .filter(|n| Some(*n) != r.node.as_ref());
+        let alb = match (new_node, r.alb.as_ref().and_then(|a| a.bucket)) {
+            (Some(n), _) => format!("{node}→{}", escape_str(n)),
+            (None, Some(b)) => format!("b{b}→{node}"),
+            (None, None) => node.clone(),
         };
-        mid.push_str(&format!("{:<11} {:<18} ", fit(&alb, 11), fit(&chain_summary(r), 18)));
+        mid.push_str(&format!(
+            "{:<11} {:<18} ",
+            fit(&alb, 11),
+            fit(&chain_summary(r), 18)
+        ));
     } else {
         mid.push_str(&format!("{:<6} ", fit(&node, 6)));
     }
     let pod_w = c.pod.saturating_sub(2);
     let pod_name = |name: Option<&str>| -> String {
         let name = name.map(escape_str).unwrap_or_else(|| "?".into());
-        if c.wide || name.chars().count() <= pod_w { name } else { pod_suffix(&name).to_string() }
+        let short = crate::ui::render::status::short_pod(&name);
+        if name.chars().count() <= pod_w {
+            name
+        } else if short.chars().count() <= pod_w {
+            short
+        } else {
+            pod_suffix(&name).to_string()
+        }
     };
-    let recorded_pod = r.pod.as_ref().map(|p| p.name.clone().unwrap_or_else(|| p.ip.to_string()));
+    let recorded_pod = r
+        .pod
+        .as_ref()
+        .map(|p| p.name.clone().unwrap_or_else(|| p.ip.to_string()));
     let pod = match (&r.whatif, moved) {
         (Some(w), true) => {
-            let before = recorded_pod.as_deref().map(|p| pod_suffix(p).to_string()).unwrap_or_else(|| "?".into());
-            let after = w.pod.as_deref().map(|p| pod_suffix(p).to_string()).unwrap_or_else(|| "?".into());
-            let text = if before == after { after } else { format!("{before} → {after}") };
+            let before = recorded_pod
+                .as_deref()
+                .map(|p| pod_suffix(p).to_string())
+                .unwrap_or_else(|| "?".into());
+            let after = w
+                .pod
+                .as_deref()
+                .map(|p| pod_suffix(p).to_string())
+                .unwrap_or_else(|| "?".into());
+            let text = if before == after {
+                after
+            } else {
+                format!("{before} → {after}")
+            };
             match &w.node {
-                Some(n) if Some(n) != r.node.as_ref() => escape_str(&format!("{text} via {n}")),
+                // Wide rows show the node change in the ALB column.
+                Some(n) if Some(n) != r.node.as_ref() && !c.wide => {
+                    escape_str(&format!("{text} via {n}"))
+                }
                 _ => escape_str(&text),
             }
         }
@@ -153,12 +237,22 @@ fn row_line(app: &App, r: &RequestJourney, c: &Columns, selected: bool) -> Line<
         Some(false) => '·',
         None => '?',
     };
-    let flags: String = [flag(r.crossed_node, 'N'), flag(r.crossed_zone, 'Z'), if r.masquerade.is_some() { 'S' } else { '·' }].iter().collect();
+    let flags: String = [
+        flag(r.crossed_node, 'N'),
+        flag(r.crossed_zone, 'Z'),
+        if r.masquerade.is_some() { 'S' } else { '·' },
+    ]
+    .iter()
+    .collect();
     let ev = r.endpoint.as_ref().map(|e| e.evidence);
     let ev_mark = ev.map_or("?", evidence_mark);
     let base = if selected { t.selected } else { t.base };
     let pod_style = if moved { base.patch(t.moved) } else { base };
-    let ev_style = if selected { base } else { ev.map_or(t.modeled, |e| t.evidence(e)) };
+    let ev_style = if selected {
+        base
+    } else {
+        ev.map_or(t.modeled, |e| t.evidence(e))
+    };
     Line::from(vec![
         Span::styled(marker, if moved { base.patch(t.moved) } else { base }),
         Span::styled(mid, base),

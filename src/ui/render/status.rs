@@ -29,8 +29,19 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     } else if let Some(msg) = &app.message {
         Line::from(Span::styled(fit(&escape_str(msg), width), t.warn))
     } else if app.pending.is_some() && !app.loading {
-        let pct = app.progress.as_ref().filter(|p| p.2 > 0).map(|p| format!(" {:.0}%", p.1 as f64 * 100.0 / p.2 as f64)).unwrap_or_default();
-        Line::from(Span::styled(format!("recomputing the journeys for what-if: {}…{pct}", app.whatif.describe()), t.dim))
+        let pct = app
+            .progress
+            .as_ref()
+            .filter(|p| p.2 > 0)
+            .map(|p| format!(" {:.0}%", p.1 as f64 * 100.0 / p.2 as f64))
+            .unwrap_or_default();
+        Line::from(Span::styled(
+            format!(
+                "recomputing the journeys for what-if: {}…{pct}",
+                app.whatif.describe()
+            ),
+            t.dim,
+        ))
     } else if !app.snap.whatif.settings.is_recorded() {
         Line::from(Span::styled(whatif_summary(app), t.moved))
     } else if !app.filter.query.is_empty() {
@@ -45,25 +56,47 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         Line::from(Span::raw(fit(&text, width)))
     } else {
         let s = &app.snap;
-        let mut text = format!(
-            "recorded · {} requests on {} connections · {} nodes, {} pods",
-            s.requests.len(),
-            s.connections.len(),
-            s.distribution.nodes.len(),
-            s.distribution.pods.len()
-        );
+        let narrow = width < 120;
+        let mut text = if narrow {
+            format!(
+                "recorded · {} requests, {} connections",
+                s.requests.len(),
+                s.connections.len()
+            )
+        } else {
+            format!(
+                "recorded · {} requests on {} connections · {} nodes, {} pods",
+                s.requests.len(),
+                s.connections.len(),
+                s.distribution.nodes.len(),
+                s.distribution.pods.len()
+            )
+        };
         let mut spans = vec![];
         if let Some(w) = s.warnings.first() {
             text.push_str(" · ");
             spans.push(Span::raw(text));
-            let more = if s.warnings.len() > 1 { format!(" (+{} more)", s.warnings.len() - 1) } else { String::new() };
-            spans.push(Span::styled(format!("⚠ {}{more}", escape_str(w)), t.warn));
+            let n = s.warnings.len();
+            let head = if n == 1 {
+                "⚠ 1 warning (? lists it)".to_string()
+            } else {
+                format!("⚠ {n} warnings (? lists them)")
+            };
+            let first = if narrow {
+                String::new()
+            } else {
+                format!(": {}", escape_str(w))
+            };
+            spans.push(Span::styled(format!("{head}{first}"), t.warn));
         } else {
             spans.push(Span::raw(text));
         }
         Line::from(spans)
     };
-    f.render_widget(Paragraph::new(line).wrap(ratatui::widgets::Wrap { trim: true }), area);
+    f.render_widget(
+        Paragraph::new(line).wrap(ratatui::widgets::Wrap { trim: true }),
+        area,
+    );
 }
 
 /// True when the status line shows the what-if summary and it needs a second line.
@@ -96,15 +129,28 @@ pub fn whatif_summary(app: &App) -> String {
     }
     let mut out = format!("{} (what-if)", parts.join(", "));
     if let Some(sum) = &snap.whatif.summary {
-        out.push_str(&format!(": {} of {} requests moved", sum.requests_moved, sum.requests_total));
+        out.push_str(&format!(
+            ": {} of {} requests moved",
+            sum.requests_moved, sum.requests_total
+        ));
         // Busiest clients first.
         let mut clients: Vec<_> = sum.clients.iter().collect();
         clients.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.client.cmp(&b.client)));
         for c in clients {
             match (c.pods.as_slice(), c.nodes.as_slice()) {
                 ([pod], _) => out.push_str(&format!("; {} → {} only", c.client, short_pod(pod))),
-                (pods, [node]) => out.push_str(&format!("; {} → {} only ({} pods)", c.client, escape_str(node), pods.len())),
-                (pods, nodes) => out.push_str(&format!("; {} → {} nodes, {} pods", c.client, nodes.len(), pods.len())),
+                (pods, [node]) => out.push_str(&format!(
+                    "; {} → {} only ({} pods)",
+                    c.client,
+                    escape_str(node),
+                    pods.len()
+                )),
+                (pods, nodes) => out.push_str(&format!(
+                    "; {} → {} nodes, {} pods",
+                    c.client,
+                    nodes.len(),
+                    pods.len()
+                )),
             }
         }
     }
@@ -116,7 +162,11 @@ pub fn whatif_summary(app: &App) -> String {
 pub fn short_pod(name: &str) -> String {
     let name = escape_str(name);
     let parts: Vec<&str> = name.split('-').collect();
-    if parts.len() >= 3 { format!("{}-…-{}", parts[0], parts[parts.len() - 1]) } else { name }
+    if parts.len() >= 3 {
+        format!("{}-…-{}", parts[0], parts[parts.len() - 1])
+    } else {
+        name
+    }
 }
 
 pub fn render_hints(f: &mut Frame, area: Rect, app: &App) {
@@ -126,13 +176,28 @@ pub fn render_hints(f: &mut Frame, area: Rect, app: &App) {
         hints.extend([("j/k", "scroll"), ("Esc", "back")]);
     } else {
         match app.view {
-            View::Requests => hints.extend([("j/k", "move"), ("Enter", "detail"), ("Tab", "diagram")]),
-            View::Connections => hints.extend([("j/k", "move"), ("Enter", "its request"), ("Tab", "pane")]),
-            View::Rules => hints.extend([("Enter", "jump into chain"), ("Esc", "back"), ("h/l", "node"), ("Tab", "chains")]),
+            View::Requests => {
+                hints.extend([("j/k", "move"), ("Enter", "detail"), ("Tab", "diagram")])
+            }
+            View::Connections => {
+                hints.extend([("j/k", "move"), ("Enter", "its request"), ("Tab", "pane")])
+            }
+            View::Rules => hints.extend([
+                ("Enter", "jump into chain"),
+                ("Esc", "back"),
+                ("h/l", "node"),
+                ("Tab", "chains"),
+            ]),
             View::Nodes => hints.extend([("j/k", "select bar")]),
         }
     }
-    hints.extend([("a", "affinity"), ("m", "ALB mode"), ("/", "filter"), ("Space", "replay"), ("1-4", "views")]);
+    hints.extend([
+        ("a", "affinity"),
+        ("m", "ALB mode"),
+        ("/", "filter"),
+        ("Space", "replay"),
+        ("1-4", "views"),
+    ]);
     match &app.tour {
         Some(tour) if tour.shown => hints.extend([("[ ]", "tour step"), ("t", "hide tour")]),
         Some(_) => hints.push(("t", "tour")),

@@ -1,0 +1,114 @@
+//! `hoptrace tui`: the terminal UI over a [`SnapshotSource`]. The journey layer provides the source
+//! for captures and scenario folders; a snapshot saved as JSON can be browsed with `--snapshot`.
+
+use crate::journey::snapshot::{Snapshot, SnapshotSource, StaticSource};
+use crate::journey::tour::Tour;
+use crate::ui::runtime::{TuiOptions, run_terminal};
+use anyhow::Context as _;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Arguments of `hoptrace tui` (and `hoptrace tour`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TuiArgs {
+    /// Captures, rules, cluster/kubectl files or scenario folders, as for `report` (read by the
+    /// journey layer's source). None and no `--snapshot`: the embedded walkthrough.
+    pub inputs: Vec<String>,
+    /// Seed of the modelled `statistic` draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Browse a snapshot saved as JSON (the journey model's `Snapshot`). What-if switches need the
+    /// original inputs, so with a saved snapshot they only say so.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+    /// A guided tour (TOML: title and [[step]]s) for the `t` key.
+    #[arg(long, value_name = "FILE")]
+    pub tour: Option<PathBuf>,
+}
+
+/// Read a saved snapshot; errors name the file, line and column.
+pub fn load_snapshot(path: &std::path::Path) -> anyhow::Result<Snapshot> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| {
+        anyhow::anyhow!(
+            "{}:{}:{}: not a hoptrace snapshot: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })
+}
+
+/// Run the TUI on `source` until the user quits. `start_tour` opens the tour at step 1.
+pub fn run_with_source(
+    source: Arc<dyn SnapshotSource>,
+    tour: Option<Tour>,
+    start_tour: bool,
+) -> anyhow::Result<ExitCode> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the TUI needs a terminal on stdin and stdout; for text output use `hoptrace report`"
+        );
+    }
+    run_terminal(source, TuiOptions { tour, start_tour }).context("terminal")?;
+    Ok(ExitCode::from(super::EXIT_OK))
+}
+
+/// `hoptrace tui` / `hoptrace tour` with the arguments parsed.
+pub fn run(args: TuiArgs, start_tour: bool) -> anyhow::Result<ExitCode> {
+    let tour = args.tour.as_deref().map(Tour::load).transpose()?;
+    let Some(path) = args.snapshot else {
+        if start_tour && tour.is_none() {
+            anyhow::bail!("no tour: give --tour FILE");
+        }
+        let source = match super::tui_source::scenario_source(&args.inputs, args.seed) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hoptrace: error: {e}");
+                return Ok(ExitCode::from(super::EXIT_UNUSABLE));
+            }
+        };
+        return run_with_source(Arc::new(source), tour, start_tour);
+    };
+    let snapshot = load_snapshot(&path)?;
+    if let Some(t) = &tour {
+        for w in t.check_against(&snapshot) {
+            eprintln!("hoptrace: warning: {w}");
+        }
+    }
+    if start_tour && tour.is_none() {
+        anyhow::bail!("no tour: give --tour FILE");
+    }
+    run_with_source(Arc::new(StaticSource::new(snapshot)), tour, start_tour)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_errors_name_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("hoptrace-tui-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, "{\n  \"requests\": 5\n}").unwrap();
+        let err = load_snapshot(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.json:3:") && err.contains("expected a sequence"),
+            "{err}"
+        );
+        let good = dir.join("good.json");
+        std::fs::write(&good, serde_json::to_string(&Snapshot::default()).unwrap()).unwrap();
+        assert_eq!(load_snapshot(&good).unwrap(), Snapshot::default());
+        assert!(
+            load_snapshot(&dir.join("missing.json"))
+                .unwrap_err()
+                .to_string()
+                .contains("missing.json: cannot open")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,172 @@
+//! End to end in a real terminal: tmux runs the FIXTURE DEMO binary (examples/tui_fixture.rs,
+//! hand-written data) from a shell; we move, open detail, toggle affinity, filter, open help,
+//! resize, quit, and check the prompt is back and the terminal settings are as before. Also: the
+//! terminal is restored after SIGTERM and SIGHUP. Skips (with a message) when tmux is missing or
+//! the example was not built (`cargo test` builds it; `cargo test --test ui_tmux` alone does not).
+
+mod common;
+
+use common::tmux::{PROMPT, Tmux};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn fixture_binary() -> Option<PathBuf> {
+    // target/debug/deps/ui_tmux-… → target/debug/examples/tui_fixture
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("examples").join("tui_fixture");
+    if bin.exists() {
+        Some(bin)
+    } else {
+        println!(
+            "skipped: {} not built (run `cargo test` or `cargo build --example tui_fixture`)",
+            bin.display()
+        );
+        None
+    }
+}
+
+fn dir() -> PathBuf {
+    std::env::temp_dir()
+}
+
+/// Start the fixture demo in the shell, having saved the terminal settings to `before`.
+fn launch(t: &Tmux, bin: &std::path::Path, tag: &str) {
+    launch_with(t, bin, tag, "");
+    t.wait_for("Requests 60", WAIT);
+}
+
+/// Start `bin args` in the shell, having saved the terminal settings for `assert_terminal_sane`.
+fn launch_with(t: &Tmux, bin: &std::path::Path, tag: &str, args: &str) {
+    let before = dir().join(format!("hoptrace-stty-{tag}-{}-before", std::process::id()));
+    t.send_line(&format!(
+        "stty -g > {}; {} {args}; echo EXIT=$?",
+        before.display(),
+        bin.display()
+    ));
+}
+
+/// After the app ended: the alternate screen is off, the prompt is back, the exit status printed,
+/// and `stty -g` matches what it was before (raw mode off, echo on, …).
+fn assert_terminal_sane(t: &Tmux, tag: &str, exit: &str) {
+    let s = t.wait_for(&format!("EXIT={exit}"), WAIT);
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "0",
+        "left the alternate screen:\n{s}"
+    );
+    let before = dir().join(format!("hoptrace-stty-{tag}-{}-before", std::process::id()));
+    let after = dir().join(format!("hoptrace-stty-{tag}-{}-after", std::process::id()));
+    t.send_line(&format!("stty -g > {}; echo SAVED", after.display()));
+    let s = t.wait_for(&format!("\nSAVED\n{}", PROMPT.trim_end()), WAIT);
+    assert!(
+        s.trim_end().ends_with(PROMPT.trim_end()),
+        "the prompt is back:\n{s}"
+    );
+    let (b, a) = (
+        std::fs::read_to_string(&before).unwrap(),
+        std::fs::read_to_string(&after).unwrap(),
+    );
+    assert_eq!(b, a, "terminal settings restored");
+    let _ = std::fs::remove_file(before);
+    let _ = std::fs::remove_file(after);
+}
+
+#[test]
+fn session_move_detail_affinity_filter_help_resize_quit() {
+    let Some(bin) = fixture_binary() else { return };
+    let Some(t) = Tmux::start("session", 80, 24, &dir()) else {
+        return;
+    };
+    launch(&t, &bin, "session");
+    let s = t.screen();
+    assert!(s.contains("▸    1 10:06:20.000"), "{s}");
+    assert!(s.contains("Journey #1"), "{s}");
+
+    t.keys(&["j", "j"]);
+    t.wait_for("Journey #3", WAIT);
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Request #3 — detail", WAIT);
+    assert!(s.contains("DNAT → 10.100.1.4:80"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("Journey #3", WAIT);
+
+    t.keys(&["a"]);
+    let s = t.wait_for(
+        "sessionAffinity ClientIP (what-if): 53 of 60 requests moved",
+        WAIT,
+    );
+    assert!(s.contains("WHAT-IF") && s.contains("cq567 → zp4ns"), "{s}");
+    t.keys(&["a"]);
+    let s = t.wait_for("recorded · 60 requests", WAIT);
+    assert!(
+        !s.contains("WHAT-IF") && !s.contains("→ zp4ns"),
+        "toggling back restores the recorded view:\n{s}"
+    );
+
+    t.keys(&["/"]);
+    t.text("52.168");
+    t.keys(&["Enter"]);
+    t.wait_for("Requests 10 of 60 · /52.168", WAIT);
+    t.keys(&["Escape"]);
+    t.wait_for("Requests 60 ", WAIT);
+
+    t.keys(&["?"]);
+    t.wait_for("Help: Requests view", WAIT);
+    t.keys(&["Escape"]);
+    t.wait_gone("Help: Requests view", WAIT);
+
+    t.resize(160, 48);
+    let s = t.wait_for("ALB b→node", WAIT);
+    assert!(
+        s.contains("1 Requests  2 Connections  3 Rules  4 Nodes/pods"),
+        "wide header after resize:\n{s}"
+    );
+    t.resize(80, 24);
+    t.wait_for("1 Req  2 Conn", WAIT);
+
+    t.keys(&["q"]);
+    assert_terminal_sane(&t, "session", "0");
+}
+
+fn signal_restores(sig: &str) {
+    let Some(bin) = fixture_binary() else { return };
+    let Some(t) = Tmux::start(&format!("sig{sig}"), 80, 24, &dir()) else {
+        return;
+    };
+    launch(&t, &bin, sig);
+    let shell = t.format("#{pane_pid}");
+    let out = std::process::Command::new("ps")
+        .args(["-o", "pid=", "--ppid", &shell])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!pid.is_empty(), "the app runs under the shell");
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_terminal_sane(&t, sig, "0");
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    signal_restores("TERM");
+}
+
+#[test]
+fn sighup_restores_the_terminal() {
+    signal_restores("HUP");
+}
+
+#[test]
+fn a_panic_restores_the_terminal() {
+    let Some(bin) = fixture_binary() else { return };
+    let Some(t) = Tmux::start("panic", 80, 24, &dir()) else {
+        return;
+    };
+    launch_with(&t, &bin, "panic", "--panic 2>/dev/null");
+    assert_terminal_sane(&t, "panic", "101");
+}
