@@ -182,12 +182,13 @@ fn pod_name(p: &super::model::PodRef) -> String {
     p.name.clone().unwrap_or_else(|| p.ip.to_string())
 }
 
-/// The leg whose requests are "as the client sent them": the client-side capture, else the
-/// ingress node before NAT, else whatever saw it.
+/// The leg whose requests are "as the client sent them": the ingress node's capture before NAT
+/// (as interface.md's example shows, and where the node is observed), else the client-side
+/// capture, else whatever saw it.
 fn primary_leg(sc: &Scenario, f: &Flow, node: Option<&str>) -> Option<super::correlate::Leg> {
-    f.legs_of(LegKind::Client)
-        .next()
-        .or_else(|| f.legs_of(LegKind::Front).find(|l| sc.captures[l.capture].owner.node() == node))
+    f.legs_of(LegKind::Front)
+        .find(|l| node.is_some() && sc.captures[l.capture].owner.node() == node)
+        .or_else(|| f.legs_of(LegKind::Client).next())
         .or_else(|| f.legs_of(LegKind::Front).next())
         .or_else(|| f.legs.first())
         .copied()

@@ -112,7 +112,8 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
             let (Some(src), Some(dst)) = (p.src, p.dst) else { continue };
             let to_server = src == conn.client().ip() && p.src_port == conn.client().port();
             let info = if frame == req.first_frame && l.capture == s.capture {
-                req.head().split(|b| *b == b'\n').next().unwrap_or_default().to_vec()
+                let line = req.head().split(|b| *b == b'\n').next().unwrap_or_default();
+                line.strip_suffix(b"\r").unwrap_or(line).to_vec()
             } else {
                 Vec::new()
             };
@@ -135,6 +136,8 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
             let steps = w
                 .path
                 .iter()
+                // A chain's policy step (rule 0) says nothing a rule did not.
+                .filter(|st| st.rule > 0)
                 .map(|st| {
                     let probability = statistic_probability(&st.text);
                     let outcome = if !st.matched {
