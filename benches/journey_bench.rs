@@ -97,7 +97,7 @@ fn workload(sc: &Scenario, svcs: &[generate::GeneratedService], requests: usize,
             };
             let node = rp.alb_decision(&f).and_then(|a| a.predicted_node);
             f.observed_node = node.clone();
-            if (r >> 48) % 3 != 0 {
+            if !(r >> 48).is_multiple_of(3) {
                 // A capture shows the post-DNAT packet (and the masqueraded source).
                 let (ip, port) = s.endpoints[((r >> 40) % s.endpoints.len() as u64) as usize];
                 f.observed_endpoint = Some(SocketAddr::new(IpAddr::V4(ip), port));

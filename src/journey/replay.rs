@@ -316,7 +316,7 @@ impl<'s> Replayer<'s> {
             // From this state: 1 when a `recent` entry pinned it, else the cascade's product.
             let probability = match (&decision, &chain) {
                 (Some(d), _) if !d.outcome.recent_hits.is_empty() => 1.0,
-                (_, Some(c)) => nr_probability(sc, node, c).unwrap_or(f64::NAN),
+                (Some(d), Some(c)) => nr_probability(sc, node, c, &d.outcome).unwrap_or(f64::NAN),
                 _ => tr.as_ref().map_or(f64::NAN, |t| t.probability_of(ep.ip(), ep.port())),
             };
             j.endpoint = Some(EndpointChoice {
@@ -495,9 +495,12 @@ fn force(
     Ok(d)
 }
 
-/// The cascade probability of the endpoint behind `sep` in `node`'s rules.
-fn nr_probability(sc: &Scenario, node: &str, sep: &str) -> Option<f64> {
-    sc.rules_for(node)?.endpoints.get(sep)?.probability
+/// The cascade probability of the endpoint behind `sep` in `node`'s rules, from the chain the
+/// walk went through (node-local for externalTrafficPolicy Local, else cluster-wide).
+fn nr_probability(sc: &Scenario, node: &str, sep: &str, out: &Outcome) -> Option<f64> {
+    let info = sc.rules_for(node)?.endpoints.get(sep)?;
+    let local = out.path.iter().any(|s| s.matched && (s.chain.starts_with("KUBE-SVL-") || s.chain.starts_with("KUBE-XLB-")));
+    if local { info.local_probability.or(info.probability) } else { info.probability.or(info.local_probability) }
 }
 
 /// The Service port whose chains the walk went through (from the node's service map).

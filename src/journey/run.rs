@@ -533,7 +533,9 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
         ep.map(|e| sc.cluster.pod_by_ip(e.ip()).and_then(|p| p.name().map(str::to_string)).unwrap_or_else(|| e.ip().to_string()))
     };
     let mut moved = 0u64;
-    let mut per_client: BTreeMap<IpAddr, (u64, BTreeMap<String, u64>, BTreeMap<String, u64>)> = BTreeMap::new();
+    /// Requests, requests per pod, requests per node.
+    type Spread = (u64, BTreeMap<String, u64>, BTreeMap<String, u64>);
+    let mut per_client: BTreeMap<IpAddr, Spread> = BTreeMap::new();
     for (r, s) in out.requests.iter_mut().zip(&out.sources) {
         let (node, endpoint) = &cf[s.flow];
         let pod = pod_of(*endpoint);

@@ -75,7 +75,10 @@ pub struct NodeRuleset {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointInfo {
     pub service: Arc<str>,
+    /// From the cluster-wide chain (KUBE-SVC).
     pub probability: Option<f64>,
+    /// From the node-local chain (KUBE-SVL, old KUBE-XLB).
+    pub local_probability: Option<f64>,
 }
 
 /// A client-side capture point (`[[clients]]`).
@@ -234,7 +237,7 @@ impl Scenario {
                     .flat_map(|s| {
                         let label: Arc<str> = s.label().into();
                         s.endpoints.iter().map(move |e| {
-                            (e.chain.clone(), EndpointInfo { service: label.clone(), probability: e.probability.or(e.local_probability) })
+                            (e.chain.clone(), EndpointInfo { service: label.clone(), probability: e.probability, local_probability: e.local_probability })
                         })
                     })
                     .collect();
