@@ -178,3 +178,87 @@ pub fn stitch(sc: &Scenario) -> Vec<Flow> {
 pub fn client_side(sc: &Scenario, leg: &Leg) -> Side {
     sc.captures[leg.capture].capture.connections[leg.connection as usize].initiator
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::synth::{self, Conversation, PcapSpec};
+    use crate::capture::{Capture, CaptureOptions};
+    use crate::cluster::load::load_bytes;
+    use crate::journey::scenario::{CaptureInput, ScenarioInputs};
+    use std::path::{Path, PathBuf};
+
+    const T0: i64 = 1_795_774_000_000_000_000;
+    const CLUSTER: &str = "[load_balancer]\nfrontends = [\"20.0.0.1\"]\n\n\
+[[nodes]]\nname = \"na\"\nip = \"10.0.0.4\"\npod_cidr = \"10.1.0.0/24\"\ncaptures = [\"na.pcap\"]\n\n\
+[[nodes]]\nname = \"nb\"\nip = \"10.0.0.5\"\npod_cidr = \"10.1.1.0/24\"\ncaptures = [\"nb.pcap\"]\n\n\
+[[pods]]\nip = \"10.1.1.5\"\nnode = \"nb\"\n";
+
+    fn conv(client: &str, server: &str, t: i64, isns: (u32, u32), handshake: bool) -> Conversation {
+        let mut c = Conversation::new(client.parse().unwrap(), server.parse().unwrap(), t).with_isns(isns.0, isns.1);
+        if handshake {
+            c.handshake();
+        }
+        c.request(&synth::get("/", "h")).response(&synth::ok(200, b"hi")).close();
+        c
+    }
+
+    fn capture(i: u32, name: &str, convs: &[Conversation]) -> CaptureInput {
+        let bytes = synth::write_pcap(Vec::new(), &PcapSpec::default(), &synth::interleave(convs)).unwrap();
+        CaptureInput { capture: Capture::from_bytes(i, name, &bytes, CaptureOptions::default()).unwrap(), node: None, path: Some(PathBuf::from(name)) }
+    }
+
+    fn scenario(captures: Vec<CaptureInput>) -> Scenario {
+        let src = load_bytes(CLUSTER.as_bytes(), "cluster.toml", Path::new(""), None).unwrap();
+        Scenario::assemble(ScenarioInputs { captures, cluster_sources: vec![src], ..Default::default() })
+    }
+
+    #[test]
+    fn one_flow_across_nat_and_captures_by_isn() {
+        let front = conv("71.0.0.1:5000", "20.0.0.1:80", T0, (1000, 2000), true);
+        let back = conv("10.0.0.4:5000", "10.1.1.5:80", T0 + 50_000, (1000, 2000), true);
+        let other = conv("71.0.0.1:5002", "20.0.0.1:80", T0 + 70_000, (3000, 4000), true);
+        let at_pod = conv("10.0.0.4:5000", "10.1.1.5:80", T0 + 90_000, (1000, 2000), true);
+        let client = conv("71.0.0.1:5000", "20.0.0.1:80", T0 - 30_000, (1000, 2000), true);
+        let sc = scenario(vec![
+            capture(0, "na.pcap", &[front, back, other]),
+            capture(1, "nb.pcap", &[at_pod]),
+            capture(2, "client.pcap", &[client]),
+        ]);
+        assert!(matches!(sc.captures[2].owner, CaptureOwner::Client { .. }), "{:?}", sc.captures[2].owner);
+        let flows = stitch(&sc);
+        assert_eq!(flows.len(), 2, "{flows:#?}");
+        let f = &flows[0];
+        assert_eq!(f.client, "71.0.0.1:5000".parse().unwrap());
+        assert_eq!(f.frontend, "20.0.0.1:80".parse().unwrap());
+        assert_eq!(f.start_ns, T0, "the NAT decision time is the ingress node's");
+        let kinds: Vec<LegKind> = f.legs.iter().map(|l| l.kind).collect();
+        assert_eq!(kinds, [LegKind::Client, LegKind::Front, LegKind::Back, LegKind::Back]);
+        assert_eq!(flows[1].legs.len(), 1);
+        let facts = crate::journey::replay::FlowFacts::from_flow(&sc, f);
+        assert_eq!(facts.observed_node.as_deref(), Some("na"));
+        assert_eq!(facts.observed_endpoint, Some("10.1.1.5:80".parse().unwrap()));
+        assert_eq!(facts.observed_source, Some("10.0.0.4:5000".parse().unwrap()));
+        assert!(!facts.no_egress_on_ingress);
+    }
+
+    #[test]
+    fn same_isn_far_apart_in_time_is_two_connections() {
+        let a = conv("71.0.0.1:5000", "20.0.0.1:80", T0, (1000, 2000), true);
+        let b = conv("71.0.0.1:5000", "20.0.0.1:80", T0 + 60 * 1_000_000_000, (1000, 2000), true);
+        let sc = scenario(vec![capture(0, "na.pcap", &[a]), capture(1, "nb.pcap", &[b])]);
+        assert_eq!(stitch(&sc).len(), 2);
+    }
+
+    #[test]
+    fn mid_stream_legs_are_matched_by_tuple_and_kept_port() {
+        let front = conv("71.0.0.1:5000", "20.0.0.1:80", T0, (1000, 2000), false);
+        let client = conv("71.0.0.1:5000", "20.0.0.1:80", T0 - 10_000, (1000, 2000), false);
+        let back = conv("10.0.0.4:5000", "10.1.1.5:80", T0 + 20_000, (1000, 2000), false);
+        let sc = scenario(vec![capture(0, "na.pcap", &[front]), capture(1, "nb.pcap", &[back]), capture(2, "client.pcap", &[client])]);
+        let flows = stitch(&sc);
+        assert_eq!(flows.len(), 1, "{flows:#?}");
+        assert!(!flows[0].syn_seen);
+        assert_eq!(flows[0].legs.len(), 3);
+    }
+}
