@@ -120,6 +120,8 @@ pub struct Replayer<'s> {
     /// Remembered branches: (rule set, destination, endpoint) → the `statistic` decisions that
     /// reached it. Checked read-only before each reuse, so a stale branch is never applied.
     scripts: HashMap<(usize, SocketAddr, SocketAddr), Vec<bool>>,
+    /// Per rule set (by address): it keeps no `recent`/nth state.
+    stateless: HashMap<usize, bool>,
     cfg: ReplayConfig,
     pub warnings: Vec<String>,
 }
@@ -164,7 +166,7 @@ impl<'s> Replayer<'s> {
                 }
             }
         };
-        Replayer { sc, alb, rules: BTreeMap::new(), evaluators: BTreeMap::new(), scripts: HashMap::new(), cfg, warnings }
+        Replayer { sc, alb, rules: BTreeMap::new(), evaluators: BTreeMap::new(), scripts: HashMap::new(), stateless: HashMap::new(), cfg, warnings }
     }
 
     /// Use another ALB mode (what-if).
@@ -202,6 +204,10 @@ impl<'s> Replayer<'s> {
                 ev.record_path = true;
                 ev
             });
+            if let Some(e) = &ev {
+                let rs = e.ruleset();
+                self.stateless.entry(Arc::as_ptr(rs) as usize).or_insert_with(|| stateless(rs));
+            }
             if ev.is_none() && !self.sc.rules.is_empty() {
                 self.warnings.push(format!("node {node}: no rules: its chain paths and endpoints are not modelled"));
             }
@@ -256,6 +262,7 @@ impl<'s> Replayer<'s> {
         let is_local = |ip: IpAddr| sc.cluster.node_of_endpoint(ip).map(|n| n.name() == node);
         self.evaluator(node);
         let scripts = &mut self.scripts;
+        let stateless_map = &self.stateless;
         let Some(ev) = self.evaluators.get_mut(node).and_then(Option::as_mut) else {
             if let Some((ep, ev)) = known {
                 j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: ev });
@@ -301,7 +308,7 @@ impl<'s> Replayer<'s> {
             }
         }
         let decision = match choice {
-            Some((ep, _)) => match force(ev, scripts, &pkt, time, ep) {
+            Some((ep, _)) => match force(ev, scripts, stateless_map.get(&(Arc::as_ptr(ev.ruleset()) as usize)) == Some(&true), &pkt, time, ep) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     j.notes.push(format!("contradiction: {e}"));
@@ -377,13 +384,14 @@ impl<'s> Replayer<'s> {
             .with_origin(Origin::Incoming);
         self.evaluator(node);
         let scripts = &mut self.scripts;
+        let stateless_map = &self.stateless;
         let Some(ev) = self.evaluators.get_mut(node).and_then(Option::as_mut) else { return reuse };
         if !f.syn_seen {
             // Established before the capture: it keeps its DNAT.
             return reuse;
         }
         if let Some(ep) = reuse
-            && let Ok(d) = force(ev, scripts, &pkt, time, ep)
+            && let Ok(d) = force(ev, scripts, stateless_map.get(&(Arc::as_ptr(ev.ruleset()) as usize)) == Some(&true), &pkt, time, ep)
         {
             return d.outcome.dnat.map(|x| SocketAddr::new(x.ip, x.port));
         }
@@ -459,22 +467,44 @@ fn candidates(tr: &Trace) -> Vec<EndpointChoice> {
         .collect()
 }
 
+/// The rule set keeps no per-node state a walk could change (`recent`, `statistic --mode nth`).
+fn stateless(rs: &Ruleset) -> bool {
+    use crate::netfilter::model::{Match, StatisticMatch};
+    rs.tables.iter().flat_map(|t| &t.chains).flat_map(|c| &c.rules).all(|r| {
+        r.spec.matches.iter().all(|m| !matches!(m, Match::Recent(_) | Match::Statistic(StatisticMatch::Nth { .. })))
+    })
+}
+
 /// Force a new connection to `ep`: a remembered branch when a read-only walk confirms it still
 /// leads there, else the evaluator's exhaustive search (whose branch is then remembered).
 fn force(
     ev: &mut NodeEvaluator<ChaChaRandom>,
     scripts: &mut HashMap<(usize, SocketAddr, SocketAddr), Vec<bool>>,
+    stateless_rules: bool,
     pkt: &Packet,
     time: u64,
     ep: SocketAddr,
 ) -> Result<crate::netfilter::Decision, crate::netfilter::stateful::NotReachable> {
     let key = (Arc::as_ptr(ev.ruleset()) as usize, SocketAddr::new(pkt.dst, pkt.dst_port), ep);
+    let reaches = |o: &Outcome| o.dnat.as_ref().is_some_and(|d| d.ip == ep.ip() && d.port == ep.port());
     if let Some(script) = scripts.get(&key) {
-        let dry = crate::netfilter::trace::follow(ev.ruleset(), ev.context(), pkt, Some(ev.state()), time, script);
-        if dry.dnat.as_ref().is_some_and(|d| d.ip == ep.ip() && d.port == ep.port()) {
+        if !stateless_rules {
+            // `recent`/nth state could change the branch: check it read-only first.
+            let dry = crate::netfilter::trace::follow(ev.ruleset(), ev.context(), pkt, Some(ev.state()), time, script);
+            if reaches(&dry) {
+                let d = ev.new_connection_scripted(pkt, time, script);
+                if reaches(&d.outcome) {
+                    return Ok(d);
+                }
+            }
+        } else {
+            // No state but conntrack: a wrong branch is undone by dropping its binding.
             let d = ev.new_connection_scripted(pkt, time, script);
-            if d.outcome.dnat.as_ref().is_some_and(|d| d.ip == ep.ip() && d.port == ep.port()) {
+            if reaches(&d.outcome) {
                 return Ok(d);
+            }
+            if !d.reused {
+                ev.close_connection(&d.key);
             }
         }
     }
