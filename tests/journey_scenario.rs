@@ -184,3 +184,24 @@ fn the_embedded_walkthrough_is_the_lab_recording() {
     let sc = hoptrace::cli::embedded::scenario(CaptureOptions::default()).unwrap();
     assert_eq!(answers(&sc), truth_answers("03-three-replicas"));
 }
+
+#[test]
+fn names_from_inputs_are_escaped_in_every_format() {
+    let d = scratch("evil-names");
+    copy(&lab("03-three-replicas"), &d, &["pcap", "rules"]);
+    let toml = std::fs::read_to_string(lab("03-three-replicas").join("cluster.toml")).unwrap();
+    let toml = toml.replace("testapp-6f7947bc4b-x7427", "x7427\\u001b]0;pwn\\u0007").replace("name = \"node1\"", "name = \"node1\\u001b[2J\"").replace("\"node1\"", "\"node1\\u001b[2J\"");
+    std::fs::write(d.join("cluster.toml"), toml).unwrap();
+    for format in [Format::Table, Format::Json, Format::Ndjson, Format::Csv] {
+        let args = ReportArgs { inputs: vec![d.display().to_string()], format, ..Default::default() };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        hoptrace::cli::report::run(&args, &mut out, &mut err).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let err = String::from_utf8(err).unwrap();
+        assert!(out.contains("x7427"), "{format:?}: {out}");
+        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{format:?}: {out}");
+        assert!(!err.contains('\x1b') && !err.contains('\x07'), "{format:?}: {err}");
+    }
+}
+
+use hoptrace::cli::report::{Format, ReportArgs};

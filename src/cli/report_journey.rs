@@ -145,8 +145,15 @@ fn write(js: &Journeys, format: Format, warnings: &[String], out: &mut dyn Write
     Ok(())
 }
 
+/// A CSV cell (already escaped text).
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// Names from rules, cluster files and kubectl output are untrusted: escape them for a terminal
+/// (method, target and host are escaped when the record is made).
+fn esc(s: &str) -> String {
+    crate::sanitize::escape_str(s)
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -191,28 +198,28 @@ fn write_csv(recs: &[Record<'_>], out: &mut dyn Write) -> std::io::Result<()> {
             opt(alb.map(|a| a.mode.as_str())),
             opt(alb.map(|a| a.hash.as_str())),
             opt(alb.and_then(|a| a.bucket)),
-            csv_field(&opt(alb.and_then(|a| a.predicted_node.clone()))),
-            csv_field(&opt(alb.and_then(|a| a.observed_node.clone()))),
-            csv_field(&opt(r.node.clone())),
-            csv_field(&path_text(r)),
+            csv_field(&esc(&opt(alb.and_then(|a| a.predicted_node.clone())))),
+            csv_field(&esc(&opt(alb.and_then(|a| a.observed_node.clone())))),
+            csv_field(&esc(&opt(r.node.clone()))),
+            csv_field(&esc(&path_text(r))),
             opt(ep.map(|e| e.ip)),
             opt(ep.map(|e| e.port)),
-            csv_field(&opt(ep.map(|e| e.chain.clone()))),
+            csv_field(&esc(&opt(ep.map(|e| e.chain.clone())))),
             opt(ep.map(|e| e.probability).filter(|p| p.is_finite()).map(|p| format!("{p:.6}"))),
             opt(ep.map(|e| evidence_name(Some(e.evidence)))),
-            csv_field(&cands),
-            csv_field(&opt(pod.and_then(|p| p.name.clone()))),
+            csv_field(&esc(&cands)),
+            csv_field(&esc(&opt(pod.and_then(|p| p.name.clone())))),
             opt(pod.map(|p| p.ip)),
-            csv_field(&opt(pod.and_then(|p| p.node.clone()))),
-            csv_field(&opt(pod.and_then(|p| p.zone.clone()))),
+            csv_field(&esc(&opt(pod.and_then(|p| p.node.clone())))),
+            csv_field(&esc(&opt(pod.and_then(|p| p.zone.clone())))),
             opt(r.masquerade.map(|m| m.ip)),
             opt(r.masquerade.map(|m| m.port)),
             opt(rec.masquerade_evidence.map(|e| evidence_name(Some(e)))),
             opt(r.crossed_node),
             opt(r.crossed_zone),
-            csv_field(rec.service.unwrap_or("")),
-            csv_field(&opt(r.whatif.as_ref().and_then(|w| w.node.clone()))),
-            csv_field(&opt(r.whatif.as_ref().and_then(|w| w.pod.clone()))),
+            csv_field(&esc(rec.service.unwrap_or(""))),
+            csv_field(&esc(&opt(r.whatif.as_ref().and_then(|w| w.node.clone())))),
+            csv_field(&esc(&opt(r.whatif.as_ref().and_then(|w| w.pod.clone())))),
             opt(r.whatif.as_ref().map(|w| w.moved)),
         ];
         writeln!(out, "{}", fields.join(","))?;
@@ -326,7 +333,8 @@ fn write_table(recs: &[Record<'_>], out: &mut dyn Write) -> std::io::Result<()> 
                 row.push(w.and_then(|w| w.pod.clone()).unwrap_or_else(|| "-".into()));
                 row.push(w.map_or_else(|| "-".into(), |w| if w.moved { "moved".into() } else { "same".into() }));
             }
-            row
+            // Column 5 (the request) is escaped already; the names elsewhere come from inputs.
+            row.into_iter().enumerate().map(|(i, c)| if i == 5 { c } else { esc(&c) }).collect()
         })
         .collect();
     table(out, &header, &rows)
@@ -341,9 +349,9 @@ fn share_table(out: &mut dyn Write, what: &str, rows: &[Share]) -> std::io::Resu
         .iter()
         .map(|s| {
             vec![
-                s.name.clone(),
-                s.node.clone().unwrap_or_else(|| "-".into()),
-                s.zone.clone().unwrap_or_else(|| "-".into()),
+                esc(&s.name),
+                esc(s.node.as_deref().unwrap_or("-")),
+                esc(s.zone.as_deref().unwrap_or("-")),
                 s.connections.to_string(),
                 s.requests.to_string(),
                 pct(s.share),
@@ -388,7 +396,7 @@ fn write_summary(js: &Journeys, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
             "What-if ({}; ALB {}): {} of {} request(s) moved (model)",
-            w.settings,
+            esc(&w.settings),
             w.alb_mode.map_or("-", |m| m.as_str()),
             w.requests_moved,
             w.requests_total
@@ -396,7 +404,7 @@ fn write_summary(js: &Journeys, out: &mut dyn Write) -> std::io::Result<()> {
         let rows: Vec<Vec<String>> = w
             .clients
             .iter()
-            .map(|c| vec![c.client.to_string(), c.requests.to_string(), c.pods.len().to_string(), c.pods.join(" "), c.nodes.join(" ")])
+            .map(|c| vec![c.client.to_string(), c.requests.to_string(), c.pods.len().to_string(), esc(&c.pods.join(" ")), esc(&c.nodes.join(" "))])
             .collect();
         table(out, &["CLIENT", "REQUESTS", "PODS", "PODS REACHED", "NODES"], &rows)?;
         writeln!(out)?;

@@ -365,6 +365,16 @@ impl<'s> Replayer<'s> {
                     }
                 }
             }
+            for e in d.evictions() {
+                if let crate::netfilter::recent::RecentEventKind::Evicted { last_seen_ns } = e.kind {
+                    j.notes.push(format!(
+                        "recent table {} was full (100 entries): {} evicted (last set {}), its affinity silently lost",
+                        e.table,
+                        e.addr,
+                        super::run::rfc3339_micros(last_seen_ns as i64)
+                    ));
+                }
+            }
             j.service = service_of(sc, node, &d.outcome);
             j.affinity_hit = !d.outcome.recent_hits.is_empty();
             if full {
