@@ -18,14 +18,14 @@ use super::replay::{FlowFacts, FlowJourney, ReplayConfig, Replayer};
 use super::scenario::{PodPlacement, Scenario};
 use super::snapshot::WhatIfSettings;
 use super::stats::{GoodnessOfFit, ShareRow, share_rows, share_rows_fit};
-use crate::capture::{Capture, HttpRequest};
+use crate::capture::HttpRequest;
 use crate::cluster::infer::MasqueradeSighting;
 use crate::cluster::{AlbMode, SessionAffinity};
 use crate::netfilter::kube::{DEFAULT_AFFINITY_TIMEOUT, set_session_affinity};
 use crate::netfilter::{NodeContext, Packet, TraceOptions, trace};
 use crate::sanitize::escape_bytes;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -194,24 +194,33 @@ fn primary_leg(sc: &Scenario, f: &Flow, node: Option<&str>) -> Option<super::cor
         .copied()
 }
 
-fn requests_on(c: &Capture, conn: u32) -> impl Iterator<Item = (usize, &HttpRequest)> {
-    // Requests are in capture order; a connection's requests in order among them.
-    c.requests.iter().enumerate().filter(move |(_, r)| r.connection == conn)
+/// Per capture: its requests' indices by connection, in capture order.
+fn requests_by_connection(sc: &Scenario) -> Vec<HashMap<u32, Vec<usize>>> {
+    sc.captures
+        .iter()
+        .map(|c| {
+            let mut m: HashMap<u32, Vec<usize>> = HashMap::new();
+            for (i, r) in c.capture.requests.iter().enumerate() {
+                m.entry(r.connection).or_default().push(i);
+            }
+            m
+        })
+        .collect()
 }
 
 fn records(sc: &Scenario, flows: &[Flow], js: &[FlowJourney]) -> (Vec<RequestJourney>, Vec<RequestSource>) {
+    let index = requests_by_connection(sc);
+    let on = |capture: usize, conn: u32| -> Vec<(usize, &HttpRequest)> {
+        index[capture].get(&conn).map_or_else(Vec::new, |v| v.iter().map(|&i| (i, &sc.captures[capture].capture.requests[i])).collect())
+    };
     let mut all: Vec<(i64, usize, RequestJourney, RequestSource)> = Vec::new();
     for (fi, (f, j)) in flows.iter().zip(js).enumerate() {
         let Some(leg) = primary_leg(sc, f, j.node.as_deref()) else { continue };
         let cap = &sc.captures[leg.capture];
-        let reqs: Vec<(usize, &HttpRequest)> = requests_on(&cap.capture, leg.connection).collect();
+        let reqs = on(leg.capture, leg.connection);
         // Other legs' requests, by position, fill what this leg lacks (a response cut off).
-        let others: Vec<Vec<&HttpRequest>> = f
-            .legs
-            .iter()
-            .filter(|l| **l != leg)
-            .map(|l| requests_on(&sc.captures[l.capture].capture, l.connection).map(|(_, r)| r).collect())
-            .collect();
+        let others: Vec<Vec<&HttpRequest>> =
+            f.legs.iter().filter(|l| **l != leg).map(|l| on(l.capture, l.connection).into_iter().map(|(_, r)| r).collect()).collect();
         for (k, (ri, r)) in reqs.iter().enumerate() {
             let status = r
                 .response

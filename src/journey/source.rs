@@ -16,6 +16,11 @@ use crate::netfilter::recent::RecentEventKind;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// Requests that get a [`RequestDetail`] (the first ones, in time order).
+pub const MAX_DETAILS: usize = 50_000;
+/// Packet lines per request detail (a long keep-alive connection is cut, the rest counted).
+pub const MAX_PACKETS_PER_DETAIL: usize = 400;
+
 /// A scenario the UI can re-run under any what-if settings.
 pub struct ScenarioSource {
     scenario: Arc<Scenario>,
@@ -64,10 +69,12 @@ pub fn build(sc: &Scenario, js: &Journeys, whatif: &WhatIfSettings, description:
     for (r, s) in js.requests.iter().zip(&js.sources) {
         requests_of_flow[s.flow].push(r.id);
     }
+    // Detail for the first requests only on huge captures (the snapshot allows sparse detail).
     let details = js
         .requests
         .iter()
         .zip(&js.sources)
+        .take(MAX_DETAILS)
         .map(|(r, s)| (r.id, detail(sc, &js.flows[s.flow], &js.flow_journeys[s.flow], s)))
         .collect();
     Snapshot {
@@ -107,7 +114,7 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
             continue;
         }
         let conn = conn_of(sc, l);
-        for frame in cap.capture.frames_of(l.connection) {
+        for frame in cap.capture.frames_of(l.connection).take(MAX_PACKETS_PER_DETAIL) {
             let Some(p) = cap.capture.packet(frame) else { continue };
             let (Some(src), Some(dst)) = (p.src, p.dst) else { continue };
             let to_server = src == conn.client().ip() && p.src_port == conn.client().port();
