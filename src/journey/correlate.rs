@@ -100,33 +100,35 @@ pub fn stitch(sc: &Scenario) -> Vec<Flow> {
     cands.sort_by_key(|c| (c.leg.kind == LegKind::Back, c.first, c.leg.capture, c.leg.connection));
 
     let mut flows: Vec<Flow> = Vec::new();
-    let mut by_isn: HashMap<u32, Vec<usize>> = HashMap::new();
+    // Pre-NAT legs keep the client's 4-tuple on every capture: matched by it (and the ISNs when
+    // known). Post-NAT legs keep the ISNs: matched by ISN and the source port MASQUERADE keeps,
+    // else by ISN alone (a port changed by `--random-fully`), else by the kept port.
     let mut by_tuple: HashMap<(SocketAddr, SocketAddr), Vec<usize>> = HashMap::new();
+    let mut by_isn_port: HashMap<(u32, u16), Vec<usize>> = HashMap::new();
+    let mut by_isn: HashMap<u32, Vec<usize>> = HashMap::new();
     let mut by_port: HashMap<u16, Vec<usize>> = HashMap::new();
+    /// Candidates scanned per index list: enough for real traffic (random 32-bit ISNs rarely
+    /// collide), bounded for synthetic captures that reuse one ISN for everything.
+    const SCAN: usize = 256;
     let close = |f: &Flow, t: i64| (f.start_ns - t).abs() <= MAX_SKEW_NS;
+    let isn_ok = |f: &Flow, c: &Cand| {
+        (f.client_isn.is_none() || c.isn.0.is_none() || f.client_isn == c.isn.0)
+            && (f.server_isn.is_none() || c.isn.1.is_none() || f.server_isn == c.isn.1)
+    };
     for c in cands {
-        let found: Option<usize> = if let Some(isn) = c.isn.0 {
-            by_isn.get(&isn).and_then(|v| {
-                v.iter().copied().find(|&i| {
-                    let f = &flows[i];
-                    f.protocol == c.protocol
-                        && close(f, c.first)
-                        && (f.server_isn.is_none() || c.isn.1.is_none() || f.server_isn == c.isn.1)
-                        && !f.legs.iter().any(|l| l.capture == c.leg.capture && l.kind == c.leg.kind)
-                })
-            })
-        } else if c.leg.kind != LegKind::Back {
-            by_tuple.get(&(c.client, c.server)).and_then(|v| {
-                v.iter().copied().rev().find(|&i| close(&flows[i], c.first) && !flows[i].legs.iter().any(|l| l.capture == c.leg.capture))
-            })
+        let free = |f: &Flow| {
+            f.protocol == c.protocol && close(f, c.first) && !f.legs.iter().any(|l| l.capture == c.leg.capture && l.kind == c.leg.kind)
+        };
+        let pick = |v: Option<&Vec<usize>>, extra: &dyn Fn(&Flow) -> bool| -> Option<usize> {
+            v?.iter().rev().take(SCAN).copied().find(|&i| free(&flows[i]) && isn_ok(&flows[i], &c) && extra(&flows[i]))
+        };
+        let no_back = |f: &Flow| !f.legs.iter().any(|l| l.kind == LegKind::Back);
+        let found: Option<usize> = if c.leg.kind != LegKind::Back {
+            pick(by_tuple.get(&(c.client, c.server)), &|_| true)
+        } else if let Some(isn) = c.isn.0 {
+            pick(by_isn_port.get(&(isn, c.client.port())), &|_| true).or_else(|| pick(by_isn.get(&isn), &no_back))
         } else {
-            // Post-NAT, no SYN: MASQUERADE keeps the source port where it can.
-            by_port.get(&c.client.port()).and_then(|v| {
-                v.iter().copied().rev().find(|&i| {
-                    let f = &flows[i];
-                    close(f, c.first) && !f.legs.iter().any(|l| l.kind == LegKind::Back) && f.frontend.port() != 0
-                })
-            })
+            pick(by_port.get(&c.client.port()), &|f: &Flow| no_back(f) && f.frontend.port() != 0)
         };
         match found {
             Some(i) => {
@@ -151,6 +153,7 @@ pub fn stitch(sc: &Scenario) -> Vec<Flow> {
                 });
                 if let Some(isn) = c.isn.0 {
                     by_isn.entry(isn).or_default().push(i);
+                    by_isn_port.entry((isn, c.client.port())).or_default().push(i);
                 }
                 by_tuple.entry((c.client, c.server)).or_default().push(i);
                 by_port.entry(c.client.port()).or_default().push(i);
