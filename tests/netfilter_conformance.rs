@@ -13,21 +13,32 @@
 use hoptrace::netfilter::{self, DecidedBy, NodeContext, Packet, Protocol, TableName, Verdict};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/kube-proxy"));
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/kube-proxy"
+    ));
     if p.is_dir() {
         Some(p)
     } else {
-        println!("skipped: {} not found (the shared corpus sits beside the clone in CI)", p.display());
+        println!(
+            "skipped: {} not found (the shared corpus sits beside the clone in CI)",
+            p.display()
+        );
         None
     }
 }
 
-const HARNESS_CHAINS: [&str; 4] = ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"];
+const HARNESS_CHAINS: [&str; 4] = [
+    "KUBE-SERVICES",
+    "KUBE-EXTERNAL-SERVICES",
+    "KUBE-NODEPORTS",
+    "KUBE-PROXY-FIREWALL",
+];
 
-fn run_case(dir: &PathBuf, form: &str, case: &Value) -> Option<Result<(), String>> {
+fn run_case(dir: &Path, form: &str, case: &Value) -> Option<Result<(), String>> {
     let dump = case["dump"].as_str().unwrap();
     let path = dir.join(form).join(dump);
     if !path.exists() {
@@ -35,9 +46,16 @@ fn run_case(dir: &PathBuf, form: &str, case: &Value) -> Option<Result<(), String
     }
     let (rs, errors) = netfilter::load(&std::fs::read(&path).unwrap(), &path.display().to_string());
     assert!(errors.is_empty(), "{}: {errors:?}", path.display());
-    let local: Vec<_> = case["local_ips"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect();
+    let local: Vec<_> = case["local_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().parse().unwrap())
+        .collect();
     let ctx = NodeContext::new(local);
-    let proto = Protocol::parse(case["protocol"].as_str().unwrap()).unwrap().unwrap();
+    let proto = Protocol::parse(case["protocol"].as_str().unwrap())
+        .unwrap()
+        .unwrap();
     let pkt = Packet::new(
         proto,
         case["source_ip"].as_str().unwrap().parse().unwrap(),
@@ -46,7 +64,32 @@ fn run_case(dir: &PathBuf, form: &str, case: &Value) -> Option<Result<(), String
         case["dest_port"].as_u64().unwrap() as u16,
     );
     let tr = netfilter::trace(&rs, &ctx, &pkt, Default::default());
-    let mut got: BTreeSet<String> = tr.endpoints.iter().map(|e| netfilter::eval::fmt_sock(e.ip, e.port)).collect();
+    // Without the path, the compact fast path decides; it must agree.
+    let quick = netfilter::trace(
+        &rs,
+        &ctx,
+        &pkt,
+        netfilter::TraceOptions {
+            record_path: false,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        (
+            &quick.endpoints,
+            quick.verdict,
+            &quick.decided_by,
+            quick.masquerade
+        ),
+        (&tr.endpoints, tr.verdict, &tr.decided_by, tr.masquerade),
+        "{}",
+        path.display()
+    );
+    let mut got: BTreeSet<String> = tr
+        .endpoints
+        .iter()
+        .map(|e| netfilter::eval::fmt_sock(e.ip, e.port))
+        .collect();
     if let Some(DecidedBy::Rule(r)) = &tr.decided_by
         && r.table == TableName::Filter
         && HARNESS_CHAINS.contains(&&*r.chain)
@@ -63,7 +106,9 @@ fn run_case(dir: &PathBuf, form: &str, case: &Value) -> Option<Result<(), String
         .collect();
     let masq = case["expected_masq"].as_bool().unwrap();
     let sum: f64 = tr.endpoints.iter().map(|e| e.probability).sum();
-    let ok = got == expected && tr.masquerade == masq && (tr.endpoints.is_empty() || (sum - 1.0).abs() < 1e-9);
+    let ok = got == expected
+        && tr.masquerade == masq
+        && (tr.endpoints.is_empty() || (sum - 1.0).abs() < 1e-9);
     Some(if ok {
         Ok(())
     } else {
@@ -90,7 +135,8 @@ fn run_case(dir: &PathBuf, form: &str, case: &Value) -> Option<Result<(), String
 #[test]
 fn all_kube_proxy_cases_pass_on_both_forms() {
     let Some(dir) = corpus() else { return };
-    let cases: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let cases: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
     assert_eq!(cases.len(), 73);
     let (mut run, mut failures) = (0, Vec::new());
     for c in &cases {
@@ -102,7 +148,13 @@ fn all_kube_proxy_cases_pass_on_both_forms() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} failed:\n{}", failures.len(), run + failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} failed:\n{}",
+        failures.len(),
+        run + failures.len(),
+        failures.join("\n\n")
+    );
     // Every case on dumps/, and on saved/ wherever the kernel accepted the dump.
     assert!(run >= 73 + 60, "only {run} case runs");
     println!("{run} case runs passed");

@@ -7,11 +7,17 @@ use hoptrace::netfilter::{self, print};
 use std::path::PathBuf;
 
 fn corpus() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/kube-proxy"));
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/kube-proxy"
+    ));
     if p.is_dir() {
         Some(p)
     } else {
-        println!("skipped: {} not found (the shared corpus sits beside the clone in CI)", p.display());
+        println!(
+            "skipped: {} not found (the shared corpus sits beside the clone in CI)",
+            p.display()
+        );
         None
     }
 }
@@ -37,9 +43,14 @@ fn parse_print_parse_is_identity_on_every_corpus_file() {
             let (a, errs) = netfilter::parse_lenient(&text, &name);
             assert!(errs.is_empty(), "{name}: {errs:?}");
             let printed = print::save(&a, Default::default());
-            let b = netfilter::parse(printed.as_bytes(), "printed").unwrap_or_else(|e| panic!("{name}: reparse: {e}\n{printed}"));
+            let b = netfilter::parse(printed.as_bytes(), "printed")
+                .unwrap_or_else(|e| panic!("{name}: reparse: {e}\n{printed}"));
             assert!(a.same_rules(&b), "{name}: model changed by print/parse");
-            assert_eq!(print::save(&b, Default::default()), printed, "{name}: printing is not stable");
+            assert_eq!(
+                print::save(&b, Default::default()),
+                printed,
+                "{name}: printing is not stable"
+            );
             n += 1;
         }
     }
@@ -52,7 +63,8 @@ fn printing_a_restore_dump_reproduces_iptables_save_byte_for_byte() {
     let mut n = 0;
     for saved in rules_files(&c.join("saved")) {
         let dump = c.join("dumps").join(saved.file_name().unwrap());
-        let rs = netfilter::parse(&std::fs::read(&dump).unwrap(), &dump.display().to_string()).unwrap();
+        let rs =
+            netfilter::parse(&std::fs::read(&dump).unwrap(), &dump.display().to_string()).unwrap();
         let expected = std::fs::read_to_string(&saved).unwrap();
         let printed = print::save(&rs, Default::default());
         if printed != expected {
@@ -62,7 +74,10 @@ fn printing_a_restore_dump_reproduces_iptables_save_byte_for_byte() {
                 .filter(|(a, b)| a != b)
                 .take(3)
                 .collect();
-            panic!("{}: differs from iptables-save; first differing lines (ours, kernel's): {diff:#?}", saved.display());
+            panic!(
+                "{}: differs from iptables-save; first differing lines (ours, kernel's): {diff:#?}",
+                saved.display()
+            );
         }
         n += 1;
     }

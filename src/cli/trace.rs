@@ -1,5 +1,5 @@
 //! `hoptrace trace`: one packet through a node's netfilter, every reachable endpoint with its
-//! probability (interface.md). A thin view over [`crate::netfilter::trace`].
+//! probability (interface.md). A thin view over [`crate::netfilter::trace()`].
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use super::{EXIT_OK, EXIT_UNUSABLE, EXIT_WARNINGS};
 use crate::netfilter::{
-    self, DecidedBy, NodeContext, Origin, Packet, PathStep, Protocol, Ruleset, Trace, TraceOptions, Verdict, eval::fmt_sock,
+    self, DecidedBy, NodeContext, Origin, Packet, PathStep, Protocol, Ruleset, Trace, TraceOptions,
+    Verdict, eval::fmt_sock,
 };
 use crate::sanitize::escape_str;
 
@@ -71,7 +72,9 @@ pub struct TraceArgs {
 /// `IP[:PORT]` (IPv6 with a port in brackets).
 pub fn parse_socket(s: &str, need_port: bool) -> anyhow::Result<(IpAddr, Option<u16>)> {
     let (ip, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (ip, after) = rest.split_once(']').with_context(|| format!("`{}`: missing `]`", escape_str(s)))?;
+        let (ip, after) = rest
+            .split_once(']')
+            .with_context(|| format!("`{}`: missing `]`", escape_str(s)))?;
         (ip, after.strip_prefix(':'))
     } else if s.matches(':').count() == 1 {
         let (a, p) = s.split_once(':').expect("one colon");
@@ -79,9 +82,14 @@ pub fn parse_socket(s: &str, need_port: bool) -> anyhow::Result<(IpAddr, Option<
     } else {
         (s, None)
     };
-    let ip: IpAddr = ip.parse().with_context(|| format!("`{}`: expected an IP address", escape_str(s)))?;
+    let ip: IpAddr = ip
+        .parse()
+        .with_context(|| format!("`{}`: expected an IP address", escape_str(s)))?;
     let port = match port {
-        Some(p) => Some(p.parse::<u16>().with_context(|| format!("`{}`: expected a port number 0-65535", escape_str(s)))?),
+        Some(p) => Some(
+            p.parse::<u16>()
+                .with_context(|| format!("`{}`: expected a port number 0-65535", escape_str(s)))?,
+        ),
         None => None,
     };
     if need_port && port.is_none() {
@@ -97,14 +105,18 @@ pub fn load_rules(arg: &str) -> anyhow::Result<(Ruleset, Vec<String>)> {
         Some((_, p)) if !std::path::Path::new(arg).exists() => p,
         _ => arg,
     };
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read rules file {}", escape_str(path)))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read rules file {}", escape_str(path)))?;
     let (rs, errors) = netfilter::load(&bytes, path);
     let mut msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     if rs.tables.is_empty() {
         if let Some(first) = msgs.first() {
             bail!("{first}");
         }
-        bail!("{}: no `*table` … `COMMIT` block: is this iptables-save output?", escape_str(path));
+        bail!(
+            "{}: no `*table` … `COMMIT` block: is this iptables-save output?",
+            escape_str(path)
+        );
     }
     msgs.extend(rs.warnings.iter().map(|w| match w.line {
         Some(l) => format!("{path}:{l}: warning: {}", w.message),
@@ -129,10 +141,18 @@ fn step_json(s: &PathStep) -> Value {
 
 fn decided_json(d: &Option<DecidedBy>) -> (Value, Option<Value>) {
     match d {
-        Some(DecidedBy::Rule(r)) => (json!({"table": r.table, "chain": &*r.chain, "rule": r.rule}), None),
-        Some(DecidedBy::Policy { table, chain, policy }) => {
-            (json!("policy"), Some(json!({"table": table, "chain": &**chain, "policy": policy})))
-        }
+        Some(DecidedBy::Rule(r)) => (
+            json!({"table": r.table, "chain": &*r.chain, "rule": r.rule}),
+            None,
+        ),
+        Some(DecidedBy::Policy {
+            table,
+            chain,
+            policy,
+        }) => (
+            json!("policy"),
+            Some(json!({"table": table, "chain": &**chain, "policy": policy})),
+        ),
         None => (Value::Null, None),
     }
 }
@@ -186,7 +206,11 @@ pub fn trace_json(tr: &Trace, pkt: &Packet, warnings: &[String]) -> Value {
 fn decided_text(d: &Option<DecidedBy>) -> String {
     match d {
         Some(DecidedBy::Rule(r)) => format!("{} {} rule {}", r.table, escape_str(&r.chain), r.rule),
-        Some(DecidedBy::Policy { table, chain, policy }) => format!("{table} {} policy {}", escape_str(chain), policy.as_str()),
+        Some(DecidedBy::Policy {
+            table,
+            chain,
+            policy,
+        }) => format!("{table} {} policy {}", escape_str(chain), policy.as_str()),
         None => "-".into(),
     }
 }
@@ -195,15 +219,26 @@ fn decided_text(d: &Option<DecidedBy>) -> String {
 /// with a mark per rule (`✓` matched, `·` not) and why a rule did not match.
 pub fn trace_text(tr: &Trace, pkt: &Packet, ctx: &NodeContext) -> String {
     let mut o = String::new();
-    let sock = |ip, port: Option<u16>| port.map(|p| fmt_sock(ip, p)).unwrap_or_else(|| ip.to_string());
+    let sock = |ip, port: Option<u16>| {
+        port.map(|p| fmt_sock(ip, p))
+            .unwrap_or_else(|| ip.to_string())
+    };
     o.push_str(&format!(
         "packet   {} {} -> {}\nnode     local addresses {}\n",
         pkt.proto,
         sock(pkt.src, pkt.src_port),
         fmt_sock(pkt.dst, pkt.dst_port),
-        ctx.local_ips().iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+        ctx.local_ips()
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
-    o.push_str(&format!("verdict  {}  (decided by {})\n", tr.verdict.as_str(), decided_text(&tr.decided_by)));
+    o.push_str(&format!(
+        "verdict  {}  (decided by {})\n",
+        tr.verdict.as_str(),
+        decided_text(&tr.decided_by)
+    ));
     if let Some(u) = tr.outcomes.iter().find_map(|x| x.undecided.as_ref()) {
         o.push_str(&format!(
             "         cannot decide at {} {} rule {}: {}\n         {}\n",
@@ -235,7 +270,11 @@ pub fn trace_text(tr: &Trace, pkt: &Packet, ctx: &NodeContext) -> String {
             sn.rule.table,
             escape_str(&sn.rule.chain),
             sn.rule.rule,
-            if sn.random_fully { " (--random-fully: source port unpredictable)" } else { "" }
+            if sn.random_fully {
+                " (--random-fully: source port unpredictable)"
+            } else {
+                ""
+            }
         ));
     }
     if tr.truncated {
@@ -249,10 +288,18 @@ pub fn trace_text(tr: &Trace, pkt: &Packet, ctx: &NodeContext) -> String {
         let (h, t, c) = if last.as_ref() == Some(&here) {
             (String::new(), String::new(), String::new())
         } else {
-            (format!("{:?}", s.hook).to_uppercase(), s.table.to_string(), escape_str(&s.chain))
+            (
+                format!("{:?}", s.hook).to_uppercase(),
+                s.table.to_string(),
+                escape_str(&s.chain),
+            )
         };
         last = Some(here);
-        let num = if s.rule == 0 { "-".to_string() } else { s.rule.to_string() };
+        let num = if s.rule == 0 {
+            "-".to_string()
+        } else {
+            s.rule.to_string()
+        };
         o.push_str(&format!(
             " {} {:<12} {:<8} {:<30} {:>3}  {}\n",
             if s.matched { "✓" } else { "·" },
@@ -277,7 +324,11 @@ pub fn trace_text(tr: &Trace, pkt: &Packet, ctx: &NodeContext) -> String {
                 .filter(|s| s.matched && s.action.is_some() && s.table == netfilter::TableName::Nat)
                 .map(|s| format!("{}#{}", escape_str(&s.chain), s.rule))
                 .collect();
-            o.push_str(&format!("   {:<24} {}\n", fmt_sock(e.ip, e.port), steps.join(" -> ")));
+            o.push_str(&format!(
+                "   {:<24} {}\n",
+                fmt_sock(e.ip, e.port),
+                steps.join(" -> ")
+            ));
         }
     }
     o
@@ -309,7 +360,10 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let ctx = NodeContext::new(args.local_ip.iter().copied());
     let tr = netfilter::trace(&rs, &ctx, &pkt, TraceOptions::default());
     if let Some(u) = tr.outcomes.iter().find_map(|o| o.undecided.as_ref()) {
-        warnings.push(format!("cannot decide: {} {} rule {} ({}): {}", u.rule.table, u.rule.chain, u.rule.rule, u.text, u.reason));
+        warnings.push(format!(
+            "cannot decide: {} {} rule {} ({}): {}",
+            u.rule.table, u.rule.chain, u.rule.rule, u.text, u.reason
+        ));
     }
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -324,5 +378,9 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         eprintln!("hoptrace: {}", escape_str(w));
     }
     let undecided = tr.verdict == Verdict::Undecided;
-    Ok(ExitCode::from(if warnings.is_empty() && !undecided { EXIT_OK } else { EXIT_WARNINGS }))
+    Ok(ExitCode::from(if warnings.is_empty() && !undecided {
+        EXIT_OK
+    } else {
+        EXIT_WARNINGS
+    }))
 }

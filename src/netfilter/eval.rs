@@ -3,7 +3,7 @@
 //! The walker ([`walk`]) takes a packet through the hooks in kernel order and records the path as
 //! data. Everything that is random or stateful — `statistic` draws, `statistic --mode nth`
 //! counters, `recent` tables — is asked of a [`WalkEnv`]:
-//! * the exhaustive mode ([`super::trace`]) answers every random question both ways, replaying the
+//! * the exhaustive mode ([`super::trace()`]) answers every random question both ways, replaying the
 //!   walk once per branch, and multiplies the exact probabilities (stored integer / 2^31);
 //! * the stateful mode ([`super::stateful::NodeEvaluator`]) draws like the kernel and mutates the
 //!   node's state.
@@ -82,7 +82,11 @@ pub struct RuleAt {
 #[serde(untagged)]
 pub enum DecidedBy {
     Rule(RuleAt),
-    Policy { table: TableName, chain: Arc<str>, policy: Policy },
+    Policy {
+        table: TableName,
+        chain: Arc<str>,
+        policy: Policy,
+    },
 }
 
 /// One rule tried on the way (or a policy applied).
@@ -212,7 +216,13 @@ pub trait WalkEnv {
     /// `statistic --mode nth`.
     fn nth(&mut self, gid: u32, every: u32, packet: u32, invert: bool) -> (bool, f64);
     /// `recent`: `addr` is masked already.
-    fn recent(&mut self, m: &RecentMatch, addr: IpAddr, ttl: u8, events: &mut Vec<RecentEvent>) -> bool;
+    fn recent(
+        &mut self,
+        m: &RecentMatch,
+        addr: IpAddr,
+        ttl: u8,
+        events: &mut Vec<RecentEvent>,
+    ) -> bool;
 }
 
 /// Options of one walk.
@@ -228,6 +238,16 @@ enum Flow {
     Drop,
     Reject,
     Undecided,
+}
+
+/// What happens after a rule matched.
+enum Act {
+    /// Go on with the next rule.
+    Continue,
+    /// Leave the chain with this result.
+    Return(Flow),
+    /// `-g`: continue in another chain, returning to this chain's caller.
+    Goto(usize),
 }
 
 enum MatchResult {
@@ -260,10 +280,18 @@ struct Walker<'a, E: WalkEnv> {
     last_policy: Option<DecidedBy>,
     /// `Rule::gid` of the rule being matched (keys per-rule state).
     current_gid: u32,
+    /// Sent by a local process (OUTPUT path).
+    local_origin: bool,
 }
 
 /// Walk a packet through the node's hooks.
-pub fn walk<E: WalkEnv>(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, env: &mut E, opts: WalkOptions) -> Outcome {
+pub fn walk<E: WalkEnv>(
+    rs: &Ruleset,
+    ctx: &NodeContext,
+    pkt: &Packet,
+    env: &mut E,
+    opts: WalkOptions,
+) -> Outcome {
     let mut w = Walker {
         rs,
         ctx,
@@ -286,6 +314,7 @@ pub fn walk<E: WalkEnv>(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, env: &mut
         filter_decision: None,
         last_policy: None,
         current_gid: 0,
+        local_origin: false,
     };
     let local_origin = match pkt.origin {
         Origin::Local => true,
@@ -293,6 +322,7 @@ pub fn walk<E: WalkEnv>(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, env: &mut
         Origin::Auto => ctx.is_local(&pkt.src) && pkt.in_iface.as_deref().is_none_or(|i| i == "lo"),
     };
     use TableName::*;
+    w.local_origin = local_origin;
     let finished = if local_origin {
         w.in_iface = None;
         w.hook(Hook::Output, &[Raw, Mangle, Nat, Filter, Security])
@@ -304,7 +334,8 @@ pub fn walk<E: WalkEnv>(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, env: &mut
                     w.out_iface = Some("lo");
                     w.out.local_delivery = true;
                     // Loopback pass: the NAT manipulations are done already.
-                    w.hook(Hook::Prerouting, &[Raw, Mangle]) && w.hook(Hook::Input, &[Mangle, Filter, Security])
+                    w.hook(Hook::Prerouting, &[Raw, Mangle])
+                        && w.hook(Hook::Input, &[Mangle, Filter, Security])
                 } else {
                     true
                 }
@@ -315,7 +346,8 @@ pub fn walk<E: WalkEnv>(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, env: &mut
                 w.out.local_delivery = true;
                 w.hook(Hook::Input, &[Mangle, Filter, Security, Nat])
             } else {
-                w.hook(Hook::Forward, &[Mangle, Filter, Security]) && w.hook(Hook::Postrouting, &[Mangle, Nat])
+                w.hook(Hook::Forward, &[Mangle, Filter, Security])
+                    && w.hook(Hook::Postrouting, &[Mangle, Nat])
             }
         }
     };
@@ -335,14 +367,22 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             if tn == TableName::Nat && self.untracked {
                 continue;
             }
-            let Some(table) = self.rs.table(tn) else { continue };
-            let Some(cid) = table.hook_chain(hook.chain()) else { continue };
+            let Some(table) = self.rs.table(tn) else {
+                continue;
+            };
+            let Some(cid) = table.hook_chain(hook.chain()) else {
+                continue;
+            };
             match self.run_chain(table, cid, 0) {
                 Flow::Accept => {}
                 Flow::Continue => {
                     let chain = &table.chains[cid];
                     let policy = chain.policy.unwrap_or(Policy::Accept);
-                    let by = DecidedBy::Policy { table: tn, chain: chain.name.clone(), policy };
+                    let by = DecidedBy::Policy {
+                        table: tn,
+                        chain: chain.name.clone(),
+                        policy,
+                    };
                     if self.record {
                         self.out.path.push(PathStep {
                             hook,
@@ -383,10 +423,22 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
     }
 
     fn at(&self, table: &Table, cid: usize, ri: usize) -> RuleAt {
-        RuleAt { table: table.name, chain: table.chains[cid].name.clone(), rule: ri as u32 + 1 }
+        RuleAt {
+            table: table.name,
+            chain: table.chains[cid].name.clone(),
+            rule: ri as u32 + 1,
+        }
     }
 
-    fn step(&mut self, table: &Table, cid: usize, ri: usize, matched: bool, why_not: Option<String>, action: Option<std::fmt::Arguments<'_>>) {
+    fn step(
+        &mut self,
+        table: &Table,
+        cid: usize,
+        ri: usize,
+        matched: bool,
+        why_not: Option<String>,
+        action: Option<std::fmt::Arguments<'_>>,
+    ) {
         if self.record {
             let action = action.map(|a| a.to_string());
             let chain = &table.chains[cid];
@@ -405,9 +457,20 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
 
     fn undecided(&mut self, table: &Table, cid: usize, ri: usize, reason: String) -> Flow {
         let rule = &table.chains[cid].rules[ri];
-        self.out.undecided = Some(Undecided { rule: self.at(table, cid, ri), text: rule.text.clone(), reason: reason.clone() });
+        self.out.undecided = Some(Undecided {
+            rule: self.at(table, cid, ri),
+            text: rule.text.clone(),
+            reason: reason.clone(),
+        });
         self.out.decided_by = Some(DecidedBy::Rule(self.at(table, cid, ri)));
-        self.step(table, cid, ri, false, Some(format!("cannot decide: {reason}")), None);
+        self.step(
+            table,
+            cid,
+            ri,
+            false,
+            Some(format!("cannot decide: {reason}")),
+            None,
+        );
         Flow::Undecided
     }
 
@@ -417,8 +480,28 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             return Flow::Undecided;
         }
         'chain: loop {
-            let chain = &table.chains[cid];
-            let mut cands = chain.index.as_ref().map(|ix| ix.candidates(self.dst, Some(self.dport)));
+            // Bulk replay reads the compact copy of the table; the full chain is only touched
+            // for slow rules, full targets and recorded paths.
+            let fast = if self.record {
+                None
+            } else {
+                table.fast.chains.get(cid)
+            };
+            let (len, indexed) = match fast {
+                Some(fc) => (fc.len as usize, fc.indexed),
+                None => (
+                    table.chains[cid].rules.len(),
+                    table.chains[cid].index.is_some(),
+                ),
+            };
+            let mut cands = if indexed {
+                table.chains[cid]
+                    .index
+                    .as_ref()
+                    .map(|ix| ix.candidates(self.dst, Some(self.dport)))
+            } else {
+                None
+            };
             let mut next: u32 = 0;
             loop {
                 let ri = match &mut cands {
@@ -426,10 +509,83 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                         Some(x) => x as usize,
                         None => break,
                     },
-                    None if (next as usize) < chain.rules.len() => next as usize,
+                    None if (next as usize) < len => next as usize,
                     None => break,
                 };
                 next = ri as u32 + 1;
+                if let Some(fc) = fast
+                    && let Some(fr) = table.fast.rules.get(fc.start as usize + ri)
+                    && !fr.is_slow()
+                    && let Some(hit) = fr.matches(
+                        self.src,
+                        self.dst,
+                        self.proto.number(),
+                        self.sport,
+                        self.dport,
+                    )
+                {
+                    if !hit {
+                        continue;
+                    }
+                    if fr.flags & super::fast::HAS_STAT != 0 {
+                        let invert = fr.flags & super::fast::STAT_INV != 0;
+                        let (hit, drawn, p) = self.env.random(fr.gid, fr.stored, invert);
+                        self.out.probability *= p;
+                        self.out.statistic.push(StatisticDecision {
+                            rule_gid: fr.gid,
+                            stored: fr.stored,
+                            drawn,
+                            matched: hit,
+                            probability: p,
+                        });
+                        if !hit {
+                            continue;
+                        }
+                    }
+                    match fr.target {
+                        super::fast::FastTarget::None => continue,
+                        super::fast::FastTarget::Jump(id) => {
+                            match self.run_chain(table, id as usize, depth + 1) {
+                                Flow::Continue => continue,
+                                other => return other,
+                            }
+                        }
+                        super::fast::FastTarget::Dnat { ip, port }
+                            if matches!(self.hook, Hook::Prerouting | Hook::Output) =>
+                        {
+                            let ip = IpAddr::V4(ip.into());
+                            let port = port.unwrap_or(self.dport);
+                            let rule = RuleAt {
+                                table: table.name,
+                                chain: fc.name.clone(),
+                                rule: ri as u32 + 1,
+                            };
+                            self.out.dnat = Some(DnatResult {
+                                ip,
+                                port,
+                                range: None,
+                                chain: fc.name.clone(),
+                                rule,
+                            });
+                            self.dst = ip;
+                            self.dport = port;
+                            self.ct_dnat = true;
+                            return Flow::Accept;
+                        }
+                        _ => {
+                            self.current_gid = fr.gid;
+                            match self.act(table, cid, ri, depth) {
+                                Act::Continue => continue,
+                                Act::Return(flow) => return flow,
+                                Act::Goto(id) => {
+                                    cid = id;
+                                    continue 'chain;
+                                }
+                            }
+                        }
+                    }
+                }
+                let chain = &table.chains[cid];
                 let rule = &chain.rules[ri];
                 self.current_gid = rule.gid;
                 match self.matches(table, rule) {
@@ -440,151 +596,311 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     MatchResult::Undecided(why) => return self.undecided(table, cid, ri, why),
                     MatchResult::Yes => {}
                 }
-                let Some(target) = &rule.spec.target else {
-                    self.step(table, cid, ri, true, None, Some(format_args!("no target: counted only")));
-                    continue;
-                };
-                match target {
-                    Target::Accept | Target::Drop | Target::Reject { .. } => {
-                        let (flow, word) = match target {
-                            Target::Accept => (Flow::Accept, "ACCEPT"),
-                            Target::Drop => (Flow::Drop, "DROP"),
-                            _ => (Flow::Reject, "REJECT"),
-                        };
-                        self.step(table, cid, ri, true, None, Some(format_args!("{word}")));
-                        let by = DecidedBy::Rule(self.at(table, cid, ri));
-                        if matches!(flow, Flow::Accept) {
-                            if table.name == TableName::Filter {
-                                self.filter_decision = Some(by);
-                            }
-                        } else {
-                            self.out.decided_by = Some(by);
-                        }
-                        return flow;
-                    }
-                    Target::Return => {
-                        self.step(table, cid, ri, true, None, Some(format_args!("RETURN")));
-                        return Flow::Continue;
-                    }
-                    Target::Jump(c) | Target::Goto(c) => {
-                        let Some(id) = c.id else {
-                            return self.undecided(table, cid, ri, format!("jump to chain {} which the file does not declare", c.name));
-                        };
-                        let goto = matches!(target, Target::Goto(_));
-                        self.step(table, cid, ri, true, None, Some(format_args!("{} {}", if goto { "goto" } else { "jump" }, c.name)));
-                        if goto {
-                            cid = id;
-                            continue 'chain;
-                        }
-                        match self.run_chain(table, id, depth + 1) {
-                            Flow::Continue => continue,
-                            other => return other,
-                        }
-                    }
-                    Target::Dnat { to, .. } => {
-                        if table.name != TableName::Nat || !matches!(self.hook, Hook::Prerouting | Hook::Output) {
-                            return self.undecided(table, cid, ri, "DNAT outside nat PREROUTING/OUTPUT".into());
-                        }
-                        let ip = to.addrs.map(|(a, _)| a).unwrap_or(self.dst);
-                        let port = to.ports.map(|(p, _)| p).unwrap_or(self.dport);
-                        let range = (to.addrs.is_some_and(|(a, b)| a != b) || to.ports.is_some_and(|(p, q)| p != q)).then(|| {
-                            let mut s = String::new();
-                            if let Some((a, b)) = to.addrs {
-                                let _ = write!(s, "{a}-{b}");
-                            }
-                            if let Some((p, q)) = to.ports {
-                                let _ = write!(s, ":{p}-{q}");
-                            }
-                            s
-                        });
-                        self.step(table, cid, ri, true, None, Some(format_args!("DNAT to {}", SockText(ip, port))));
-                        self.out.dnat = Some(DnatResult { ip, port, range, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
-                        self.dst = ip;
-                        self.dport = port;
-                        self.ct_dnat = true;
-                        return Flow::Accept;
-                    }
-                    Target::Redirect { to_ports, .. } => {
-                        if table.name != TableName::Nat || !matches!(self.hook, Hook::Prerouting | Hook::Output) {
-                            return self.undecided(table, cid, ri, "REDIRECT outside nat PREROUTING/OUTPUT".into());
-                        }
-                        // REDIRECT sends to the node itself (the primary address of the input
-                        // interface, or loopback for local traffic).
-                        let ip = if self.hook == Hook::Output { "127.0.0.1".parse().expect("literal") } else { self.dst };
-                        let port = to_ports.map(|(p, _)| p).unwrap_or(self.dport);
-                        self.step(table, cid, ri, true, None, Some(format_args!("REDIRECT to local port {port}")));
-                        self.out.dnat = Some(DnatResult { ip, port, range: None, chain: chain.name.clone(), rule: self.at(table, cid, ri) });
-                        self.dport = port;
-                        self.ct_dnat = true;
-                        return Flow::Accept;
-                    }
-                    Target::Masquerade { to_ports, random, random_fully } => {
-                        if table.name != TableName::Nat || self.hook != Hook::Postrouting {
-                            return self.undecided(table, cid, ri, "MASQUERADE outside nat POSTROUTING".into());
-                        }
-                        self.step(table, cid, ri, true, None, Some(format_args!("MASQUERADE{}", if *random_fully { " --random-fully" } else { "" })));
-                        self.out.source_nat = Some(SourceNat {
-                            rule: self.at(table, cid, ri),
-                            kind: "MASQUERADE",
-                            to_source: None,
-                            to_ports: *to_ports,
-                            random: *random,
-                            random_fully: *random_fully,
-                        });
-                        self.ct_snat = true;
-                        return Flow::Accept;
-                    }
-                    Target::Snat { to, random, random_fully, .. } => {
-                        if table.name != TableName::Nat || !matches!(self.hook, Hook::Postrouting | Hook::Input) {
-                            return self.undecided(table, cid, ri, "SNAT outside nat POSTROUTING/INPUT".into());
-                        }
-                        let ip = to.addrs.map(|(a, _)| a);
-                        self.step(table, cid, ri, true, None, Some(format_args!("SNAT to {}", ip.map(|i| i.to_string()).unwrap_or_default())));
-                        self.out.source_nat = Some(SourceNat {
-                            rule: self.at(table, cid, ri),
-                            kind: "SNAT",
-                            to_source: ip,
-                            to_ports: to.ports,
-                            random: *random,
-                            random_fully: *random_fully,
-                        });
-                        self.ct_snat = true;
-                        return Flow::Accept;
-                    }
-                    Target::Mark { value, mask } => {
-                        self.out.mark = (self.out.mark & !mask) ^ value;
-                        let m = self.out.mark;
-                        self.step(table, cid, ri, true, None, Some(format_args!("mark := 0x{m:x}")));
-                    }
-                    Target::Connmark(op) => {
-                        match *op {
-                            ConnmarkOp::SetXmark { value, mask } => self.out.ct_mark = (self.out.ct_mark & !mask) ^ value,
-                            ConnmarkOp::Save { nfmask, ctmask } => {
-                                self.out.ct_mark = (self.out.ct_mark & !ctmask) ^ (self.out.mark & nfmask)
-                            }
-                            ConnmarkOp::Restore { nfmask, ctmask } => {
-                                self.out.mark = (self.out.mark & !nfmask) ^ (self.out.ct_mark & ctmask)
-                            }
-                        }
-                        let (m, c) = (self.out.mark, self.out.ct_mark);
-                        self.step(table, cid, ri, true, None, Some(format_args!("mark 0x{m:x}, ctmark 0x{c:x}")));
-                    }
-                    Target::Log { name, .. } => {
-                        self.step(table, cid, ri, true, None, Some(format_args!("{name} (continues)")));
-                    }
-                    Target::Notrack { .. } => {
-                        if table.name == TableName::Raw {
-                            self.untracked = true;
-                        }
-                        self.step(table, cid, ri, true, None, Some(format_args!("untracked: no conntrack, no NAT")));
-                    }
-                    Target::Unknown { name, .. } => {
-                        return self.undecided(table, cid, ri, format!("target {name} is not modelled"));
+                match self.act(table, cid, ri, depth) {
+                    Act::Continue => continue,
+                    Act::Return(flow) => return flow,
+                    Act::Goto(id) => {
+                        cid = id;
+                        continue 'chain;
                     }
                 }
             }
             return Flow::Continue;
         }
+    }
+
+    /// What a matching rule's target does.
+    fn act(&mut self, table: &'a Table, cid: usize, ri: usize, depth: u32) -> Act {
+        let chain = &table.chains[cid];
+        let rule = &chain.rules[ri];
+        let Some(target) = &rule.spec.target else {
+            self.step(
+                table,
+                cid,
+                ri,
+                true,
+                None,
+                Some(format_args!("no target: counted only")),
+            );
+            return Act::Continue;
+        };
+        match target {
+            Target::Accept | Target::Drop | Target::Reject { .. } => {
+                let (flow, word) = match target {
+                    Target::Accept => (Flow::Accept, "ACCEPT"),
+                    Target::Drop => (Flow::Drop, "DROP"),
+                    _ => (Flow::Reject, "REJECT"),
+                };
+                self.step(table, cid, ri, true, None, Some(format_args!("{word}")));
+                let by = DecidedBy::Rule(self.at(table, cid, ri));
+                if matches!(flow, Flow::Accept) {
+                    if table.name == TableName::Filter {
+                        self.filter_decision = Some(by);
+                    }
+                } else {
+                    self.out.decided_by = Some(by);
+                }
+                return Act::Return(flow);
+            }
+            Target::Return => {
+                self.step(table, cid, ri, true, None, Some(format_args!("RETURN")));
+                return Act::Return(Flow::Continue);
+            }
+            Target::Jump(c) | Target::Goto(c) => {
+                let Some(id) = c.id else {
+                    return Act::Return(self.undecided(
+                        table,
+                        cid,
+                        ri,
+                        format!("jump to chain {} which the file does not declare", c.name),
+                    ));
+                };
+                let goto = matches!(target, Target::Goto(_));
+                self.step(
+                    table,
+                    cid,
+                    ri,
+                    true,
+                    None,
+                    Some(format_args!(
+                        "{} {}",
+                        if goto { "goto" } else { "jump" },
+                        c.name
+                    )),
+                );
+                if goto {
+                    return Act::Goto(id);
+                }
+                match self.run_chain(table, id, depth + 1) {
+                    Flow::Continue => return Act::Continue,
+                    other => return Act::Return(other),
+                }
+            }
+            Target::Dnat { to, .. } => {
+                if table.name != TableName::Nat
+                    || !matches!(self.hook, Hook::Prerouting | Hook::Output)
+                {
+                    return Act::Return(self.undecided(
+                        table,
+                        cid,
+                        ri,
+                        "DNAT outside nat PREROUTING/OUTPUT".into(),
+                    ));
+                }
+                let ip = to.addrs.map(|(a, _)| a).unwrap_or(self.dst);
+                let port = to.ports.map(|(p, _)| p).unwrap_or(self.dport);
+                let range = (to.addrs.is_some_and(|(a, b)| a != b)
+                    || to.ports.is_some_and(|(p, q)| p != q))
+                .then(|| {
+                    let mut s = String::new();
+                    if let Some((a, b)) = to.addrs {
+                        let _ = write!(s, "{a}-{b}");
+                    }
+                    if let Some((p, q)) = to.ports {
+                        let _ = write!(s, ":{p}-{q}");
+                    }
+                    s
+                });
+                self.step(
+                    table,
+                    cid,
+                    ri,
+                    true,
+                    None,
+                    Some(format_args!("DNAT to {}", SockText(ip, port))),
+                );
+                self.out.dnat = Some(DnatResult {
+                    ip,
+                    port,
+                    range,
+                    chain: chain.name.clone(),
+                    rule: self.at(table, cid, ri),
+                });
+                self.dst = ip;
+                self.dport = port;
+                self.ct_dnat = true;
+                return Act::Return(Flow::Accept);
+            }
+            Target::Redirect { to_ports, .. } => {
+                if table.name != TableName::Nat
+                    || !matches!(self.hook, Hook::Prerouting | Hook::Output)
+                {
+                    return Act::Return(self.undecided(
+                        table,
+                        cid,
+                        ri,
+                        "REDIRECT outside nat PREROUTING/OUTPUT".into(),
+                    ));
+                }
+                // REDIRECT sends to the node itself (the primary address of the input
+                // interface, or loopback for local traffic).
+                let ip = if self.hook == Hook::Output {
+                    "127.0.0.1".parse().expect("literal")
+                } else {
+                    self.dst
+                };
+                let port = to_ports.map(|(p, _)| p).unwrap_or(self.dport);
+                self.step(
+                    table,
+                    cid,
+                    ri,
+                    true,
+                    None,
+                    Some(format_args!("REDIRECT to local port {port}")),
+                );
+                self.out.dnat = Some(DnatResult {
+                    ip,
+                    port,
+                    range: None,
+                    chain: chain.name.clone(),
+                    rule: self.at(table, cid, ri),
+                });
+                self.dport = port;
+                self.ct_dnat = true;
+                return Act::Return(Flow::Accept);
+            }
+            Target::Masquerade {
+                to_ports,
+                random,
+                random_fully,
+            } => {
+                if table.name != TableName::Nat || self.hook != Hook::Postrouting {
+                    return Act::Return(self.undecided(
+                        table,
+                        cid,
+                        ri,
+                        "MASQUERADE outside nat POSTROUTING".into(),
+                    ));
+                }
+                self.step(
+                    table,
+                    cid,
+                    ri,
+                    true,
+                    None,
+                    Some(format_args!(
+                        "MASQUERADE{}",
+                        if *random_fully { " --random-fully" } else { "" }
+                    )),
+                );
+                self.out.source_nat = Some(SourceNat {
+                    rule: self.at(table, cid, ri),
+                    kind: "MASQUERADE",
+                    to_source: None,
+                    to_ports: *to_ports,
+                    random: *random,
+                    random_fully: *random_fully,
+                });
+                self.ct_snat = true;
+                return Act::Return(Flow::Accept);
+            }
+            Target::Snat {
+                to,
+                random,
+                random_fully,
+                ..
+            } => {
+                if table.name != TableName::Nat
+                    || !matches!(self.hook, Hook::Postrouting | Hook::Input)
+                {
+                    return Act::Return(self.undecided(
+                        table,
+                        cid,
+                        ri,
+                        "SNAT outside nat POSTROUTING/INPUT".into(),
+                    ));
+                }
+                let ip = to.addrs.map(|(a, _)| a);
+                self.step(
+                    table,
+                    cid,
+                    ri,
+                    true,
+                    None,
+                    Some(format_args!(
+                        "SNAT to {}",
+                        ip.map(|i| i.to_string()).unwrap_or_default()
+                    )),
+                );
+                self.out.source_nat = Some(SourceNat {
+                    rule: self.at(table, cid, ri),
+                    kind: "SNAT",
+                    to_source: ip,
+                    to_ports: to.ports,
+                    random: *random,
+                    random_fully: *random_fully,
+                });
+                self.ct_snat = true;
+                return Act::Return(Flow::Accept);
+            }
+            Target::Mark { value, mask } => {
+                self.out.mark = (self.out.mark & !mask) ^ value;
+                let m = self.out.mark;
+                self.step(
+                    table,
+                    cid,
+                    ri,
+                    true,
+                    None,
+                    Some(format_args!("mark := 0x{m:x}")),
+                );
+            }
+            Target::Connmark(op) => {
+                match *op {
+                    ConnmarkOp::SetXmark { value, mask } => {
+                        self.out.ct_mark = (self.out.ct_mark & !mask) ^ value
+                    }
+                    ConnmarkOp::Save { nfmask, ctmask } => {
+                        self.out.ct_mark = (self.out.ct_mark & !ctmask) ^ (self.out.mark & nfmask)
+                    }
+                    ConnmarkOp::Restore { nfmask, ctmask } => {
+                        self.out.mark = (self.out.mark & !nfmask) ^ (self.out.ct_mark & ctmask)
+                    }
+                }
+                let (m, c) = (self.out.mark, self.out.ct_mark);
+                self.step(
+                    table,
+                    cid,
+                    ri,
+                    true,
+                    None,
+                    Some(format_args!("mark 0x{m:x}, ctmark 0x{c:x}")),
+                );
+            }
+            Target::Log { name, .. } => {
+                self.step(
+                    table,
+                    cid,
+                    ri,
+                    true,
+                    None,
+                    Some(format_args!("{name} (continues)")),
+                );
+            }
+            Target::Notrack { .. } => {
+                if table.name == TableName::Raw {
+                    self.untracked = true;
+                }
+                self.step(
+                    table,
+                    cid,
+                    ri,
+                    true,
+                    None,
+                    Some(format_args!("untracked: no conntrack, no NAT")),
+                );
+            }
+            Target::Unknown { name, .. } => {
+                return Act::Return(self.undecided(
+                    table,
+                    cid,
+                    ri,
+                    format!("target {name} is not modelled"),
+                ));
+            }
+        }
+
+        Act::Continue
     }
 
     fn matches(&mut self, table: &Table, rule: &Rule) -> MatchResult {
@@ -612,30 +928,52 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         if let Some(i) = &s.in_iface {
             match self.in_iface {
                 Some(name) if i.value.matches(name) == i.negated => {
-                    return MatchResult::No(self.why(format_args!("`{}-i {}`: input interface is {name}", neg(i.negated), i.value.0)));
+                    return MatchResult::No(self.why(format_args!(
+                        "`{}-i {}`: input interface is {name}",
+                        neg(i.negated),
+                        i.value.0
+                    )));
                 }
                 Some(_) => {}
                 None if self.hook == Hook::Output || self.hook == Hook::Postrouting => {
                     if !i.negated {
-                        return MatchResult::No(self.why(format_args!("`-i`: locally generated packet has no input interface")));
+                        return MatchResult::No(self.why(format_args!(
+                            "`-i`: locally generated packet has no input interface"
+                        )));
                     }
                 }
-                None => return MatchResult::Undecided(format!("`-i {}`: the packet's input interface is not known", i.value.0)),
+                None => {
+                    return MatchResult::Undecided(format!(
+                        "`-i {}`: the packet's input interface is not known",
+                        i.value.0
+                    ));
+                }
             }
         }
         if let Some(o) = &s.out_iface {
             match self.out_iface {
                 Some(name) if o.value.matches(name) == o.negated => {
-                    return MatchResult::No(self.why(format_args!("`{}-o {}`: output interface is {name}", neg(o.negated), o.value.0)));
+                    return MatchResult::No(self.why(format_args!(
+                        "`{}-o {}`: output interface is {name}",
+                        neg(o.negated),
+                        o.value.0
+                    )));
                 }
                 Some(_) => {}
-                None => return MatchResult::Undecided(format!("`-o {}`: the packet's output interface is not known", o.value.0)),
+                None => {
+                    return MatchResult::Undecided(format!(
+                        "`-o {}`: the packet's output interface is not known",
+                        o.value.0
+                    ));
+                }
             }
         }
         if let Some(negated) = s.fragment
             && !negated
         {
-            return MatchResult::No(self.why(format_args!("`-f`: a first packet is not a later fragment")));
+            return MatchResult::No(
+                self.why(format_args!("`-f`: a first packet is not a later fragment")),
+            );
         }
         for m in &s.matches {
             match self.module(table, m) {
@@ -686,7 +1024,10 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 if let Some(f) = &t.flags
                     && ((self.tcp_flags & f.value.mask) == f.value.comp) == f.negated
                 {
-                    return No(self.why(format_args!("`--tcp-flags`: packet flags 0x{:02x} do not fit", self.tcp_flags)));
+                    return No(self.why(format_args!(
+                        "`--tcp-flags`: packet flags 0x{:02x} do not fit",
+                        self.tcp_flags
+                    )));
                 }
                 if t.option.is_some() {
                     return Undecided("`--tcp-option`: TCP options are not modelled".into());
@@ -694,7 +1035,11 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 Yes
             }
             Match::Udp(p) | Match::Sctp(p) => {
-                let want = if matches!(m, Match::Udp(_)) { Protocol::Udp } else { Protocol::Sctp };
+                let want = if matches!(m, Match::Udp(_)) {
+                    Protocol::Udp
+                } else {
+                    Protocol::Sctp
+                };
                 if self.proto != want {
                     return No(self.why(format_args!("`-m {want}`: protocol is {}", self.proto)));
                 }
@@ -705,24 +1050,28 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     return No(self.why(format_args!("`-m multiport`: protocol is {}", self.proto)));
                 }
                 let dport_in = mp.ports.iter().any(|r| r.contains(self.dport));
-                let sport_in = match self.sport {
-                    Some(sp) => Some(mp.ports.iter().any(|r| r.contains(sp))),
-                    None => None,
-                };
+                let sport_in = self.sport.map(|sp| mp.ports.iter().any(|r| r.contains(sp)));
                 let hit = match mp.which {
                     MultiportKind::Destination => dport_in,
                     MultiportKind::Source => match sport_in {
                         Some(h) => h,
-                        None => return Undecided("`--sports`: the source port is not known".into()),
+                        None => {
+                            return Undecided("`--sports`: the source port is not known".into());
+                        }
                     },
                     MultiportKind::Either => match (dport_in, sport_in) {
                         (true, _) | (_, Some(true)) => true,
                         (false, Some(false)) => false,
-                        (false, None) => return Undecided("`--ports`: the source port is not known".into()),
+                        (false, None) => {
+                            return Undecided("`--ports`: the source port is not known".into());
+                        }
                     },
                 };
                 if hit == mp.negated {
-                    No(self.why(format_args!("`{}multiport`: ports do not fit", neg(mp.negated))))
+                    No(self.why(format_args!(
+                        "`{}multiport`: ports do not fit",
+                        neg(mp.negated)
+                    )))
                 } else {
                     Yes
                 }
@@ -731,7 +1080,13 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 let gid = self.current_gid;
                 let (hit, drawn, p) = self.env.random(gid, *stored, *invert);
                 self.out.probability *= p;
-                self.out.statistic.push(StatisticDecision { rule_gid: gid, stored: *stored, drawn, matched: hit, probability: p });
+                self.out.statistic.push(StatisticDecision {
+                    rule_gid: gid,
+                    stored: *stored,
+                    drawn,
+                    matched: hit,
+                    probability: p,
+                });
                 if hit {
                     Yes
                 } else {
@@ -742,16 +1097,33 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     )))
                 }
             }
-            Match::Statistic(StatisticMatch::Nth { every, packet, invert }) => {
+            Match::Statistic(StatisticMatch::Nth {
+                every,
+                packet,
+                invert,
+            }) => {
                 let gid = self.current_gid;
                 let (hit, p) = self.env.nth(gid, *every, *packet, *invert);
                 self.out.probability *= p;
-                if hit { Yes } else { No(self.why(format_args!("`statistic --every {every} --packet {packet}`: not this packet"))) }
+                if hit {
+                    Yes
+                } else {
+                    No(self.why(format_args!(
+                        "`statistic --every {every} --packet {packet}`: not this packet"
+                    )))
+                }
             }
             Match::Recent(r) => {
                 let addr = masked(if r.rdest { self.dst } else { self.src }, r.mask);
-                // The kernel uses the TTL as before forwarding for packets on an output path.
-                let ttl = if matches!(self.hook, Hook::Forward | Hook::Postrouting) { self.ttl.saturating_add(1) } else { self.ttl };
+                // The kernel adds 1 to the TTL of packets on an output path that no local socket
+                // sent (forwarded ones), to compare the TTL as it was before forwarding.
+                let forwarded = matches!(self.hook, Hook::Forward)
+                    || (self.hook == Hook::Postrouting && !self.local_origin);
+                let ttl = if forwarded {
+                    self.ttl.saturating_add(1)
+                } else {
+                    self.ttl
+                };
                 let hit = self.env.recent(r, addr, ttl, &mut self.out.recent_events);
                 if hit && matches!(r.op, RecentOp::Rcheck | RecentOp::Update) && !r.invert {
                     self.out.recent_hits.push(r.name.clone());
@@ -769,23 +1141,41 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                 }
             }
             Match::Mark(mk) | Match::Connmark(mk) => {
-                let (v, what) = if matches!(m, Match::Mark(_)) { (self.out.mark, "mark") } else { (self.out.ct_mark, "ctmark") };
+                let (v, what) = if matches!(m, Match::Mark(_)) {
+                    (self.out.mark, "mark")
+                } else {
+                    (self.out.ct_mark, "ctmark")
+                };
                 if ((v & mk.mask) == mk.value) == mk.negated {
-                    No(self.why(format_args!("`{}--mark 0x{:x}/0x{:x}`: {what} is 0x{v:x}", neg(mk.negated), mk.value, mk.mask)))
+                    No(self.why(format_args!(
+                        "`{}--mark 0x{:x}/0x{:x}`: {what} is 0x{v:x}",
+                        neg(mk.negated),
+                        mk.value,
+                        mk.mask
+                    )))
                 } else {
                     Yes
                 }
             }
             Match::Addrtype(a) => {
                 if a.limit_iface_in || a.limit_iface_out {
-                    return Undecided("`--limit-iface-in/out`: per-interface address types are not modelled".into());
+                    return Undecided(
+                        "`--limit-iface-in/out`: per-interface address types are not modelled"
+                            .into(),
+                    );
                 }
-                for (sel, addr, what) in [(&a.src, self.src, "--src-type"), (&a.dst, self.dst, "--dst-type")] {
+                for (sel, addr, what) in [
+                    (&a.src, self.src, "--src-type"),
+                    (&a.dst, self.dst, "--dst-type"),
+                ] {
                     if let Some(t) = sel {
                         let ty = self.addr_type(&addr);
                         if ((t.value & ty) != 0) == t.negated {
                             let name = addr_types::NAMES[ty.trailing_zeros() as usize];
-                            return No(self.why(format_args!("`{}{what}`: {addr} is {name}", neg(t.negated))));
+                            return No(self.why(format_args!(
+                                "`{}{what}`: {addr} is {name}",
+                                neg(t.negated)
+                            )));
                         }
                     }
                 }
@@ -807,7 +1197,10 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                                 have.push_str(n);
                             }
                         }
-                        No(self.why(format_args!("`{}--ctstate`: connection state is {have}", neg(st.negated))))
+                        No(self.why(format_args!(
+                            "`{}--ctstate`: connection state is {have}",
+                            neg(st.negated)
+                        )))
                     } else {
                         Yes
                     }
@@ -816,20 +1209,37 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
             },
             Match::State(st) => {
                 let bits = self.ctstate_bits(false);
-                if ((bits & st.value) != 0) == st.negated { No(self.why(format_args!("`{}--state`: connection state is NEW", neg(st.negated)))) } else { Yes }
+                if ((bits & st.value) != 0) == st.negated {
+                    No(self.why(format_args!(
+                        "`{}--state`: connection state is NEW",
+                        neg(st.negated)
+                    )))
+                } else {
+                    Yes
+                }
             }
             Match::Physdev(p) => {
                 let bridged = self.ctx.bridged;
-                for (want, what) in [(p.is_in, "--physdev-is-in"), (p.is_out, "--physdev-is-out"), (p.is_bridged, "--physdev-is-bridged")] {
+                for (want, what) in [
+                    (p.is_in, "--physdev-is-in"),
+                    (p.is_out, "--physdev-is-out"),
+                    (p.is_bridged, "--physdev-is-bridged"),
+                ] {
                     if let Some(w) = want
                         && w != bridged
                     {
-                        return No(self.why(format_args!("`{}{what}`: the node is modelled as {}bridged", neg(!w), if bridged { "" } else { "not " })));
+                        return No(self.why(format_args!(
+                            "`{}{what}`: the node is modelled as {}bridged",
+                            neg(!w),
+                            if bridged { "" } else { "not " }
+                        )));
                     }
                 }
                 Yes
             }
-            Match::Unknown { module, .. } => Undecided(format!("match `-m {module}` (or one of its options) is not modelled")),
+            Match::Unknown { module, .. } => Undecided(format!(
+                "match `-m {module}` (or one of its options) is not modelled"
+            )),
         }
     }
 
@@ -837,15 +1247,29 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         if let Some(d) = &p.dport
             && d.value.contains(self.dport) == d.negated
         {
-            return MatchResult::No(self.why(format_args!("`{}--dport {}`: destination port is {}", neg(d.negated), d.value, self.dport)));
+            return MatchResult::No(self.why(format_args!(
+                "`{}--dport {}`: destination port is {}",
+                neg(d.negated),
+                d.value,
+                self.dport
+            )));
         }
         if let Some(s) = &p.sport {
             match self.sport {
                 Some(sp) if s.value.contains(sp) == s.negated => {
-                    return MatchResult::No(self.why(format_args!("`{}--sport {}`: source port is {sp}", neg(s.negated), s.value)));
+                    return MatchResult::No(self.why(format_args!(
+                        "`{}--sport {}`: source port is {sp}",
+                        neg(s.negated),
+                        s.value
+                    )));
                 }
                 Some(_) => {}
-                None => return MatchResult::Undecided(format!("`--sport {}`: the source port is not known", s.value)),
+                None => {
+                    return MatchResult::Undecided(format!(
+                        "`--sport {}`: the source port is not known",
+                        s.value
+                    ));
+                }
             }
         }
         MatchResult::Yes
@@ -856,7 +1280,11 @@ impl<E: WalkEnv> Walker<'_, E> {
     /// A mismatch reason, formatted only when the path is recorded (bulk replay must not pay
     /// for text nobody reads).
     fn why(&self, args: std::fmt::Arguments<'_>) -> String {
-        if self.record { args.to_string() } else { String::new() }
+        if self.record {
+            args.to_string()
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -900,7 +1328,13 @@ fn neg(n: bool) -> &'static str {
     if n { "! " } else { "" }
 }
 
-fn net_mismatch(flag: &str, what: &str, n: &Neg<ipnet::IpNet>, addr: &IpAddr, explain: bool) -> Option<String> {
+fn net_mismatch(
+    flag: &str,
+    what: &str,
+    n: &Neg<ipnet::IpNet>,
+    addr: &IpAddr,
+    explain: bool,
+) -> Option<String> {
     let inside = n.value.contains(addr);
     if inside != n.negated {
         return None;
@@ -908,11 +1342,19 @@ fn net_mismatch(flag: &str, what: &str, n: &Neg<ipnet::IpNet>, addr: &IpAddr, ex
     if !explain {
         return Some(String::new());
     }
-    let shown = if n.value.prefix_len() == n.value.max_prefix_len() { n.value.addr().to_string() } else { n.value.to_string() };
+    let shown = if n.value.prefix_len() == n.value.max_prefix_len() {
+        n.value.addr().to_string()
+    } else {
+        n.value.to_string()
+    };
     Some(if n.value.prefix_len() == n.value.max_prefix_len() {
         format!("`{}{flag} {shown}`: {what} is {addr}", neg(n.negated))
     } else {
-        format!("`{}{flag} {shown}`: {what} {addr} is {}", neg(n.negated), if inside { "inside" } else { "outside" })
+        format!(
+            "`{}{flag} {shown}`: {what} {addr} is {}",
+            neg(n.negated),
+            if inside { "inside" } else { "outside" }
+        )
     })
 }
 

@@ -32,7 +32,8 @@ enum IndexKind {
 #[derive(Debug, Clone)]
 pub(crate) struct ChainIndex {
     kind: IndexKind,
-    keyed: HashMap<Key, Vec<u32>>,
+    /// Most keys have one or two rules: kept inline, so a lookup is one cache miss, not two.
+    keyed: HashMap<Key, smallvec::SmallVec<[u32; 2]>>,
     wildcard: Vec<u32>,
 }
 
@@ -51,7 +52,7 @@ impl ChainIndex {
         if keyed_count * 2 < rules.len() {
             return None;
         }
-        let mut keyed: HashMap<Key, Vec<u32>> = HashMap::new();
+        let mut keyed: HashMap<Key, smallvec::SmallVec<[u32; 2]>> = HashMap::new();
         let mut wildcard = Vec::new();
         for (i, r) in rules.iter().enumerate() {
             let key = match kind {
@@ -63,19 +64,34 @@ impl ChainIndex {
                 None => wildcard.push(i as u32),
             }
         }
-        Some(ChainIndex { kind, keyed, wildcard })
+        Some(ChainIndex {
+            kind,
+            keyed,
+            wildcard,
+        })
     }
 
     /// Rule positions that could match a packet with this destination, in rule order.
     pub(crate) fn candidates(&self, dst: IpAddr, dport: Option<u16>) -> Candidates<'_> {
         let keyed: &[u32] = match self.kind {
-            IndexKind::Destination => self.keyed.get(&Key::Addr(dst)).map(Vec::as_slice).unwrap_or(&[]),
+            IndexKind::Destination => self
+                .keyed
+                .get(&Key::Addr(dst))
+                .map(|v| v.as_slice())
+                .unwrap_or(&[]),
             IndexKind::DestinationPort => match dport {
-                Some(p) => self.keyed.get(&Key::Port(p)).map(Vec::as_slice).unwrap_or(&[]),
+                Some(p) => self
+                    .keyed
+                    .get(&Key::Port(p))
+                    .map(|v| v.as_slice())
+                    .unwrap_or(&[]),
                 None => &[],
             },
         };
-        Candidates { a: keyed, b: &self.wildcard }
+        Candidates {
+            a: keyed,
+            b: &self.wildcard,
+        }
     }
 }
 

@@ -40,11 +40,19 @@ pub struct Token<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line<'a> {
     Table(&'a str),
-    ChainDecl { name: &'a str, policy: &'a str, counters: Option<Counters> },
+    ChainDecl {
+        name: &'a str,
+        policy: &'a str,
+        counters: Option<Counters>,
+    },
     Commit,
     /// A command line (`-A …`, `-N …` …): its counters prefix, and the command text from the
     /// command word on, with the offset of that text in the line.
-    Command { counters: Option<Counters>, text: &'a str, offset: usize },
+    Command {
+        counters: Option<Counters>,
+        text: &'a str,
+        offset: usize,
+    },
 }
 
 /// Why a line could not be split.
@@ -65,9 +73,13 @@ fn u64_dec(i: &str) -> IResult<&str, u64> {
 
 /// `counters := '[' u64 ':' u64 ']'`
 pub fn counters(i: &str) -> IResult<&str, Counters> {
-    delimited(char('['), separated_pair(u64_dec, char(':'), u64_dec), char(']'))
-        .map(|(packets, bytes)| Counters { packets, bytes })
-        .parse(i)
+    delimited(
+        char('['),
+        separated_pair(u64_dec, char(':'), u64_dec),
+        char(']'),
+    )
+    .map(|(packets, bytes)| Counters { packets, bytes })
+    .parse(i)
 }
 
 /// `':' chain policy counters?`
@@ -79,7 +91,14 @@ fn chain_decl(i: &str) -> IResult<&str, Line<'_>> {
     )
         .parse(i)?;
     let (i, _) = space0(i)?;
-    Ok((i, Line::ChainDecl { name, policy, counters }))
+    Ok((
+        i,
+        Line::ChainDecl {
+            name,
+            policy,
+            counters,
+        },
+    ))
 }
 
 /// Classify one line (already stripped of its newline). `Ok(None)` for blank and comment lines.
@@ -89,7 +108,10 @@ pub fn line(input: &str) -> Result<Option<Line<'_>>, LexError> {
     if body.is_empty() || body.starts_with('#') {
         return Ok(None);
     }
-    let err = |message: &str| LexError { offset: trimmed_start, message: message.to_string() };
+    let err = |message: &str| LexError {
+        offset: trimmed_start,
+        message: message.to_string(),
+    };
     if let Some(name) = body.strip_prefix('*') {
         return Ok(Some(Line::Table(name.trim())));
     }
@@ -115,7 +137,11 @@ pub fn line(input: &str) -> Result<Option<Line<'_>>, LexError> {
                     message: "expected rule counters `[packets:bytes]`".into(),
                 });
             }
-            Ok(Some(Line::Command { counters, text, offset: trimmed_start + body.len() - text.len() }))
+            Ok(Some(Line::Command {
+                counters,
+                text,
+                offset: trimmed_start + body.len() - text.len(),
+            }))
         }
         Err(_) => Err(err("expected a command")),
     }
@@ -167,7 +193,9 @@ fn word(i: &str) -> IResult<&str, (String, bool)> {
                 was_quoted |= q;
                 rest = r;
             }
-            Err(nom::Err::Error(_)) if rest.len() < i.len() => return Ok((rest, (text, was_quoted))),
+            Err(nom::Err::Error(_)) if rest.len() < i.len() => {
+                return Ok((rest, (text, was_quoted)));
+            }
             Err(e) => return Err(e),
         }
     }
@@ -180,15 +208,25 @@ pub fn words(text: &str, base: usize) -> Result<Vec<Token<'_>>, LexError> {
     while !rest.is_empty() {
         let offset = base + text.len() - rest.len();
         // Fast path: a bare word is borrowed as is.
-        let bare_len = rest.find(|c: char| is_space(c) || c == '"' || c == '\'').unwrap_or(rest.len());
+        let bare_len = rest
+            .find(|c: char| is_space(c) || c == '"' || c == '\'')
+            .unwrap_or(rest.len());
         if bare_len > 0 && rest[bare_len..].chars().next().is_none_or(is_space) {
-            out.push(Token { text: Cow::Borrowed(&rest[..bare_len]), quoted: false, offset });
+            out.push(Token {
+                text: Cow::Borrowed(&rest[..bare_len]),
+                quoted: false,
+                offset,
+            });
             rest = rest[bare_len..].trim_start_matches(is_space);
             continue;
         }
         match word(rest) {
             Ok((r, (t, quoted))) => {
-                out.push(Token { text: Cow::Owned(t), quoted, offset });
+                out.push(Token {
+                    text: Cow::Owned(t),
+                    quoted,
+                    offset,
+                });
                 let (r, _) = take_while::<_, &str, NomError<&str>>(is_space)(r).unwrap_or((r, ""));
                 rest = r;
             }
@@ -199,10 +237,16 @@ pub fn words(text: &str, base: usize) -> Result<Vec<Token<'_>>, LexError> {
                 } else {
                     "expected a word"
                 };
-                return Err(LexError { offset: at, message: message.into() });
+                return Err(LexError {
+                    offset: at,
+                    message: message.into(),
+                });
             }
             Err(nom::Err::Incomplete(_)) => {
-                return Err(LexError { offset, message: "incomplete word".into() });
+                return Err(LexError {
+                    offset,
+                    message: "incomplete word".into(),
+                });
             }
         }
     }
@@ -217,7 +261,19 @@ mod tests {
     fn splits_words_with_quotes_and_escapes() {
         let w = words(r#"-A X -m comment --comment "a \"b\" c" -j Y"#, 0).unwrap();
         let t: Vec<_> = w.iter().map(|t| t.text.as_ref()).collect();
-        assert_eq!(t, ["-A", "X", "-m", "comment", "--comment", "a \"b\" c", "-j", "Y"]);
+        assert_eq!(
+            t,
+            [
+                "-A",
+                "X",
+                "-m",
+                "comment",
+                "--comment",
+                "a \"b\" c",
+                "-j",
+                "Y"
+            ]
+        );
         assert!(w[5].quoted);
         assert_eq!(w[5].offset, 26);
         let w = words("--comment=x\"y z\"w", 0).unwrap();
@@ -240,12 +296,22 @@ mod tests {
             Some(Line::ChainDecl {
                 name: "PREROUTING",
                 policy: "ACCEPT",
-                counters: Some(Counters { packets: 3, bytes: 180 })
+                counters: Some(Counters {
+                    packets: 3,
+                    bytes: 180
+                })
             })
         );
         assert_eq!(
             line("[1:2] -A X -j Y").unwrap(),
-            Some(Line::Command { counters: Some(Counters { packets: 1, bytes: 2 }), text: "-A X -j Y", offset: 6 })
+            Some(Line::Command {
+                counters: Some(Counters {
+                    packets: 1,
+                    bytes: 2
+                }),
+                text: "-A X -j Y",
+                offset: 6
+            })
         );
         assert!(line(":X").is_err());
         assert!(line("[1:x] -A X").is_err());

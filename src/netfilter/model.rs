@@ -87,7 +87,11 @@ pub enum Family {
 
 impl Family {
     pub fn of(addr: &IpAddr) -> Family {
-        if addr.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 }
+        if addr.is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        }
     }
 }
 
@@ -185,7 +189,7 @@ impl Protocol {
     }
 
     /// `-p` argument, by name or number; `None` for `all`/`0` (which means "any protocol").
-    pub fn parse(s: &str) -> Result<Option<Protocol>, ()> {
+    pub fn parse(s: &str) -> Result<Option<Protocol>, UnknownProtocol> {
         let lower = s.to_ascii_lowercase();
         Ok(Some(match lower.as_str() {
             "all" | "0" => return Ok(None),
@@ -194,7 +198,11 @@ impl Protocol {
             "sctp" => Protocol::Sctp,
             "icmp" => Protocol::Icmp,
             "icmpv6" | "ipv6-icmp" | "icmp6" => Protocol::Icmpv6,
-            _ => Protocol::from_number(lower.parse::<u8>().map_err(|_| ())?),
+            _ => Protocol::from_number(
+                lower
+                    .parse::<u8>()
+                    .map_err(|_| UnknownProtocol(s.to_string()))?,
+            ),
         }))
     }
 
@@ -215,6 +223,11 @@ impl fmt::Display for Protocol {
         f.write_str(&self.name())
     }
 }
+
+/// A `-p` value that is neither a known protocol name nor a number 0-255.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol `{0}`: expected tcp, udp, sctp, icmp, all or a number")]
+pub struct UnknownProtocol(pub String);
 
 /// An inclusive port range (`80` is `80:80`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -257,8 +270,14 @@ pub mod tcp_flags {
     pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
     pub const URG: u8 = 0x20;
-    pub const NAMES: [(&str, u8); 6] =
-        [("FIN", FIN), ("SYN", SYN), ("RST", RST), ("PSH", PSH), ("ACK", ACK), ("URG", URG)];
+    pub const NAMES: [(&str, u8); 6] = [
+        ("FIN", FIN),
+        ("SYN", SYN),
+        ("RST", RST),
+        ("PSH", PSH),
+        ("ACK", ACK),
+        ("URG", URG),
+    ];
 }
 
 /// `--tcp-flags mask comp` (`--syn` is `FIN,SYN,RST,ACK SYN`).
@@ -297,7 +316,11 @@ pub enum StatisticMatch {
     /// kernel stores `round(p·2^31)`.
     Random { stored: u32, invert: bool },
     /// `--mode nth --every n --packet p`: the 0-based packets p, p+n, p+2n … that reach the rule.
-    Nth { every: u32, packet: u32, invert: bool },
+    Nth {
+        every: u32,
+        packet: u32,
+        invert: bool,
+    },
 }
 
 impl StatisticMatch {
@@ -360,8 +383,18 @@ pub struct MarkMatch {
 /// Route types of `-m addrtype`, as bits in kernel order.
 pub mod addr_types {
     pub const NAMES: [&str; 12] = [
-        "UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "ANYCAST", "MULTICAST", "BLACKHOLE",
-        "UNREACHABLE", "PROHIBIT", "THROW", "NAT", "XRESOLVE",
+        "UNSPEC",
+        "UNICAST",
+        "LOCAL",
+        "BROADCAST",
+        "ANYCAST",
+        "MULTICAST",
+        "BLACKHOLE",
+        "UNREACHABLE",
+        "PROHIBIT",
+        "THROW",
+        "NAT",
+        "XRESOLVE",
     ];
     pub const UNICAST: u16 = 1 << 1;
     pub const LOCAL: u16 = 1 << 2;
@@ -430,7 +463,10 @@ pub enum Match {
     Nfacct(String),
     Physdev(PhysdevMatch),
     /// A module or option hoptrace does not model: kept verbatim; evaluating it is undecidable.
-    Unknown { module: String, args: Vec<Word> },
+    Unknown {
+        module: String,
+        args: Vec<Word>,
+    },
 }
 
 impl Match {
@@ -493,22 +529,51 @@ pub enum Target {
     Drop,
     Return,
     /// `None` is the default `icmp-port-unreachable` (`icmp6-port-unreachable` for IPv6).
-    Reject { with: Option<String> },
+    Reject {
+        with: Option<String>,
+    },
     Jump(ChainRef),
     Goto(ChainRef),
-    Dnat { to: NatRange, random: bool, persistent: bool },
-    Snat { to: NatRange, random: bool, random_fully: bool, persistent: bool },
-    Masquerade { to_ports: Option<(u16, u16)>, random: bool, random_fully: bool },
-    Redirect { to_ports: Option<(u16, u16)>, random: bool },
+    Dnat {
+        to: NatRange,
+        random: bool,
+        persistent: bool,
+    },
+    Snat {
+        to: NatRange,
+        random: bool,
+        random_fully: bool,
+        persistent: bool,
+    },
+    Masquerade {
+        to_ports: Option<(u16, u16)>,
+        random: bool,
+        random_fully: bool,
+    },
+    Redirect {
+        to_ports: Option<(u16, u16)>,
+        random: bool,
+    },
     /// `MARK`: `mark = (mark & !mask) ^ value`.
-    Mark { value: u32, mask: u32 },
+    Mark {
+        value: u32,
+        mask: u32,
+    },
     Connmark(ConnmarkOp),
     /// `LOG`, `NFLOG`, `TRACE`: observe, never decide. Arguments kept verbatim.
-    Log { name: String, args: Vec<Word> },
+    Log {
+        name: String,
+        args: Vec<Word>,
+    },
     /// `CT --notrack` / `NOTRACK`.
-    Notrack { legacy: bool },
+    Notrack {
+        legacy: bool,
+    },
     /// A target hoptrace does not model: kept verbatim; reaching it is undecidable.
-    Unknown { name: String, args: Vec<Word> },
+    Unknown {
+        name: String,
+        args: Vec<Word>,
+    },
 }
 
 impl Target {
@@ -520,6 +585,10 @@ impl Target {
     }
 }
 
+/// The matches of a rule. kube-proxy's rules have at most three, kept inline so that a rule and
+/// its matches share cache lines (evaluation at scale is bound by memory latency).
+pub type Matches = smallvec::SmallVec<[Match; 3]>;
+
 /// Everything a rule says, apart from where it came from.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RuleSpec {
@@ -530,7 +599,7 @@ pub struct RuleSpec {
     pub proto: Option<Neg<Protocol>>,
     /// `-f` (second and later fragments); `Some(true)` is `! -f`.
     pub fragment: Option<bool>,
-    pub matches: Vec<Match>,
+    pub matches: Matches,
     /// `None`: a rule without target (counts packets, does nothing).
     pub target: Option<Target>,
 }
@@ -561,7 +630,10 @@ impl RuleSpec {
     /// A single destination port (`--dport N` of tcp/udp/sctp), not negated.
     pub fn dport(&self) -> Option<u16> {
         self.matches.iter().find_map(|m| match m {
-            Match::Tcp(TcpMatch { ports: PortsMatch { dport: Some(d), .. }, .. })
+            Match::Tcp(TcpMatch {
+                ports: PortsMatch { dport: Some(d), .. },
+                ..
+            })
             | Match::Udp(PortsMatch { dport: Some(d), .. })
             | Match::Sctp(PortsMatch { dport: Some(d), .. })
                 if !d.negated && d.value.first == d.value.last =>
@@ -610,7 +682,13 @@ pub struct Chain {
 
 impl Chain {
     pub fn new(name: &str, policy: Option<Policy>) -> Chain {
-        Chain { name: name.into(), policy, counters: Counters::default(), rules: Vec::new(), index: None }
+        Chain {
+            name: name.into(),
+            policy,
+            counters: Counters::default(),
+            rules: Vec::new(),
+            index: None,
+        }
     }
 }
 
@@ -621,6 +699,8 @@ pub struct Table {
     pub chains: Vec<Chain>,
     pub(crate) by_name: HashMap<Arc<str>, usize>,
     hook_chains: [Option<usize>; 5],
+    /// Compact copies of the chains and rules for bulk replay (see `fast.rs`).
+    pub(crate) fast: super::fast::FastTable,
 }
 
 const HOOK_CHAINS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
@@ -628,7 +708,13 @@ const HOOK_CHAINS: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POS
 impl Table {
     /// A table with its built-in chains (policy ACCEPT), as the kernel always has them.
     pub fn new(name: TableName) -> Table {
-        let mut t = Table { name, chains: Vec::new(), by_name: HashMap::new(), hook_chains: [None; 5] };
+        let mut t = Table {
+            name,
+            chains: Vec::new(),
+            by_name: HashMap::new(),
+            hook_chains: [None; 5],
+            fast: super::fast::FastTable::default(),
+        };
         for b in name.builtin_chains() {
             t.chains.push(Chain::new(b, Some(Policy::Accept)));
         }
@@ -654,9 +740,20 @@ impl Table {
     /// Put chains in `iptables-save` order and rebuild the name map.
     pub(crate) fn reindex(&mut self) {
         let builtins = self.name.builtin_chains();
-        let rank = |c: &Chain| builtins.iter().position(|b| **b == *c.name).unwrap_or(usize::MAX);
-        self.chains.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)));
-        self.by_name = self.chains.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        let rank = |c: &Chain| {
+            builtins
+                .iter()
+                .position(|b| **b == *c.name)
+                .unwrap_or(usize::MAX)
+        };
+        self.chains
+            .sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)));
+        self.by_name = self
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
         for (slot, hook) in self.hook_chains.iter_mut().zip(HOOK_CHAINS) {
             *slot = self.by_name.get(hook).copied();
         }
@@ -665,7 +762,10 @@ impl Table {
     /// Position of the built-in chain of a hook (`PREROUTING`, `INPUT`, `FORWARD`, `OUTPUT`,
     /// `POSTROUTING`), without hashing.
     pub(crate) fn hook_chain(&self, chain: &str) -> Option<usize> {
-        HOOK_CHAINS.iter().position(|h| *h == chain).and_then(|i| self.hook_chains[i])
+        HOOK_CHAINS
+            .iter()
+            .position(|h| *h == chain)
+            .and_then(|i| self.hook_chains[i])
     }
 }
 
@@ -683,6 +783,8 @@ pub struct Warning {
 pub struct Ruleset {
     /// Where it came from (file name), for messages.
     pub source: Arc<str>,
+    /// After changing rules here, call [`Ruleset::link`]: evaluation uses indexes and compact
+    /// copies built from the rules.
     pub tables: Vec<Table>,
     /// `None` when no address in the file tells.
     pub family: Option<Family>,
@@ -692,7 +794,13 @@ pub struct Ruleset {
 
 impl Ruleset {
     pub fn empty(source: &str) -> Ruleset {
-        Ruleset { source: source.into(), tables: Vec::new(), family: None, warnings: Vec::new(), rule_count: 0 }
+        Ruleset {
+            source: source.into(),
+            tables: Vec::new(),
+            family: None,
+            warnings: Vec::new(),
+            rule_count: 0,
+        }
     }
 
     pub fn table(&self, name: TableName) -> Option<&Table> {
@@ -705,7 +813,10 @@ impl Ruleset {
 
     /// Total number of rules over all tables.
     pub fn rule_count(&self) -> usize {
-        self.tables.iter().map(|t| t.chains.iter().map(|c| c.rules.len()).sum::<usize>()).sum()
+        self.tables
+            .iter()
+            .map(|t| t.chains.iter().map(|c| c.rules.len()).sum::<usize>())
+            .sum()
     }
 
     /// Number of distinct rule ids (`Rule::gid` is below this).
@@ -713,13 +824,14 @@ impl Ruleset {
         self.rule_count
     }
 
-    /// Remove the dispatch indexes (every chain is then scanned linearly, as the kernel does).
-    /// For checking that indexing never changes an answer.
+    /// Remove the dispatch indexes and the compact rules (every chain is then scanned linearly
+    /// with the full matcher, as the kernel does). For checking that neither changes an answer.
     pub fn without_indexes(mut self) -> Ruleset {
         for t in &mut self.tables {
             for c in &mut t.chains {
                 c.index = None;
             }
+            t.fast = super::fast::FastTable::default();
         }
         self
     }
@@ -762,10 +874,12 @@ impl Ruleset {
                 }
                 chain.index = ChainIndex::build(&chain.rules);
             }
+            table.fast = super::fast::FastTable::build(table);
             check_loops(table)?;
         }
         self.rule_count = gid;
-        self.warnings.retain(|w| !w.message.starts_with("jump to undeclared chain"));
+        self.warnings
+            .retain(|w| !w.message.starts_with("jump to undeclared chain"));
         for (table, name, line) in undeclared {
             self.warnings.push(Warning {
                 line: (line > 0).then_some(line),
@@ -783,7 +897,9 @@ impl Ruleset {
 /// A rule set that cannot be evaluated because its chains jump in a circle (the kernel refuses
 /// such a rule set too).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{source_name}: chain {chain} in table {table} can reach itself through jumps (the kernel refuses loops)")]
+#[error(
+    "{source_name}: chain {chain} in table {table} can reach itself through jumps (the kernel refuses loops)"
+)]
 pub struct LinkError {
     pub source_name: String,
     pub table: TableName,
@@ -807,7 +923,13 @@ fn check_loops(table: &Table) -> Result<(), LinkError> {
             while next < rules.len() {
                 let r = &rules[next];
                 next += 1;
-                if let Some(id) = r.spec.target.as_ref().and_then(|t| t.chain_ref()).and_then(|c| c.id) {
+                if let Some(id) = r
+                    .spec
+                    .target
+                    .as_ref()
+                    .and_then(|t| t.chain_ref())
+                    .and_then(|c| c.id)
+                {
                     match colour[id] {
                         1 => {
                             return Err(LinkError {

@@ -43,7 +43,13 @@ impl Packet {
         Packet::new(Protocol::Tcp, src, src_port, dst, dst_port)
     }
 
-    pub fn new(proto: Protocol, src: IpAddr, src_port: Option<u16>, dst: IpAddr, dst_port: u16) -> Packet {
+    pub fn new(
+        proto: Protocol,
+        src: IpAddr,
+        src_port: Option<u16>,
+        dst: IpAddr,
+        dst_port: u16,
+    ) -> Packet {
         Packet {
             src,
             src_port,
@@ -89,13 +95,20 @@ impl Default for NodeContext {
 
 impl NodeContext {
     pub fn new(local_ips: impl IntoIterator<Item = IpAddr>) -> NodeContext {
-        let mut local: Vec<IpAddr> = vec!["127.0.0.1".parse().expect("literal"), "::1".parse().expect("literal")];
+        let mut local: Vec<IpAddr> = vec![
+            "127.0.0.1".parse().expect("literal"),
+            "::1".parse().expect("literal"),
+        ];
         for ip in local_ips {
             if !local.contains(&ip) {
                 local.push(ip);
             }
         }
-        NodeContext { local, hz: 250, bridged: false }
+        NodeContext {
+            local,
+            hz: 250,
+            bridged: false,
+        }
     }
 
     pub fn is_local(&self, ip: &IpAddr) -> bool {

@@ -10,7 +10,6 @@
 //! returns the errors beside the rule set; [`parse`] turns the first error into `Err`.
 
 use ipnet::IpNet;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -46,7 +45,11 @@ fn shown(token: &str) -> String {
 /// Parse strictly: the first bad line is an error. Warnings are in [`Ruleset::warnings`].
 pub fn parse(text: &[u8], source: &str) -> Result<Ruleset, ParseError> {
     let (rs, mut errors) = parse_lenient(text, source);
-    if errors.is_empty() { Ok(rs) } else { Err(errors.swap_remove(0)) }
+    if errors.is_empty() {
+        Ok(rs)
+    } else {
+        Err(errors.swap_remove(0))
+    }
 }
 
 /// Parse everything that can be parsed; bad lines are skipped and reported.
@@ -64,7 +67,10 @@ pub fn parse_lenient(text: &[u8], source: &str) -> (Ruleset, Vec<ParseError>) {
         match std::str::from_utf8(raw) {
             Ok(s) => p.line(line_no, s),
             Err(e) => {
-                let col = String::from_utf8_lossy(&raw[..e.valid_up_to()]).chars().count() as u32 + 1;
+                let col = String::from_utf8_lossy(&raw[..e.valid_up_to()])
+                    .chars()
+                    .count() as u32
+                    + 1;
                 p.errors.push(ParseError {
                     file: p.file.clone(),
                     line: line_no,
@@ -113,7 +119,8 @@ pub fn parse_lenient(text: &[u8], source: &str) -> (Ruleset, Vec<ParseError>) {
         // Evaluation must not loop: drop the jumps of the offending table.
         if let Some(t) = p.rs.table_mut(e.table) {
             for c in &mut t.chains {
-                c.rules.retain(|r| r.spec.target.as_ref().and_then(|t| t.chain_ref()).is_none());
+                c.rules
+                    .retain(|r| r.spec.target.as_ref().and_then(|t| t.chain_ref()).is_none());
             }
         }
         let _ = p.rs.link();
@@ -146,7 +153,14 @@ fn column(line: &str, offset: usize) -> u32 {
 }
 
 impl FileParser {
-    fn error(&mut self, line_no: u32, line: &str, offset: usize, token: Option<&str>, message: String) {
+    fn error(
+        &mut self,
+        line_no: u32,
+        line: &str,
+        offset: usize,
+        token: Option<&str>,
+        message: String,
+    ) {
         self.errors.push(ParseError {
             file: self.file.clone(),
             line: line_no,
@@ -175,7 +189,10 @@ impl FileParser {
             Ok(Some(l)) => l,
             Ok(None) => return,
             Err(e) => {
-                let tok = line.get(e.offset..).and_then(|r| r.split_whitespace().next()).unwrap_or("");
+                let tok = line
+                    .get(e.offset..)
+                    .and_then(|r| r.split_whitespace().next())
+                    .unwrap_or("");
                 self.error(no, line, e.offset, Some(tok), e.message);
                 return;
             }
@@ -200,7 +217,12 @@ impl FileParser {
                     self.finish_table(t);
                 }
                 match TableName::parse(name) {
-                    Some(n) => self.current = Some(TableInProgress { table: Table::new(n), start_line: no }),
+                    Some(n) => {
+                        self.current = Some(TableInProgress {
+                            table: Table::new(n),
+                            start_line: no,
+                        })
+                    }
                     None => {
                         self.skipping = true;
                         self.error(
@@ -217,9 +239,19 @@ impl FileParser {
                 Some(t) => self.finish_table(t),
                 None => self.error(no, line, 0, Some("COMMIT"), "COMMIT without a table".into()),
             },
-            Line::ChainDecl { name, policy, counters } => {
+            Line::ChainDecl {
+                name,
+                policy,
+                counters,
+            } => {
                 let Some(t) = self.current.as_mut() else {
-                    return self.error(no, line, 0, Some(name), "chain declared before any `*table` line".into());
+                    return self.error(
+                        no,
+                        line,
+                        0,
+                        Some(name),
+                        "chain declared before any `*table` line".into(),
+                    );
                 };
                 let tn = t.table.name;
                 let builtin = tn.is_builtin(name);
@@ -229,11 +261,17 @@ impl FileParser {
                     ("-", false) => None,
                     _ => {
                         let off = line.find(policy).unwrap_or(0);
-                        return self.error(no, line, off, Some(policy), if builtin {
-                            "expected the policy ACCEPT, DROP or `-`".into()
-                        } else {
-                            "expected `-`: a user chain has no policy".into()
-                        });
+                        return self.error(
+                            no,
+                            line,
+                            off,
+                            Some(policy),
+                            if builtin {
+                                "expected the policy ACCEPT, DROP or `-`".into()
+                            } else {
+                                "expected `-`: a user chain has no policy".into()
+                            },
+                        );
                     }
                 };
                 if let Err(msg) = check_chain_name(name) {
@@ -256,21 +294,41 @@ impl FileParser {
                     }
                 }
             }
-            Line::Command { counters, text, offset } => self.command(no, line, counters, text, offset),
+            Line::Command {
+                counters,
+                text,
+                offset,
+            } => self.command(no, line, counters, text, offset),
         }
     }
 
-    fn command(&mut self, no: u32, line: &str, counters: Option<Counters>, text: &str, offset: usize) {
+    fn command(
+        &mut self,
+        no: u32,
+        line: &str,
+        counters: Option<Counters>,
+        text: &str,
+        offset: usize,
+    ) {
         let toks = match lexer::words(text, offset) {
             Ok(t) => t,
             Err(e) => {
-                let tok = line.get(e.offset..).and_then(|r| r.split_whitespace().next()).unwrap_or("");
+                let tok = line
+                    .get(e.offset..)
+                    .and_then(|r| r.split_whitespace().next())
+                    .unwrap_or("");
                 return self.error(no, line, e.offset, Some(tok), e.message);
             }
         };
         let Some(cmd) = toks.first() else { return };
         if self.current.is_none() {
-            return self.error(no, line, cmd.offset, Some(&cmd.text), "rule before any `*table` line".into());
+            return self.error(
+                no,
+                line,
+                cmd.offset,
+                Some(&cmd.text),
+                "rule before any `*table` line".into(),
+            );
         }
         let cmd_name = match cmd.text.as_ref() {
             "-A" | "--append" => "A",
@@ -283,14 +341,25 @@ impl FileParser {
             "-P" | "--policy" => "P",
             "-Z" | "--zero" => "Z",
             _ => {
-                return self.error(no, line, cmd.offset, Some(&cmd.text),
-                    "expected a command: -A, -I, -D, -R, -N, -X, -F, -P or -Z".into());
+                return self.error(
+                    no,
+                    line,
+                    cmd.offset,
+                    Some(&cmd.text),
+                    "expected a command: -A, -I, -D, -R, -N, -X, -F, -P or -Z".into(),
+                );
             }
         };
         let chain_tok = toks.get(1);
         let needs_chain = matches!(cmd_name, "A" | "I" | "D" | "R" | "N" | "P");
         if needs_chain && chain_tok.is_none() {
-            return self.error(no, line, line.len(), None, format!("expected a chain name after {}", cmd.text));
+            return self.error(
+                no,
+                line,
+                line.len(),
+                None,
+                format!("expected a chain name after {}", cmd.text),
+            );
         }
         let table = &mut self.current.as_mut().expect("checked above").table;
         let tname = table.name;
@@ -298,7 +367,13 @@ impl FileParser {
             "N" => {
                 let name = &chain_tok.expect("checked").text;
                 if table.chain(name).is_some() {
-                    return self.error(no, line, chain_tok.unwrap().offset, Some(name), "chain already exists".into());
+                    return self.error(
+                        no,
+                        line,
+                        chain_tok.unwrap().offset,
+                        Some(name),
+                        "chain already exists".into(),
+                    );
                 }
                 if let Err(msg) = check_chain_name(name) {
                     return self.error(no, line, chain_tok.unwrap().offset, Some(name), msg);
@@ -311,10 +386,22 @@ impl FileParser {
                 match chain_tok {
                     Some(t) => {
                         if tname.is_builtin(&t.text) {
-                            return self.error(no, line, t.offset, Some(&t.text), "cannot delete a built-in chain".into());
+                            return self.error(
+                                no,
+                                line,
+                                t.offset,
+                                Some(&t.text),
+                                "cannot delete a built-in chain".into(),
+                            );
                         }
                         if table.chain(&t.text).is_none() {
-                            return self.error(no, line, t.offset, Some(&t.text), format!("no chain {} in table {tname}", t.text));
+                            return self.error(
+                                no,
+                                line,
+                                t.offset,
+                                Some(&t.text),
+                                format!("no chain {} in table {tname}", t.text),
+                            );
                         }
                         table.chains.retain(|c| *c.name != *t.text);
                     }
@@ -325,7 +412,13 @@ impl FileParser {
             "F" => match chain_tok {
                 Some(t) => match table.chain_mut(&t.text) {
                     Some(c) => c.rules.clear(),
-                    None => return self.error(no, line, t.offset, Some(&t.text), format!("no chain {} in table {tname}", t.text)),
+                    None => self.error(
+                        no,
+                        line,
+                        t.offset,
+                        Some(&t.text),
+                        format!("no chain {} in table {tname}", t.text),
+                    ),
                 },
                 None => table.chains.iter_mut().for_each(|c| c.rules.clear()),
             },
@@ -337,20 +430,40 @@ impl FileParser {
                     Some("DROP") => Policy::Drop,
                     other => {
                         let off = toks.get(2).map(|p| p.offset).unwrap_or(line.len());
-                        return self.error(no, line, off, other, "expected the policy ACCEPT or DROP".into());
+                        return self.error(
+                            no,
+                            line,
+                            off,
+                            other,
+                            "expected the policy ACCEPT or DROP".into(),
+                        );
                     }
                 };
                 match table.chain_mut(&t.text) {
                     Some(c) if c.policy.is_some() => c.policy = Some(pol),
-                    _ => return self.error(no, line, t.offset, Some(&t.text), "policy of a chain that is not built in".into()),
+                    _ => self.error(
+                        no,
+                        line,
+                        t.offset,
+                        Some(&t.text),
+                        "policy of a chain that is not built in".into(),
+                    ),
                 }
             }
             _ => {
                 // A, I, D, R: a rule specification follows (with a position for I, D-by-number, R).
                 let chain_t = chain_tok.expect("checked");
                 if table.chain(&chain_t.text).is_none() {
-                    return self.error(no, line, chain_t.offset, Some(&chain_t.text),
-                        format!("rule for chain {} before its declaration in table {tname}", chain_t.text));
+                    return self.error(
+                        no,
+                        line,
+                        chain_t.offset,
+                        Some(&chain_t.text),
+                        format!(
+                            "rule for chain {} before its declaration in table {tname}",
+                            chain_t.text
+                        ),
+                    );
                 }
                 let mut spec_start = 2;
                 let mut position: Option<usize> = None;
@@ -362,27 +475,58 @@ impl FileParser {
                 }
                 if cmd_name == "R" && position.is_none() {
                     let off = toks.get(2).map(|t| t.offset).unwrap_or(line.len());
-                    return self.error(no, line, off, toks.get(2).map(|t| t.text.as_ref()), "expected a rule number after -R CHAIN".into());
+                    return self.error(
+                        no,
+                        line,
+                        off,
+                        toks.get(2).map(|t| t.text.as_ref()),
+                        "expected a rule number after -R CHAIN".into(),
+                    );
                 }
-                let chain_len = table.chain(&chain_t.text).map(|c| c.rules.len()).unwrap_or(0);
+                let chain_len = table
+                    .chain(&chain_t.text)
+                    .map(|c| c.rules.len())
+                    .unwrap_or(0);
                 if cmd_name == "D" && position.is_some() && spec_start == toks.len() {
                     let n = position.unwrap_or(0);
                     if n == 0 || n > chain_len {
-                        return self.error(no, line, toks[2].offset, Some(&toks[2].text), format!("no rule {n} in chain {}", chain_t.text));
+                        return self.error(
+                            no,
+                            line,
+                            toks[2].offset,
+                            Some(&toks[2].text),
+                            format!("no rule {n} in chain {}", chain_t.text),
+                        );
                     }
-                    table.chain_mut(&chain_t.text).expect("exists").rules.remove(n - 1);
+                    table
+                        .chain_mut(&chain_t.text)
+                        .expect("exists")
+                        .rules
+                        .remove(n - 1);
                     return;
                 }
                 let mut family = self.rs.family;
                 let mut warnings = Vec::new();
-                let parsed = RuleParser::new(&toks[spec_start..], &mut family, &mut warnings).parse();
+                let parsed =
+                    RuleParser::new(&toks[spec_start..], &mut family, &mut warnings).parse();
                 let (spec, rule_counters) = match parsed {
                     Ok(x) => x,
-                    Err(e) => return self.error(no, line, e.offset.unwrap_or(line.len()), e.token.as_deref(), e.message),
+                    Err(e) => {
+                        return self.error(
+                            no,
+                            line,
+                            e.offset.unwrap_or(line.len()),
+                            e.token.as_deref(),
+                            e.message,
+                        );
+                    }
                 };
                 self.rs.family = family;
                 for w in warnings {
-                    self.rs.warnings.push(Warning { line: Some(no), message: w });
+                    self.rs.warnings.push(Warning {
+                        line: Some(no),
+                        message: w,
+                    });
                 }
                 let table = &mut self.current.as_mut().expect("checked").table;
                 let chain = table.chain_mut(&chain_t.text).expect("exists");
@@ -401,7 +545,14 @@ impl FileParser {
                     "I" => {
                         let n = position.unwrap_or(1);
                         if n == 0 || n > chain.rules.len() + 1 {
-                            Some((2, format!("cannot insert at {n}: chain {} has {} rules", chain_t.text, chain.rules.len())))
+                            Some((
+                                2,
+                                format!(
+                                    "cannot insert at {n}: chain {} has {} rules",
+                                    chain_t.text,
+                                    chain.rules.len()
+                                ),
+                            ))
                         } else {
                             chain.rules.insert(n - 1, rule);
                             None
@@ -454,15 +605,44 @@ struct SpecError {
 }
 
 fn spec_err(tok: &Token, message: impl Into<String>) -> SpecError {
-    SpecError { offset: Some(tok.offset), token: Some(tok.text.to_string()), message: message.into() }
+    SpecError {
+        offset: Some(tok.offset),
+        token: Some(tok.text.to_string()),
+        message: message.into(),
+    }
 }
 
 /// Targets that are extensions (not chains). Those hoptrace does not model become
 /// [`Target::Unknown`].
 const EXTENSION_TARGETS: &[&str] = &[
-    "AUDIT", "CHECKSUM", "CLASSIFY", "CLUSTERIP", "CONNSECMARK", "DNPT", "DSCP", "ECN", "HMARK",
-    "IDLETIMER", "LED", "MIRROR", "NETMAP", "NFQUEUE", "QUEUE", "RATEEST", "SECMARK", "SET",
-    "SNPT", "SYNPROXY", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TPROXY", "TTL", "HL", "ULOG",
+    "AUDIT",
+    "CHECKSUM",
+    "CLASSIFY",
+    "CLUSTERIP",
+    "CONNSECMARK",
+    "DNPT",
+    "DSCP",
+    "ECN",
+    "HMARK",
+    "IDLETIMER",
+    "LED",
+    "MIRROR",
+    "NETMAP",
+    "NFQUEUE",
+    "QUEUE",
+    "RATEEST",
+    "SECMARK",
+    "SET",
+    "SNPT",
+    "SYNPROXY",
+    "TCPMSS",
+    "TCPOPTSTRIP",
+    "TEE",
+    "TOS",
+    "TPROXY",
+    "TTL",
+    "HL",
+    "ULOG",
     "NFACCT",
 ];
 
@@ -483,18 +663,54 @@ enum Scope {
 /// as kube-proxy writes `-m tcp -p tcp -d IP --dport 80`).
 fn module_knows(module: &str, opt: &str) -> bool {
     let list: &[&str] = match module {
-        "tcp" => &["--sport", "--source-port", "--dport", "--destination-port", "--tcp-flags", "--syn", "--tcp-option"],
+        "tcp" => &[
+            "--sport",
+            "--source-port",
+            "--dport",
+            "--destination-port",
+            "--tcp-flags",
+            "--syn",
+            "--tcp-option",
+        ],
         "udp" | "sctp" => &["--sport", "--source-port", "--dport", "--destination-port"],
-        "multiport" => &["--sports", "--source-ports", "--dports", "--destination-ports", "--ports"],
+        "multiport" => &[
+            "--sports",
+            "--source-ports",
+            "--dports",
+            "--destination-ports",
+            "--ports",
+        ],
         "comment" => &["--comment"],
         "statistic" => &["--mode", "--probability", "--every", "--packet"],
-        "recent" => &["--set", "--rcheck", "--update", "--remove", "--seconds", "--reap", "--hitcount", "--rttl", "--name", "--mask", "--rsource", "--rdest"],
+        "recent" => &[
+            "--set",
+            "--rcheck",
+            "--update",
+            "--remove",
+            "--seconds",
+            "--reap",
+            "--hitcount",
+            "--rttl",
+            "--name",
+            "--mask",
+            "--rsource",
+            "--rdest",
+        ],
         "mark" | "connmark" => &["--mark"],
-        "addrtype" => &["--src-type", "--dst-type", "--limit-iface-in", "--limit-iface-out"],
+        "addrtype" => &[
+            "--src-type",
+            "--dst-type",
+            "--limit-iface-in",
+            "--limit-iface-out",
+        ],
         "conntrack" => &["--ctstate"],
         "state" => &["--state"],
         "nfacct" => &["--nfacct-name"],
-        "physdev" => &["--physdev-is-in", "--physdev-is-out", "--physdev-is-bridged"],
+        "physdev" => &[
+            "--physdev-is-in",
+            "--physdev-is-out",
+            "--physdev-is-bridged",
+        ],
         _ => &[],
     };
     list.contains(&opt)
@@ -507,8 +723,25 @@ fn target_knows(target: &str, opt: &str) -> bool {
         "MASQUERADE" => &["--to-ports", "--random", "--random-fully"],
         "REDIRECT" => &["--to-ports", "--random"],
         "REJECT" => &["--reject-with"],
-        "MARK" => &["--set-xmark", "--set-mark", "--and-mark", "--or-mark", "--xor-mark"],
-        "CONNMARK" => &["--set-xmark", "--set-mark", "--and-mark", "--or-mark", "--xor-mark", "--save-mark", "--restore-mark", "--mask", "--nfmask", "--ctmask"],
+        "MARK" => &[
+            "--set-xmark",
+            "--set-mark",
+            "--and-mark",
+            "--or-mark",
+            "--xor-mark",
+        ],
+        "CONNMARK" => &[
+            "--set-xmark",
+            "--set-mark",
+            "--and-mark",
+            "--or-mark",
+            "--xor-mark",
+            "--save-mark",
+            "--restore-mark",
+            "--mask",
+            "--nfmask",
+            "--ctmask",
+        ],
         "CT" => &["--notrack"],
         _ => &[],
     };
@@ -523,8 +756,16 @@ struct RuleParser<'t, 'f> {
 }
 
 impl<'t, 'f> RuleParser<'t, 'f> {
-    fn new(toks: &'t [Token<'t>], family: &'f mut Option<Family>, warnings: &'f mut Vec<String>) -> Self {
-        RuleParser { toks, family, warnings }
+    fn new(
+        toks: &'t [Token<'t>],
+        family: &'f mut Option<Family>,
+        warnings: &'f mut Vec<String>,
+    ) -> Self {
+        RuleParser {
+            toks,
+            family,
+            warnings,
+        }
     }
 
     fn parse(mut self) -> Result<(RuleSpec, Option<Counters>), SpecError> {
@@ -541,20 +782,35 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             let (neg, opt_tok, opt_idx) = if t.text == "!" && !t.quoted {
                 match toks.get(i + 1) {
                     Some(n) => (true, n, i + 1),
-                    None => return Err(spec_err(t, "`!` at the end of the rule: expected an option after it")),
+                    None => {
+                        return Err(spec_err(
+                            t,
+                            "`!` at the end of the rule: expected an option after it",
+                        ));
+                    }
                 }
             } else {
                 (false, t, i)
             };
             let arg = |k: usize| -> Result<&'t Token<'t>, SpecError> {
-                toks.get(k).ok_or_else(|| spec_err(opt_tok, format!("expected a value after {}", opt_tok.text)))
+                toks.get(k).ok_or_else(|| {
+                    spec_err(opt_tok, format!("expected a value after {}", opt_tok.text))
+                })
             };
-            let base = if opt_tok.quoted { "" } else { opt_tok.text.as_ref() };
+            let base = if opt_tok.quoted {
+                ""
+            } else {
+                opt_tok.text.as_ref()
+            };
             match base {
                 "-s" | "--source" | "--src" | "-d" | "--destination" | "--dst" => {
                     let v = arg(opt_idx + 1)?;
                     let net = self.address(v)?;
-                    let slot = if base.starts_with("-s") || base.starts_with("--s") { &mut spec.src } else { &mut spec.dst };
+                    let slot = if base.starts_with("-s") || base.starts_with("--s") {
+                        &mut spec.src
+                    } else {
+                        &mut spec.dst
+                    };
                     if slot.is_some() {
                         return Err(spec_err(opt_tok, format!("{base} given twice")));
                     }
@@ -564,7 +820,8 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 }
                 "-p" | "--protocol" => {
                     let v = arg(opt_idx + 1)?;
-                    let p = Protocol::parse(&v.text).map_err(|_| spec_err(v, "expected a protocol name or number"))?;
+                    let p = Protocol::parse(&v.text)
+                        .map_err(|_| spec_err(v, "expected a protocol name or number"))?;
                     if spec.proto.is_some() {
                         return Err(spec_err(opt_tok, "-p given twice"));
                     }
@@ -575,9 +832,16 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 "-i" | "--in-interface" | "-o" | "--out-interface" => {
                     let v = arg(opt_idx + 1)?;
                     if v.text.is_empty() || v.text.len() > 15 {
-                        return Err(spec_err(v, "expected an interface name (1 to 15 characters)"));
+                        return Err(spec_err(
+                            v,
+                            "expected an interface name (1 to 15 characters)",
+                        ));
                     }
-                    let slot = if base.starts_with("-i") || base.starts_with("--i") { &mut spec.in_iface } else { &mut spec.out_iface };
+                    let slot = if base.starts_with("-i") || base.starts_with("--i") {
+                        &mut spec.in_iface
+                    } else {
+                        &mut spec.out_iface
+                    };
                     *slot = Some(Neg::new(neg, Iface(v.text.to_string())));
                     i = opt_idx + 2;
                     scope = Scope::Base;
@@ -592,7 +856,10 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         return Err(spec_err(t, "`!` cannot negate -m"));
                     }
                     let v = arg(opt_idx + 1)?;
-                    modules.push(ModuleAcc { name: v, toks: Vec::new() });
+                    modules.push(ModuleAcc {
+                        name: v,
+                        toks: Vec::new(),
+                    });
                     scope = Scope::Module(modules.len() - 1);
                     i = opt_idx + 2;
                 }
@@ -601,7 +868,10 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         return Err(spec_err(t, "`!` cannot negate a target"));
                     }
                     if target.is_some() {
-                        return Err(spec_err(opt_tok, "a rule has one target; -j/-g given twice"));
+                        return Err(spec_err(
+                            opt_tok,
+                            "a rule has one target; -j/-g given twice",
+                        ));
                     }
                     let v = arg(opt_idx + 1)?;
                     target = Some((v, base.starts_with("-g") || base == "--goto", Vec::new()));
@@ -611,9 +881,18 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 "-c" | "--set-counters" => {
                     let p = arg(opt_idx + 1)?;
                     let b = arg(opt_idx + 2)?;
-                    let pk = p.text.parse().map_err(|_| spec_err(p, "expected a packet count"))?;
-                    let by = b.text.parse().map_err(|_| spec_err(b, "expected a byte count"))?;
-                    counters = Some(Counters { packets: pk, bytes: by });
+                    let pk = p
+                        .text
+                        .parse()
+                        .map_err(|_| spec_err(p, "expected a packet count"))?;
+                    let by = b
+                        .text
+                        .parse()
+                        .map_err(|_| spec_err(b, "expected a byte count"))?;
+                    counters = Some(Counters {
+                        packets: pk,
+                        bytes: by,
+                    });
                     i = opt_idx + 3;
                 }
                 _ => {
@@ -623,9 +902,18 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         Scope::Target => Scope::Target,
                         Scope::Base => {
                             if !opt_tok.text.starts_with("--") || opt_tok.quoted {
-                                return Err(spec_err(opt_tok, "unexpected word: expected an option such as -s, -d, -p, -m or -j"));
+                                return Err(spec_err(
+                                    opt_tok,
+                                    "unexpected word: expected an option such as -s, -d, -p, -m or -j",
+                                ));
                             }
-                            self.stray_destination(&opt_tok.text, &mut spec, &mut modules, target.as_ref().map(|t| t.0.text.as_ref()), opt_tok)?
+                            self.stray_destination(
+                                &opt_tok.text,
+                                &mut spec,
+                                &mut modules,
+                                target.as_ref().map(|t| t.0.text.as_ref()),
+                                opt_tok,
+                            )?
                         }
                     };
                     let push = |v: &mut Vec<&'t Token<'t>>| {
@@ -664,7 +952,10 @@ impl<'t, 'f> RuleParser<'t, 'f> {
         tok: &'t Token<'t>,
     ) -> Result<Scope, SpecError> {
         let opt_name = opt.split('=').next().unwrap_or(opt);
-        if let Some(m) = modules.iter().rposition(|m| module_knows(&m.name.text, opt_name)) {
+        if let Some(m) = modules
+            .iter()
+            .rposition(|m| module_knows(&m.name.text, opt_name))
+        {
             return Ok(Scope::Module(m));
         }
         if let Some(t) = target
@@ -685,21 +976,36 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             {
                 // The implicit module needs a token for its name; borrow the option's own token
                 // position but the module name text comes from a static table below.
-                let name_tok = IMPLICIT_TOKENS.iter().find(|t| t.text == name).expect("listed");
-                modules.push(ModuleAcc { name: name_tok, toks: Vec::new() });
+                let name_tok = IMPLICIT_TOKENS
+                    .iter()
+                    .find(|t| t.text == name)
+                    .expect("listed");
+                modules.push(ModuleAcc {
+                    name: name_tok,
+                    toks: Vec::new(),
+                });
                 return Ok(Scope::Module(modules.len() - 1));
             }
         }
-        if let Some(m) = modules.iter().rposition(|m| !is_modelled_module(&m.name.text)) {
+        if let Some(m) = modules
+            .iter()
+            .rposition(|m| !is_modelled_module(&m.name.text))
+        {
             return Ok(Scope::Module(m));
         }
-        Err(spec_err(tok, format!("unknown option {opt}: no match module in this rule takes it")))
+        Err(spec_err(
+            tok,
+            format!("unknown option {opt}: no match module in this rule takes it"),
+        ))
     }
 
     fn address(&mut self, tok: &Token) -> Result<IpNet, SpecError> {
         let text = tok.text.as_ref();
         if text.contains(',') {
-            return Err(spec_err(tok, "address lists are expanded by iptables into one rule per address; write one rule per address"));
+            return Err(spec_err(
+                tok,
+                "address lists are expanded by iptables into one rule per address; write one rule per address",
+            ));
         }
         let net = match text.split_once('/') {
             None => IpAddr::from_str(text).map(IpNet::from).map_err(|_| ()),
@@ -717,7 +1023,12 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 }
             }
         }
-        .map_err(|_| spec_err(tok, "expected an address, an address/prefix-length or an address/netmask"))?;
+        .map_err(|_| {
+            spec_err(
+                tok,
+                "expected an address, an address/prefix-length or an address/netmask",
+            )
+        })?;
         self.family_of(&net.addr(), tok)?;
         Ok(net.trunc())
     }
@@ -727,11 +1038,14 @@ impl<'t, 'f> RuleParser<'t, 'f> {
         match *self.family {
             None => *self.family = Some(f),
             Some(g) if g != f => {
-                return Err(spec_err(tok, format!(
-                    "{} address in a rule set of {} addresses (iptables-save and ip6tables-save output must be separate files)",
-                    if f == Family::Ipv4 { "IPv4" } else { "IPv6" },
-                    if g == Family::Ipv4 { "IPv4" } else { "IPv6" }
-                )));
+                return Err(spec_err(
+                    tok,
+                    format!(
+                        "{} address in a rule set of {} addresses (iptables-save and ip6tables-save output must be separate files)",
+                        if f == Family::Ipv4 { "IPv4" } else { "IPv6" },
+                        if g == Family::Ipv4 { "IPv4" } else { "IPv6" }
+                    ),
+                ));
             }
             _ => {}
         }
@@ -744,14 +1058,25 @@ impl<'t, 'f> RuleParser<'t, 'f> {
             Ok(Some(mat)) => Ok(mat),
             Ok(None) => Ok(Match::Unknown {
                 module: name.to_string(),
-                args: m.toks.iter().map(|t| Word { text: t.text.to_string(), quoted: t.quoted }).collect(),
+                args: m
+                    .toks
+                    .iter()
+                    .map(|t| Word {
+                        text: t.text.to_string(),
+                        quoted: t.quoted,
+                    })
+                    .collect(),
             }),
             Err(e) => Err(e),
         }
     }
 
     /// `Ok(None)`: a module or option hoptrace does not model (kept verbatim).
-    fn known_module(&mut self, name: &str, toks: &[&'t Token<'t>]) -> Result<Option<Match>, SpecError> {
+    fn known_module(
+        &mut self,
+        name: &str,
+        toks: &[&'t Token<'t>],
+    ) -> Result<Option<Match>, SpecError> {
         let mut opts = OptStream { toks, pos: 0 };
         Ok(Some(match name {
             "comment" => {
@@ -769,11 +1094,18 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                             }
                             text = Some(v.text.to_string());
                         }
-                        _ if !o.text.starts_with('-') && text.is_some() => extra.push(o.text.clone()),
+                        _ if !o.text.starts_with('-') && text.is_some() => {
+                            extra.push(o.text.clone())
+                        }
                         _ => return Ok(None),
                     }
                 }
-                let mut c = text.ok_or_else(|| spec_err(toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]), "expected --comment"))?;
+                let mut c = text.ok_or_else(|| {
+                    spec_err(
+                        toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]),
+                        "expected --comment",
+                    )
+                })?;
                 if !extra.is_empty() {
                     self.warnings.push(format!(
                         "unquoted multi-word comment: read `{} {}` as one comment (iptables-restore would refuse the line)",
@@ -790,13 +1122,23 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 let mut tcp = TcpMatch::default();
                 while let Some((neg, o)) = opts.next_opt() {
                     match o.text.as_ref() {
-                        "--sport" | "--source-port" => ports.sport = Some(Neg::new(neg, port_range(opts.arg(o)?)?)),
-                        "--dport" | "--destination-port" => ports.dport = Some(Neg::new(neg, port_range(opts.arg(o)?)?)),
+                        "--sport" | "--source-port" => {
+                            ports.sport = Some(Neg::new(neg, port_range(opts.arg(o)?)?))
+                        }
+                        "--dport" | "--destination-port" => {
+                            ports.dport = Some(Neg::new(neg, port_range(opts.arg(o)?)?))
+                        }
                         "--syn" if name == "tcp" => {
-                            tcp.flags = Some(Neg::new(neg, TcpFlagsMatch {
-                                mask: tcp_flags::FIN | tcp_flags::SYN | tcp_flags::RST | tcp_flags::ACK,
-                                comp: tcp_flags::SYN,
-                            }))
+                            tcp.flags = Some(Neg::new(
+                                neg,
+                                TcpFlagsMatch {
+                                    mask: tcp_flags::FIN
+                                        | tcp_flags::SYN
+                                        | tcp_flags::RST
+                                        | tcp_flags::ACK,
+                                    comp: tcp_flags::SYN,
+                                },
+                            ))
                         }
                         "--tcp-flags" if name == "tcp" => {
                             let mask = flag_list(opts.arg(o)?)?;
@@ -805,7 +1147,10 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         }
                         "--tcp-option" if name == "tcp" => {
                             let v = opts.arg(o)?;
-                            let n = v.text.parse::<u8>().map_err(|_| spec_err(v, "expected a TCP option number"))?;
+                            let n = v
+                                .text
+                                .parse::<u8>()
+                                .map_err(|_| spec_err(v, "expected a TCP option number"))?;
                             tcp.option = Some(Neg::new(neg, n));
                         }
                         _ => return Ok(None),
@@ -829,14 +1174,25 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                     let v = opts.arg(o)?;
                     let mut ports = Vec::new();
                     for part in v.text.split(',') {
-                        ports.push(parse_port_range(part).ok_or_else(|| spec_err(v, "expected ports such as 80,443,8000:8080"))?);
+                        ports.push(parse_port_range(part).ok_or_else(|| {
+                            spec_err(v, "expected ports such as 80,443,8000:8080")
+                        })?);
                     }
                     if ports.is_empty() || ports.len() > 15 {
                         return Err(spec_err(v, "multiport takes 1 to 15 ports"));
                     }
-                    out = Some(MultiportMatch { negated: neg, which, ports });
+                    out = Some(MultiportMatch {
+                        negated: neg,
+                        which,
+                        ports,
+                    });
                 }
-                Match::Multiport(out.ok_or_else(|| spec_err(&IMPLICIT_TOKENS[0], "multiport needs --sports, --dports or --ports"))?)
+                Match::Multiport(out.ok_or_else(|| {
+                    spec_err(
+                        &IMPLICIT_TOKENS[0],
+                        "multiport needs --sports, --dports or --ports",
+                    )
+                })?)
             }
             "statistic" => {
                 let mut mode = None;
@@ -850,7 +1206,9 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         "--probability" => {
                             invert |= neg;
                             let v = opts.arg(o)?;
-                            let p: f64 = v.text.parse().map_err(|_| spec_err(v, "expected a probability between 0 and 1"))?;
+                            let p: f64 = v.text.parse().map_err(|_| {
+                                spec_err(v, "expected a probability between 0 and 1")
+                            })?;
                             if !(0.0..=1.0).contains(&p) {
                                 return Err(spec_err(v, "expected a probability between 0 and 1"));
                             }
@@ -859,25 +1217,46 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         "--every" => {
                             invert |= neg;
                             let v = opts.arg(o)?;
-                            every = Some(v.text.parse::<u32>().ok().filter(|&n| n >= 1).ok_or_else(|| spec_err(v, "expected a packet count ≥ 1"))?);
+                            every =
+                                Some(
+                                    v.text.parse::<u32>().ok().filter(|&n| n >= 1).ok_or_else(
+                                        || spec_err(v, "expected a packet count ≥ 1"),
+                                    )?,
+                                );
                         }
                         "--packet" => {
                             let v = opts.arg(o)?;
-                            packet = v.text.parse().map_err(|_| spec_err(v, "expected a packet number"))?;
+                            packet = v
+                                .text
+                                .parse()
+                                .map_err(|_| spec_err(v, "expected a packet number"))?;
                         }
                         _ => return Ok(None),
                     }
                 }
                 match (mode.map(|m| m.text.as_ref()), prob, every) {
-                    (Some("random"), Some(stored), None) => Match::Statistic(StatisticMatch::Random { stored, invert }),
+                    (Some("random"), Some(stored), None) => {
+                        Match::Statistic(StatisticMatch::Random { stored, invert })
+                    }
                     (Some("nth"), None, Some(every)) => {
                         if packet >= every {
-                            return Err(spec_err(toks.last().copied().unwrap_or(&IMPLICIT_TOKENS[0]), "--packet must be smaller than --every"));
+                            return Err(spec_err(
+                                toks.last().copied().unwrap_or(&IMPLICIT_TOKENS[0]),
+                                "--packet must be smaller than --every",
+                            ));
                         }
-                        Match::Statistic(StatisticMatch::Nth { every, packet, invert })
+                        Match::Statistic(StatisticMatch::Nth {
+                            every,
+                            packet,
+                            invert,
+                        })
                     }
-                    _ => return Err(spec_err(toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]),
-                        "statistic needs `--mode random --probability P` or `--mode nth --every N [--packet P]`")),
+                    _ => {
+                        return Err(spec_err(
+                            toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]),
+                            "statistic needs `--mode random --probability P` or `--mode nth --every N [--packet P]`",
+                        ));
+                    }
                 }
             }
             "recent" => {
@@ -907,11 +1286,25 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         }
                         "--seconds" => {
                             let v = opts.arg(o)?;
-                            r.seconds = Some(v.text.parse::<u32>().ok().filter(|&s| s >= 1).ok_or_else(|| spec_err(v, "expected seconds ≥ 1"))?);
+                            r.seconds = Some(
+                                v.text
+                                    .parse::<u32>()
+                                    .ok()
+                                    .filter(|&s| s >= 1)
+                                    .ok_or_else(|| spec_err(v, "expected seconds ≥ 1"))?,
+                            );
                         }
                         "--hitcount" => {
                             let v = opts.arg(o)?;
-                            r.hitcount = Some(v.text.parse::<u32>().ok().filter(|&h| h < 65536).ok_or_else(|| spec_err(v, "expected a hit count below 65536"))?);
+                            r.hitcount = Some(
+                                v.text
+                                    .parse::<u32>()
+                                    .ok()
+                                    .filter(|&h| h < 65536)
+                                    .ok_or_else(|| {
+                                        spec_err(v, "expected a hit count below 65536")
+                                    })?,
+                            );
                         }
                         "--reap" => r.reap = true,
                         "--rttl" => r.rttl = true,
@@ -920,13 +1313,17 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         "--name" => {
                             let v = opts.arg(o)?;
                             if v.text.is_empty() || v.text.len() >= 200 || v.text.contains('/') {
-                                return Err(spec_err(v, "expected a list name (1 to 199 characters, no `/`)"));
+                                return Err(spec_err(
+                                    v,
+                                    "expected a list name (1 to 199 characters, no `/`)",
+                                ));
                             }
                             r.name = v.text.as_ref().into();
                         }
                         "--mask" => {
                             let v = opts.arg(o)?;
-                            let m = IpAddr::from_str(&v.text).map_err(|_| spec_err(v, "expected an address mask"))?;
+                            let m = IpAddr::from_str(&v.text)
+                                .map_err(|_| spec_err(v, "expected an address mask"))?;
                             self.family_of(&m, v)?;
                             let all_ones = match m {
                                 IpAddr::V4(a) => a.to_bits() == u32::MAX,
@@ -938,15 +1335,24 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                     }
                 }
                 if ops != 1 {
-                    return Err(spec_err(toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]),
-                        "recent needs exactly one of --set, --rcheck, --update, --remove"));
+                    return Err(spec_err(
+                        toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]),
+                        "recent needs exactly one of --set, --rcheck, --update, --remove",
+                    ));
                 }
-                if matches!(r.op, RecentOp::Set | RecentOp::Remove) && (r.seconds.is_some() || r.hitcount.is_some() || r.reap || r.rttl) {
-                    return Err(spec_err(toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]),
-                        "--set and --remove cannot be combined with --seconds, --hitcount, --reap or --rttl (the kernel refuses it)"));
+                if matches!(r.op, RecentOp::Set | RecentOp::Remove)
+                    && (r.seconds.is_some() || r.hitcount.is_some() || r.reap || r.rttl)
+                {
+                    return Err(spec_err(
+                        toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]),
+                        "--set and --remove cannot be combined with --seconds, --hitcount, --reap or --rttl (the kernel refuses it)",
+                    ));
                 }
                 if r.reap && r.seconds.is_none() {
-                    return Err(spec_err(toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]), "--reap needs --seconds"));
+                    return Err(spec_err(
+                        toks.first().copied().unwrap_or(&IMPLICIT_TOKENS[0]),
+                        "--reap needs --seconds",
+                    ));
                 }
                 Match::Recent(r)
             }
@@ -956,13 +1362,21 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                     match o.text.as_ref() {
                         "--mark" => {
                             let (value, mask) = mark_value(opts.arg(o)?)?;
-                            out = Some(MarkMatch { negated: neg, value, mask: mask.unwrap_or(u32::MAX) });
+                            out = Some(MarkMatch {
+                                negated: neg,
+                                value,
+                                mask: mask.unwrap_or(u32::MAX),
+                            });
                         }
                         _ => return Ok(None),
                     }
                 }
                 let m = out.ok_or_else(|| spec_err(&IMPLICIT_TOKENS[0], "expected --mark"))?;
-                if name == "mark" { Match::Mark(m) } else { Match::Connmark(m) }
+                if name == "mark" {
+                    Match::Mark(m)
+                } else {
+                    Match::Connmark(m)
+                }
             }
             "addrtype" => {
                 let mut a = AddrtypeMatch::default();
@@ -988,7 +1402,9 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                     }
                 }
                 if name == "state" {
-                    Match::State(states.ok_or_else(|| spec_err(&IMPLICIT_TOKENS[0], "expected --state"))?)
+                    Match::State(
+                        states.ok_or_else(|| spec_err(&IMPLICIT_TOKENS[0], "expected --state"))?,
+                    )
                 } else {
                     Match::Conntrack(ConntrackMatch { ctstate: states })
                 }
@@ -1001,7 +1417,10 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         _ => return Ok(None),
                     }
                 }
-                Match::Nfacct(n.ok_or_else(|| spec_err(&IMPLICIT_TOKENS[0], "expected --nfacct-name"))?.to_string())
+                Match::Nfacct(
+                    n.ok_or_else(|| spec_err(&IMPLICIT_TOKENS[0], "expected --nfacct-name"))?
+                        .to_string(),
+                )
             }
             "physdev" => {
                 let mut p = PhysdevMatch::default();
@@ -1019,11 +1438,31 @@ impl<'t, 'f> RuleParser<'t, 'f> {
         }))
     }
 
-    fn target(&mut self, name: &'t Token<'t>, goto: bool, args: &[&'t Token<'t>]) -> Result<Target, SpecError> {
+    fn target(
+        &mut self,
+        name: &'t Token<'t>,
+        goto: bool,
+        args: &[&'t Token<'t>],
+    ) -> Result<Target, SpecError> {
         let n = name.text.as_ref();
-        let verbatim = || args.iter().map(|t| Word { text: t.text.to_string(), quoted: t.quoted }).collect::<Vec<_>>();
-        let unknown = || Target::Unknown { name: n.to_string(), args: verbatim() };
-        if goto && matches!(n, "ACCEPT" | "DROP" | "RETURN" | "REJECT" | "DNAT" | "SNAT" | "MASQUERADE" | "MARK") {
+        let verbatim = || {
+            args.iter()
+                .map(|t| Word {
+                    text: t.text.to_string(),
+                    quoted: t.quoted,
+                })
+                .collect::<Vec<_>>()
+        };
+        let unknown = || Target::Unknown {
+            name: n.to_string(),
+            args: verbatim(),
+        };
+        if goto
+            && matches!(
+                n,
+                "ACCEPT" | "DROP" | "RETURN" | "REJECT" | "DNAT" | "SNAT" | "MASQUERADE" | "MARK"
+            )
+        {
             return Err(spec_err(name, "-g needs a user chain, not a target"));
         }
         let mut opts = OptStream { toks: args, pos: 0 };
@@ -1045,14 +1484,22 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         _ => return Ok(unknown()),
                     }
                 }
-                let with = with.filter(|w| w != "icmp-port-unreachable" && w != "icmp6-port-unreachable" && w != "port-unreach");
-                Target::Reject { with: with.map(|w| w.to_string()) }
+                let with = with.filter(|w| {
+                    w != "icmp-port-unreachable"
+                        && w != "icmp6-port-unreachable"
+                        && w != "port-unreach"
+                });
+                Target::Reject {
+                    with: with.map(|w| w.to_string()),
+                }
             }
             "DNAT" | "SNAT" => {
                 let (mut to, mut random, mut fully, mut persistent) = (None, false, false, false);
                 while let Some((_, o)) = opts.next_opt() {
                     match o.text.as_ref() {
-                        "--to-destination" if n == "DNAT" => to = Some(self.nat_range(opts.arg(o)?)?),
+                        "--to-destination" if n == "DNAT" => {
+                            to = Some(self.nat_range(opts.arg(o)?)?)
+                        }
                         "--to-source" if n == "SNAT" => to = Some(self.nat_range(opts.arg(o)?)?),
                         "--random" => random = true,
                         "--random-fully" if n == "SNAT" => fully = true,
@@ -1060,11 +1507,32 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         _ => return Ok(unknown()),
                     }
                 }
-                let to = to.ok_or_else(|| spec_err(name, format!("{n} needs {}", if n == "DNAT" { "--to-destination" } else { "--to-source" })))?;
+                let to = to.ok_or_else(|| {
+                    spec_err(
+                        name,
+                        format!(
+                            "{n} needs {}",
+                            if n == "DNAT" {
+                                "--to-destination"
+                            } else {
+                                "--to-source"
+                            }
+                        ),
+                    )
+                })?;
                 if n == "DNAT" {
-                    Target::Dnat { to, random, persistent }
+                    Target::Dnat {
+                        to,
+                        random,
+                        persistent,
+                    }
                 } else {
-                    Target::Snat { to, random, random_fully: fully, persistent }
+                    Target::Snat {
+                        to,
+                        random,
+                        random_fully: fully,
+                        persistent,
+                    }
                 }
             }
             "MASQUERADE" | "REDIRECT" => {
@@ -1073,7 +1541,8 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                     match o.text.as_ref() {
                         "--to-ports" => {
                             let v = opts.arg(o)?;
-                            let r = parse_port_range(&v.text.replace('-', ":")).ok_or_else(|| spec_err(v, "expected a port or port-port"))?;
+                            let r = parse_port_range(&v.text.replace('-', ":"))
+                                .ok_or_else(|| spec_err(v, "expected a port or port-port"))?;
                             ports = Some((r.first, r.last));
                         }
                         "--random" => random = true,
@@ -1082,9 +1551,16 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                     }
                 }
                 if n == "MASQUERADE" {
-                    Target::Masquerade { to_ports: ports, random, random_fully: fully }
+                    Target::Masquerade {
+                        to_ports: ports,
+                        random,
+                        random_fully: fully,
+                    }
                 } else {
-                    Target::Redirect { to_ports: ports, random }
+                    Target::Redirect {
+                        to_ports: ports,
+                        random,
+                    }
                 }
             }
             "MARK" => {
@@ -1104,7 +1580,12 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         _ => return Ok(unknown()),
                     });
                 }
-                let (value, mask) = op.ok_or_else(|| spec_err(name, "MARK needs --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark"))?;
+                let (value, mask) = op.ok_or_else(|| {
+                    spec_err(
+                        name,
+                        "MARK needs --set-xmark, --set-mark, --and-mark, --or-mark or --xor-mark",
+                    )
+                })?;
                 Target::Mark { value, mask }
             }
             "CONNMARK" => {
@@ -1113,7 +1594,13 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 let mut kind = "";
                 while let Some((_, o)) = opts.next_opt() {
                     match o.text.as_ref() {
-                        "--save-mark" | "--restore-mark" => kind = if o.text == "--save-mark" { "save" } else { "restore" },
+                        "--save-mark" | "--restore-mark" => {
+                            kind = if o.text == "--save-mark" {
+                                "save"
+                            } else {
+                                "restore"
+                            }
+                        }
                         "--mask" => {
                             let (v, _) = mark_value(opts.arg(o)?)?;
                             nfmask = v;
@@ -1124,9 +1611,18 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                         other => {
                             let (value, mask) = mark_value(opts.arg(o)?)?;
                             op = Some(match (other, mask) {
-                                ("--set-xmark", m) => ConnmarkOp::SetXmark { value, mask: m.unwrap_or(u32::MAX) },
-                                ("--set-mark", m) => ConnmarkOp::SetXmark { value, mask: m.unwrap_or(u32::MAX) | value },
-                                ("--and-mark", None) => ConnmarkOp::SetXmark { value: 0, mask: !value },
+                                ("--set-xmark", m) => ConnmarkOp::SetXmark {
+                                    value,
+                                    mask: m.unwrap_or(u32::MAX),
+                                },
+                                ("--set-mark", m) => ConnmarkOp::SetXmark {
+                                    value,
+                                    mask: m.unwrap_or(u32::MAX) | value,
+                                },
+                                ("--and-mark", None) => ConnmarkOp::SetXmark {
+                                    value: 0,
+                                    mask: !value,
+                                },
                                 ("--or-mark", None) => ConnmarkOp::SetXmark { value, mask: value },
                                 ("--xor-mark", None) => ConnmarkOp::SetXmark { value, mask: 0 },
                                 _ => return Ok(unknown()),
@@ -1137,26 +1633,49 @@ impl<'t, 'f> RuleParser<'t, 'f> {
                 let op = match kind {
                     "save" => ConnmarkOp::Save { nfmask, ctmask },
                     "restore" => ConnmarkOp::Restore { nfmask, ctmask },
-                    _ => op.ok_or_else(|| spec_err(name, "CONNMARK needs --set-xmark, --save-mark or --restore-mark"))?,
+                    _ => op.ok_or_else(|| {
+                        spec_err(
+                            name,
+                            "CONNMARK needs --set-xmark, --save-mark or --restore-mark",
+                        )
+                    })?,
                 };
                 Target::Connmark(op)
             }
-            "LOG" | "NFLOG" | "TRACE" => Target::Log { name: n.to_string(), args: verbatim() },
+            "LOG" | "NFLOG" | "TRACE" => Target::Log {
+                name: n.to_string(),
+                args: verbatim(),
+            },
             "NOTRACK" => no_args(Target::Notrack { legacy: true })?,
-            "CT" => match args.iter().map(|t| t.text.as_ref()).collect::<Vec<_>>().as_slice() {
+            "CT" => match args
+                .iter()
+                .map(|t| t.text.as_ref())
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 ["--notrack"] => Target::Notrack { legacy: false },
                 _ => unknown(),
             },
             _ if EXTENSION_TARGETS.contains(&n) => unknown(),
             _ => {
                 if let Some(a) = args.first() {
-                    return Err(spec_err(a, format!("unexpected option after jump to chain {n}")));
+                    return Err(spec_err(
+                        a,
+                        format!("unexpected option after jump to chain {n}"),
+                    ));
                 }
                 if n.is_empty() {
                     return Err(spec_err(name, "expected a target or chain name"));
                 }
-                let c = ChainRef { name: n.into(), id: None };
-                if goto { Target::Goto(c) } else { Target::Jump(c) }
+                let c = ChainRef {
+                    name: n.into(),
+                    id: None,
+                };
+                if goto {
+                    Target::Goto(c)
+                } else {
+                    Target::Jump(c)
+                }
             }
         })
     }
@@ -1176,12 +1695,16 @@ impl<'t, 'f> RuleParser<'t, 'f> {
         } else {
             (t, None)
         };
-        let parse_ip = |s: &str| IpAddr::from_str(s.trim_start_matches('[').trim_end_matches(']')).map_err(|_| bad());
+        let parse_ip = |s: &str| {
+            IpAddr::from_str(s.trim_start_matches('[').trim_end_matches(']')).map_err(|_| bad())
+        };
         let addrs = if addr_part.is_empty() {
             None
         } else {
             let (a, b) = match addr_part.split_once("-") {
-                Some((a, b)) if !addr_part.contains("::") || addr_part.starts_with('[') => (parse_ip(a)?, parse_ip(b)?),
+                Some((a, b)) if !addr_part.contains("::") || addr_part.starts_with('[') => {
+                    (parse_ip(a)?, parse_ip(b)?)
+                }
                 _ => {
                     let a = parse_ip(addr_part)?;
                     (a, a)
@@ -1206,14 +1729,30 @@ impl<'t, 'f> RuleParser<'t, 'f> {
 
 /// Name tokens for modules loaded implicitly (`-p tcp --dport 80`).
 static IMPLICIT_TOKENS: std::sync::LazyLock<[Token<'static>; 3]> = std::sync::LazyLock::new(|| {
-    ["tcp", "udp", "sctp"].map(|n| Token { text: std::borrow::Cow::Borrowed(n), quoted: false, offset: 0 })
+    ["tcp", "udp", "sctp"].map(|n| Token {
+        text: std::borrow::Cow::Borrowed(n),
+        quoted: false,
+        offset: 0,
+    })
 });
 
 fn is_modelled_module(name: &str) -> bool {
     matches!(
         name,
-        "comment" | "tcp" | "udp" | "sctp" | "multiport" | "statistic" | "recent" | "mark" | "connmark"
-            | "addrtype" | "conntrack" | "state" | "nfacct" | "physdev"
+        "comment"
+            | "tcp"
+            | "udp"
+            | "sctp"
+            | "multiport"
+            | "statistic"
+            | "recent"
+            | "mark"
+            | "connmark"
+            | "addrtype"
+            | "conntrack"
+            | "state"
+            | "nfacct"
+            | "physdev"
     )
 }
 
@@ -1257,7 +1796,8 @@ fn parse_port_range(s: &str) -> Option<PortRange> {
 }
 
 fn port_range(tok: &Token) -> Result<PortRange, SpecError> {
-    parse_port_range(&tok.text).ok_or_else(|| spec_err(tok, "expected a port number or a range first:last"))
+    parse_port_range(&tok.text)
+        .ok_or_else(|| spec_err(tok, "expected a port number or a range first:last"))
 }
 
 fn flag_list(tok: &Token) -> Result<u8, SpecError> {
@@ -1290,7 +1830,10 @@ fn number_u32(s: &str) -> Option<u32> {
 fn mark_value(tok: &Token) -> Result<(u32, Option<u32>), SpecError> {
     let bad = || spec_err(tok, "expected a mark value[/mask], e.g. 0x4000/0x4000");
     match tok.text.split_once('/') {
-        Some((v, m)) => Ok((number_u32(v).ok_or_else(bad)?, Some(number_u32(m).ok_or_else(bad)?))),
+        Some((v, m)) => Ok((
+            number_u32(v).ok_or_else(bad)?,
+            Some(number_u32(m).ok_or_else(bad)?),
+        )),
         None => Ok((number_u32(&tok.text).ok_or_else(bad)?, None)),
     }
 }
@@ -1314,7 +1857,12 @@ fn ct_state_list(tok: &Token) -> Result<u8, SpecError> {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(t))
             .map(|(_, b)| *b)
-            .ok_or_else(|| spec_err(tok, "expected states such as NEW,ESTABLISHED,RELATED,INVALID,DNAT"))?;
+            .ok_or_else(|| {
+                spec_err(
+                    tok,
+                    "expected states such as NEW,ESTABLISHED,RELATED,INVALID,DNAT",
+                )
+            })?;
     }
     Ok(bits)
 }
@@ -1345,12 +1893,188 @@ pub fn parse_rule_spec(text: &str) -> Result<RuleSpec, ParseError> {
 /// Helper for callers building rules: a rule from spec text, with its own text as `text`.
 pub fn rule_from_text(chain: &str, spec: &str) -> Result<Rule, ParseError> {
     let s = parse_rule_spec(spec)?;
-    Ok(Rule { spec: s, counters: None, text: Arc::from(format!("-A {chain} {spec}")), line: 0, gid: 0 })
+    Ok(Rule {
+        spec: s,
+        counters: None,
+        text: Arc::from(format!("-A {chain} {spec}")),
+        line: 0,
+        gid: 0,
+    })
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn f<T: Send + Sync>() {}
-    f::<Ruleset>();
-    let _: HashMap<u8, u8> = HashMap::new();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netfilter::print;
+
+    fn spec(text: &str) -> RuleSpec {
+        parse_rule_spec(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn both_forms_of_a_kube_proxy_rule_are_the_same_model() {
+        let pairs = [
+            (
+                r#"-m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ"#,
+                r#"! -s 10.0.0.0/8 -d 172.30.0.41/32 -p tcp -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ"#,
+            ),
+            (
+                "-j MARK --or-mark 0x4000",
+                "-j MARK --set-xmark 0x4000/0x4000",
+            ),
+            (
+                "-j MARK --xor-mark 0x4000",
+                "-j MARK --set-xmark 0x4000/0x0",
+            ),
+            (
+                "-j MARK --and-mark 0xff",
+                "-j MARK --set-xmark 0x0/0xffffff00",
+            ),
+            (
+                "-j MARK --set-mark 0x004000",
+                "-j MARK --set-xmark 0x4000/0xffffffff",
+            ),
+            (
+                "-m recent --name KUBE-SEP-X --rcheck --seconds 10800 --reap -j KUBE-SEP-X",
+                "-m recent --rcheck --seconds 10800 --reap --name KUBE-SEP-X --mask 255.255.255.255 --rsource -j KUBE-SEP-X",
+            ),
+            (
+                "-m statistic --mode random --probability 0.3333333333 -j X",
+                "-m statistic --mode random --probability 0.33333333349 -j X",
+            ),
+            (
+                "-m comment --comment ns1/svc1:p80 -j REJECT",
+                r#"-m comment --comment "ns1/svc1:p80" -j REJECT --reject-with icmp-port-unreachable"#,
+            ),
+            (
+                "-p tcp --dport 80 -j ACCEPT",
+                "-p tcp -m tcp --dport 80 -j ACCEPT",
+            ),
+            ("-s 10.1.2.3/255.255.0.0 -j DROP", "-s 10.1.0.0/16 -j DROP"),
+            ("--source 1.2.3.4 --jump DROP", "-s 1.2.3.4/32 -j DROP"),
+        ];
+        for (a, b) in pairs {
+            assert_eq!(spec(a), spec(b), "{a}  vs  {b}");
+        }
+    }
+
+    #[test]
+    fn a_ruleset_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Ruleset>();
+    }
+
+    #[test]
+    fn negation_in_both_positions() {
+        let s = spec(
+            "-m mark ! --mark 0x4000/0x4000 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ! -p udp -m statistic --mode random ! --probability 0.5 -j RETURN",
+        );
+        assert!(matches!(
+            s.matches[0],
+            Match::Mark(MarkMatch {
+                negated: true,
+                value: 0x4000,
+                mask: 0x4000
+            })
+        ));
+        assert!(matches!(
+            s.matches[1],
+            Match::Conntrack(ConntrackMatch {
+                ctstate: Some(Neg { negated: true, .. })
+            })
+        ));
+        assert!(s.proto.unwrap().negated);
+        assert_eq!(
+            s.statistic(),
+            Some(&StatisticMatch::Random {
+                stored: 1 << 30,
+                invert: true
+            })
+        );
+        assert_eq!(
+            print::rule_spec(&s, None),
+            "! -p udp -m mark ! --mark 0x4000/0x4000 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m statistic --mode random ! --probability 0.50000000000 -j RETURN"
+        );
+    }
+
+    #[test]
+    fn ipv6_and_nat_ranges() {
+        let s = spec("-d fd00::1/128 -p tcp -m tcp -j DNAT --to-destination [ff06::c1]:80");
+        assert_eq!(
+            s.target,
+            Some(Target::Dnat {
+                to: NatRange {
+                    addrs: Some(("ff06::c1".parse().unwrap(), "ff06::c1".parse().unwrap())),
+                    ports: Some((80, 80))
+                },
+                random: false,
+                persistent: false,
+            })
+        );
+        let s = spec("-j DNAT --to-destination 10.0.0.1-10.0.0.3:8000-8010");
+        assert_eq!(
+            print::rule_spec(&s, None),
+            "-j DNAT --to-destination 10.0.0.1-10.0.0.3:8000-8010"
+        );
+        let s = spec("-j MASQUERADE --to-ports 1024-65535 --random-fully");
+        assert_eq!(
+            print::rule_spec(&s, None),
+            "-j MASQUERADE --to-ports 1024-65535 --random-fully"
+        );
+    }
+
+    #[test]
+    fn unknown_modules_and_targets_are_kept_verbatim() {
+        let s = spec(
+            r#"-m set --match-set "my set" src -m hashlimit --hashlimit-above 5/sec -j TPROXY --on-port 1"#,
+        );
+        assert_eq!(s.matches.len(), 2);
+        assert!(
+            matches!(&s.matches[0], Match::Unknown { module, args } if module == "set" && args[1].text == "my set")
+        );
+        assert!(matches!(&s.target, Some(Target::Unknown { name, .. }) if name == "TPROXY"));
+        assert_eq!(
+            print::rule_spec(&s, None),
+            r#"-m set --match-set "my set" src -m hashlimit --hashlimit-above 5/sec -j TPROXY --on-port 1"#
+        );
+    }
+
+    #[test]
+    fn restore_commands_insert_delete_and_counters() {
+        let text = "*filter\n:INPUT ACCEPT [1:2]\n:X - [0:0]\n:Y - [0:0]\n-A INPUT -j X\n-I INPUT 1 -j Y\n[5:300] -A INPUT -s 1.1.1.1 -j DROP\n\
+                    -A INPUT -s 2.2.2.2 -j DROP -c 7 700\n-D INPUT -j X\n-X X\n-P INPUT DROP\nCOMMIT\n";
+        let rs = parse(text.as_bytes(), "t").unwrap();
+        let t = rs.table(TableName::Filter).unwrap();
+        let input = t.chain("INPUT").unwrap();
+        assert_eq!(input.policy, Some(Policy::Drop));
+        assert_eq!(
+            input.counters,
+            Counters {
+                packets: 1,
+                bytes: 2
+            }
+        );
+        assert_eq!(input.rules.len(), 3);
+        assert!(matches!(&input.rules[0].spec.target, Some(Target::Jump(c)) if &*c.name == "Y"));
+        assert_eq!(
+            input.rules[1].counters,
+            Some(Counters {
+                packets: 5,
+                bytes: 300
+            })
+        );
+        assert_eq!(
+            input.rules[2].counters,
+            Some(Counters {
+                packets: 7,
+                bytes: 700
+            })
+        );
+        assert!(t.chain("X").is_none());
+        let with = print::save(&rs, print::SaveOptions { counters: true });
+        assert!(
+            with.contains("[5:300] -A INPUT -s 1.1.1.1/32 -j DROP"),
+            "{with}"
+        );
+    }
 }

@@ -157,7 +157,11 @@ fn matcher(out: &mut String, m: &Match, family: Option<Family>) {
             bang(out, *invert);
             let _ = write!(out, " --probability {:.11}", *stored as f64 / 2147483648.0);
         }
-        Match::Statistic(StatisticMatch::Nth { every, packet, invert }) => {
+        Match::Statistic(StatisticMatch::Nth {
+            every,
+            packet,
+            invert,
+        }) => {
             out.push_str(" --mode nth");
             bang(out, *invert);
             let _ = write!(out, " --every {every} --packet {packet}");
@@ -230,7 +234,11 @@ fn matcher(out: &mut String, m: &Match, family: Option<Family>) {
             out.push_str(n);
         }
         Match::Physdev(p) => {
-            for (v, name) in [(p.is_in, "--physdev-is-in"), (p.is_out, "--physdev-is-out"), (p.is_bridged, "--physdev-is-bridged")] {
+            for (v, name) in [
+                (p.is_in, "--physdev-is-in"),
+                (p.is_out, "--physdev-is-out"),
+                (p.is_bridged, "--physdev-is-bridged"),
+            ] {
                 if let Some(v) = v {
                     bang(out, !v);
                     out.push(' ');
@@ -253,8 +261,16 @@ fn target(out: &mut String, t: &Target, family: Option<Family>) {
         Target::Drop => out.push_str(" -j DROP"),
         Target::Return => out.push_str(" -j RETURN"),
         Target::Reject { with } => {
-            let default = if family == Some(Family::Ipv6) { "icmp6-port-unreachable" } else { "icmp-port-unreachable" };
-            let _ = write!(out, " -j REJECT --reject-with {}", with.as_deref().unwrap_or(default));
+            let default = if family == Some(Family::Ipv6) {
+                "icmp6-port-unreachable"
+            } else {
+                "icmp-port-unreachable"
+            };
+            let _ = write!(
+                out,
+                " -j REJECT --reject-with {}",
+                with.as_deref().unwrap_or(default)
+            );
         }
         Target::Jump(c) => {
             let _ = write!(out, " -j {}", c.name);
@@ -262,7 +278,11 @@ fn target(out: &mut String, t: &Target, family: Option<Family>) {
         Target::Goto(c) => {
             let _ = write!(out, " -g {}", c.name);
         }
-        Target::Dnat { to, random, persistent } => {
+        Target::Dnat {
+            to,
+            random,
+            persistent,
+        } => {
             out.push_str(" -j DNAT --to-destination ");
             nat_range(out, to);
             if *random {
@@ -272,7 +292,12 @@ fn target(out: &mut String, t: &Target, family: Option<Family>) {
                 out.push_str(" --persistent");
             }
         }
-        Target::Snat { to, random, random_fully, persistent } => {
+        Target::Snat {
+            to,
+            random,
+            random_fully,
+            persistent,
+        } => {
             out.push_str(" -j SNAT --to-source ");
             nat_range(out, to);
             if *random {
@@ -285,7 +310,11 @@ fn target(out: &mut String, t: &Target, family: Option<Family>) {
                 out.push_str(" --persistent");
             }
         }
-        Target::Masquerade { to_ports, random, random_fully } => {
+        Target::Masquerade {
+            to_ports,
+            random,
+            random_fully,
+        } => {
             out.push_str(" -j MASQUERADE");
             to_ports_opt(out, to_ports);
             if *random {
@@ -307,13 +336,28 @@ fn target(out: &mut String, t: &Target, family: Option<Family>) {
         }
         Target::Connmark(op) => match op {
             ConnmarkOp::SetXmark { value, mask } => {
-                let _ = write!(out, " -j CONNMARK --set-xmark {}/{}", hex(*value), hex(*mask));
+                let _ = write!(
+                    out,
+                    " -j CONNMARK --set-xmark {}/{}",
+                    hex(*value),
+                    hex(*mask)
+                );
             }
             ConnmarkOp::Save { nfmask, ctmask } => {
-                let _ = write!(out, " -j CONNMARK --save-mark --nfmask {} --ctmask {}", hex(*nfmask), hex(*ctmask));
+                let _ = write!(
+                    out,
+                    " -j CONNMARK --save-mark --nfmask {} --ctmask {}",
+                    hex(*nfmask),
+                    hex(*ctmask)
+                );
             }
             ConnmarkOp::Restore { nfmask, ctmask } => {
-                let _ = write!(out, " -j CONNMARK --restore-mark --nfmask {} --ctmask {}", hex(*nfmask), hex(*ctmask));
+                let _ = write!(
+                    out,
+                    " -j CONNMARK --restore-mark --nfmask {} --ctmask {}",
+                    hex(*nfmask),
+                    hex(*ctmask)
+                );
             }
         },
         Target::Log { name, args } | Target::Unknown { name, args } => {
@@ -323,7 +367,11 @@ fn target(out: &mut String, t: &Target, family: Option<Family>) {
                 word(out, a);
             }
         }
-        Target::Notrack { legacy } => out.push_str(if *legacy { " -j NOTRACK" } else { " -j CT --notrack" }),
+        Target::Notrack { legacy } => out.push_str(if *legacy {
+            " -j NOTRACK"
+        } else {
+            " -j CT --notrack"
+        }),
     }
 }
 
@@ -383,7 +431,11 @@ pub fn rule_spec(spec: &RuleSpec, family: Option<Family>) -> String {
 /// `-A CHAIN spec` as `iptables-save` prints it.
 pub fn rule_line(chain: &str, spec: &RuleSpec, family: Option<Family>) -> String {
     let s = rule_spec(spec, family);
-    if s.is_empty() { format!("-A {chain}") } else { format!("-A {chain} {s}") }
+    if s.is_empty() {
+        format!("-A {chain}")
+    } else {
+        format!("-A {chain} {s}")
+    }
 }
 
 /// Options for [`save`].

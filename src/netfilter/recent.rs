@@ -96,7 +96,13 @@ pub struct RecentTable {
 
 impl RecentTable {
     pub fn new(name: Arc<str>, ring: usize) -> RecentTable {
-        RecentTable { name, entries: HashMap::new(), ring: ring.max(1), next_lru: 0, capacity: IP_LIST_TOT }
+        RecentTable {
+            name,
+            entries: HashMap::new(),
+            ring: ring.max(1),
+            next_lru: 0,
+            capacity: IP_LIST_TOT,
+        }
     }
 
     /// A table with a different `ip_list_tot` (module parameter).
@@ -164,7 +170,14 @@ impl RecentTable {
         }
     }
 
-    fn insert(&mut self, addr: IpAddr, ttl: u8, now_j: i64, now_ns: u64, events: &mut Vec<RecentEvent>) {
+    fn insert(
+        &mut self,
+        addr: IpAddr,
+        ttl: u8,
+        now_j: i64,
+        now_ns: u64,
+        events: &mut Vec<RecentEvent>,
+    ) {
         if self.entries.len() >= self.capacity
             && let Some(head) = self.lru_head()
             && let Some(old) = self.entries.remove(&head)
@@ -172,7 +185,9 @@ impl RecentTable {
             events.push(RecentEvent {
                 table: self.name.clone(),
                 addr: old.addr,
-                kind: RecentEventKind::Evicted { last_seen_ns: old.last_seen_ns },
+                kind: RecentEventKind::Evicted {
+                    last_seen_ns: old.last_seen_ns,
+                },
                 time_ns: now_ns,
             });
         }
@@ -180,8 +195,24 @@ impl RecentTable {
         stamps[0] = now_j;
         let lru = self.next_lru;
         self.next_lru += 1;
-        self.entries.insert(addr, RecentEntry { addr, ttl, stamps, index: 1, nstamps: 1, lru, last_seen_ns: now_ns });
-        events.push(RecentEvent { table: self.name.clone(), addr, kind: RecentEventKind::Added, time_ns: now_ns });
+        self.entries.insert(
+            addr,
+            RecentEntry {
+                addr,
+                ttl,
+                stamps,
+                index: 1,
+                nstamps: 1,
+                lru,
+                last_seen_ns: now_ns,
+            },
+        );
+        events.push(RecentEvent {
+            table: self.name.clone(),
+            addr,
+            kind: RecentEventKind::Added,
+            time_ns: now_ns,
+        });
     }
 
     /// Evaluate one `recent` match (the kernel's `recent_mt`). `addr` is already masked; `ttl` is
@@ -197,10 +228,8 @@ impl RecentTable {
     ) -> bool {
         let now_j = jiffies(now_ns, hz);
         let mut ret = m.invert;
-        let found = match self.entries.get(&addr) {
-            Some(e) if !m.rttl || e.ttl == ttl || e.ttl == 0 => true,
-            _ => false,
-        };
+        let found =
+            matches!(self.entries.get(&addr), Some(e) if !m.rttl || e.ttl == ttl || e.ttl == 0);
         if !found {
             if m.op != RecentOp::Set {
                 return ret;
@@ -212,7 +241,12 @@ impl RecentTable {
             RecentOp::Set => ret = !ret,
             RecentOp::Remove => {
                 self.entries.remove(&addr);
-                events.push(RecentEvent { table: self.name.clone(), addr, kind: RecentEventKind::Removed, time_ns: now_ns });
+                events.push(RecentEvent {
+                    table: self.name.clone(),
+                    addr,
+                    kind: RecentEventKind::Removed,
+                    time_ns: now_ns,
+                });
                 return !ret;
             }
             RecentOp::Rcheck | RecentOp::Update => {
@@ -250,9 +284,16 @@ impl RecentTable {
                 }
             }
         }
-        if (m.op == RecentOp::Set || (m.op == RecentOp::Update && ret)) && self.entries.contains_key(&addr) {
+        if (m.op == RecentOp::Set || (m.op == RecentOp::Update && ret))
+            && self.entries.contains_key(&addr)
+        {
             self.touch(&addr, now_j, now_ns, ttl);
-            events.push(RecentEvent { table: self.name.clone(), addr, kind: RecentEventKind::Refreshed, time_ns: now_ns });
+            events.push(RecentEvent {
+                table: self.name.clone(),
+                addr,
+                kind: RecentEventKind::Refreshed,
+                time_ns: now_ns,
+            });
         }
         ret
     }
@@ -275,7 +316,17 @@ mod tests {
     const S: u64 = 1_000_000_000;
 
     fn m(op: RecentOp, seconds: Option<u32>, reap: bool, hitcount: Option<u32>) -> RecentMatch {
-        RecentMatch { op, invert: false, seconds, reap, hitcount, rttl: false, name: "T".into(), mask: None, rdest: false }
+        RecentMatch {
+            op,
+            invert: false,
+            seconds,
+            reap,
+            hitcount,
+            rttl: false,
+            name: "T".into(),
+            mask: None,
+            rdest: false,
+        }
     }
 
     fn ip(n: u32) -> IpAddr {
@@ -286,7 +337,14 @@ mod tests {
     fn rcheck_never_refreshes_and_seconds_window_is_inclusive() {
         let mut t = RecentTable::new("T".into(), 32);
         let mut ev = Vec::new();
-        assert!(t.evaluate(&m(RecentOp::Set, None, false, None), ip(1), 64, 0, HZ, &mut ev));
+        assert!(t.evaluate(
+            &m(RecentOp::Set, None, false, None),
+            ip(1),
+            64,
+            0,
+            HZ,
+            &mut ev
+        ));
         let rc = m(RecentOp::Rcheck, Some(10), true, None);
         assert!(t.evaluate(&rc, ip(1), 64, 5 * S, HZ, &mut ev));
         // Exactly at the window start still counts; rcheck at 5 s did not move it.
@@ -294,7 +352,10 @@ mod tests {
         assert!(!t.evaluate(&rc, ip(1), 64, 10 * S + S / HZ as u64, HZ, &mut ev));
         // …and --reap removed the stale entry (it is the LRU head).
         assert!(t.get(&ip(1)).is_none());
-        assert!(matches!(ev.last().unwrap().kind, RecentEventKind::Reaped { .. }));
+        assert!(matches!(
+            ev.last().unwrap().kind,
+            RecentEventKind::Reaped { .. }
+        ));
     }
 
     #[test]
@@ -307,7 +368,14 @@ mod tests {
         }
         // Refresh the oldest; rcheck on the second oldest must not save it.
         t.evaluate(&set, ip(0), 64, 200 * S, HZ, &mut ev);
-        t.evaluate(&m(RecentOp::Rcheck, None, false, None), ip(1), 64, 201 * S, HZ, &mut ev);
+        t.evaluate(
+            &m(RecentOp::Rcheck, None, false, None),
+            ip(1),
+            64,
+            201 * S,
+            HZ,
+            &mut ev,
+        );
         ev.clear();
         t.evaluate(&set, ip(500), 64, 202 * S, HZ, &mut ev);
         assert_eq!(t.len(), 100);
@@ -333,8 +401,22 @@ mod tests {
     fn lookup_miss_does_not_reap() {
         let mut t = RecentTable::new("T".into(), 32);
         let mut ev = Vec::new();
-        t.evaluate(&m(RecentOp::Set, None, false, None), ip(1), 64, 0, HZ, &mut ev);
-        assert!(!t.evaluate(&m(RecentOp::Rcheck, Some(1), true, None), ip(2), 64, 100 * S, HZ, &mut ev));
+        t.evaluate(
+            &m(RecentOp::Set, None, false, None),
+            ip(1),
+            64,
+            0,
+            HZ,
+            &mut ev,
+        );
+        assert!(!t.evaluate(
+            &m(RecentOp::Rcheck, Some(1), true, None),
+            ip(2),
+            64,
+            100 * S,
+            HZ,
+            &mut ev
+        ));
         assert!(t.get(&ip(1)).is_some());
     }
 }

@@ -16,11 +16,11 @@
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::eval::{self, DnatResult, Outcome, Verdict, WalkEnv, WalkOptions};
+use super::eval::{self, DnatResult, Outcome, SourceNat, Verdict, WalkEnv, WalkOptions};
 use super::model::{Match, Protocol, RecentMatch, Ruleset};
 use super::packet::{NodeContext, Packet};
 use super::recent::{RecentEvent, RecentTable};
@@ -72,9 +72,50 @@ pub struct FlowKey {
 
 impl FlowKey {
     pub fn of(p: &Packet) -> FlowKey {
-        FlowKey { proto: p.proto, src: p.src, src_port: p.src_port.unwrap_or(0), dst: p.dst, dst_port: p.dst_port }
+        FlowKey {
+            proto: p.proto,
+            src: p.src,
+            src_port: p.src_port.unwrap_or(0),
+            dst: p.dst,
+            dst_port: p.dst_port,
+        }
     }
 }
+
+/// A fast hasher for 5-tuples (multiply-rotate, as rustc's FxHash). Conntrack keys come from
+/// captures, so a crafted capture could only slow its own replay down.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowHasher(u64);
+
+impl std::hash::Hasher for FlowHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(i as u64);
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+type FlowMap<V> = HashMap<FlowKey, V, std::hash::BuildHasherDefault<FlowHasher>>;
 
 /// How long conntrack keeps a NAT binding (kernel defaults as kube-proxy sets them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +130,11 @@ pub struct ConntrackTimeouts {
 
 impl Default for ConntrackTimeouts {
     fn default() -> Self {
-        ConntrackTimeouts { new_ns: 120 * SECOND, tcp_established_ns: 86_400 * SECOND, other_ns: 120 * SECOND }
+        ConntrackTimeouts {
+            new_ns: 120 * SECOND,
+            tcp_established_ns: 86_400 * SECOND,
+            other_ns: 120 * SECOND,
+        }
     }
 }
 
@@ -101,7 +146,8 @@ struct Binding {
     expires_ns: u64,
     verdict: Verdict,
     dnat: Option<DnatResult>,
-    masquerade: bool,
+    source_nat: Option<SourceNat>,
+    local_delivery: bool,
     mark: u32,
     ct_mark: u32,
 }
@@ -111,8 +157,10 @@ struct Binding {
 pub struct NodeState {
     recent: HashMap<Arc<str>, RecentTable>,
     nth: HashMap<u32, u32>,
-    conntrack: HashMap<FlowKey, Binding>,
-    inserts_since_sweep: u32,
+    conntrack: FlowMap<Binding>,
+    /// Bindings in the order they were created, with the expiry they had then: expiry is swept
+    /// from the front in amortised O(1) (a binding touched since is re-checked, not removed).
+    expiry: VecDeque<(u64, FlowKey)>,
 }
 
 impl NodeState {
@@ -143,7 +191,10 @@ impl NodeState {
         }
         self.recent.retain(|k, _| used.contains_key(k));
         for (name, ring) in used {
-            self.recent.entry(name.clone()).or_insert_with(|| RecentTable::new(name, ring)).ensure_ring(ring);
+            self.recent
+                .entry(name.clone())
+                .or_insert_with(|| RecentTable::new(name, ring))
+                .ensure_ring(ring);
         }
         self.nth.clear();
     }
@@ -159,7 +210,10 @@ impl NodeState {
 
     /// Current nth counter of a rule (its load-time value before the first packet).
     pub fn nth_counter(&self, gid: u32, every: u32, packet: u32) -> u32 {
-        self.nth.get(&gid).copied().unwrap_or((every - 1).saturating_sub(packet))
+        self.nth
+            .get(&gid)
+            .copied()
+            .unwrap_or((every - 1).saturating_sub(packet))
     }
 
     /// Number of live conntrack bindings.
@@ -174,8 +228,8 @@ pub struct Decision {
     pub key: FlowKey,
     /// The walk (path, DNAT, masquerade, marks, recent events, statistic draws).
     pub outcome: Outcome,
-    /// The 5-tuple was already tracked (e.g. a retransmitted SYN): the stored NAT decision was
-    /// reused and no rule ran. `outcome.path` is then empty.
+    /// The 5-tuple was already tracked (e.g. a retransmitted SYN): the stored NAT decision (DNAT,
+    /// MASQUERADE/SNAT, marks) was reused and no rule ran. `outcome.path` is then empty.
     pub reused: bool,
     /// The branch was forced to match an observed endpoint (see `new_connection_observed`).
     pub forced: bool,
@@ -184,13 +238,18 @@ pub struct Decision {
 impl Decision {
     /// Evictions from recent tables caused by this connection (affinity silently lost).
     pub fn evictions(&self) -> impl Iterator<Item = &RecentEvent> {
-        self.outcome.recent_events.iter().filter(|e| matches!(e.kind, super::recent::RecentEventKind::Evicted { .. }))
+        self.outcome
+            .recent_events
+            .iter()
+            .filter(|e| matches!(e.kind, super::recent::RecentEventKind::Evicted { .. }))
     }
 }
 
 /// The observed endpoint cannot be produced by the rules from the current state.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("observed endpoint {observed} is not reachable by the rules from the current state (reachable: {reachable})")]
+#[error(
+    "observed endpoint {observed} is not reachable by the rules from the current state (reachable: {reachable})"
+)]
 pub struct NotReachable {
     pub observed: String,
     pub reachable: String,
@@ -236,12 +295,17 @@ impl<R: RandomSource> WalkEnv for LiveEnv<'_, R> {
         (hit != invert, 1.0)
     }
 
-    fn recent(&mut self, m: &RecentMatch, addr: IpAddr, ttl: u8, events: &mut Vec<RecentEvent>) -> bool {
-        let table = self
-            .state
-            .recent
-            .entry(m.name.clone())
-            .or_insert_with(|| RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount)));
+    fn recent(
+        &mut self,
+        m: &RecentMatch,
+        addr: IpAddr,
+        ttl: u8,
+        events: &mut Vec<RecentEvent>,
+    ) -> bool {
+        let table =
+            self.state.recent.entry(m.name.clone()).or_insert_with(|| {
+                RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount))
+            });
         table.evaluate(m, addr, ttl, self.time_ns, self.hz, events)
     }
 }
@@ -268,7 +332,14 @@ impl NodeEvaluator<ChaChaRandom> {
 impl<R: RandomSource> NodeEvaluator<R> {
     pub fn new(ruleset: Arc<Ruleset>, ctx: NodeContext, rng: R) -> Self {
         let state = NodeState::for_ruleset(&ruleset);
-        NodeEvaluator { ruleset, ctx, state, rng, record_path: true, timeouts: ConntrackTimeouts::default() }
+        NodeEvaluator {
+            ruleset,
+            ctx,
+            state,
+            rng,
+            record_path: true,
+            timeouts: ConntrackTimeouts::default(),
+        }
     }
 
     pub fn ruleset(&self) -> &Arc<Ruleset> {
@@ -296,13 +367,16 @@ impl<R: RandomSource> NodeEvaluator<R> {
                 let mut outcome = empty_outcome();
                 outcome.verdict = b.verdict;
                 outcome.dnat = b.dnat.clone();
+                outcome.source_nat = b.source_nat.clone();
+                outcome.local_delivery = b.local_delivery;
                 outcome.mark = b.mark;
                 outcome.ct_mark = b.ct_mark;
-                if b.masquerade {
-                    // The binding is applied again; which rule made it is in the first decision.
-                    outcome.local_delivery = false;
-                }
-                Some(Decision { key: *key, outcome, reused: true, forced: false })
+                Some(Decision {
+                    key: *key,
+                    outcome,
+                    reused: true,
+                    forced: false,
+                })
             }
             Some(_) => {
                 self.state.conntrack.remove(key);
@@ -313,22 +387,34 @@ impl<R: RandomSource> NodeEvaluator<R> {
     }
 
     fn remember(&mut self, key: FlowKey, out: &Outcome, time_ns: u64) {
-        self.state.inserts_since_sweep += 1;
-        if self.state.inserts_since_sweep >= 4096 {
-            self.state.inserts_since_sweep = 0;
-            self.state.conntrack.retain(|_, b| b.expires_ns > time_ns);
+        while let Some(&(exp, k)) = self.state.expiry.front() {
+            if exp > time_ns {
+                break;
+            }
+            self.state.expiry.pop_front();
+            match self.state.conntrack.get(&k) {
+                Some(b) if b.expires_ns <= time_ns => {
+                    self.state.conntrack.remove(&k);
+                }
+                // Touched since: queue it again at its new expiry.
+                Some(b) => self.state.expiry.push_back((b.expires_ns, k)),
+                None => {}
+            }
         }
         if out.verdict != Verdict::Accept {
             // Dropped/rejected first packets do not create a confirmed conntrack entry.
             return;
         }
+        let expires_ns = time_ns.saturating_add(self.timeouts.new_ns);
+        self.state.expiry.push_back((expires_ns, key));
         self.state.conntrack.insert(
             key,
             Binding {
-                expires_ns: time_ns.saturating_add(self.timeouts.new_ns),
+                expires_ns,
                 verdict: out.verdict,
                 dnat: out.dnat.clone(),
-                masquerade: out.masquerade(),
+                source_nat: out.source_nat.clone(),
+                local_delivery: out.local_delivery,
                 mark: out.mark,
                 ct_mark: out.ct_mark,
             },
@@ -342,10 +428,30 @@ impl<R: RandomSource> NodeEvaluator<R> {
         if let Some(d) = self.lookup(&key, time_ns) {
             return d;
         }
-        let mut env = LiveEnv { state: &mut self.state, rng: &mut self.rng, script: None, pos: 0, time_ns, hz: self.ctx.hz };
-        let out = eval::walk(&self.ruleset, &self.ctx, pkt, &mut env, WalkOptions { record_path: self.record_path });
+        let mut env = LiveEnv {
+            state: &mut self.state,
+            rng: &mut self.rng,
+            script: None,
+            pos: 0,
+            time_ns,
+            hz: self.ctx.hz,
+        };
+        let out = eval::walk(
+            &self.ruleset,
+            &self.ctx,
+            pkt,
+            &mut env,
+            WalkOptions {
+                record_path: self.record_path,
+            },
+        );
         self.remember(key, &out, time_ns);
-        Decision { key, outcome: out, reused: false, forced: false }
+        Decision {
+            key,
+            outcome: out,
+            reused: false,
+            forced: false,
+        }
     }
 
     /// Like [`new_connection`](Self::new_connection), but a capture showed the connection reach
@@ -354,10 +460,19 @@ impl<R: RandomSource> NodeEvaluator<R> {
     /// advance exactly as the kernel's did. No random number is drawn. Fails when no branch from
     /// the current state reaches `observed` (e.g. affinity pins the client elsewhere), leaving
     /// the state unchanged.
-    pub fn new_connection_observed(&mut self, pkt: &Packet, time_ns: u64, observed: (IpAddr, u16)) -> Result<Decision, NotReachable> {
+    pub fn new_connection_observed(
+        &mut self,
+        pkt: &Packet,
+        time_ns: u64,
+        observed: (IpAddr, u16),
+    ) -> Result<Decision, NotReachable> {
         let key = FlowKey::of(pkt);
         if let Some(d) = self.lookup(&key, time_ns) {
-            if d.outcome.dnat.as_ref().is_some_and(|x| (x.ip, x.port) == observed) {
+            if d.outcome
+                .dnat
+                .as_ref()
+                .is_some_and(|x| (x.ip, x.port) == observed)
+            {
                 return Ok(d);
             }
             // The capture contradicts the stored binding: treat as a new connection (the old
@@ -378,18 +493,52 @@ impl<R: RandomSource> NodeEvaluator<R> {
             .filter(|(_, o)| o.dnat.as_ref().is_some_and(|d| (d.ip, d.port) == observed))
             .max_by(|a, b| a.1.probability.total_cmp(&b.1.probability));
         let Some((_, chosen)) = best else {
-            let reachable = tr.endpoints.iter().map(|e| eval::fmt_sock(e.ip, e.port)).collect::<Vec<_>>().join(", ");
+            let reachable = tr
+                .endpoints
+                .iter()
+                .map(|e| eval::fmt_sock(e.ip, e.port))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(NotReachable {
                 observed: eval::fmt_sock(observed.0, observed.1),
-                reachable: if reachable.is_empty() { "none".into() } else { reachable },
+                reachable: if reachable.is_empty() {
+                    "none".into()
+                } else {
+                    reachable
+                },
                 trace: Box::new(tr),
             });
         };
-        let script: Vec<bool> = chosen.statistic.iter().filter(|s| s.probability < 1.0).map(|s| s.matched).collect();
-        let mut env = LiveEnv { state: &mut self.state, rng: &mut self.rng, script: Some(&script), pos: 0, time_ns, hz: self.ctx.hz };
-        let out = eval::walk(&self.ruleset, &self.ctx, pkt, &mut env, WalkOptions { record_path: self.record_path });
+        let script: Vec<bool> = chosen
+            .statistic
+            .iter()
+            .filter(|s| s.probability < 1.0)
+            .map(|s| s.matched)
+            .collect();
+        let mut env = LiveEnv {
+            state: &mut self.state,
+            rng: &mut self.rng,
+            script: Some(&script),
+            pos: 0,
+            time_ns,
+            hz: self.ctx.hz,
+        };
+        let out = eval::walk(
+            &self.ruleset,
+            &self.ctx,
+            pkt,
+            &mut env,
+            WalkOptions {
+                record_path: self.record_path,
+            },
+        );
         self.remember(key, &out, time_ns);
-        Ok(Decision { key, outcome: out, reused: false, forced: true })
+        Ok(Decision {
+            key,
+            outcome: out,
+            reused: false,
+            forced: true,
+        })
     }
 
     /// Every branch the next new connection of `pkt` could take from the current state, with
@@ -399,13 +548,22 @@ impl<R: RandomSource> NodeEvaluator<R> {
             &self.ruleset,
             &self.ctx,
             pkt,
-            TraceOptions { max_outcomes: 4096, time_ns, state: Some(&self.state), record_path: true },
+            TraceOptions {
+                max_outcomes: 4096,
+                time_ns,
+                state: Some(&self.state),
+                record_path: true,
+            },
         )
     }
 
     /// A later packet of a live connection: keeps its binding alive (as conntrack's timers do).
     pub fn touch(&mut self, key: &FlowKey, time_ns: u64) {
-        let t = if key.proto == Protocol::Tcp { self.timeouts.tcp_established_ns } else { self.timeouts.other_ns };
+        let t = if key.proto == Protocol::Tcp {
+            self.timeouts.tcp_established_ns
+        } else {
+            self.timeouts.other_ns
+        };
         if let Some(b) = self.state.conntrack.get_mut(key) {
             b.expires_ns = b.expires_ns.max(time_ns.saturating_add(t));
         }

@@ -36,7 +36,12 @@ pub struct TraceOptions<'s> {
 
 impl Default for TraceOptions<'_> {
     fn default() -> Self {
-        TraceOptions { max_outcomes: 4096, time_ns: 0, state: None, record_path: true }
+        TraceOptions {
+            max_outcomes: 4096,
+            time_ns: 0,
+            state: None,
+            record_path: true,
+        }
     }
 }
 
@@ -76,7 +81,11 @@ pub struct Trace {
 impl Trace {
     /// Probability that the packet is DNATed to `ip:port`.
     pub fn probability_of(&self, ip: IpAddr, port: u16) -> f64 {
-        self.endpoints.iter().filter(|e| e.ip == ip && e.port == port).map(|e| e.probability).sum()
+        self.endpoints
+            .iter()
+            .filter(|e| e.ip == ip && e.port == port)
+            .map(|e| e.probability)
+            .sum()
     }
 }
 
@@ -121,7 +130,10 @@ impl WalkEnv for ForkEnv<'_> {
     fn nth(&mut self, gid: u32, every: u32, packet: u32, invert: bool) -> (bool, f64) {
         match self.state {
             Some(st) => {
-                let counter = self.nth.entry(gid).or_insert_with(|| st.nth_counter(gid, every, packet));
+                let counter = self
+                    .nth
+                    .entry(gid)
+                    .or_insert_with(|| st.nth_counter(gid, every, packet));
                 let (hit, next) = super::stateful::nth_step(*counter, every);
                 *counter = next;
                 (hit != invert, 1.0)
@@ -133,12 +145,20 @@ impl WalkEnv for ForkEnv<'_> {
         }
     }
 
-    fn recent(&mut self, m: &RecentMatch, addr: IpAddr, ttl: u8, events: &mut Vec<RecentEvent>) -> bool {
+    fn recent(
+        &mut self,
+        m: &RecentMatch,
+        addr: IpAddr,
+        ttl: u8,
+        events: &mut Vec<RecentEvent>,
+    ) -> bool {
         let state = self.state;
         let table = self.tables.entry(m.name.clone()).or_insert_with(|| {
             state
                 .and_then(|s| s.recent_table(&m.name).cloned())
-                .unwrap_or_else(|| RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount)))
+                .unwrap_or_else(|| {
+                    RecentTable::new(m.name.clone(), RecentTable::ring_for(m.hitcount))
+                })
         });
         table.evaluate(m, addr, ttl, self.time_ns, self.hz, events)
     }
@@ -159,7 +179,15 @@ pub fn trace(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, opts: TraceOptions<'
             time_ns: opts.time_ns,
             hz: ctx.hz,
         };
-        let out = eval::walk(rs, ctx, pkt, &mut env, WalkOptions { record_path: opts.record_path });
+        let out = eval::walk(
+            rs,
+            ctx,
+            pkt,
+            &mut env,
+            WalkOptions {
+                record_path: opts.record_path,
+            },
+        );
         outcomes.push(out);
         let mut s = env.script;
         // Only the decisions actually made in this walk count (a shorter branch ignores the rest).
@@ -197,7 +225,10 @@ fn summarize(outcomes: Vec<Outcome>, truncated: bool) -> Trace {
             // Dropped after DNAT: the endpoint is not reached.
             continue;
         }
-        match endpoints.iter_mut().find(|e| e.ip == d.ip && e.port == d.port && e.chain == d.chain && e.range == d.range) {
+        match endpoints
+            .iter_mut()
+            .find(|e| e.ip == d.ip && e.port == d.port && e.chain == d.chain && e.range == d.range)
+        {
             Some(e) => {
                 if o.probability > outcomes[e.outcome].probability {
                     e.outcome = i;
@@ -236,12 +267,23 @@ fn summarize(outcomes: Vec<Outcome>, truncated: bool) -> Trace {
         .iter()
         .enumerate()
         .filter(|(_, o)| o.verdict == verdict)
-        .fold(first, |b, (i, o)| if o.probability > outcomes[b].probability { i } else { b });
+        .fold(first, |b, (i, o)| {
+            if o.probability > outcomes[b].probability {
+                i
+            } else {
+                b
+            }
+        });
     Trace {
         verdict,
         decided_by: outcomes.get(best).and_then(|o| o.decided_by.clone()),
-        masquerade: outcomes.iter().any(|o| o.masquerade() && o.verdict == Verdict::Accept),
-        path: outcomes.get(best).map(|o| o.path.clone()).unwrap_or_default(),
+        masquerade: outcomes
+            .iter()
+            .any(|o| o.masquerade() && o.verdict == Verdict::Accept),
+        path: outcomes
+            .get(best)
+            .map(|o| o.path.clone())
+            .unwrap_or_default(),
         endpoints,
         outcomes,
         truncated,

@@ -47,37 +47,67 @@ fn sep_of(r: &Rule) -> Option<Arc<str>> {
     }
 }
 
-fn remake(chain: &str, spec: RuleSpec, family: Option<Family>, line: u32, counters: Option<Counters>) -> Rule {
+fn remake(
+    chain: &str,
+    spec: RuleSpec,
+    family: Option<Family>,
+    line: u32,
+    counters: Option<Counters>,
+) -> Rule {
     let text: Arc<str> = print::rule_line(chain, &spec, family).into();
-    Rule { spec, counters, text, line, gid: 0 }
+    Rule {
+        spec,
+        counters,
+        text,
+        line,
+        gid: 0,
+    }
 }
 
 /// Switch ClientIP affinity of one Service port on (`Some(timeout)`) or off (`None`).
-pub fn set_session_affinity(rs: &Ruleset, service: &str, timeout: Option<u32>) -> Result<Ruleset, AffinityError> {
+pub fn set_session_affinity(
+    rs: &Ruleset,
+    service: &str,
+    timeout: Option<u32>,
+) -> Result<Ruleset, AffinityError> {
     if let Some(t) = timeout
         && !(1..=86400).contains(&t)
     {
         return Err(AffinityError::BadTimeout(t));
     }
     let map = service_map(rs);
-    let svc: &ServicePort = map.find(service).ok_or_else(|| AffinityError::UnknownService(service.to_string()))?;
+    let svc: &ServicePort = map
+        .find(service)
+        .ok_or_else(|| AffinityError::UnknownService(service.to_string()))?;
     if svc.endpoints.is_empty() {
         return Err(AffinityError::NoEndpoints(svc.label()));
     }
     let old = map.layout == Layout::Old;
     let family = rs.family;
     let mut out = rs.clone();
-    let nat = out.table_mut(TableName::Nat).expect("a service map implies a nat table");
-    let policy_chains: Vec<Arc<str>> = [&svc.chains.svc, &svc.chains.svl, &svc.chains.xlb].into_iter().flatten().cloned().collect();
+    let nat = out
+        .table_mut(TableName::Nat)
+        .expect("a service map implies a nat table");
+    let policy_chains: Vec<Arc<str>> = [&svc.chains.svc, &svc.chains.svl, &svc.chains.xlb]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     for chain_name in &policy_chains {
-        let Some(chain) = nat.chain_mut(chain_name) else { continue };
+        let Some(chain) = nat.chain_mut(chain_name) else {
+            continue;
+        };
         chain.rules.retain(|r| !is_sticky(r));
         let Some(timeout) = timeout else { continue };
-        let Some(first) = chain.rules.iter().position(|r| sep_of(r).is_some()) else { continue };
+        let Some(first) = chain.rules.iter().position(|r| sep_of(r).is_some()) else {
+            continue;
+        };
         let mut sticky = Vec::new();
         for r in &chain.rules {
             let Some(sep) = sep_of(r) else { continue };
-            let Some(ep) = svc.endpoints.iter().find(|e| e.chain == sep) else { continue };
+            let Some(ep) = svc.endpoints.iter().find(|e| e.chain == sep) else {
+                continue;
+            };
             let comment = match (&svc.name, old) {
                 (Some(n), false) => Some(format!("{n} -> {}", fmt_sock(ep.ip, ep.port))),
                 (Some(n), true) => Some(n.clone()),
@@ -98,22 +128,33 @@ pub fn set_session_affinity(rs: &Ruleset, service: &str, timeout: Option<u32>) -
                 mask: None,
                 rdest: false,
             }));
-            spec.target = Some(Target::Jump(ChainRef { name: sep.clone(), id: None }));
+            spec.target = Some(Target::Jump(ChainRef {
+                name: sep.clone(),
+                id: None,
+            }));
             sticky.push(remake(chain_name, spec, family, 0, None));
         }
         chain.rules.splice(first..first, sticky);
     }
     for ep in &svc.endpoints {
-        let Some(chain) = nat.chain_mut(&ep.chain) else { continue };
+        let Some(chain) = nat.chain_mut(&ep.chain) else {
+            continue;
+        };
         let name = chain.name.clone();
         for r in chain.rules.iter_mut() {
             if !matches!(r.spec.target, Some(Target::Dnat { .. })) {
                 continue;
             }
             let mut spec = r.spec.clone();
-            spec.matches.retain(|m| !matches!(m, Match::Recent(rm) if rm.op == RecentOp::Set));
+            spec.matches
+                .retain(|m| !matches!(m, Match::Recent(rm) if rm.op == RecentOp::Set));
             if timeout.is_some() {
-                let at = spec.matches.iter().position(|m| matches!(m, Match::Comment(_))).map(|i| i + 1).unwrap_or(0);
+                let at = spec
+                    .matches
+                    .iter()
+                    .position(|m| matches!(m, Match::Comment(_)))
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
                 spec.matches.insert(
                     at,
                     Match::Recent(RecentMatch {
@@ -139,7 +180,11 @@ pub fn set_session_affinity(rs: &Ruleset, service: &str, timeout: Option<u32>) -
 }
 
 /// [`set_session_affinity`] and the rule set as `iptables-save` text.
-pub fn set_session_affinity_text(rs: &Ruleset, service: &str, timeout: Option<u32>) -> Result<(Ruleset, String), AffinityError> {
+pub fn set_session_affinity_text(
+    rs: &Ruleset,
+    service: &str,
+    timeout: Option<u32>,
+) -> Result<(Ruleset, String), AffinityError> {
     let out = set_session_affinity(rs, service, timeout)?;
     let text = print::save(&out, Default::default());
     Ok((out, text))

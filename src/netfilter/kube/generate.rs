@@ -23,7 +23,13 @@ pub struct ClusterShape {
 
 impl Default for ClusterShape {
     fn default() -> Self {
-        ClusterShape { services: 10, endpoints: 3, layout: Layout::New, affinity: None, pod_cidr: (Ipv4Addr::new(10, 128, 0, 0), 9) }
+        ClusterShape {
+            services: 10,
+            endpoints: 3,
+            layout: Layout::New,
+            affinity: None,
+            pod_cidr: (Ipv4Addr::new(10, 128, 0, 0), 9),
+        }
     }
 }
 
@@ -45,7 +51,10 @@ pub fn services(shape: &ClusterShape) -> Vec<GeneratedService> {
             let endpoints = (0..shape.endpoints)
                 .map(|j| {
                     let n = (i * shape.endpoints + j) as u32;
-                    (Ipv4Addr::from(u32::from(shape.pod_cidr.0) + 2 + n + n / 254 * 2), 8080)
+                    (
+                        Ipv4Addr::from(u32::from(shape.pod_cidr.0) + 2 + n + n / 254 * 2),
+                        8080,
+                    )
                 })
                 .collect();
             GeneratedService {
@@ -60,7 +69,11 @@ pub fn services(shape: &ClusterShape) -> Vec<GeneratedService> {
 }
 
 fn probability(layout: Layout, remaining: usize) -> String {
-    if layout == Layout::Old { format!("{:.5}", 1.0 / remaining as f64) } else { format!("{:.10}", 1.0 / remaining as f64) }
+    if layout == Layout::Old {
+        format!("{:.5}", 1.0 / remaining as f64)
+    } else {
+        format!("{:.10}", 1.0 / remaining as f64)
+    }
 }
 
 /// The rule set as kube-proxy plus the node would have it (`iptables-save` input form, with the
@@ -83,40 +96,111 @@ pub fn generate(shape: &ClusterShape) -> String {
         }
         let vip = s.cluster_ip;
         if old {
-            let _ = writeln!(services_rules, "-A KUBE-SERVICES ! -s {cidr} -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j KUBE-MARK-MASQ", s.name, s.port);
-            let _ = writeln!(services_rules, "-A KUBE-SERVICES -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j {svc}", s.name, s.port);
-            let _ = writeln!(nodeports_rules, "-A KUBE-NODEPORTS -p tcp -m comment --comment \"{}\" -m tcp --dport {} -j KUBE-MARK-MASQ", s.name, s.node_port);
-            let _ = writeln!(nodeports_rules, "-A KUBE-NODEPORTS -p tcp -m comment --comment \"{}\" -m tcp --dport {} -j {svc}", s.name, s.node_port);
+            let _ = writeln!(
+                services_rules,
+                "-A KUBE-SERVICES ! -s {cidr} -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j KUBE-MARK-MASQ",
+                s.name, s.port
+            );
+            let _ = writeln!(
+                services_rules,
+                "-A KUBE-SERVICES -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j {svc}",
+                s.name, s.port
+            );
+            let _ = writeln!(
+                nodeports_rules,
+                "-A KUBE-NODEPORTS -p tcp -m comment --comment \"{}\" -m tcp --dport {} -j KUBE-MARK-MASQ",
+                s.name, s.node_port
+            );
+            let _ = writeln!(
+                nodeports_rules,
+                "-A KUBE-NODEPORTS -p tcp -m comment --comment \"{}\" -m tcp --dport {} -j {svc}",
+                s.name, s.node_port
+            );
         } else {
-            let _ = writeln!(services_rules, "-A KUBE-SERVICES -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j {svc}", s.name, s.port);
-            let _ = writeln!(nodeports_rules, "-A KUBE-NODEPORTS -p tcp -m comment --comment \"{}\" -m tcp --dport {} -j {ext}", s.name, s.node_port);
-            let _ = writeln!(rules, "-A {ext} -m comment --comment \"masquerade traffic for {} external destinations\" -j KUBE-MARK-MASQ", s.name);
+            let _ = writeln!(
+                services_rules,
+                "-A KUBE-SERVICES -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j {svc}",
+                s.name, s.port
+            );
+            let _ = writeln!(
+                nodeports_rules,
+                "-A KUBE-NODEPORTS -p tcp -m comment --comment \"{}\" -m tcp --dport {} -j {ext}",
+                s.name, s.node_port
+            );
+            let _ = writeln!(
+                rules,
+                "-A {ext} -m comment --comment \"masquerade traffic for {} external destinations\" -j KUBE-MARK-MASQ",
+                s.name
+            );
             let _ = writeln!(rules, "-A {ext} -j {svc}");
-            let _ = writeln!(rules, "-A {svc} ! -s {cidr} -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j KUBE-MARK-MASQ", s.name, s.port);
+            let _ = writeln!(
+                rules,
+                "-A {svc} ! -s {cidr} -d {vip}/32 -p tcp -m comment --comment \"{} cluster IP\" -m tcp --dport {} -j KUBE-MARK-MASQ",
+                s.name, s.port
+            );
         }
         let seps: Vec<(String, Ipv4Addr, u16)> = s
             .endpoints
             .iter()
-            .map(|&(ip, port)| (format!("KUBE-SEP-{}", endpoint_suffix(&s.name, "tcp", &format!("{ip}:{port}"))), ip, port))
+            .map(|&(ip, port)| {
+                (
+                    format!(
+                        "KUBE-SEP-{}",
+                        endpoint_suffix(&s.name, "tcp", &format!("{ip}:{port}"))
+                    ),
+                    ip,
+                    port,
+                )
+            })
             .collect();
         if let Some(t) = shape.affinity {
             for (sep, ip, port) in &seps {
-                let comment = if old { s.name.clone() } else { format!("{} -> {ip}:{port}", s.name) };
-                let _ = writeln!(rules, "-A {svc} -m comment --comment \"{comment}\" -m recent --rcheck --seconds {t} --reap --name {sep} --mask 255.255.255.255 --rsource -j {sep}");
+                let comment = if old {
+                    s.name.clone()
+                } else {
+                    format!("{} -> {ip}:{port}", s.name)
+                };
+                let _ = writeln!(
+                    rules,
+                    "-A {svc} -m comment --comment \"{comment}\" -m recent --rcheck --seconds {t} --reap --name {sep} --mask 255.255.255.255 --rsource -j {sep}"
+                );
             }
         }
         let n = seps.len();
         for (i, (sep, ip, port)) in seps.iter().enumerate() {
-            let comment = if old { s.name.clone() } else { format!("{} -> {ip}:{port}", s.name) };
-            if i + 1 < n {
-                let _ = writeln!(rules, "-A {svc} -m comment --comment \"{comment}\" -m statistic --mode random --probability {} -j {sep}", probability(shape.layout, n - i));
+            let comment = if old {
+                s.name.clone()
             } else {
-                let _ = writeln!(rules, "-A {svc} -m comment --comment \"{comment}\" -j {sep}");
+                format!("{} -> {ip}:{port}", s.name)
+            };
+            if i + 1 < n {
+                let _ = writeln!(
+                    rules,
+                    "-A {svc} -m comment --comment \"{comment}\" -m statistic --mode random --probability {} -j {sep}",
+                    probability(shape.layout, n - i)
+                );
+            } else {
+                let _ = writeln!(
+                    rules,
+                    "-A {svc} -m comment --comment \"{comment}\" -j {sep}"
+                );
             }
             let _ = writeln!(decl, ":{sep} - [0:0]");
-            let _ = writeln!(rules, "-A {sep} -s {ip}/32 -m comment --comment \"{}\" -j KUBE-MARK-MASQ", s.name);
-            let set = if shape.affinity.is_some() { format!(" -m recent --set --name {sep} --mask 255.255.255.255 --rsource") } else { String::new() };
-            let _ = writeln!(rules, "-A {sep} -p tcp -m comment --comment \"{}\"{set} -m tcp -j DNAT --to-destination {ip}:{port}", s.name);
+            let _ = writeln!(
+                rules,
+                "-A {sep} -s {ip}/32 -m comment --comment \"{}\" -j KUBE-MARK-MASQ",
+                s.name
+            );
+            let set = if shape.affinity.is_some() {
+                format!(" -m recent --set --name {sep} --mask 255.255.255.255 --rsource")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                rules,
+                "-A {sep} -p tcp -m comment --comment \"{}\"{set} -m tcp -j DNAT --to-destination {ip}:{port}",
+                s.name
+            );
         }
     }
     let mut o = String::new();
@@ -138,7 +222,9 @@ pub fn generate(shape: &ClusterShape) -> String {
     o.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
     o.push_str("COMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:KUBE-MARK-MASQ - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-POSTROUTING - [0:0]\n:KUBE-SERVICES - [0:0]\n");
     o.push_str(&decl);
-    o.push_str("-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
+    o.push_str(
+        "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n",
+    );
     o.push_str("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
     o.push_str("-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n");
     o.push_str("-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000\n");

@@ -43,7 +43,14 @@ pub fn endpoint_suffix(service_port_name: &str, protocol: &str, endpoint: &str) 
 
 /// The suffix of a kube-proxy per-service or per-endpoint chain name.
 pub fn chain_suffix(chain: &str) -> Option<(&str, &str)> {
-    for prefix in ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-XLB-", "KUBE-SEP-"] {
+    for prefix in [
+        "KUBE-SVC-",
+        "KUBE-SVL-",
+        "KUBE-EXT-",
+        "KUBE-FW-",
+        "KUBE-XLB-",
+        "KUBE-SEP-",
+    ] {
         if let Some(s) = chain.strip_prefix(prefix)
             && s.len() == 16
         {
@@ -63,7 +70,13 @@ mod tests {
         assert_eq!(service_suffix("ns2/svc2:p8080", "tcp"), "2VJB64SDSIJUP5T6");
         assert_eq!(service_suffix("ns1/svc1", "tcp"), "AQI2S6QIMU7PVVRP");
         assert_eq!(service_suffix("ns1/svc1:p80", "sctp"), "GFCIFIA5VTFSTMSM");
-        assert_eq!(endpoint_suffix("ns1/svc1:p80", "tcp", "10.180.0.1:80"), "SXIVWICOYRO3J4NJ");
-        assert_eq!(endpoint_suffix("ns1/svc1:p80", "tcp", "[ff06::c1]:80"), "LIGRYQQLSZN4UWQ5");
+        assert_eq!(
+            endpoint_suffix("ns1/svc1:p80", "tcp", "10.180.0.1:80"),
+            "SXIVWICOYRO3J4NJ"
+        );
+        assert_eq!(
+            endpoint_suffix("ns1/svc1:p80", "tcp", "[ff06::c1]:80"),
+            "LIGRYQQLSZN4UWQ5"
+        );
     }
 }

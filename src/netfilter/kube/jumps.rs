@@ -12,25 +12,103 @@ use crate::netfilter::parse::parse_rule_spec;
 
 /// (table, from, to, extra match, comment), in kube-proxy's insertion order.
 pub const STANDARD_JUMPS: &[(TableName, &str, &str, &str, &str)] = &[
-    (TableName::Filter, "INPUT", "KUBE-EXTERNAL-SERVICES", "-m conntrack --ctstate NEW", "kubernetes externally-visible service portals"),
-    (TableName::Filter, "FORWARD", "KUBE-EXTERNAL-SERVICES", "-m conntrack --ctstate NEW", "kubernetes externally-visible service portals"),
-    (TableName::Filter, "INPUT", "KUBE-NODEPORTS", "", "kubernetes health check service ports"),
-    (TableName::Filter, "FORWARD", "KUBE-SERVICES", "-m conntrack --ctstate NEW", "kubernetes service portals"),
-    (TableName::Filter, "OUTPUT", "KUBE-SERVICES", "-m conntrack --ctstate NEW", "kubernetes service portals"),
-    (TableName::Filter, "FORWARD", "KUBE-FORWARD", "", "kubernetes forwarding rules"),
-    (TableName::Filter, "INPUT", "KUBE-PROXY-FIREWALL", "-m conntrack --ctstate NEW", "kubernetes load balancer firewall"),
-    (TableName::Filter, "OUTPUT", "KUBE-PROXY-FIREWALL", "-m conntrack --ctstate NEW", "kubernetes load balancer firewall"),
-    (TableName::Filter, "FORWARD", "KUBE-PROXY-FIREWALL", "-m conntrack --ctstate NEW", "kubernetes load balancer firewall"),
-    (TableName::Nat, "OUTPUT", "KUBE-SERVICES", "", "kubernetes service portals"),
-    (TableName::Nat, "PREROUTING", "KUBE-SERVICES", "", "kubernetes service portals"),
-    (TableName::Nat, "POSTROUTING", "KUBE-POSTROUTING", "", "kubernetes postrouting rules"),
+    (
+        TableName::Filter,
+        "INPUT",
+        "KUBE-EXTERNAL-SERVICES",
+        "-m conntrack --ctstate NEW",
+        "kubernetes externally-visible service portals",
+    ),
+    (
+        TableName::Filter,
+        "FORWARD",
+        "KUBE-EXTERNAL-SERVICES",
+        "-m conntrack --ctstate NEW",
+        "kubernetes externally-visible service portals",
+    ),
+    (
+        TableName::Filter,
+        "INPUT",
+        "KUBE-NODEPORTS",
+        "",
+        "kubernetes health check service ports",
+    ),
+    (
+        TableName::Filter,
+        "FORWARD",
+        "KUBE-SERVICES",
+        "-m conntrack --ctstate NEW",
+        "kubernetes service portals",
+    ),
+    (
+        TableName::Filter,
+        "OUTPUT",
+        "KUBE-SERVICES",
+        "-m conntrack --ctstate NEW",
+        "kubernetes service portals",
+    ),
+    (
+        TableName::Filter,
+        "FORWARD",
+        "KUBE-FORWARD",
+        "",
+        "kubernetes forwarding rules",
+    ),
+    (
+        TableName::Filter,
+        "INPUT",
+        "KUBE-PROXY-FIREWALL",
+        "-m conntrack --ctstate NEW",
+        "kubernetes load balancer firewall",
+    ),
+    (
+        TableName::Filter,
+        "OUTPUT",
+        "KUBE-PROXY-FIREWALL",
+        "-m conntrack --ctstate NEW",
+        "kubernetes load balancer firewall",
+    ),
+    (
+        TableName::Filter,
+        "FORWARD",
+        "KUBE-PROXY-FIREWALL",
+        "-m conntrack --ctstate NEW",
+        "kubernetes load balancer firewall",
+    ),
+    (
+        TableName::Nat,
+        "OUTPUT",
+        "KUBE-SERVICES",
+        "",
+        "kubernetes service portals",
+    ),
+    (
+        TableName::Nat,
+        "PREROUTING",
+        "KUBE-SERVICES",
+        "",
+        "kubernetes service portals",
+    ),
+    (
+        TableName::Nat,
+        "POSTROUTING",
+        "KUBE-POSTROUTING",
+        "",
+        "kubernetes postrouting rules",
+    ),
     (TableName::Filter, "INPUT", "KUBE-FIREWALL", "", ""),
     (TableName::Filter, "OUTPUT", "KUBE-FIREWALL", "", ""),
 ];
 
 fn jumps_into_kube(table: &Table) -> bool {
     table.chains.iter().filter(|c| c.policy.is_some()).any(|c| {
-        c.rules.iter().any(|r| r.spec.target.as_ref().and_then(|t| t.chain_ref()).is_some_and(|c| c.name.starts_with("KUBE-")))
+        c.rules.iter().any(|r| {
+            r.spec
+                .target
+                .as_ref()
+                .and_then(|t| t.chain_ref())
+                .is_some_and(|c| c.name.starts_with("KUBE-"))
+        })
     })
 }
 
@@ -59,14 +137,24 @@ pub fn add_standard_jumps(rs: &mut Ruleset) -> Option<Warning> {
             let spec = parse_rule_spec(&spec_text).expect("built-in jump text parses");
             let text: Arc<str> = crate::netfilter::print::rule_line(from, &spec, rs.family).into();
             let chain = table.chain_mut(from).expect("built-in chains always exist");
-            chain.rules.insert(0, Rule { spec, counters: None, text, line: 0, gid: 0 });
+            chain.rules.insert(
+                0,
+                Rule {
+                    spec,
+                    counters: None,
+                    text,
+                    line: 0,
+                    gid: 0,
+                },
+            );
             added.push(format!("{} {from} → {to}", table.name));
         }
     }
     if added.is_empty() {
         return None;
     }
-    rs.link().expect("adding jumps from built-in chains cannot create a loop");
+    rs.link()
+        .expect("adding jumps from built-in chains cannot create a loop");
     let w = Warning {
         line: None,
         message: format!(

@@ -6,10 +6,13 @@ pub mod generate;
 pub mod hash;
 pub mod jumps;
 pub mod services;
+pub mod write;
 
-pub use affinity::{AffinityError, DEFAULT_AFFINITY_TIMEOUT, set_session_affinity, set_session_affinity_text};
+pub use affinity::{
+    AffinityError, DEFAULT_AFFINITY_TIMEOUT, set_session_affinity, set_session_affinity_text,
+};
 pub use jumps::{STANDARD_JUMPS, add_standard_jumps};
 pub use services::{
-    Frontend, FrontendKind, Layout, MasqueradeRule, ServiceChains, ServiceEndpoint, ServiceMap, ServicePort, TrafficPolicy,
-    service_map,
+    Frontend, FrontendKind, Layout, MasqueradeRule, ServiceChains, ServiceEndpoint, ServiceMap,
+    ServicePort, TrafficPolicy, service_map,
 };

@@ -119,7 +119,9 @@ pub struct ServicePort {
 impl ServicePort {
     /// Display name: the name, or the chain suffix when no comment names it.
     pub fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("(unnamed {})", self.hash))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("(unnamed {})", self.hash))
     }
 }
 
@@ -143,13 +145,20 @@ impl ServiceMap {
     /// A Service port by name (`ns/svc:port`, or `ns/svc` matching a single port) or chain suffix.
     pub fn find(&self, key: &str) -> Option<&ServicePort> {
         let key = key.trim_start_matches("KUBE-SVC-");
-        self.services.iter().find(|s| s.name.as_deref() == Some(key) || s.hash == key).or_else(|| {
-            let mut it = self.services.iter().filter(|s| s.name.as_deref().is_some_and(|n| n.split(':').next() == Some(key)));
-            match (it.next(), it.next()) {
-                (Some(s), None) => Some(s),
-                _ => None,
-            }
-        })
+        self.services
+            .iter()
+            .find(|s| s.name.as_deref() == Some(key) || s.hash == key)
+            .or_else(|| {
+                let mut it = self.services.iter().filter(|s| {
+                    s.name
+                        .as_deref()
+                        .is_some_and(|n| n.split(':').next() == Some(key))
+                });
+                match (it.next(), it.next()) {
+                    (Some(s), None) => Some(s),
+                    _ => None,
+                }
+            })
     }
 }
 
@@ -159,7 +168,10 @@ fn name_from_comment(c: &str) -> Option<(&str, Option<FrontendKind>)> {
         (" cluster IP", Some(FrontendKind::ClusterIp)),
         (" external IP", Some(FrontendKind::ExternalIp)),
         (" loadbalancer IP", Some(FrontendKind::LoadBalancerIp)),
-        (" health check node port", Some(FrontendKind::HealthCheckNodePort)),
+        (
+            " health check node port",
+            Some(FrontendKind::HealthCheckNodePort),
+        ),
         (" has no endpoints", None),
         (" has no local endpoints", None),
     ] {
@@ -170,7 +182,11 @@ fn name_from_comment(c: &str) -> Option<(&str, Option<FrontendKind>)> {
     if let Some((n, _)) = c.split_once(" -> ") {
         return Some((n, None));
     }
-    if let Some(n) = c.strip_prefix("Balancing rule ").and_then(|r| r.split_once(" for ")).map(|(_, n)| n) {
+    if let Some(n) = c
+        .strip_prefix("Balancing rule ")
+        .and_then(|r| r.split_once(" for "))
+        .map(|(_, n)| n)
+    {
         return Some((n, None));
     }
     if let Some(rest) = c.strip_prefix("traffic not accepted by ") {
@@ -241,13 +257,23 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
     }
 
     // 2. Frontends: nat KUBE-SERVICES and KUBE-NODEPORTS.
-    let at = |t: &Table, c: &Chain, i: usize| RuleAt { table: t.name, chain: c.name.clone(), rule: i as u32 + 1 };
+    let at = |t: &Table, c: &Chain, i: usize| RuleAt {
+        table: t.name,
+        chain: c.name.clone(),
+        rule: i as u32 + 1,
+    };
     if let Some(nat) = nat {
         for (chain_name, nodeports) in [("KUBE-SERVICES", false), ("KUBE-NODEPORTS", true)] {
-            let Some(c) = nat.chain(chain_name) else { continue };
+            let Some(c) = nat.chain(chain_name) else {
+                continue;
+            };
             for (i, r) in c.rules.iter().enumerate() {
-                let Some(tc) = target_chain(&r.spec) else { continue };
-                let Some((prefix, h)) = hash::chain_suffix(tc) else { continue };
+                let Some(tc) = target_chain(&r.spec) else {
+                    continue;
+                };
+                let Some((prefix, h)) = hash::chain_suffix(tc) else {
+                    continue;
+                };
                 if prefix == "KUBE-SEP-" {
                     continue;
                 }
@@ -275,7 +301,10 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
                     b.itp_local = true;
                 }
                 let ip = if nodeports { None } else { r.spec.dst_host() };
-                if b.frontends.iter().any(|f| f.kind == kind && f.ip == ip && f.port == port) {
+                if b.frontends
+                    .iter()
+                    .any(|f| f.kind == kind && f.ip == ip && f.port == port)
+                {
                     continue; // old layout writes several rules per external IP
                 }
                 b.frontends.push(Frontend {
@@ -294,10 +323,16 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
     // 3. Filter rules: services without (local) endpoints, health-check node ports.
     if let Some(filter) = filter {
         for chain_name in ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS"] {
-            let Some(c) = filter.chain(chain_name) else { continue };
+            let Some(c) = filter.chain(chain_name) else {
+                continue;
+            };
             for (i, r) in c.rules.iter().enumerate() {
-                let Some(comment) = r.spec.comment() else { continue };
-                let Some((name, kind)) = name_from_comment(comment) else { continue };
+                let Some(comment) = r.spec.comment() else {
+                    continue;
+                };
+                let Some((name, kind)) = name_from_comment(comment) else {
+                    continue;
+                };
                 let verdict = match &r.spec.target {
                     Some(Target::Reject { .. }) => "REJECT",
                     Some(Target::Drop) => "DROP",
@@ -305,7 +340,10 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
                     _ => continue,
                 };
                 let proto = rule_proto(&r.spec);
-                let h = hash::service_suffix(name, &proto.map(|p| p.name()).unwrap_or_else(|| "tcp".into()));
+                let h = hash::service_suffix(
+                    name,
+                    &proto.map(|p| p.name()).unwrap_or_else(|| "tcp".into()),
+                );
                 let b = by_hash.entry(h).or_default();
                 b.name_candidates.push(name.to_string());
                 if b.protocol.is_none() {
@@ -343,7 +381,10 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
                     (_, None) => FrontendKind::NodePort,
                     (_, Some(_)) => FrontendKind::ExternalOrLoadBalancerIp,
                 };
-                if !b.frontends.iter().any(|f| f.port == port && (f.ip == ip || (ip.is_none() && f.kind == FrontendKind::NodePort))) {
+                if !b.frontends.iter().any(|f| {
+                    f.port == port
+                        && (f.ip == ip || (ip.is_none() && f.kind == FrontendKind::NodePort))
+                }) {
                     b.frontends.push(Frontend {
                         kind: fkind,
                         ip,
@@ -386,17 +427,27 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
         let mut etp_local = b.etp_local || b.chains.xlb.is_some();
         if let (Some(nat), Some(ext)) = (nat, &b.chains.ext)
             && let Some(c) = nat.chain(ext)
-            && c.rules.iter().any(|r| target_chain(&r.spec).is_some_and(|t| t.starts_with("KUBE-SVL-")))
+            && c.rules
+                .iter()
+                .any(|r| target_chain(&r.spec).is_some_and(|t| t.starts_with("KUBE-SVL-")))
         {
             etp_local = true;
         }
         // Endpoints from the cluster chain, then the local chain.
-        for (chain, local) in [(&b.chains.svc, false), (&b.chains.svl, true), (&b.chains.xlb, true)] {
-            let (Some(nat), Some(chain)) = (nat, chain) else { continue };
+        for (chain, local) in [
+            (&b.chains.svc, false),
+            (&b.chains.svl, true),
+            (&b.chains.xlb, true),
+        ] {
+            let (Some(nat), Some(chain)) = (nat, chain) else {
+                continue;
+            };
             let Some(c) = nat.chain(chain) else { continue };
             let mut remaining = 1.0f64;
             for r in &c.rules {
-                let Some(tc) = target_chain(&r.spec) else { continue };
+                let Some(tc) = target_chain(&r.spec) else {
+                    continue;
+                };
                 if !tc.starts_with("KUBE-SEP-") {
                     continue;
                 }
@@ -407,23 +458,35 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
                     continue;
                 }
                 let p = match r.spec.statistic() {
-                    Some(StatisticMatch::Random { stored, invert: false }) => remaining * StatisticMatch::probability_of(*stored),
+                    Some(StatisticMatch::Random {
+                        stored,
+                        invert: false,
+                    }) => remaining * StatisticMatch::probability_of(*stored),
                     Some(_) => f64::NAN,
                     None => remaining,
                 };
-                if let Some(StatisticMatch::Random { stored, invert: false }) = r.spec.statistic() {
+                if let Some(StatisticMatch::Random {
+                    stored,
+                    invert: false,
+                }) = r.spec.statistic()
+                {
                     remaining *= 1.0 - StatisticMatch::probability_of(*stored);
                 } else if r.spec.statistic().is_none() {
                     remaining = 0.0;
                 }
-                let Some((ip, port)) = sep_destination(nat, tc) else { continue };
+                let Some((ip, port)) = sep_destination(nat, tc) else {
+                    continue;
+                };
                 let idx = match endpoints.iter().position(|e| *e.chain == *tc) {
                     Some(i) => i,
                     None => {
                         let chain_verified = match (&name, hash::chain_suffix(tc)) {
-                            (Some(n), Some((_, suffix))) => protos.iter().chain(protocol.map(|p| p.name()).iter()).any(|p| {
-                                hash::endpoint_suffix(n, p, &fmt_sock(ip, port)) == suffix
-                            }),
+                            (Some(n), Some((_, suffix))) => protos
+                                .iter()
+                                .chain(protocol.map(|p| p.name()).iter())
+                                .any(|p| {
+                                    hash::endpoint_suffix(n, p, &fmt_sock(ip, port)) == suffix
+                                }),
                             _ => false,
                         };
                         endpoints.push(ServiceEndpoint {
@@ -457,7 +520,10 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
                 .filter(|r| target_chain(&r.spec).is_some_and(|t| !t.starts_with("KUBE-MARK")))
                 .filter_map(|r| r.spec.src.filter(|s| !s.negated).map(|s| s.value))
                 .collect();
-            for f in frontends.iter_mut().filter(|f| f.chain.as_deref() == Some(&**fw)) {
+            for f in frontends
+                .iter_mut()
+                .filter(|f| f.chain.as_deref() == Some(&**fw))
+            {
                 f.source_ranges = ranges.clone();
             }
         }
@@ -470,29 +536,63 @@ pub fn service_map(rs: &Ruleset) -> ServiceMap {
             frontends,
             endpoints,
             affinity_timeout: affinity,
-            external_traffic_policy: if etp_local { TrafficPolicy::Local } else { TrafficPolicy::Cluster },
-            internal_traffic_policy: if b.itp_local { TrafficPolicy::Local } else { TrafficPolicy::Cluster },
+            external_traffic_policy: if etp_local {
+                TrafficPolicy::Local
+            } else {
+                TrafficPolicy::Cluster
+            },
+            internal_traffic_policy: if b.itp_local {
+                TrafficPolicy::Local
+            } else {
+                TrafficPolicy::Cluster
+            },
             no_endpoints: b.no_endpoints,
         });
     }
-    services.sort_by(|a, b| a.label().cmp(&b.label()));
-    ServiceMap { layout: layout(rs), services, masquerade: masquerade_rule(rs) }
+    services.sort_by_key(|s| s.label());
+    ServiceMap {
+        layout: layout(rs),
+        services,
+        masquerade: masquerade_rule(rs),
+    }
 }
 
 /// The DNAT destination of a KUBE-SEP chain.
 fn sep_destination(nat: &Table, sep: &str) -> Option<(IpAddr, u16)> {
-    nat.chain(sep)?.rules.iter().find_map(|r| match &r.spec.target {
-        Some(Target::Dnat { to: NatRange { addrs: Some((a, _)), ports }, .. }) => Some((*a, ports.map(|p| p.0).unwrap_or(0))),
-        _ => None,
-    })
+    nat.chain(sep)?
+        .rules
+        .iter()
+        .find_map(|r| match &r.spec.target {
+            Some(Target::Dnat {
+                to:
+                    NatRange {
+                        addrs: Some((a, _)),
+                        ports,
+                    },
+                ..
+            }) => Some((*a, ports.map(|p| p.0).unwrap_or(0))),
+            _ => None,
+        })
 }
 
 fn layout(rs: &Ruleset) -> Layout {
-    let Some(nat) = rs.table(TableName::Nat) else { return Layout::None };
+    let Some(nat) = rs.table(TableName::Nat) else {
+        return Layout::None;
+    };
     let has = |p: &str| nat.chains.iter().any(|c| c.name.starts_with(p));
-    let jumps_to = |from: &str, to: &str| nat.chain(from).is_some_and(|c| c.rules.iter().any(|r| target_chain(&r.spec) == Some(to)));
-    let any_jump_to = |to: &str| nat.chains.iter().any(|c| c.rules.iter().any(|r| target_chain(&r.spec) == Some(to)));
-    if has("KUBE-XLB-") || jumps_to("KUBE-SERVICES", "KUBE-MARK-MASQ") || (has("KUBE-FW-") && !has("KUBE-EXT-")) {
+    let jumps_to = |from: &str, to: &str| {
+        nat.chain(from)
+            .is_some_and(|c| c.rules.iter().any(|r| target_chain(&r.spec) == Some(to)))
+    };
+    let any_jump_to = |to: &str| {
+        nat.chains
+            .iter()
+            .any(|c| c.rules.iter().any(|r| target_chain(&r.spec) == Some(to)))
+    };
+    if has("KUBE-XLB-")
+        || jumps_to("KUBE-SERVICES", "KUBE-MARK-MASQ")
+        || (has("KUBE-FW-") && !has("KUBE-EXT-"))
+    {
         Layout::Old
     } else if has("KUBE-EXT-") && any_jump_to("KUBE-MARK-DROP") {
         Layout::Transitional
@@ -512,12 +612,19 @@ fn masquerade_rule(rs: &Ruleset) -> Option<MasqueradeRule> {
             _ => None,
         })
     });
-    c.rules.iter().enumerate().find_map(|(i, r)| match &r.spec.target {
-        Some(Target::Masquerade { random_fully, .. }) => Some(MasqueradeRule {
-            rule: RuleAt { table: TableName::Nat, chain: c.name.clone(), rule: i as u32 + 1 },
-            random_fully: *random_fully,
-            mark,
-        }),
-        _ => None,
-    })
+    c.rules
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| match &r.spec.target {
+            Some(Target::Masquerade { random_fully, .. }) => Some(MasqueradeRule {
+                rule: RuleAt {
+                    table: TableName::Nat,
+                    chain: c.name.clone(),
+                    rule: i as u32 + 1,
+                },
+                random_fully: *random_fully,
+                mark,
+            }),
+            _ => None,
+        })
 }
