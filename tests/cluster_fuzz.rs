@@ -1,6 +1,7 @@
 //! No loader panics, hangs or allocates without bound on arbitrary input; the ALB model keeps
-//! its invariants on arbitrary flows. Under plain `cargo test` bolero runs random inputs; with
-//! `cargo bolero test cluster_fuzz::<name>` the same targets run under libFuzzer.
+//! its invariants on arbitrary flows. Under plain `cargo test` bolero feeds random bytes for a
+//! short while and proptest runs 512 cases per property; for a longer run:
+//! `BOLERO_RANDOM_ITERATIONS=300000 PROPTEST_CASES=20000 cargo test --test cluster_fuzz`.
 
 use hoptrace::cluster::load::{
     load_bytes, looks_like_cluster_toml, looks_like_kubectl_json, looks_like_kubectl_text, looks_like_route_n,
@@ -68,7 +69,11 @@ const SEEDS: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases by default (the whole suite stays quick); PROPTEST_CASES=N runs N.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn mutated_seeds_never_panic(seed in 0..SEEDS.len(), edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..12)) {

@@ -79,6 +79,10 @@ fn toml_plus_kubectl_pods_infers_the_gaps() {
 
     // Lookups.
     assert_eq!(c.zone_of_node("node2"), Some("1"));
+    assert_eq!(c.crosses_zone("node0", "node2"), Some(false));
+    assert_eq!(c.crosses_zone("node0", "node1"), Some(true));
+    assert_eq!(c.crosses_zone("node0", "nowhere"), None);
+    assert_eq!(c.crosses_zone("nowhere", "nowhere"), Some(false));
     assert_eq!(c.zone_of_pod(pc), Some("2"));
     assert_eq!(c.node_owning_pod_cidr(ip("10.100.0.200")).unwrap().name(), "node0");
     assert_eq!(c.node_of_endpoint(ip("10.100.2.2")).unwrap().name(), "node2");
@@ -306,6 +310,10 @@ fn capture_attribution_by_name_and_addresses() {
     let (a, d) = attribute_capture("client.pcap", &[t("71.246.222.12", 9), t("20.185.96.169", 9)], &c);
     assert!(matches!(a, CaptureAttribution::NoNode { .. }));
     assert!(d[0].to_string().contains("matches no node"));
+    // A capture the cluster file lists decides, whatever its name or content.
+    let (a, d) = attribute_capture("/lab/node0-eth0.pcap", &seen, &c);
+    assert!(matches!(a, CaptureAttribution::Node { ref node, ref reason } if node == "node0" && reason.contains("listed")), "{a:?}");
+    assert!(d.is_empty());
     // Two nodes equally present: ambiguous.
     let (a, d) = attribute_capture("x.pcap", &[t("10.220.1.4", 10), t("10.220.1.5", 10)], &c);
     assert!(matches!(a, CaptureAttribution::Ambiguous { ref candidates, .. } if candidates.len() == 2));

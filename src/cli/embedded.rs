@@ -4,7 +4,7 @@
 
 use crate::capture::{Capture, CaptureError, CaptureOptions};
 use crate::cluster::load as cluster_load;
-use crate::journey::scenario::{CaptureInput, RulesInput, Scenario, ScenarioInputs, clients_from_cluster_toml};
+use crate::journey::scenario::{CaptureInput, RulesInput, Scenario, ScenarioInputs};
 use std::path::{Path, PathBuf};
 
 /// Folder name of the embedded recording.
@@ -34,8 +34,6 @@ pub enum EmbeddedError {
     Capture(#[from] CaptureError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::LoadError),
-    #[error("{0}")]
-    Clients(String),
 }
 
 /// The embedded scenario's inputs.
@@ -55,7 +53,6 @@ pub fn inputs(opts: CaptureOptions) -> Result<ScenarioInputs, EmbeddedError> {
     }
     let (name, bytes) = CLUSTER;
     si.cluster_sources.push(cluster_load::load_bytes(bytes, name, Path::new(""), None)?);
-    si.clients = clients_from_cluster_toml(&String::from_utf8_lossy(bytes), name).map_err(EmbeddedError::Clients)?;
     si.inputs.push(format!("embedded:{name}"));
     Ok(si)
 }

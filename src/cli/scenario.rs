@@ -7,7 +7,7 @@ use super::inputs::{self, InputSource};
 use crate::capture::CaptureOptions;
 use crate::cluster::load::{self as cluster_load, ClusterInputKind};
 use crate::journey::run::sightings;
-use crate::journey::scenario::{CaptureInput, RulesInput, Scenario, ScenarioInputs, clients_from_cluster_toml};
+use crate::journey::scenario::{CaptureInput, RulesInput, Scenario, ScenarioInputs};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -26,8 +26,6 @@ pub enum ScenarioError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Clients(String),
 }
 
 /// Rules and cluster files larger than this are refused (a rules dump of 100k Services is ~60 MB).
@@ -153,13 +151,7 @@ pub fn load(
     for c in &classified.clusters {
         let InputSource::File(p) = &c.source else { continue };
         si.inputs.push(p.display().to_string());
-        let src = cluster_load::load_path(p, None)?;
-        if src.kind == crate::cluster::SourceKind::ClusterToml {
-            let text = read_text(p)?;
-            let text = String::from_utf8_lossy(&text);
-            si.clients.extend(clients_from_cluster_toml(&text, &p.display().to_string()).map_err(ScenarioError::Clients)?);
-        }
-        si.cluster_sources.push(src);
+        si.cluster_sources.push(cluster_load::load_path(p, None)?);
     }
     for k in &classified.kubectl {
         let InputSource::File(p) = &k.source else { continue };

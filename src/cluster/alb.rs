@@ -663,6 +663,42 @@ impl AlbModel {
         })
     }
 
+    /// One line saying how `decision` was reached for `key`, for detail views: the key, the
+    /// hash, the reduction and the pool, e.g. `jhash ip saddr . tcp sport . ip daddr . tcp dport
+    /// (71.246.222.12 . 58796 . 20.185.96.169 . 80) seed 0x5eed0001 = 0x1b2c3d4e; (h·3)>>32 =
+    /// bucket 2 of [node0, node1, node2] → node2 (model)`.
+    pub fn explain(&self, key: &FlowKey, decision: &AlbBucket) -> String {
+        // The non-nft models hash the protocol too in Default mode (see `FlowKey::model_key`).
+        let with_proto = decision.hash != AlbHash::Jhash && decision.mode == AlbMode::Default;
+        let mut fields = match decision.mode {
+            AlbMode::Default => format!("{} . {} . {} . {}", key.src, key.src_port, key.dst, key.dst_port),
+            AlbMode::SourceIp => format!("{} . {}", key.src, key.dst),
+            AlbMode::SourceIpProtocol => format!("{} . {} . {}", key.src, key.dst, key.protocol),
+        };
+        let mut expr = decision.mode.nft_expression(key.src.is_ipv6(), key.protocol);
+        if with_proto {
+            expr.push_str(" . meta l4proto");
+            fields.push_str(&format!(" . {}", key.protocol));
+        }
+        let pool: Vec<&str> = self.pool().collect();
+        let (n, b) = (decision.pool_size, decision.bucket);
+        let reduction = match decision.hash {
+            AlbHash::Jhash => format!("(h·{n})>>32 = bucket {b} of"),
+            AlbHash::Modulo => format!("h mod {n} = bucket {b} of"),
+            AlbHash::Maglev => {
+                let m = self.maglev.as_ref().map_or(0, MaglevTable::size);
+                format!("h mod {m} = Maglev slot {b}, owned in")
+            }
+        };
+        format!(
+            "{expr} ({fields}) seed {seed:#x} = {h:#010x}; {reduction} [{pool}] → {node} (model)",
+            seed = self.config.seed,
+            h = decision.hash_value,
+            pool = pool.join(", "),
+            node = decision.node,
+        )
+    }
+
     /// Expected share of new flows per eligible node under a uniform hash, in pool order:
     /// what the statistics compare observed counts against.
     pub fn expected_shares(&self) -> Vec<(String, f64)> {
@@ -831,6 +867,26 @@ mod tests {
         assert_eq!(mark(&k6, AlbMode::SourceIp, 0x5eed_0001), 2_007_417_990);
         assert_eq!(mark(&k6, AlbMode::SourceIpProtocol, 0x5eed_0001), 499_160_216);
         assert_eq!(k6.nft_key(AlbMode::Default).unwrap().as_bytes().len(), 40);
+    }
+
+    #[test]
+    fn explanations_name_key_hash_and_pool() {
+        let m = model(AlbHash::Jhash, AlbMode::Default, 3, 0x5eed_0001);
+        let k = FlowKey::tcp(ip("71.246.222.12"), 58796, ip("20.185.96.169"), 80);
+        let d = m.decide(&k).unwrap();
+        let e = m.explain(&k, &d);
+        assert!(e.starts_with("jhash ip saddr . tcp sport . ip daddr . tcp dport (71.246.222.12 . 58796 . 20.185.96.169 . 80) seed 0x5eed0001 = 0x"), "{e}");
+        assert!(e.contains(&format!("(h·3)>>32 = bucket {} of [node0, node1, node2] → {} (model)", d.bucket, d.node)), "{e}");
+        let m = model(AlbHash::Maglev, AlbMode::SourceIpProtocol, 3, 1);
+        let d = m.decide(&k).unwrap();
+        let e = m.explain(&k, &d);
+        assert!(e.starts_with("jhash ip saddr . ip daddr . meta l4proto (71.246.222.12 . 20.185.96.169 . 6)"), "{e}");
+        assert!(e.contains("h mod 65537 = Maglev slot"), "{e}");
+        let m = model(AlbHash::Modulo, AlbMode::Default, 3, 1);
+        let d = m.decide(&k).unwrap();
+        let e = m.explain(&k, &d);
+        assert!(e.contains("tcp dport . meta l4proto (71.246.222.12 . 58796 . 20.185.96.169 . 80 . 6)"), "{e}");
+        assert_eq!(d.hash_value, jhash(k.model_key(AlbMode::Default).unwrap().as_bytes(), 1));
     }
 
     #[test]

@@ -249,6 +249,8 @@ pub struct AddressTally {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureAttribution {
     Node { node: String, reason: String },
+    /// Taken on a declared client (cluster.toml `[[clients]]`).
+    Client { name: Option<String>, reason: String },
     Ambiguous { candidates: Vec<String>, reason: String },
     NoNode { reason: String },
 }
@@ -305,9 +307,21 @@ pub fn capture_node_from_addresses(tallies: &[AddressTally], cluster: &Cluster) 
     }
 }
 
-/// Combine the file name and the addresses seen. The name wins when both answer and disagree
-/// (the user chose it), with a warning; a capture matching no node gets a warning too.
+/// Which node (or client) a capture belongs to. A capture listed in the cluster file decides;
+/// otherwise combine the file name and the addresses seen. The name wins when both answer and
+/// disagree (the user chose it), with a warning; a capture matching no node gets a warning too.
 pub fn attribute_capture(file_name: &str, tallies: &[AddressTally], cluster: &Cluster) -> (CaptureAttribution, Vec<Diagnostic>) {
+    let path = std::path::Path::new(file_name);
+    if let Some(n) = cluster.node_for_capture(path)
+        && let Some(c) = n.captures.iter().find(|c| c.value == path || c.value.file_name() == path.file_name())
+    {
+        let reason = format!("listed as a capture of node {} ({})", n.name(), c.provenance);
+        return (CaptureAttribution::Node { node: n.name().to_owned(), reason }, Vec::new());
+    }
+    if let Some(cl) = cluster.client_for_capture(path) {
+        let reason = format!("listed as a capture of client {}", cl.name().unwrap_or("(unnamed)"));
+        return (CaptureAttribution::Client { name: cl.name().map(str::to_owned), reason }, Vec::new());
+    }
     let nodes: Vec<(&str, Option<IpAddr>)> = cluster.nodes().iter().map(|n| (n.name(), n.ip())).collect();
     let by_name = capture_node_from_file_name(file_name, &nodes);
     let by_addr = capture_node_from_addresses(tallies, cluster);
@@ -324,7 +338,8 @@ pub fn attribute_capture(file_name: &str, tallies: &[AddressTally], cluster: &Cl
             CaptureAttribution::Node { node: m.node, reason: m.reason }
         }
         (Some(m), _) => CaptureAttribution::Node { node: m.node, reason: m.reason },
-        (None, CaptureAttribution::Node { .. }) => by_addr,
+        // capture_node_from_addresses never answers Client; listed clients returned above.
+        (None, CaptureAttribution::Node { .. } | CaptureAttribution::Client { .. }) => by_addr,
         (None, CaptureAttribution::Ambiguous { candidates, reason }) => {
             diags.push(Diagnostic::warning(
                 file_name,

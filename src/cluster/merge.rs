@@ -15,7 +15,7 @@
 use super::alb::{AlbHash, AlbMode, ExternalTrafficPolicy};
 use super::error::Diagnostic;
 use super::infer::guess_pod_cidr;
-use super::model::{CidrIndex, Cluster, ClusterSource, LoadBalancer, LoadBalancerSpec, Node, Pod};
+use super::model::{CidrIndex, Client, Cluster, ClusterSource, LoadBalancer, LoadBalancerSpec, Node, Pod};
 use super::provenance::{Fact, Provenance};
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
@@ -27,6 +27,7 @@ use std::path::PathBuf;
 pub struct ClusterBuilder {
     nodes: Vec<Node>,
     pods: Vec<Pod>,
+    clients: Vec<Client>,
     lb: LoadBalancerSpec,
     node_subnets: Vec<Fact<IpNet>>,
     unplaced_cidrs: Vec<(String, Fact<IpNet>)>,
@@ -154,6 +155,7 @@ impl ClusterBuilder {
         Self {
             nodes: cluster.nodes().to_vec(),
             pods,
+            clients: cluster.clients().to_vec(),
             lb: spec,
             node_subnets: cluster.node_subnets().to_vec(),
             unplaced_cidrs: Vec::new(),
@@ -170,6 +172,9 @@ impl ClusterBuilder {
         }
         for p in src.pods {
             self.add_pod(p);
+        }
+        for c in src.clients {
+            self.add_client(c);
         }
         self.merge_lb(src.load_balancer);
         for s in src.node_subnets {
@@ -298,6 +303,33 @@ impl ClusterBuilder {
         self
     }
 
+    /// Merge a client: same name (or, unnamed, a shared address) is the same client.
+    pub fn add_client(&mut self, c: Client) -> &mut Self {
+        let same = self.clients.iter().position(|x| match (x.name(), c.name()) {
+            (Some(a), Some(b)) => a == b,
+            _ => x.addresses.iter().any(|a| c.addresses.iter().any(|b| a.value == b.value)),
+        });
+        let Some(i) = same else {
+            self.clients.push(c);
+            return self;
+        };
+        let old = &mut self.clients[i];
+        if old.name.is_none() {
+            old.name = c.name;
+        }
+        for a in c.addresses {
+            if !old.addresses.iter().any(|x| x.value == a.value) {
+                old.addresses.push(a);
+            }
+        }
+        for p in c.captures {
+            if !old.captures.iter().any(|x| x.value == p.value) {
+                old.captures.push(p);
+            }
+        }
+        self
+    }
+
     /// A pod known only by its address (e.g. a DNAT target in the rules).
     pub fn add_inferred_pod(&mut self, ip: IpAddr, reason: impl Into<String>) -> &mut Self {
         self.add_pod(Pod::new(Fact::inferred(ip, reason)))
@@ -372,7 +404,7 @@ impl ClusterBuilder {
         self.infer_pod_nodes();
         self.check_consistency();
         let lb = self.resolve_lb();
-        let cluster = Cluster::from_parts(self.nodes, self.pods, lb, self.node_subnets);
+        let cluster = Cluster::from_parts(self.nodes, self.pods, self.clients, lb, self.node_subnets);
         (cluster, self.diagnostics)
     }
 

@@ -1,5 +1,5 @@
 //! The cluster as hoptrace knows it: nodes, pods and the load balancer, every value tagged with
-//! its [`Provenance`], and the lookups the journey layer needs ("which node owns this pod IP?",
+//! its [`Provenance`](super::provenance::Provenance), and the lookups the journey layer needs ("which node owns this pod IP?",
 //! "is this address a frontend?").
 //!
 //! A [`Cluster`] is built by [`super::merge::ClusterBuilder`] from one or more
@@ -118,6 +118,24 @@ impl Pod {
     }
 }
 
+/// A client outside the cluster (cluster.toml `[[clients]]`, as the lab writes them): its
+/// addresses (single addresses or networks) and the captures taken on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Client {
+    pub name: Option<Fact<String>>,
+    pub addresses: Vec<Fact<IpNet>>,
+    pub captures: Vec<Fact<PathBuf>>,
+}
+
+impl Client {
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_ref().map(|n| n.value.as_str())
+    }
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.addresses.iter().any(|a| a.value.contains(&ip))
+    }
+}
+
 /// What one input says about the load balancer; every part optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LoadBalancerSpec {
@@ -155,6 +173,7 @@ pub struct ClusterSource {
     pub file: String,
     pub nodes: Vec<Node>,
     pub pods: Vec<Pod>,
+    pub clients: Vec<Client>,
     pub load_balancer: LoadBalancerSpec,
     /// Subnets the node addresses live in (`route -n`'s connected route on the primary
     /// interface).
@@ -172,6 +191,7 @@ impl ClusterSource {
             file: file.into(),
             nodes: Vec::new(),
             pods: Vec::new(),
+            clients: Vec::new(),
             load_balancer: LoadBalancerSpec::default(),
             node_subnets: Vec::new(),
             unplaced_local_pod_cidr: None,
@@ -247,6 +267,8 @@ pub enum IpRole<'a> {
     Node(&'a Node),
     /// A known pod.
     Pod(&'a Pod),
+    /// A declared client.
+    Client(&'a Client),
     /// A node's bridge address (first address of its pod CIDR, kubenet's `cbr0`).
     Bridge(&'a Node),
     /// Inside a node's pod CIDR, but no pod is known with that address.
@@ -261,6 +283,7 @@ pub enum IpRole<'a> {
 pub struct Cluster {
     pub(crate) nodes: Vec<Node>,
     pub(crate) pods: Vec<Pod>,
+    pub(crate) clients: Vec<Client>,
     pub(crate) load_balancer: LoadBalancer,
     pub(crate) node_subnets: Vec<Fact<IpNet>>,
     node_by_name: HashMap<String, usize>,
@@ -271,12 +294,13 @@ pub struct Cluster {
 }
 
 impl Serialize for Cluster {
-    /// The facts, without the lookup indexes: `{nodes, pods, load_balancer, node_subnets}`.
+    /// The facts, without the lookup indexes: `{nodes, pods, clients, load_balancer, node_subnets}`.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Cluster", 4)?;
+        let mut st = s.serialize_struct("Cluster", 5)?;
         st.serialize_field("nodes", &self.nodes)?;
         st.serialize_field("pods", &self.pods)?;
+        st.serialize_field("clients", &self.clients)?;
         st.serialize_field("load_balancer", &self.load_balancer)?;
         st.serialize_field("node_subnets", &self.node_subnets)?;
         st.end()
@@ -289,6 +313,7 @@ impl Cluster {
     pub(crate) fn from_parts(
         nodes: Vec<Node>,
         pods: Vec<Pod>,
+        clients: Vec<Client>,
         load_balancer: LoadBalancer,
         node_subnets: Vec<Fact<IpNet>>,
     ) -> Self {
@@ -308,7 +333,7 @@ impl Cluster {
         }
         let frontends = load_balancer.frontends.iter().map(|f| f.value).collect();
         let pod_cidrs = CidrIndex::new(&nodes);
-        Self { nodes, pods, load_balancer, node_subnets, node_by_name, node_by_ip, pod_by_ip, pod_cidrs, frontends }
+        Self { nodes, pods, clients, load_balancer, node_subnets, node_by_name, node_by_ip, pod_by_ip, pod_cidrs, frontends }
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -317,8 +342,29 @@ impl Cluster {
     pub fn pods(&self) -> &[Pod] {
         &self.pods
     }
+    pub fn clients(&self) -> &[Client] {
+        &self.clients
+    }
     pub fn load_balancer(&self) -> &LoadBalancer {
         &self.load_balancer
+    }
+
+    /// The declared client whose addresses include `ip` (the narrowest network wins).
+    pub fn client_by_ip(&self, ip: IpAddr) -> Option<&Client> {
+        self.clients
+            .iter()
+            .filter_map(|c| c.addresses.iter().filter(|a| a.value.contains(&ip)).map(|a| a.value.prefix_len()).max().map(|l| (l, c)))
+            .max_by_key(|(l, _)| *l)
+            .map(|(_, c)| c)
+    }
+
+    /// The declared client a capture was taken on (full path first, then file name).
+    pub fn client_for_capture(&self, path: &Path) -> Option<&Client> {
+        let by = |f: &dyn Fn(&Path) -> bool| self.clients.iter().find(|c| c.captures.iter().any(|x| f(&x.value)));
+        by(&|c| c == path).or_else(|| {
+            let name = path.file_name()?;
+            by(&|c| c.file_name() == Some(name))
+        })
     }
     pub fn node_subnets(&self) -> &[Fact<IpNet>] {
         &self.node_subnets
@@ -390,6 +436,9 @@ impl Cluster {
         if let Some(p) = self.pod_by_ip(ip) {
             return IpRole::Pod(p);
         }
+        if let Some(c) = self.client_by_ip(ip) {
+            return IpRole::Client(c);
+        }
         if let Some(n) = self.node_owning_pod_cidr(ip) {
             let v6 = ip.is_ipv6();
             if n.bridge_address(v6) == Some(ip) {
@@ -413,6 +462,15 @@ impl Cluster {
             let name = path.file_name()?;
             by(&|c| c.file_name() == Some(name))
         })
+    }
+
+    /// Whether going from node `a` to node `b` crosses a zone: `None` when either zone is
+    /// unknown (never guessed), `Some(false)` for the same node.
+    pub fn crosses_zone(&self, a: &str, b: &str) -> Option<bool> {
+        if a == b {
+            return Some(false);
+        }
+        Some(self.zone_of_node(a)? != self.zone_of_node(b)?)
     }
 
     /// The load balancer's frontends.

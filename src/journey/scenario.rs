@@ -12,9 +12,9 @@
 //! Conflicts (a pod IP outside every pod CIDR, a capture matching no node, rules that do not
 //! parse) become warnings; the valid part is kept.
 //!
-//! Client-side captures are named by an extra `[[clients]]` table in cluster.toml (`name`, `ip`,
-//! `captures`), which the lab writes; a capture whose every connection goes from a non-cluster
-//! address to a frontend is treated as client-side too (inferred).
+//! Client-side captures are named by cluster.toml's `[[clients]]` (read by the cluster layer);
+//! a capture whose every connection goes from a non-cluster address to a frontend is treated as
+//! client-side too (inferred).
 
 use crate::capture::Capture;
 use crate::cluster::infer::{self, AddressTally, CaptureAttribution, MasqueradeSighting};
@@ -81,15 +81,6 @@ pub struct EndpointInfo {
     pub local_probability: Option<f64>,
 }
 
-/// A client-side capture point (`[[clients]]`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ClientSpec {
-    pub name: String,
-    pub ip: Option<IpAddr>,
-    /// Capture file names (relative to the cluster file, compared by file name).
-    pub captures: Vec<PathBuf>,
-}
-
 /// A capture as loaded, before it is attributed.
 #[derive(Debug)]
 pub struct CaptureInput {
@@ -114,7 +105,6 @@ pub struct ScenarioInputs {
     pub captures: Vec<CaptureInput>,
     pub rules: Vec<RulesInput>,
     pub cluster_sources: Vec<ClusterSource>,
-    pub clients: Vec<ClientSpec>,
     /// Problems met while loading (already phrased for the user).
     pub warnings: Vec<String>,
     /// Input names, for the header.
@@ -129,7 +119,6 @@ pub struct Scenario {
     pub cluster: Cluster,
     pub captures: Vec<ScenarioCapture>,
     pub rules: Vec<NodeRuleset>,
-    pub clients: Vec<ClientSpec>,
     pub warnings: Vec<String>,
     /// Every DNAT target in any rule set (endpoint IPs), to recognise post-DNAT legs.
     pub endpoint_ips: BTreeSet<IpAddr>,
@@ -153,7 +142,7 @@ fn file_name(p: &Path) -> Option<&std::ffi::OsStr> {
 impl Scenario {
     /// Assemble a scenario: parse rules, merge cluster sources, infer what is missing.
     pub fn assemble(inputs: ScenarioInputs) -> Scenario {
-        let ScenarioInputs { title, captures, rules, cluster_sources, clients, mut warnings, inputs } = inputs;
+        let ScenarioInputs { title, captures, rules, cluster_sources, mut warnings, inputs } = inputs;
 
         // Rules.
         let mut parsed: Vec<(RulesInput, Ruleset)> = Vec::new();
@@ -256,7 +245,7 @@ impl Scenario {
         let mut assign: Vec<(String, PathBuf, Provenance)> = Vec::new();
         for c in captures {
             let label = capture_label(&c.capture);
-            let owner = attribute(&c, &label, &cluster, &clients, !rules.is_empty(), &mut warnings);
+            let owner = attribute(&c, &label, &cluster, !rules.is_empty(), &mut warnings);
             if let CaptureOwner::Node { name, inferred: true, reason } = &owner {
                 assign.push((name.clone(), c.path.clone().unwrap_or_else(|| PathBuf::from(&label)), Provenance::inferred(reason.clone())));
             }
@@ -286,7 +275,7 @@ impl Scenario {
                 }
             }
         }
-        Scenario { title, inputs, cluster, captures: out_caps, rules, clients, warnings, endpoint_ips }
+        Scenario { title, inputs, cluster, captures: out_caps, rules, warnings, endpoint_ips }
     }
 
     /// The rule set in force on `node`: its own, else the shared one.
@@ -373,42 +362,6 @@ impl Scenario {
     }
 }
 
-/// The `[[clients]]` tables of a cluster.toml (`name`, `ip`, `captures`): client-side capture
-/// points, an extension of interface.md's format that the lab writes. Other tables are ignored
-/// here (the cluster loader reads them).
-pub fn clients_from_cluster_toml(text: &str, file: &str) -> Result<Vec<ClientSpec>, String> {
-    #[derive(serde::Deserialize)]
-    struct Doc {
-        #[serde(default)]
-        clients: Vec<Client>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Client {
-        name: Option<String>,
-        ip: Option<String>,
-        #[serde(default)]
-        captures: Vec<String>,
-    }
-    let doc: Doc = toml::from_str(text).map_err(|e| format!("{file}: [[clients]]: {}", e.message()))?;
-    doc.clients
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let ip = match c.ip {
-                Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
-                    format!("{file}: clients[{i}].ip: expected an IP address, found \"{}\"", crate::sanitize::escape_str(&s))
-                })?),
-                None => None,
-            };
-            Ok(ClientSpec {
-                name: c.name.unwrap_or_else(|| format!("client{}", i + 1)),
-                ip,
-                captures: c.captures.into_iter().map(PathBuf::from).collect(),
-            })
-        })
-        .collect()
-}
-
 /// Base name used for a capture in records.
 pub fn capture_label(c: &Capture) -> String {
     if c.name == "-" {
@@ -431,7 +384,6 @@ fn attribute(
     c: &CaptureInput,
     label: &str,
     cluster: &Cluster,
-    clients: &[ClientSpec],
     have_rules: bool,
     warnings: &mut Vec<String>,
 ) -> CaptureOwner {
@@ -446,18 +398,18 @@ fn attribute(
         let inferred = n.captures.iter().any(|f| f.is_inferred() && file_name(&f.value) == file_name(&path));
         return CaptureOwner::Node { name: n.name().to_string(), inferred, reason: "listed in the cluster file".into() };
     }
-    if let Some(cl) = clients.iter().find(|cl| cl.captures.iter().any(|p| file_name(p) == file_name(&path))) {
-        return CaptureOwner::Client { name: cl.name.clone() };
+    if let Some(cl) = cluster.client_for_capture(&path) {
+        return CaptureOwner::Client { name: cl.name().map_or_else(|| label.to_string(), str::to_string) };
     }
     // Client-side by its traffic: every connection from outside the cluster to a frontend.
     let conns = &c.capture.connections;
     let to_frontend = |conn: &crate::capture::Connection| cluster.is_frontend(conn.server().ip());
     let outside = |ip: IpAddr| !cluster.is_node_ip(ip) && !cluster.in_pod_network(ip) && !cluster.is_pod_ip(ip);
     if !conns.is_empty() && cluster.frontends().next().is_some() && conns.iter().all(|x| to_frontend(x) && outside(x.client().ip())) {
-        let name = clients
+        let name = conns
             .iter()
-            .find(|cl| cl.ip.is_some_and(|ip| conns.iter().any(|x| x.client().ip() == ip)))
-            .map_or_else(|| format!("client ({label})"), |cl| cl.name.clone());
+            .find_map(|x| cluster.client_by_ip(x.client().ip()).and_then(|cl| cl.name()))
+            .map_or_else(|| format!("client ({label})"), str::to_string);
         return CaptureOwner::Client { name };
     }
     if cluster.nodes().is_empty() {
@@ -476,6 +428,7 @@ fn attribute(
     diag_warnings(&diags, warnings);
     match att {
         CaptureAttribution::Node { node, reason } => CaptureOwner::Node { name: node, inferred: true, reason },
+        CaptureAttribution::Client { name, .. } => CaptureOwner::Client { name: name.unwrap_or_else(|| label.to_string()) },
         CaptureAttribution::Ambiguous { reason, .. } | CaptureAttribution::NoNode { reason } => {
             let w = format!("{label}: matches no node ({reason}); its packets are stitched but say nothing about an ingress node");
             if !warnings.iter().any(|x| x.starts_with(label) && x.contains("no node")) {

@@ -8,7 +8,7 @@
 use crate::cluster::alb::{AlbHash, AlbMode, ExternalTrafficPolicy, SessionAffinity};
 use crate::cluster::error::{Diagnostic, LineIndex, LoadError, LoadErrorKind};
 use crate::cluster::maglev::{MAX_TABLE_SIZE, is_prime};
-use crate::cluster::model::{ClusterSource, Node, Pod};
+use crate::cluster::model::{Client, ClusterSource, Node, Pod};
 use crate::cluster::provenance::{Fact, Provenance, SourceKind};
 use ipnet::IpNet;
 use std::collections::HashSet;
@@ -203,8 +203,6 @@ pub fn parse_cluster_toml(text: &str, file: &str, base_dir: &Path) -> Result<Clu
     })?;
     let root = doc.get_ref();
     let mut src = ClusterSource::new(SourceKind::ClusterToml, file);
-    // `clients` (client-side capture points) is read by the journey layer
-    // (`journey::scenario::ClientSpec`), not here.
     cx.unknown_keys(root, &["load_balancer", "nodes", "pods", "clients"], "");
 
     if let Some(v) = root.get("nodes") {
@@ -226,6 +224,18 @@ pub fn parse_cluster_toml(text: &str, file: &str, base_dir: &Path) -> Result<Clu
         for (i, item) in as_array(&cx, v, "pods")?.iter().enumerate() {
             let pod = parse_pod(&mut cx, item, i)?;
             src.pods.push(pod);
+        }
+    }
+    if let Some(v) = root.get("clients") {
+        let mut names = HashSet::new();
+        for (i, item) in as_array(&cx, v, "clients")?.iter().enumerate() {
+            let client = parse_client(&mut cx, item, i)?;
+            if let Some(n) = client.name()
+                && !names.insert(n.to_owned())
+            {
+                return Err(cx.err(LoadErrorKind::Duplicate, &item.span(), &format!("clients[{i}].name"), format!("client {n:?} is defined twice")));
+            }
+            src.clients.push(client);
         }
     }
     if let Some(v) = root.get("load_balancer") {
@@ -312,6 +322,43 @@ fn parse_pod(cx: &mut Ctx<'_>, item: &SValue<'_>, i: usize) -> Result<Pod, LoadE
         }
     }
     Ok(pod)
+}
+
+/// `[[clients]]`: `ip` (an address, a CIDR, or a list of them) is required; `name` and
+/// `captures` are optional.
+fn parse_client(cx: &mut Ctx<'_>, item: &SValue<'_>, i: usize) -> Result<Client, LoadError> {
+    let path = format!("clients[{i}]");
+    let t = as_table(cx, item, &path)?;
+    cx.unknown_keys(t, &["name", "ip", "captures"], &path);
+    let key = |k: &str| format!("{path}.{k}");
+    let mut client = Client { name: None, addresses: Vec::new(), captures: Vec::new() };
+    if let Some(v) = t.get("name") {
+        let s = as_str(cx, v, &key("name"))?.trim();
+        if s.is_empty() {
+            return Err(cx.err(LoadErrorKind::InvalidValue, &v.span(), &key("name"), "client name is empty"));
+        }
+        client.name = Some(cx.fact(s.to_owned(), &v.span()));
+    }
+    let ip_v = t.get("ip").ok_or_else(|| missing(cx, &item.span(), &key("ip"), "ip"))?;
+    for (s, span) in as_str_list(cx, ip_v, &key("ip"))? {
+        let net = if s.contains('/') {
+            parse_cidr_text(s).map(|(n, _)| n)
+        } else {
+            s.trim().parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{s:?} is not an address or CIDR"))
+        }
+        .map_err(|m| cx.err(LoadErrorKind::InvalidValue, &span, &key("ip"), m))?;
+        client.addresses.push(cx.fact(net, &span));
+    }
+    if client.addresses.is_empty() {
+        return Err(cx.err(LoadErrorKind::Missing, &ip_v.span(), &key("ip"), "no address given"));
+    }
+    if let Some(v) = t.get("captures") {
+        for (p, span) in as_str_list(cx, v, &key("captures"))? {
+            let f = cx.fact(resolve_path(cx, p), &span);
+            client.captures.push(f);
+        }
+    }
+    Ok(client)
 }
 
 fn parse_load_balancer(cx: &mut Ctx<'_>, v: &SValue<'_>, src: &mut ClusterSource) -> Result<(), LoadError> {
@@ -528,6 +575,25 @@ node = "node0"
         assert_eq!(s.load_balancer.external_traffic_policy.as_ref().unwrap().value, ExternalTrafficPolicy::Local);
         assert_eq!(s.load_balancer.unhealthy[0].value, "n");
         assert_eq!(s.load_balancer.frontends.len(), 1);
+    }
+
+    #[test]
+    fn clients_as_the_lab_writes_them() {
+        let s = parse(
+            "[[clients]]\nname = \"client1\"\nip = \"71.246.222.12\"\ncaptures = [\"client1-eth0.pcap\"]\n\n\
+             [[clients]]\nname = \"crowd\"\nip = [\"71.246.224.0/21\", \"71.246.222.40\"]\n",
+        )
+        .unwrap();
+        assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
+        assert_eq!(s.clients.len(), 2);
+        assert_eq!(s.clients[0].name(), Some("client1"));
+        assert_eq!(s.clients[0].captures[0].value, PathBuf::from("/scen/client1-eth0.pcap"));
+        assert!(s.clients[1].contains("71.246.225.9".parse().unwrap()));
+        assert!(s.clients[1].contains("71.246.222.40".parse().unwrap()));
+        let e = parse("[[clients]]\nname = \"c\"\n").unwrap_err();
+        assert_eq!((e.line(), e.key()), (Some(1), Some("clients[0].ip")));
+        let e = parse("[[clients]]\nip = \"1.2.3\"\n").unwrap_err();
+        assert_eq!((e.line(), e.kind), (Some(2), LoadErrorKind::InvalidValue));
     }
 
     #[test]
