@@ -4,8 +4,9 @@
 //! under `target/bench/`, then in one run times, with GNU time (wall clock and peak RSS):
 //!
 //! * `cat FILE > /dev/null`
-//! * `hoptrace report --format ndjson FILE` (memory-mapped) and `hoptrace report --format ndjson -
-//!   < FILE` (streamed from standard input)
+//! * `hoptrace report --format ndjson FILE` (memory-mapped, default threads: one on this 2-CPU
+//!   machine), the same with `--threads 2`, and `hoptrace report --format ndjson - < FILE` (streamed from standard
+//!   input, one thread)
 //! * `tshark -r FILE -Y http.request -T fields -e ip.src -e tcp.srcport -e http.request.method
 //!   -e http.request.uri`
 //!
@@ -68,6 +69,7 @@ fn main() {
     let cat = timed("cat", &format!("cat '{f}' > /dev/null; cat '{f}' > /dev/null"), &target.join("cat.out"));
     let cat = cat.map(|r| Run { wall_s: r.wall_s / 2.0, ..r });
     let ours = timed("hoptrace", &format!("'{bin}' report --format ndjson '{f}'"), &target.join("hoptrace.ndjson"));
+    let ours_two = timed("hoptrace 2 threads", &format!("'{bin}' report --threads 2 --format ndjson '{f}'"), &target.join("hoptrace-2.ndjson"));
     let ours_stdin = timed("hoptrace stdin", &format!("'{bin}' report --format ndjson - < '{f}'"), &target.join("hoptrace-stdin.ndjson"));
     let skip_tshark = std::env::var("HOPTRACE_BENCH_SKIP_TSHARK").is_ok_and(|v| v == "1");
     let tshark = if skip_tshark || Command::new("tshark").arg("--version").output().is_err() {
@@ -92,6 +94,7 @@ fn main() {
     };
     line("cat", &cat);
     line("hoptrace (mmap)", &ours);
+    line("hoptrace (mmap, 2 thr)", &ours_two);
     line("hoptrace (stdin)", &ours_stdin);
     line("tshark", &tshark);
     if let Some(o) = &ours {
@@ -103,6 +106,9 @@ fn main() {
     }
     if let (Some(o), Some(t)) = (&ours, &tshark) {
         println!("throughput ratio hoptrace/tshark: {:.1}x", t.wall_s / o.wall_s);
+        if let Some(o2) = &ours_two {
+            println!("throughput ratio hoptrace (2 threads)/tshark: {:.1}x", t.wall_s / o2.wall_s);
+        }
         println!("requests: hoptrace {} tshark {}", o.lines, t.lines);
     }
     if let (Some(o), Some(c)) = (&ours, &cat) {

@@ -197,8 +197,29 @@ fn pcapng_packet_for_undescribed_interface_is_skipped_with_warning() {
     let epb = shb_len + idb_len;
     ng[epb + 8..epb + 12].copy_from_slice(&9u32.to_le_bytes());
     let c = Capture::from_bytes(0, "x.pcapng", &ng, CaptureOptions::default()).unwrap();
-    assert!(c.warnings.iter().any(|w| matches!(w.kind, WarningKind::UnknownInterface { interface: 9 })));
+    assert!(c.warnings.iter().any(|w| matches!(w.kind, WarningKind::UnknownInterface { interface: 9, packets: 1 })));
     assert_eq!(c.stats.frames as usize, conv.segments().len() - 1);
+}
+
+#[test]
+fn malformed_pcapng_block_with_intact_framing_is_skipped() {
+    let conv = keepalive("10.0.0.5:40000", T0);
+    let sec = NgSection {
+        interfaces: vec![NgInterface { framing: Framing::Ethernet { vlans: vec![] }, name: None, tsresol: 6, snaplen: 0 }],
+        packets: conv.segments().iter().map(|s| NgPacket { interface: 0, segment: s.clone(), comment: None, simple: false }).collect(),
+        ..Default::default()
+    };
+    let mut ng = synth::write_pcapng(Vec::new(), &[sec]).unwrap();
+    let shb_len = u32::from_le_bytes(ng[4..8].try_into().unwrap()) as usize;
+    let idb_len = u32::from_le_bytes(ng[shb_len + 4..shb_len + 8].try_into().unwrap()) as usize;
+    let epb = shb_len + idb_len;
+    // The first EPB claims more captured bytes than its block holds.
+    ng[epb + 20..epb + 24].copy_from_slice(&5000u32.to_le_bytes());
+    let c = Capture::from_bytes(0, "x.pcapng", &ng, CaptureOptions::default()).unwrap();
+    assert!(matches!(c.warnings[0].kind, WarningKind::BadBlock { .. }), "{}", c.warnings[0]);
+    assert_eq!(c.warnings[0].offset, Some(epb as u64));
+    assert_eq!(c.stats.frames as usize, conv.segments().len() - 1);
+    assert_eq!(c.requests.len(), 3);
 }
 
 #[test]

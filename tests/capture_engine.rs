@@ -324,7 +324,7 @@ fn reassembly_limits_bound_buffering() {
     let mut segs = c.into_segments();
     let first = segs.remove(3);
     segs.push(first);
-    let limits = hoptrace::capture::ReassemblyLimits { per_stream_bytes: 8_000, total_bytes: 8_000, max_window: 1 << 20 };
+    let limits = hoptrace::capture::ReassemblyLimits { per_stream_bytes: 8_000, total_bytes: 8_000, ..Default::default() };
     let cap = Capture::from_bytes(0, "t", &pcap(&eth(), &segs), CaptureOptions { limits, ..Default::default() }).unwrap();
     assert!(cap.stats.reassembly_peak_bytes <= 8_000, "{}", cap.stats.reassembly_peak_bytes);
     assert!(cap.connections[0].reassembly()[0].gaps >= 1);
@@ -344,4 +344,122 @@ fn threads_give_the_same_result_as_one() {
         assert_eq!(multi.warnings, single.warnings);
     }
     assert!(single.requests.len() > 10_000);
+}
+
+/// Raw IP frames built by hand (the synth writer only speaks TCP): IPv6 with a hop-by-hop
+/// extension header carrying UDP, an ICMP echo exchange, and an IPv4 fragment.
+fn raw_ip_frames() -> Vec<Vec<u8>> {
+    let v6 = |src: u8, dst: u8, sport: u16, dport: u16| {
+        let mut p = vec![0x60, 0, 0, 0, 0, 20, 0, 64];
+        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, src]);
+        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, dst]);
+        p.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]); // hop-by-hop → UDP, PadN
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&[0, 12, 0, 0]);
+        p.extend_from_slice(b"abcd");
+        p
+    };
+    let v4 = |proto: u8, flags_frag: u16, payload: &[u8]| {
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 1]);
+        p.extend_from_slice(&flags_frag.to_be_bytes());
+        p.extend_from_slice(&[64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        p.extend_from_slice(payload);
+        p
+    };
+    let mut reply = v4(1, 0, &[0, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i']);
+    reply[12..20].rotate_left(4); // from 10.0.0.2 to 10.0.0.1
+    vec![
+        v6(1, 2, 5353, 53),
+        v6(2, 1, 53, 5353),
+        v4(1, 0, &[8, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i']),
+        reply,
+        v4(6, 0x2000, &[0u8; 24]), // MF set: first fragment
+    ]
+}
+
+#[test]
+fn udp_icmp_ipv6_extension_headers_and_fragments() {
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+    let header = PcapHeader { datalink: pcap_file::DataLink::RAW, ..Default::default() };
+    let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
+    for (i, f) in raw_ip_frames().iter().enumerate() {
+        w.write_packet(&PcapPacket::new(std::time::Duration::from_millis(i as u64), f.len() as u32, f)).unwrap();
+    }
+    let cap = analyse(&w.into_writer());
+    assert_eq!(cap.connections.len(), 2);
+    let udp = &cap.connections[0];
+    assert_eq!((udp.protocol, udp.initiator_evidence), (17, InitiatorEvidence::FirstPacket));
+    assert_eq!((udp.client(), udp.server()), (sa("[2001:db8::1]:5353"), sa("[2001:db8::2]:53")));
+    assert_eq!((udp.packets, udp.bytes), ([1, 1], [4, 4]));
+    let icmp = &cap.connections[1];
+    assert_eq!((icmp.protocol, icmp.a.port(), icmp.packets), (1, 0x1234, [1, 1]));
+    let frag = cap.packet(5).unwrap();
+    assert!(frag.fragment && frag.connection.is_none());
+    assert_eq!((frag.src, frag.protocol), (Some(sa("10.0.0.1:0").ip()), 6));
+    assert_eq!(cap.stats.fragments, 1);
+    assert!(cap.requests.is_empty());
+}
+
+#[test]
+fn until_close_body_ends_with_fin_but_is_partial_after_reset() {
+    let resp = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nstreamed until the server closes";
+    let body_len = 32;
+    for (reset, partial) in [(false, false), (true, true)] {
+        let mut c = Conversation::new(sa("10.0.0.20:40000"), sa("10.0.0.80:80"), T0);
+        c.handshake().request(&synth::get("/stream", "h")).response(resp);
+        if reset {
+            c.reset();
+        } else {
+            c.close();
+        }
+        let cap = analyse(&pcap(&eth(), c.segments()));
+        let r = cap.requests[0].response.as_ref().unwrap();
+        assert_eq!((r.status, r.body_len, r.partial), (200, body_len, partial), "reset={reset}");
+        assert!(cap.connections[0].tcp.has(if reset { TcpState::RST } else { TcpState::FIN_FROM_SERVER }));
+    }
+}
+
+#[test]
+fn responses_written_in_small_pieces_pair_with_pipelined_head() {
+    // What a server writing its response with several small writes produces (seen live).
+    let mut c = Conversation::new(sa("10.0.0.30:40000"), sa("10.0.0.80:80"), T0);
+    let mut reqs = synth::get("/p/1", "h");
+    reqs.extend(synth::get("/p/2", "h"));
+    reqs.extend(b"HEAD /p/3 HTTP/1.1\r\nHost: h\r\n\r\n");
+    c.handshake().request(&reqs);
+    for (i, body) in [&b"answer one"[..], b"answer two", b""].iter().enumerate() {
+        let announced = (if i == 2 { 12 } else { body.len() }).to_string();
+        let parts: [&[u8]; 4] = [b"HTTP/1.1 200 OK\r\nContent-Length: ", announced.as_bytes(), b"\r\n\r\n", body];
+        let whole: Vec<u8> = parts.concat();
+        let cuts = [parts[0].len(), parts[0].len() + parts[1].len(), parts[0].len() + parts[1].len() + 4];
+        c.send_pieces(false, &whole, &cuts);
+    }
+    c.close();
+    let cap = analyse(&pcap(&eth(), c.segments()));
+    let got: Vec<_> = cap.requests.iter().map(|r| r.response.as_ref().map(|r| (r.status, r.body_len))).collect();
+    assert_eq!(got, [Some((200, 10)), Some((200, 10)), Some((200, 0))]);
+}
+
+#[test]
+fn never_ending_heads_are_bounded_across_connections() {
+    // Many connections each sending a request line and then header bytes without end.
+    let mut segs = Vec::new();
+    for i in 0..40u16 {
+        let mut c = Conversation::new(sa(&format!("10.0.1.{}:{}", i % 200 + 1, 40000 + i)), sa("10.0.0.80:80"), T0 + i as i64);
+        c.mss = 1400;
+        let mut head = b"GET /slow HTTP/1.1\r\nX-Pad: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', 30_000));
+        c.handshake().send(true, &head, false);
+        segs.extend(c.into_segments());
+    }
+    segs.sort_by_key(|s| s.ts_ns);
+    let limits = hoptrace::capture::ReassemblyLimits { http_head_total: 200_000, ..Default::default() };
+    let cap = Capture::from_bytes(0, "t", &pcap(&eth(), &segs), CaptureOptions { limits, ..Default::default() }).unwrap();
+    assert!(cap.stats.http_head_peak_bytes <= 200_000, "{}", cap.stats.http_head_peak_bytes);
+    // Heads abandoned under the bound are reported as partial requests, not lost.
+    assert_eq!(cap.requests.len(), 40);
+    assert!(cap.requests.iter().all(|r| r.partial && r.target() == b"/slow"));
 }

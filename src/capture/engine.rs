@@ -33,8 +33,8 @@ pub struct CaptureOptions {
     /// 5-tuple for the stray packets that follow a close (last ACK, retransmitted FIN); after
     /// that its flow-table entry is dropped, keeping the table near the open connections' size.
     pub closed_flow_linger_ns: i64,
-    /// Threads for in-memory captures without `keep_packets` (0: up to the CPUs available,
-    /// at most 4). Results are identical to one thread's.
+    /// Threads for in-memory captures without `keep_packets` (0: [`default_threads`]).
+    /// Results are identical to one thread's.
     pub threads: usize,
 }
 
@@ -62,6 +62,8 @@ pub struct CaptureStats {
     pub fragments: u64,
     /// Peak bytes buffered by reassembly.
     pub reassembly_peak_bytes: usize,
+    /// Peak bytes held by HTTP streams collecting heads.
+    pub http_head_peak_bytes: usize,
 }
 
 /// One capture, analysed.
@@ -89,7 +91,7 @@ impl Capture {
     /// Analyse a capture held in memory.
     pub fn from_bytes(index: CaptureIndex, name: &str, data: &[u8], opts: CaptureOptions) -> Result<Capture, CaptureError> {
         let threads = match opts.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
+            0 => default_threads(),
             n => n,
         };
         // Threads pay off only on big captures; per-packet records need one frame order.
@@ -143,7 +145,14 @@ impl Capture {
             // SAFETY: the map is read-only and private to this call. If another process truncates
             // the file while we read it, the kernel delivers SIGBUS; that is the documented risk
             // of mapping files, accepted for capture files that are not being written.
-            if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+            // Pre-faulting the mapping (one kernel call instead of a fault per page) pays off
+            // while the file fits comfortably in memory.
+            let populate = meta.len() <= 4 << 30;
+            let mut mo = memmap2::MmapOptions::new();
+            if populate {
+                mo.populate();
+            }
+            if let Ok(map) = unsafe { mo.map(&file) } {
                 #[cfg(unix)]
                 let _ = map.advise(memmap2::Advice::Sequential);
                 return Capture::from_bytes(index, &name, &map, opts);
@@ -215,6 +224,16 @@ impl Capture {
     }
 }
 
+/// Threads used when none are asked for: one on machines with two CPUs or fewer (every shard
+/// decodes every frame, so on two cores with anything else running the extra thread costs more
+/// than it brings — measured in BENCHMARKS.md), else one per CPU up to 4.
+pub fn default_threads() -> usize {
+    match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        n if n <= 2 => 1,
+        n => n.min(4),
+    }
+}
+
 /// Bidirectional flow key: the two endpoints (address as a 128-bit number, IPv4 mapped, and
 /// port) in a fixed order, the protocol and the IP version. Integers compare and hash faster
 /// than byte arrays or `SocketAddr`s (which also take 32 bytes each).
@@ -245,6 +264,11 @@ impl FlowKey {
     }
 }
 
+/// Slots in the flow cache (a power of two; 40 KiB).
+const FLOW_CACHE: usize = 1024;
+const EMPTY_FLOW_SLOT: (FlowKey, ConnectionId) =
+    (FlowKey { lo_ip: [0; 2], hi_ip: [0; 2], lo_port: 0, hi_port: 0, proto: 0, v6: false }, NO_CONN);
+
 /// Live TCP state of a connection that carries payload.
 #[derive(Debug)]
 struct Tracker {
@@ -266,6 +290,10 @@ struct Analyzer {
     shard: Option<(u32, u32)>,
     /// Connections by 5-tuple (closed ones are swept out after the linger time).
     flows: HashMap<FlowKey, ConnectionId>,
+    /// Direct-mapped cache in front of `flows` (see `packet`).
+    flow_cache: Box<[(FlowKey, ConnectionId)]>,
+    /// Bytes held by HTTP streams collecting heads (see `ReassemblyLimits::http_head_total`).
+    http_buffered: usize,
     /// Connections created since the last sweep of the flow table.
     since_sweep: usize,
     /// Latest packet time seen.
@@ -354,6 +382,8 @@ impl Analyzer {
             opts,
             shard: None,
             flows: HashMap::default(),
+            flow_cache: vec![EMPTY_FLOW_SLOT; FLOW_CACHE].into_boxed_slice(),
+            http_buffered: 0,
             since_sweep: 0,
             now_ns: i64::MIN,
             connections: Vec::new(),
@@ -382,14 +412,30 @@ impl Analyzer {
             let c = &self.connections[id as usize];
             !(c.tcp.closed() && c.last_ts_ns < cutoff)
         };
-        let id = match self.flows.get(&key) {
-            Some(&id) if live(id) && !(pure_syn && self.is_new_incarnation(id, src, d)) => id,
+        // The flow table is large (every connection of the last linger period) and each lookup
+        // would miss the CPU caches; the few flows active at any moment hit this small
+        // direct-mapped cache instead. It mirrors the table: filled on lookup and insert,
+        // cleared when the sweep removes entries.
+        let slot = (self.flows.hasher().hash_one(key) as usize) & (FLOW_CACHE - 1);
+        let found = match self.flow_cache[slot] {
+            (k, id) if id != NO_CONN && k == key => Some(id),
+            _ => {
+                let id = self.flows.get(&key).copied();
+                if let Some(id) = id {
+                    self.flow_cache[slot] = (key, id);
+                }
+                id
+            }
+        };
+        let id = match found {
+            Some(id) if live(id) && !(pure_syn && self.is_new_incarnation(id, src, d)) => id,
             old => {
-                if let Some(&old) = old {
+                if let Some(old) = old {
                     self.close_tracker(old, false);
                 }
                 let id = self.new_connection(f, src, dst, d);
                 self.flows.insert(key, id);
+                self.flow_cache[slot] = (key, id);
                 self.since_sweep += 1;
                 if self.since_sweep >= (self.flows.len() / 2).max(1 << 16) {
                     self.sweep();
@@ -414,6 +460,7 @@ impl Analyzer {
     /// Amortised O(1): runs after as many new connections as half the table holds.
     fn sweep(&mut self) {
         self.since_sweep = 0;
+        self.flow_cache.fill(EMPTY_FLOW_SLOT);
         let cutoff = self.now_ns.saturating_sub(self.opts.closed_flow_linger_ns);
         let conns = &self.connections;
         self.flows.retain(|_, id| {
@@ -538,6 +585,7 @@ impl Analyzer {
             let conn = &mut self.connections[id as usize];
             let mut sink = ConnSink { conn, requests: &mut self.requests, pending, current, side, capture: self.index, tunnel: false };
             let stream = http[di].as_mut().expect("created above");
+            let before = stream.buffered();
             streams[di].segment(data_seq, d.payload, d.wire_payload_len, f.number, f.ts_ns, &mut self.budget, &mut |dl| {
                 if stream.is_off() {
                     return;
@@ -547,9 +595,19 @@ impl Analyzer {
                     Delivery::Gap { len } => stream.gap(len, &mut sink),
                 }
             });
+            // HTTP heads being collected count against their own capture-wide bound: past it,
+            // the stream gives up on the head it is collecting (partial) instead of growing.
+            self.http_buffered = self.http_buffered - before + stream.buffered();
+            if self.http_buffered > self.opts.limits.http_head_total {
+                let before = stream.buffered();
+                stream.abandon_head(&mut sink);
+                self.http_buffered = self.http_buffered - before + stream.buffered();
+            }
+            self.stats.http_head_peak_bytes = self.stats.http_head_peak_bytes.max(self.http_buffered);
             if sink.tunnel
                 && let Some(o) = http[1 - di].as_mut()
             {
+                self.http_buffered -= o.buffered();
                 o.turn_off();
             }
         }
@@ -559,7 +617,8 @@ impl Analyzer {
             let t = self.trackers[id as usize].as_ref().expect("tracker exists");
             let reached = t.fin_at[s].is_some_and(|fin| t.streams[s].next_seq() == Some(fin));
             if !t.closed[s] && (reached || rst) {
-                self.close_direction(id, s, false);
+                // A reset cuts an until-close body short: that message is partial.
+                self.close_direction(id, s, rst && !reached);
             }
         }
         let t = self.trackers[id as usize].as_ref().expect("tracker exists");
@@ -568,19 +627,22 @@ impl Analyzer {
         }
     }
 
-    /// Flush one direction: remaining holes are lost, an until-close body ends.
-    fn close_direction(&mut self, id: ConnectionId, s: usize, capture_end: bool) {
+    /// Flush one direction: remaining holes are lost, an until-close body ends (`cut`: ended by
+    /// the capture's end or a reset rather than a FIN, so such a body is partial).
+    fn close_direction(&mut self, id: ConnectionId, s: usize, cut: bool) {
         let Some(t) = self.trackers[id as usize].as_mut() else { return };
         if t.closed[s] {
             return;
         }
         t.closed[s] = true;
-        let Tracker { streams, http, pending, current, .. } = &mut **t;
+        let Tracker { streams, http, pending, current, fin_at, .. } = &mut **t;
+        let end = fin_at[s];
         let conn = &mut self.connections[id as usize];
         let side = if s == 0 { Side::A } else { Side::B };
         let mut sink = ConnSink { conn, requests: &mut self.requests, pending, current, side, capture: self.index, tunnel: false };
         if let Some(stream) = http[s].as_mut() {
-            streams[s].finish(&mut self.budget, &mut |dl| {
+            self.http_buffered -= stream.buffered();
+            streams[s].finish(end, &mut self.budget, &mut |dl| {
                 if stream.is_off() {
                     return;
                 }
@@ -589,9 +651,9 @@ impl Analyzer {
                     Delivery::Gap { len } => stream.gap(len, &mut sink),
                 }
             });
-            stream.close(capture_end, &mut sink);
+            stream.close(cut, &mut sink);
         } else {
-            streams[s].finish(&mut self.budget, &mut |_| {});
+            streams[s].finish(end, &mut self.budget, &mut |_| {});
         }
         if streams[s].stats != StreamStats::default() {
             conn.reassembly_stats.get_or_insert_with(Default::default)[s] = streams[s].stats;
@@ -708,6 +770,7 @@ fn merge_shards(mut shards: Vec<Capture>) -> Capture {
         stats.truncated += s.stats.truncated;
         stats.fragments += s.stats.fragments;
         stats.reassembly_peak_bytes += s.stats.reassembly_peak_bytes;
+        stats.http_head_peak_bytes += s.stats.http_head_peak_bytes;
         for (&lt, &n) in &s.stats.unsupported_link {
             *stats.unsupported_link.entry(lt).or_default() += n;
         }

@@ -106,34 +106,44 @@ pub struct HeadInfo {
     pub host: Option<(u32, u32)>,
 }
 
-/// Read Host, Content-Length, Transfer-Encoding and Connection from a head.
+/// Read Host, Content-Length, Transfer-Encoding and Connection from a head. A plain scan (no
+/// parser combinators): it runs on every message, and only four names matter.
 pub fn head_info(head: &[u8]) -> HeadInfo {
     let mut info = HeadInfo::default();
     let base = head.as_ptr() as usize;
-    for (name, value) in header_fields(head) {
-        if name.eq_ignore_ascii_case(b"host") && info.host.is_none() {
-            let s = value.as_ptr() as usize - base;
-            info.host = Some((s as u32, (s + value.len()) as u32));
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let parsed = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok());
-            match (parsed, info.content_length) {
-                (Some(v), None) => info.content_length = Some(v),
-                (Some(v), Some(old)) if v == old => {}
-                _ => info.bad_content_length = true,
+    for line in head_lines(head).skip(1) {
+        let Some(colon) = line.iter().position(|&c| c == b':') else { continue };
+        let name = &line[..colon];
+        let value = line[colon + 1..].trim_ascii();
+        match name.len() {
+            4 if info.host.is_none() && name.eq_ignore_ascii_case(b"host") => {
+                let s = value.as_ptr() as usize - base;
+                info.host = Some((s as u32, (s + value.len()) as u32));
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // Chunked only counts when it is the final coding.
-            let last = value.rsplit(|&c| c == b',').next().unwrap_or(b"");
-            info.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for tok in value.split(|&c| c == b',') {
-                let tok = tok.trim_ascii();
-                if tok.eq_ignore_ascii_case(b"close") {
-                    info.connection_close = true;
-                } else if tok.eq_ignore_ascii_case(b"upgrade") {
-                    info.upgrade = true;
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let parsed = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+                match (parsed, info.content_length) {
+                    (Some(v), None) => info.content_length = Some(v),
+                    (Some(v), Some(old)) if v == old => {}
+                    _ => info.bad_content_length = true,
                 }
             }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                // Chunked only counts when it is the final coding.
+                let last = value.rsplit(|&c| c == b',').next().unwrap_or(b"");
+                info.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for tok in value.split(|&c| c == b',') {
+                    let tok = tok.trim_ascii();
+                    if tok.eq_ignore_ascii_case(b"close") {
+                        info.connection_close = true;
+                    } else if tok.eq_ignore_ascii_case(b"upgrade") {
+                        info.upgrade = true;
+                    }
+                }
+            }
+            _ => {}
         }
     }
     info
@@ -239,6 +249,8 @@ pub struct HttpStream {
     /// Bytes of the current message were lost.
     damaged: bool,
     in_message: bool,
+    /// The current head's first line has been seen complete (and judged).
+    first_line_done: bool,
 }
 
 impl HttpStream {
@@ -253,6 +265,7 @@ impl HttpStream {
             last: (0, 0),
             damaged: false,
             in_message: false,
+            first_line_done: false,
         }
     }
 
@@ -266,9 +279,21 @@ impl HttpStream {
         self.buf = Vec::new();
     }
 
-    /// Bytes buffered (bounded by [`MAX_HEAD_LEN`]).
+    /// Bytes held (bounded by [`MAX_HEAD_LEN`] plus one segment).
     pub fn buffered(&self) -> usize {
         self.buf.capacity()
+    }
+
+    /// Give up on the head being collected (a capture-wide memory bound was hit): it is handed
+    /// on as partial with the lines it has, and the stream waits for the next message start.
+    pub fn abandon_head(&mut self, sink: &mut dyn HttpSink) {
+        if self.mode == Mode::Head && self.in_message {
+            let (f, t) = self.last;
+            self.damaged = true;
+            self.emit_partial_head(f, t, sink);
+            self.mode = Mode::Resync;
+        }
+        self.buf = Vec::new();
     }
 
     /// Feed in-order stream bytes from one segment.
@@ -318,6 +343,7 @@ impl HttpStream {
                             _ => {}
                         }
                         self.in_message = true;
+                        self.first_line_done = false;
                         self.first = Some((frame, ts_ns));
                     }
                     bytes = self.head_bytes(bytes, frame, ts_ns, sink);
@@ -372,6 +398,30 @@ impl HttpStream {
                 return &[];
             }
             self.buf.extend_from_slice(bytes);
+            // Judge the first line as soon as it is complete, so that a text protocol that merely
+            // starts like HTTP (`EHLO host`) is not buffered up to the head limit. (Only the new
+            // bytes are searched: a head fed one byte at a time must stay linear.)
+            if !self.first_line_done && bytes.contains(&b'\n') {
+                self.first_line_done = true;
+                let nl = self.buf.iter().position(|&c| c == b'\n').unwrap_or(0);
+                let line = self.buf[..nl].strip_suffix(b"\r").unwrap_or(&self.buf[..nl]);
+                let ok = match self.role {
+                    Role::Requests => request_line(line).is_ok(),
+                    Role::Responses => status_line(line).is_ok(),
+                    _ => request_line(line).is_ok() || status_line(line).is_ok(),
+                };
+                if !ok {
+                    self.in_message = false;
+                    self.first = None;
+                    self.buf.clear();
+                    if self.role == Role::Unknown {
+                        self.role = Role::NotHttp;
+                        self.turn_off();
+                    } else {
+                        self.mode = Mode::Resync;
+                    }
+                }
+            }
             return &[];
         }
         let rest = &bytes[consumed..];
@@ -571,12 +621,12 @@ impl HttpStream {
         }
     }
 
-    /// The stream ended (FIN/RST seen and delivered, or end of capture when `capture_end`).
-    pub fn close(&mut self, capture_end: bool, sink: &mut dyn HttpSink) {
+    /// The stream ended: its FIN was reached, or (`cut`) a reset or the end of the capture.
+    pub fn close(&mut self, cut: bool, sink: &mut dyn HttpSink) {
         match self.mode {
             Mode::UntilClose => {
                 // Body delimited by close: complete when the close was seen.
-                let damaged = self.damaged || capture_end;
+                let damaged = self.damaged || cut;
                 sink.end(self.role, self.last.0, self.last.1, damaged);
             }
             Mode::Head if self.in_message => {
@@ -651,6 +701,38 @@ mod tests {
         assert_eq!(&h[s as usize..e as usize], b"a");
         let i = head_info(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\nTransfer-Encoding: gzip, chunked\r\n");
         assert!(i.bad_content_length && i.chunked);
+    }
+
+    struct Count(usize);
+    impl HttpSink for Count {
+        fn head(&mut self, _: HeadEvent<'_>) -> BodyKind {
+            self.0 += 1;
+            BodyKind::None
+        }
+        fn body(&mut self, _: Role, _: u64) {}
+        fn end(&mut self, _: Role, _: u64, _: i64, _: bool) {}
+    }
+
+    #[test]
+    fn text_protocol_that_looks_like_http_is_not_buffered() {
+        let mut s = HttpStream::new(true);
+        let mut sink = Count(0);
+        s.data(b"EHLO mail.example\r\n", 1, 0, &mut sink);
+        for _ in 0..100 {
+            s.data(b"DATA more text without a blank line\r\n", 2, 0, &mut sink);
+        }
+        assert!(s.buffered() < 1024, "{}", s.buffered());
+        assert_eq!(sink.0, 0);
+    }
+
+    #[test]
+    fn method_split_across_segments() {
+        let mut s = HttpStream::new(true);
+        let mut sink = Count(0);
+        for piece in [&b"GE"[..], b"T /x HT", b"TP/1.1\r\nHost: a\r", b"\n\r\n"] {
+            s.data(piece, 1, 0, &mut sink);
+        }
+        assert_eq!((sink.0, s.role), (1, Role::Requests));
     }
 
     #[test]

@@ -65,8 +65,11 @@ pub enum WarningKind {
     RecordOverSnaplen { count: u64, snaplen: u32 },
     /// Bytes that are not a valid record follow the valid prefix; reading stopped there.
     Garbage { why: String, ignored_bytes: u64 },
-    /// A pcapng packet names an interface its section never described (packet skipped).
-    UnknownInterface { interface: u32 },
+    /// pcapng packets name an interface their section never described (skipped); the offset is
+    /// the first one's.
+    UnknownInterface { interface: u32, packets: u64 },
+    /// A pcapng block whose content does not parse, inside intact framing (skipped).
+    BadBlock { why: String },
     /// Frames with a link type hoptrace does not decode (counted, not analysed).
     UnsupportedLinkType { link_type: u32, frames: u64 },
     /// Frames cut by the snap length: their HTTP messages are marked partial.
@@ -98,9 +101,11 @@ impl std::fmt::Display for CaptureWarning {
                 f,
                 ": not a valid record ({why}); the remaining {ignored_bytes} bytes were ignored (earlier records used)"
             ),
-            WarningKind::UnknownInterface { interface } => {
-                write!(f, ": packet names interface {interface}, which its section does not describe (skipped)")
-            }
+            WarningKind::UnknownInterface { interface, packets } => write!(
+                f,
+                ": {packets} packet(s) name interface {interface}, which their section does not describe (skipped)"
+            ),
+            WarningKind::BadBlock { why } => write!(f, ": {why}; block skipped, reading continues"),
             WarningKind::UnsupportedLinkType { link_type, frames } => write!(
                 f,
                 ": {frames} frame(s) with unsupported link type {link_type} (counted, not analysed)"

@@ -487,8 +487,18 @@ impl ReadState<'_> {
             let block = match p.next_block(block_bytes) {
                 Ok((_, b)) => b,
                 Err(e) => {
+                    let why = format!("block type {btype:#x}: {}", describe_pcap_error(&e));
+                    // When the block's trailing length matches its leading one the framing is
+                    // intact: skip just this block. Otherwise nothing after it can be trusted.
+                    let tail: [u8; 4] = block_bytes[blen as usize - 4..].try_into().unwrap_or_default();
+                    let trailer = if big { u32::from_be_bytes(tail) } else { u32::from_le_bytes(tail) };
+                    if trailer == blen {
+                        self.warn(offset, WarningKind::BadBlock { why });
+                        src.consume(blen as usize);
+                        continue;
+                    }
                     let rest = src.available().len() as u64;
-                    self.warn(offset, WarningKind::Garbage { why: format!("block type {btype:#x}: {}", describe_pcap_error(&e)), ignored_bytes: rest });
+                    self.warn(offset, WarningKind::Garbage { why, ignored_bytes: rest });
                     break;
                 }
             };
@@ -562,7 +572,15 @@ impl ReadState<'_> {
         comment: Option<String>,
     ) {
         let Some(iface) = section_ifaces.get(local_iface as usize).and_then(|&g| self.summary.interfaces.get(g as usize)) else {
-            self.warn(offset, WarningKind::UnknownInterface { interface: local_iface });
+            // One warning per interface number, counting its packets.
+            let known = self.summary.warnings.iter_mut().find_map(|w| match &mut w.kind {
+                WarningKind::UnknownInterface { interface, packets } if *interface == local_iface => Some(packets),
+                _ => None,
+            });
+            match known {
+                Some(n) => *n += 1,
+                None => self.warn(offset, WarningKind::UnknownInterface { interface: local_iface, packets: 1 }),
+            }
             return;
         };
         let ts_ns = iface.ts_resolution.ticks_to_ns(ticks).saturating_add(iface.ts_offset_s.saturating_mul(1_000_000_000));

@@ -19,6 +19,12 @@ pub struct ReassemblyLimits {
     pub per_stream_bytes: usize,
     /// Bytes buffered ahead of holes across the whole capture.
     pub total_bytes: usize,
+    /// Segments buffered ahead of a hole in one direction (bounds the per-segment bookkeeping
+    /// when a capture holds many tiny out-of-order segments).
+    pub per_stream_segments: usize,
+    /// Bytes of HTTP heads being collected across the capture (each is at most 64 KiB; past
+    /// this total, a stream abandons its head as partial).
+    pub http_head_total: usize,
     /// A segment further than this ahead of the expected sequence number is not buffered (it does
     /// not belong to this stream incarnation or the capture lost too much).
     pub max_window: u32,
@@ -26,7 +32,7 @@ pub struct ReassemblyLimits {
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
-        ReassemblyLimits { per_stream_bytes: 1 << 20, total_bytes: 256 << 20, max_window: 64 << 20 }
+        ReassemblyLimits { per_stream_bytes: 1 << 20, total_bytes: 256 << 20, per_stream_segments: 1024, http_head_total: 64 << 20, max_window: 64 << 20 }
     }
 }
 
@@ -181,25 +187,22 @@ impl StreamReassembler {
         let start = seq_diff(seq, next) as u64;
         let end = start + wire_len as u64;
         let cap_end = start + data.len() as u64;
-        let mut pieces: Vec<(u64, u64)> = vec![(start, end)];
-        for p in &self.pending {
-            let ps = seq_diff(p.seq, next).max(0) as u64;
-            let pe = seq_diff(p.end(), next).max(0) as u64;
-            let mut kept = Vec::with_capacity(pieces.len() + 1);
-            for (s, e) in pieces {
-                if pe <= s || ps >= e {
-                    kept.push((s, e));
-                    continue;
-                }
-                add(&mut self.stats.overlap_bytes, e.min(pe) - s.max(ps));
-                if s < ps {
-                    kept.push((s, ps));
-                }
-                if pe < e {
-                    kept.push((pe, e));
-                }
+        // Buffered segments never overlap each other and are sorted, so the ones this segment
+        // overlaps are a contiguous run found by binary search; the uncovered pieces lie between.
+        let offset = |q: u32| seq_diff(q, next).max(0) as u64;
+        let first = self.pending.partition_point(|p| offset(p.end()) <= start);
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        let mut cursor = start;
+        for p in self.pending[first..].iter().take_while(|p| offset(p.seq) < end) {
+            let (ps, pe) = (offset(p.seq), offset(p.end()));
+            if ps > cursor {
+                pieces.push((cursor, ps));
             }
-            pieces = kept;
+            add(&mut self.stats.overlap_bytes, end.min(pe) - cursor.max(ps));
+            cursor = cursor.max(pe);
+        }
+        if cursor < end {
+            pieces.push((cursor, end));
         }
         for (s, e) in pieces {
             let cs = s.min(cap_end);
@@ -209,6 +212,7 @@ impl StreamReassembler {
             // Make room: declare the first hole lost until this piece fits.
             while self.pending_bytes + bytes.len() > budget.limits.per_stream_bytes
                 || budget.buffered + bytes.len() > budget.limits.total_bytes
+                || self.pending.len() >= budget.limits.per_stream_segments.max(1)
             {
                 if self.pending.is_empty() {
                     break;
@@ -218,8 +222,10 @@ impl StreamReassembler {
             let now_next = self.next.unwrap_or(next);
             let piece_seq = next.wrapping_add(s as u32);
             let rel_now = seq_diff(piece_seq, now_next);
-            if rel_now <= 0 || self.pending_bytes + bytes.len() > budget.limits.per_stream_bytes
+            if rel_now <= 0
+                || self.pending_bytes + bytes.len() > budget.limits.per_stream_bytes
                 || budget.buffered + bytes.len() > budget.limits.total_bytes
+                || self.pending.len() >= budget.limits.per_stream_segments.max(1)
             {
                 // Either skipping caught up with this piece, or it alone exceeds the budget: hand it
                 // on now (after declaring the hole before it lost).
@@ -286,9 +292,20 @@ impl StreamReassembler {
     }
 
     /// End of stream (FIN, RST or end of capture): every remaining hole is lost.
-    pub fn finish(&mut self, budget: &mut ReassemblyBudget, out: &mut dyn FnMut(Delivery<'_>)) {
+    /// `end`: the sequence number just past the stream's FIN, when seen — bytes missing before
+    /// it (lost segments at the tail) become a final gap.
+    pub fn finish(&mut self, end: Option<u32>, budget: &mut ReassemblyBudget, out: &mut dyn FnMut(Delivery<'_>)) {
         while !self.pending.is_empty() {
             self.skip_first_hole(budget, out);
+        }
+        if let (Some(end), Some(next)) = (end, self.next) {
+            let missing = seq_diff(end, next);
+            if missing > 0 && missing as u64 <= budget.limits.max_window as u64 {
+                self.stats.gaps += 1;
+                add(&mut self.stats.gap_bytes, missing as u64);
+                out(Delivery::Gap { len: missing as u64 });
+                self.next = Some(end);
+            }
         }
     }
 
@@ -313,7 +330,7 @@ mod tests {
                 Delivery::Gap { len } => out.extend(std::iter::repeat_n(b'?', len as usize)),
             });
         }
-        r.finish(&mut budget, &mut |dl| match dl {
+        r.finish(None, &mut budget, &mut |dl| match dl {
             Delivery::Data { bytes, .. } => out.extend_from_slice(bytes),
             Delivery::Gap { len } => out.extend(std::iter::repeat_n(b'?', len as usize)),
         });
@@ -346,12 +363,41 @@ mod tests {
 
     #[test]
     fn budget_forces_progress() {
-        let limits = ReassemblyLimits { per_stream_bytes: 4, total_bytes: 4, max_window: 1 << 20 };
+        let limits = ReassemblyLimits { per_stream_bytes: 4, total_bytes: 4, per_stream_segments: 64, ..Default::default() };
         let (s, st) = run(&[(1010, b"xyz"), (1020, b"abcd"), (1000, b"0123456789")], limits);
         // "abcd" does not fit beside "xyz": the hole before "xyz" is declared lost; the late
         // segment then repeats bytes already given up on and is counted as a retransmission.
         assert_eq!(s, b"??????????xyz???????abcd");
         assert_eq!((st.gaps, st.retransmitted_bytes), (2, 10));
+    }
+
+    #[test]
+    fn many_tiny_out_of_order_segments_stay_bounded() {
+        let mut r = StreamReassembler::default();
+        let mut budget = ReassemblyBudget::default();
+        r.syn(0);
+        // One-byte segments, each ahead of a hole: bounded buffering and bookkeeping.
+        for i in 0..20_000u32 {
+            r.segment(2 + i * 2, b"x", 1, i as u64, 0, &mut budget, &mut |_| {});
+            assert!(r.pending.len() <= budget.limits.per_stream_segments);
+        }
+        assert!(r.stats.gaps > 0);
+    }
+
+    #[test]
+    fn lost_tail_before_fin_is_a_gap() {
+        let mut r = StreamReassembler::default();
+        let mut budget = ReassemblyBudget::default();
+        r.syn(99);
+        let mut gaps = Vec::new();
+        r.segment(100, b"abc", 3, 1, 0, &mut budget, &mut |_| {});
+        r.finish(Some(110), &mut budget, &mut |d| {
+            if let Delivery::Gap { len } = d {
+                gaps.push(len)
+            }
+        });
+        assert_eq!(gaps, [7]);
+        assert_eq!(r.stats.gaps, 1);
     }
 
     #[test]
@@ -374,7 +420,7 @@ mod tests {
     fn arbitrary_segments_never_panic_and_release_budget() {
         bolero::check!().with_type::<Vec<(u16, u8, u8)>>().for_each(|segs| {
             let mut r = StreamReassembler::default();
-            let limits = ReassemblyLimits { per_stream_bytes: 300, total_bytes: 500, max_window: 5000 };
+            let limits = ReassemblyLimits { per_stream_bytes: 300, total_bytes: 500, per_stream_segments: 8, http_head_total: 1 << 20, max_window: 5000 };
             let mut budget = ReassemblyBudget { limits, ..Default::default() };
             let data = [7u8; 256];
             let mut total = 0u64;
@@ -386,7 +432,7 @@ mod tests {
                 });
                 assert!(budget.buffered <= 500);
             }
-            r.finish(&mut budget, &mut |_| {});
+            r.finish(None, &mut budget, &mut |_| {});
             assert_eq!(budget.buffered, 0);
         });
     }

@@ -56,6 +56,10 @@ pub struct ReportArgs {
     /// Seed of the modelled `statistic` draws (where no capture shows the kernel's).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Analysis threads per capture file (0: one on machines with ≤ 2 CPUs, else one per CPU up
+    /// to 4).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
 }
 
 /// `--affinity on|off`.
@@ -83,7 +87,7 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
             return Ok(ExitCode::from(EXIT_UNUSABLE));
         }
     };
-    let opts = CaptureOptions { keep_packets: false, ..Default::default() };
+    let opts = CaptureOptions { keep_packets: false, threads: args.threads, ..Default::default() };
     let mut warnings: Vec<String> = classified.warnings.clone();
     let embedded = classified.is_empty() && classified.warnings.is_empty();
     let captures: Vec<LoadedCapture> = if embedded {
@@ -115,7 +119,8 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     if args.connections {
         write_connections(&captures, args.format, &warnings, out)?;
     } else {
-        write_requests(journey_iter(&captures), args.format, &warnings, out)?;
+        let table = JourneyTable { threads: args.threads, ..JourneyTable::new(&captures) };
+        write_requests(&table, args.format, &warnings, out)?;
     }
     out.flush()?;
     for w in &warnings {
@@ -163,21 +168,108 @@ pub fn journeys(captures: &[LoadedCapture]) -> Vec<RequestJourney> {
 
 /// Like [`journeys`], built one at a time (the report streams them instead of holding them all).
 pub fn journey_iter(captures: &[LoadedCapture]) -> impl Iterator<Item = RequestJourney> + '_ {
-    let base = connection_base(captures);
-    // (time, capture, request) — 16 bytes per request instead of a whole record.
-    let mut order: Vec<(i64, u32, u32)> = Vec::new();
-    for (ci, c) in captures.iter().enumerate() {
-        order.extend(c.capture.requests.iter().map(|r| (r.ts_ns, ci as u32, r.id)));
+    let table = JourneyTable::new(captures);
+    (0..table.len()).map(move |i| table.get(i))
+}
+
+/// Appends record number `i` to the buffer in some output format.
+type FormatRecord = dyn Fn(usize, &RequestJourney, &mut Vec<u8>) -> std::io::Result<()> + Sync;
+
+/// Requests of all captures in time order, turned into records on demand.
+struct JourneyTable<'a> {
+    captures: &'a [LoadedCapture],
+    base: Vec<u64>,
+    labels: Vec<String>,
+    /// (time, capture, request) — 16 bytes per request instead of a whole record.
+    order: Vec<(i64, u32, u32)>,
+    /// Formatting threads (0: the analysis default).
+    threads: usize,
+}
+
+impl<'a> JourneyTable<'a> {
+    fn new(captures: &'a [LoadedCapture]) -> Self {
+        let mut order: Vec<(i64, u32, u32)> = Vec::new();
+        for (ci, c) in captures.iter().enumerate() {
+            order.extend(c.capture.requests.iter().map(|r| (r.ts_ns, ci as u32, r.id)));
+        }
+        order.sort_unstable();
+        JourneyTable {
+            captures,
+            base: connection_base(captures),
+            labels: captures.iter().map(|c| capture_label(&c.capture)).collect(),
+            order,
+            threads: 0,
+        }
     }
-    order.sort_unstable();
-    let labels: Vec<String> = captures.iter().map(|c| capture_label(&c.capture)).collect();
-    order.into_iter().enumerate().map(move |(i, (_, ci, rid))| {
-        let c = &captures[ci as usize].capture;
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn get(&self, i: usize) -> RequestJourney {
+        let (_, ci, rid) = self.order[i];
+        let c = &self.captures[ci as usize].capture;
         let r = &c.requests[rid as usize];
-        let mut j = request_journey_labelled(i as u64 + 1, base[ci as usize] + r.connection as u64 + 1, String::new(), r);
-        j.capture.clone_from(&labels[ci as usize]);
-        j
-    })
+        request_journey_labelled(i as u64 + 1, self.base[ci as usize] + r.connection as u64 + 1, self.labels[ci as usize].clone(), r)
+    }
+
+    /// Format every record with `fmt` and write them in order. Large outputs are formatted by
+    /// several threads in chunks; the writer puts the chunks back in order.
+    fn write_all(
+        &self,
+        out: &mut dyn Write,
+        fmt: &FormatRecord,
+    ) -> std::io::Result<()> {
+        const CHUNK: usize = 4096;
+        let n = self.len();
+        let threads = match self.threads {
+            0 => crate::capture::engine::default_threads(),
+            t => t,
+        };
+        let chunk_bytes = |c: usize| -> std::io::Result<Vec<u8>> {
+            let mut buf = Vec::with_capacity(CHUNK * 320);
+            for i in c * CHUNK..((c + 1) * CHUNK).min(n) {
+                fmt(i, &self.get(i), &mut buf)?;
+            }
+            Ok(buf)
+        };
+        let chunks = n.div_ceil(CHUNK);
+        if threads < 2 || chunks < 4 {
+            for c in 0..chunks {
+                out.write_all(&chunk_bytes(c)?)?;
+            }
+            return Ok(());
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            // Bounded: a worker waits when the writer is this many chunks behind.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, std::io::Result<Vec<u8>>)>(threads * 2);
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let next = &next;
+                let chunk_bytes = &chunk_bytes;
+                scope.spawn(move || {
+                    loop {
+                        let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if c >= chunks || tx.send((c, chunk_bytes(c))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut pending = std::collections::BTreeMap::new();
+            let mut want = 0;
+            for (c, bytes) in rx {
+                pending.insert(c, bytes);
+                while let Some(bytes) = pending.remove(&want) {
+                    out.write_all(&bytes?)?;
+                    want += 1;
+                }
+            }
+            Ok(())
+        })
+    }
 }
 
 /// The capture layer's part of a [`RequestJourney`].
@@ -226,7 +318,25 @@ pub fn rfc3339_micros(ts_ns: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod / 60 % 60, sod % 60)
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod / 60 % 60, sod % 60);
+    }
+    // Written digit by digit: this runs once per record and `format!` dominated it.
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    put(20, 6, micros);
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 fn csv_field(s: &str) -> String {
@@ -237,39 +347,26 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn write_requests(
-    records: impl Iterator<Item = RequestJourney>,
-    format: Format,
-    warnings: &[String],
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    // Each record is serialised into one buffer and written at once.
-    let mut buf = Vec::with_capacity(1024);
+fn write_requests(records: &JourneyTable<'_>, format: Format, warnings: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
     match format {
         Format::Json => {
             out.write_all(b"{\n  \"requests\": [")?;
-            for (i, r) in records.enumerate() {
-                buf.clear();
+            records.write_all(out, &|i, r, buf| {
                 buf.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
-                serde_json::to_writer(&mut buf, &r)?;
-                out.write_all(&buf)?;
-            }
+                serde_json::to_writer(&mut *buf, r).map_err(std::io::Error::other)
+            })?;
             out.write_all(b"\n  ],\n  \"warnings\": ")?;
             serde_json::to_writer(&mut *out, warnings)?;
             out.write_all(b"\n}\n")?;
         }
-        Format::Ndjson => {
-            for r in records {
-                buf.clear();
-                serde_json::to_writer(&mut buf, &r)?;
-                buf.push(b'\n');
-                out.write_all(&buf)?;
-            }
-        }
+        Format::Ndjson => records.write_all(out, &|_, r, buf| {
+            serde_json::to_writer(&mut *buf, r).map_err(std::io::Error::other)?;
+            buf.push(b'\n');
+            Ok(())
+        })?,
         Format::Csv => {
             writeln!(out, "id,connection,time,capture,client_ip,client_port,frontend_ip,frontend_port,method,target,host,status")?;
-            for r in records {
-                buf.clear();
+            records.write_all(out, &|_, r, buf| {
                 writeln!(
                     buf,
                     "{},{},{},{},{},{},{},{},{},{},{},{}",
@@ -285,13 +382,13 @@ fn write_requests(
                     csv_field(&r.target),
                     csv_field(r.host.as_deref().unwrap_or("")),
                     r.status.map(|s| s.to_string()).unwrap_or_default()
-                )?;
-                out.write_all(&buf)?;
-            }
+                )
+            })?;
         }
         Format::Table => {
-            let rows: Vec<[String; 10]> = records
-                .map(|r| {
+            let rows: Vec<[String; 10]> = (0..records.len())
+                .map(|i| {
+                    let r = records.get(i);
                     [
                         r.id.to_string(),
                         r.connection.to_string(),
