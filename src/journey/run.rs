@@ -12,7 +12,7 @@
 //!   elimination) shows it, the counterfactual reuses that draw: the same endpoint whenever the
 //!   cascade is reached; elsewhere the seeded RNG draws.
 
-use super::correlate::{Flow, LegKind, stitch};
+use super::correlate::{Flow, LegKind};
 use super::model::{Endpoint, Evidence, RequestJourney, WhatIf};
 use super::replay::{FlowFacts, FlowJourney, ReplayConfig, Replayer};
 use super::scenario::{PodPlacement, Scenario};
@@ -113,7 +113,7 @@ pub struct Journeys {
 
 /// Stitch and replay a scenario.
 pub fn run(sc: &Scenario, opts: &RunOptions) -> Journeys {
-    let flows = stitch(sc);
+    let flows = sc.flows().to_vec();
     let facts: Vec<FlowFacts> = flows.iter().map(|f| FlowFacts::from_flow(sc, f)).collect();
     let cfg = ReplayConfig { seed: opts.seed, full_walk: opts.full_walk };
     let mut rp = Replayer::new(sc, cfg);
@@ -159,8 +159,8 @@ pub fn run(sc: &Scenario, opts: &RunOptions) -> Journeys {
 pub fn sightings(sc: &Scenario) -> (Vec<MasqueradeSighting>, Vec<PodPlacement>) {
     let mut masq = Vec::new();
     let mut place = Vec::new();
-    for f in stitch(sc) {
-        let facts = FlowFacts::from_flow(sc, &f);
+    for f in sc.flows() {
+        let facts = FlowFacts::from_flow(sc, f);
         if let (Some(src), Some(n)) = (facts.observed_source, &facts.observed_node)
             && src != facts.client
         {
@@ -445,7 +445,7 @@ pub fn service_names(sc: &Scenario) -> Vec<String> {
 /// ClusterIP or NodePort), from every node's service map.
 pub fn traffic_services(sc: &Scenario) -> Vec<String> {
     use crate::netfilter::kube::FrontendKind;
-    let targets: BTreeSet<SocketAddr> = stitch(sc).iter().map(|f| f.frontend).collect();
+    let targets: BTreeSet<SocketAddr> = sc.flows().iter().map(|f| f.frontend).collect();
     let mut out: BTreeSet<String> = BTreeSet::new();
     for r in &sc.rules {
         for s in &r.services.services {

@@ -122,6 +122,9 @@ pub struct Scenario {
     pub warnings: Vec<String>,
     /// Every DNAT target in any rule set (endpoint IPs), to recognise post-DNAT legs.
     pub endpoint_ips: BTreeSet<IpAddr>,
+    /// The stitched flows, computed once ([`Scenario::flows`]); reset when an inference changes
+    /// the cluster.
+    flows: std::sync::OnceLock<Vec<crate::journey::correlate::Flow>>,
 }
 
 fn diag_warnings(diags: &[Diagnostic], out: &mut Vec<String>) {
@@ -275,7 +278,12 @@ impl Scenario {
                 }
             }
         }
-        Scenario { title, inputs, cluster, captures: out_caps, rules, warnings, endpoint_ips }
+        Scenario { title, inputs, cluster, captures: out_caps, rules, warnings, endpoint_ips, flows: std::sync::OnceLock::new() }
+    }
+
+    /// Every connection stitched across captures and NAT, in time order (computed once).
+    pub fn flows(&self) -> &[crate::journey::correlate::Flow] {
+        self.flows.get_or_init(|| crate::journey::correlate::stitch(self))
     }
 
     /// The rule set in force on `node`: its own, else the shared one.
@@ -317,6 +325,8 @@ impl Scenario {
         let (c, d) = b.build();
         diag_warnings(&d, &mut self.warnings);
         self.cluster = c;
+        // What is a pod (and so a post-DNAT leg) may have changed: stitch again when asked.
+        self.flows = std::sync::OnceLock::new();
     }
 }
 
@@ -359,6 +369,8 @@ impl Scenario {
         let (c, d) = b.build();
         diag_warnings(&d, &mut self.warnings);
         self.cluster = c;
+        // What is a pod (and so a post-DNAT leg) may have changed: stitch again when asked.
+        self.flows = std::sync::OnceLock::new();
     }
 }
 
