@@ -49,9 +49,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The TUI on the embedded walkthrough; without a terminal, its report.
             use std::io::IsTerminal as _;
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-                tui::run(tui::TuiArgs::default(), false)
+                tui::run(tui::TuiArgs { seed: 1, ..Default::default() }, false)
             } else {
-                report::run(&report::ReportArgs::default(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+                // The same seed as `hoptrace report`'s default.
+                let args = report::ReportArgs { seed: 1, ..Default::default() };
+                report::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
             }
         }
         Some(Command::Report(args)) => report::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock()),
