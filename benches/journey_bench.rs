@@ -85,6 +85,7 @@ fn workload(sc: &Scenario, svcs: &[generate::GeneratedService], requests: usize,
             );
             let frontend = SocketAddr::new(IpAddr::V4(s.cluster_ip), s.port);
             let mut f = FlowFacts {
+                protocol: 6,
                 client,
                 frontend,
                 // 100 µs apart: 100 s of traffic.

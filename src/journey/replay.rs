@@ -30,6 +30,8 @@ use std::sync::Arc;
 /// [`Flow`] ([`FlowFacts::from_flow`]) or generated (benchmark).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowFacts {
+    /// IP protocol number (6 TCP, 17 UDP, 132 SCTP).
+    pub protocol: u8,
     pub client: SocketAddr,
     pub frontend: SocketAddr,
     pub start_ns: i64,
@@ -58,6 +60,7 @@ impl FlowFacts {
             None => false,
         };
         FlowFacts {
+            protocol: f.protocol,
             client: f.client,
             frontend: f.frontend,
             start_ns: f.start_ns,
@@ -222,7 +225,7 @@ impl<'s> Replayer<'s> {
             return None;
         }
         let m = self.alb.as_ref()?;
-        let key = AlbFlowKey::tcp(f.client.ip(), f.client.port(), f.frontend.ip(), f.frontend.port());
+        let key = AlbFlowKey { protocol: f.protocol, ..AlbFlowKey::tcp(f.client.ip(), f.client.port(), f.frontend.ip(), f.frontend.port()) };
         let d = m.decide(&key).ok();
         Some(AlbDecision {
             mode: m.mode(),
@@ -254,9 +257,12 @@ impl<'s> Replayer<'s> {
         j: &mut FlowJourney,
     ) {
         let time = f.start_ns.max(0) as u64;
-        let pkt = Packet::tcp(f.client.ip(), Some(f.client.port()), f.frontend.ip(), f.frontend.port())
-            .with_in_iface("eth0")
-            .with_origin(Origin::Incoming);
+        let Some(pkt) = first_packet(f) else {
+            if let Some((ep, e)) = known {
+                j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: e });
+            }
+            return;
+        };
         let full = self.cfg.full_walk;
         let sc = self.sc;
         let is_local = |ip: IpAddr| sc.cluster.node_of_endpoint(ip).map(|n| n.name() == node);
@@ -389,9 +395,7 @@ impl<'s> Replayer<'s> {
     /// not in this node's chain) the state and the seeded RNG decide.
     pub fn whatif_endpoint(&mut self, f: &FlowFacts, node: &str, reuse: Option<SocketAddr>) -> Option<SocketAddr> {
         let time = f.start_ns.max(0) as u64;
-        let pkt = Packet::tcp(f.client.ip(), Some(f.client.port()), f.frontend.ip(), f.frontend.port())
-            .with_in_iface("eth0")
-            .with_origin(Origin::Incoming);
+        let Some(pkt) = first_packet(f) else { return reuse };
         self.evaluator(node);
         let scripts = &mut self.scripts;
         let stateless_map = &self.stateless;
@@ -475,6 +479,19 @@ fn candidates(tr: &Trace) -> Vec<EndpointChoice> {
         .iter()
         .map(|e| EndpointChoice { ip: e.ip, port: e.port, chain: e.chain.to_string(), probability: e.probability, evidence: Evidence::Modeled })
         .collect()
+}
+
+/// The first packet of a connection as it reaches the ingress node's eth0 (TCP SYN, UDP or SCTP
+/// first packet); `None` for protocols kube-proxy does not balance.
+pub fn first_packet(f: &FlowFacts) -> Option<Packet> {
+    use crate::netfilter::model::Protocol;
+    let proto = match f.protocol {
+        6 => Protocol::Tcp,
+        17 => Protocol::Udp,
+        132 => Protocol::Sctp,
+        _ => return None,
+    };
+    Some(Packet::new(proto, f.client.ip(), Some(f.client.port()), f.frontend.ip(), f.frontend.port()).with_in_iface("eth0").with_origin(Origin::Incoming))
 }
 
 /// The rule set keeps no per-node state a walk could change (`recent`, `statistic --mode nth`).
@@ -562,4 +579,41 @@ fn path_before_draw(out: &Outcome) -> Vec<PathStep> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netfilter::model::Protocol;
+
+    fn facts(protocol: u8) -> FlowFacts {
+        FlowFacts {
+            protocol,
+            client: "71.0.0.1:5353".parse().unwrap(),
+            frontend: "10.96.0.10:53".parse().unwrap(),
+            start_ns: 0,
+            syn_seen: true,
+            observed_node: None,
+            observed_endpoint: None,
+            observed_source: None,
+            no_egress_on_ingress: false,
+        }
+    }
+
+    #[test]
+    fn first_packet_keeps_the_protocol() {
+        assert_eq!(first_packet(&facts(6)).unwrap().proto, Protocol::Tcp);
+        assert_eq!(first_packet(&facts(17)).unwrap().proto, Protocol::Udp);
+        assert_eq!(first_packet(&facts(132)).unwrap().proto, Protocol::Sctp);
+        assert!(first_packet(&facts(1)).is_none());
+        let p = first_packet(&facts(17)).unwrap();
+        assert_eq!((p.src_port, p.dst_port, p.in_iface.as_deref()), (Some(5353), 53, Some("eth0")));
+    }
+
+    #[test]
+    fn node_seeds_differ_per_node_and_seed() {
+        assert_ne!(node_seed(1, "node0"), node_seed(1, "node1"));
+        assert_ne!(node_seed(1, "node0"), node_seed(2, "node0"));
+        assert_eq!(node_seed(7, "node0"), node_seed(7, "node0"));
+    }
 }

@@ -302,7 +302,7 @@ fn expected_pods(sc: &Scenario, flows: &[Flow], node_shares: &BTreeMap<String, f
     let mut out: BTreeMap<String, f64> = BTreeMap::new();
     // The most used frontend stands for the Service.
     let mut by_frontend: BTreeMap<(SocketAddr, SocketAddr), usize> = BTreeMap::new();
-    for f in flows {
+    for f in flows.iter().filter(|f| f.protocol == 6) {
         *by_frontend.entry((f.frontend, f.client)).or_default() += 1;
     }
     let Some(((frontend, client), _)) = by_frontend.into_iter().max_by_key(|(k, n)| (*n, std::cmp::Reverse(*k))) else {
@@ -317,6 +317,7 @@ fn expected_pods(sc: &Scenario, flows: &[Flow], node_shares: &BTreeMap<String, f
         let pkt = Packet::tcp(client.ip(), Some(client.port()), frontend.ip(), frontend.port())
             .with_in_iface("eth0")
             .with_origin(crate::netfilter::Origin::Incoming);
+        // (Expected shares are for the HTTP traffic being explained: TCP.)
         let tr = trace(&nr.ruleset, &NodeContext::new(local), &pkt, TraceOptions { record_path: false, ..Default::default() });
         for e in &tr.endpoints {
             let name = sc.cluster.pod_by_ip(e.ip).and_then(|p| p.name().map(str::to_string)).unwrap_or_else(|| e.ip.to_string());
@@ -445,7 +446,10 @@ pub fn service_names(sc: &Scenario) -> Vec<String> {
 /// ClusterIP or NodePort), from every node's service map.
 pub fn traffic_services(sc: &Scenario) -> Vec<String> {
     use crate::netfilter::kube::FrontendKind;
-    let targets: BTreeSet<SocketAddr> = sc.flows().iter().map(|f| f.frontend).collect();
+    // The Services the explained traffic (connections that carried HTTP) went to.
+    let carried_http =
+        |f: &Flow| f.legs.iter().any(|l| sc.captures[l.capture].capture.connections[l.connection as usize].http_requests > 0);
+    let targets: BTreeSet<SocketAddr> = sc.flows().iter().filter(|f| carried_http(f)).map(|f| f.frontend).collect();
     let mut out: BTreeSet<String> = BTreeSet::new();
     for r in &sc.rules {
         for s in &r.services.services {
