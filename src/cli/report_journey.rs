@@ -17,6 +17,26 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// A record as `report` prints it: interface.md's fields plus extensions.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_names_shorten_without_splitting_characters() {
+        assert_eq!(short_chain("KUBE-SVC-K4VUERBNKSOP4S25"), "KUBE-SVC-K4VU…");
+        // 16 bytes whose 4th byte is inside a character.
+        assert_eq!(short_chain("KUBE-SVC-aéééééééX"), "KUBE-SVC-aééé…");
+        assert_eq!(short_chain("KUBE-SVC-ééééééééK4VU"), "KUBE-SVC-ééééééééK4VU");
+        assert_eq!(short_chain("PREROUTING"), "PREROUTING");
+    }
+
+    #[test]
+    fn csv_quotes_separators() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("x"), "x");
+    }
+}
+
 #[derive(Serialize)]
 struct Record<'a> {
     #[serde(flatten)]
@@ -61,7 +81,7 @@ pub fn run_report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
         warnings.push(format!(
             "no capture among the inputs ({} rules file(s), {} cluster input(s)): no requests to report",
             sc.rules.len(),
-            sc.inputs.len() - sc.rules.len()
+            sc.inputs.len().saturating_sub(sc.rules.len())
         ));
     }
     let embedded = args.inputs.is_empty() && args.captures.is_empty() && args.rules.is_empty() && args.clusters.is_empty();
@@ -256,7 +276,7 @@ fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io:
 fn short_chain(c: &str) -> String {
     // KUBE-SVC-K4VUERBNKSOP4S25 → KUBE-SVC-K4VU…
     match c.rsplit_once('-') {
-        Some((head, hash)) if hash.len() == 16 && head.starts_with("KUBE-") => format!("{head}-{}…", &hash[..4]),
+        Some((head, hash)) if hash.len() == 16 && head.starts_with("KUBE-") => format!("{head}-{}…", hash.chars().take(4).collect::<String>()),
         _ => c.to_string(),
     }
 }
