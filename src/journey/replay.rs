@@ -13,7 +13,7 @@
 //!   another node, the bridge address towards a local pod; the port kept unless
 //!   `--random-fully`).
 //!
-//! The same machinery runs the what-if ([`super::whatif`]) on rewritten rules.
+//! The same machinery runs the what-if ([`super::run`]) on rewritten rules.
 
 use super::correlate::{Flow, LegKind};
 use super::model::{AlbDecision, Endpoint, EndpointChoice, Evidence, PathStep, PodRef};
