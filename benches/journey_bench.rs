@@ -5,8 +5,10 @@
 //! the seeded draw with the exhaustive candidate list for the rest), SNAT, pod, zone; then one
 //! `RequestJourney` record per request.
 //!
-//! Two mixes: one request per connection (`--disable-keepalive`, the worst case: a NAT decision
-//! per request) and four requests per connection (keep-alive).
+//! Three mixes: one request per connection (`--disable-keepalive`, the worst case: a NAT decision
+//! per request) and four per connection (keep-alive), with two thirds of the connections
+//! explained by a capture; and one per connection with every connection explained (captures on
+//! every node, as in the lab).
 //!
 //! Reference in the same run: the netfilter engine's bare stateful replay of the same
 //! connections (`NodeEvaluator::new_connection`, no path), i.e. the floor the journey adds to.
@@ -71,7 +73,8 @@ struct Workload {
     requests_per_connection: usize,
 }
 
-fn workload(sc: &Scenario, svcs: &[generate::GeneratedService], requests: usize, per_conn: usize) -> Workload {
+/// `observed_thirds`: how many thirds of the connections a capture explains (post-DNAT packet seen).
+fn workload(sc: &Scenario, svcs: &[generate::GeneratedService], requests: usize, per_conn: usize, observed_thirds: u64) -> Workload {
     let mut g = Gen(0x5eed_0001);
     let conns = requests / per_conn;
     let rp = Replayer::new(sc, ReplayConfig { seed: 1, full_walk: false });
@@ -98,7 +101,7 @@ fn workload(sc: &Scenario, svcs: &[generate::GeneratedService], requests: usize,
             };
             let node = rp.alb_decision(&f).and_then(|a| a.predicted_node);
             f.observed_node = node.clone();
-            if !(r >> 48).is_multiple_of(3) {
+            if (r >> 48) % 3 < observed_thirds {
                 // A capture shows the post-DNAT packet (and the masqueraded source).
                 let (ip, port) = s.endpoints[((r >> 40) % s.endpoints.len() as u64) as usize];
                 f.observed_endpoint = Some(SocketAddr::new(IpAddr::V4(ip), port));
@@ -141,8 +144,8 @@ fn main() {
     );
     assert!(sc.warnings.is_empty(), "{:?}", &sc.warnings[..sc.warnings.len().min(3)]);
 
-    for per_conn in [1usize, 4] {
-        let w = workload(&sc, &svcs, requests, per_conn);
+    for (per_conn, thirds) in [(1usize, 2u64), (4, 2), (1, 3)] {
+        let w = workload(&sc, &svcs, requests, per_conn, thirds);
         let rss1 = rss_kib("VmRSS:");
         let t = Instant::now();
         let mut rp = Replayer::new(&sc, ReplayConfig { seed: 1, full_walk: false });
@@ -172,7 +175,7 @@ fn main() {
         let el = t.elapsed().as_secs_f64();
         let peak = rss_kib("VmHWM:");
         println!(
-            "journeys x{per_conn}      {:.0} k requests/s ({:.2} µs each; {} connections, {} with an endpoint, {} crossed a node; {:.2} s; {:.0} MB of NDJSON; +{:.0} MiB replay state, peak RSS {:.0} MiB)",
+            "journeys x{per_conn} {thirds}/3  {:.0} k requests/s ({:.2} µs each; {} connections, {} with an endpoint, {} crossed a node; {:.2} s; {:.0} MB of NDJSON; +{:.0} MiB replay state, peak RSS {:.0} MiB)",
             n_records as f64 / el / 1e3,
             el * 1e6 / n_records as f64,
             w.facts.len(),
@@ -187,7 +190,7 @@ fn main() {
     }
 
     // Reference: the netfilter engine's bare stateful replay of the same connections.
-    let w = workload(&sc, &svcs, requests, 1);
+    let w = workload(&sc, &svcs, requests, 1, 2);
     let rs = sc.rules[0].ruleset.clone();
     let mut evs: Vec<NodeEvaluator> = (0..NODES)
         .map(|n| {

@@ -125,6 +125,8 @@ pub struct Replayer<'s> {
     scripts: HashMap<(usize, SocketAddr, SocketAddr), Vec<bool>>,
     /// Per rule set (by address): it keeps no `recent`/nth state.
     stateless: HashMap<usize, bool>,
+    /// Per rule set (by address): the state a node starts with (scanned once, cloned per node).
+    start_states: HashMap<usize, crate::netfilter::NodeState>,
     cfg: ReplayConfig,
     pub warnings: Vec<String>,
 }
@@ -169,7 +171,7 @@ impl<'s> Replayer<'s> {
                 }
             }
         };
-        Replayer { sc, alb, rules: BTreeMap::new(), evaluators: BTreeMap::new(), scripts: HashMap::new(), stateless: HashMap::new(), cfg, warnings }
+        Replayer { sc, alb, rules: BTreeMap::new(), evaluators: BTreeMap::new(), scripts: HashMap::new(), stateless: HashMap::new(), start_states: HashMap::new(), cfg, warnings }
     }
 
     /// Use another ALB mode (what-if).
@@ -203,7 +205,13 @@ impl<'s> Replayer<'s> {
                     local.extend([false, true].into_iter().filter_map(|v6| n.bridge_address(v6)));
                 }
                 let ctx = NodeContext::new(local);
-                let mut ev = NodeEvaluator::seeded(rs, ctx, node_seed(self.cfg.seed, node));
+                let start = self
+                    .start_states
+                    .entry(Arc::as_ptr(&rs) as usize)
+                    .or_insert_with(|| crate::netfilter::NodeState::for_ruleset(&rs))
+                    .clone();
+                let rng = ChaChaRandom::seed(node_seed(self.cfg.seed, node));
+                let mut ev = NodeEvaluator::with_state(rs, ctx, rng, start);
                 ev.record_path = true;
                 ev
             });

@@ -575,8 +575,14 @@ impl<R: RandomSource> NodeEvaluator<R> {
     }
 }
 
-/// Scripted replay (added for the journey layer's bulk replay).
+/// Scripted replay and shared start states (added for the journey layer's bulk replay).
 impl<R: RandomSource> NodeEvaluator<R> {
+    /// An evaluator starting from `state` instead of scanning the rules for it: many nodes that
+    /// share one rule set clone one `NodeState::for_ruleset(&rs)`.
+    pub fn with_state(ruleset: Arc<Ruleset>, ctx: NodeContext, rng: R, state: NodeState) -> Self {
+        NodeEvaluator { ruleset, ctx, state, rng, record_path: true, timeouts: ConntrackTimeouts::default() }
+    }
+
     /// A new connection whose `statistic` decisions are given (true forks only, in order, as
     /// [`Decision::outcome`]'s `statistic` of an earlier forced decision lists them): `recent`
     /// tables, nth counters and conntrack advance as in [`new_connection`](Self::new_connection).
