@@ -415,7 +415,7 @@ fn write_summary(js: &Journeys, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out)?;
         writeln!(
             out,
-            "What-if ({}; ALB {}): {} of {} request(s) moved (model)",
+            "What-if ({}; ALB mode in force: {}): {} of {} request(s) moved (model)",
             esc(&w.settings),
             w.alb_mode.map_or("-", |m| m.as_str()),
             w.requests_moved,
