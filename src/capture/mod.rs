@@ -9,6 +9,26 @@
 //! * [`synth`] — writes synthetic captures (tests, benchmark, the embedded scenario).
 //!
 //! Everything here works on bytes; the only I/O is reading the input given.
+//!
+//! # Brief overview
+//!
+//! ```
+//! use hoptrace::capture::{Capture, CaptureOptions, synth};
+//! let bytes = synth::demo_scenario();
+//! let cap = Capture::from_bytes(0, "demo.pcap", &bytes, CaptureOptions::default()).unwrap();
+//! let req = &cap.requests[0];
+//! let conn = &cap.connections[req.connection as usize];
+//! assert_eq!((req.method(), req.target()), (&b"GET"[..], &b"/"[..]));
+//! assert_eq!(conn.client(), req.client);
+//! assert!(conn.client_isn().is_some()); // matches the same connection across NAT
+//! assert_eq!(req.response.as_ref().unwrap().status, 200);
+//! // With keep_packets (the default), every packet of the connection:
+//! let frames: Vec<u64> = cap.frames_of(conn.id).collect();
+//! assert_eq!(cap.packet(frames[0]).unwrap().tcp_flags.to_string(), "S");
+//! ```
+//!
+//! Times are nanoseconds since the Unix epoch; frame numbers are 1-based as in Wireshark; text
+//! from packets stays bytes (print it through [`crate::sanitize::escape_bytes`]).
 
 pub mod engine;
 pub mod http;

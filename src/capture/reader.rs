@@ -243,17 +243,18 @@ impl<R: Read> Source for ReadSource<R> {
 }
 
 /// Read a capture held entirely in memory (e.g. a memory-mapped file).
-pub fn read_slice(file: &str, data: &[u8], sink: &mut dyn FrameSink) -> Result<ReadSummary, CaptureError> {
+pub fn read_slice<F: FrameSink + ?Sized>(file: &str, data: &[u8], sink: &mut F) -> Result<ReadSummary, CaptureError> {
     read_source(file, &mut SliceSource { data, pos: 0 }, sink)
 }
 
 /// Read a capture stream (standard input, a pipe): records are delivered as they complete.
-pub fn read_stream<R: Read>(file: &str, reader: R, sink: &mut dyn FrameSink) -> Result<ReadSummary, CaptureError> {
+pub fn read_stream<R: Read, F: FrameSink + ?Sized>(file: &str, reader: R, sink: &mut F) -> Result<ReadSummary, CaptureError> {
     let mut src = ReadSource { inner: reader, buf: Vec::with_capacity(512 * 1024), start: 0, consumed: 0, eof: false };
     read_source(file, &mut src, sink)
 }
 
-fn read_source(file: &str, src: &mut dyn Source, sink: &mut dyn FrameSink) -> Result<ReadSummary, CaptureError> {
+// Generic rather than `dyn`: the per-record calls are inlined for the in-memory source.
+fn read_source<S: Source, F: FrameSink + ?Sized>(file: &str, src: &mut S, sink: &mut F) -> Result<ReadSummary, CaptureError> {
     let io = |e: std::io::Error| CaptureError::Io { file: file.to_string(), source: e };
     src.fill(4).map_err(io)?;
     let head = src.available();
@@ -301,7 +302,7 @@ impl ReadState<'_> {
     }
 
     /// Ensure `n` bytes; on end of input record a truncation warning and return false.
-    fn need(&mut self, src: &mut dyn Source, n: usize, what: &'static str) -> Result<bool, CaptureError> {
+    fn need<S: Source>(&mut self, src: &mut S, n: usize, what: &'static str) -> Result<bool, CaptureError> {
         if src.fill(n).map_err(|e| CaptureError::Io { file: self.file.to_string(), source: e })? {
             return Ok(true);
         }
@@ -312,7 +313,7 @@ impl ReadState<'_> {
         Ok(false)
     }
 
-    fn read_pcap(&mut self, src: &mut dyn Source, sink: &mut dyn FrameSink) -> Result<(), CaptureError> {
+    fn read_pcap<S: Source, F: FrameSink + ?Sized>(&mut self, src: &mut S, sink: &mut F) -> Result<(), CaptureError> {
         if !src.fill(24).map_err(|e| CaptureError::Io { file: self.file.to_string(), source: e })? {
             return Err(self.fatal(0, format!("pcap file header is {} bytes, expected 24", src.available().len())));
         }
@@ -395,7 +396,7 @@ impl ReadState<'_> {
         Ok(())
     }
 
-    fn read_pcapng(&mut self, src: &mut dyn Source, sink: &mut dyn FrameSink) -> Result<(), CaptureError> {
+    fn read_pcapng<S: Source, F: FrameSink + ?Sized>(&mut self, src: &mut S, sink: &mut F) -> Result<(), CaptureError> {
         if !self.need(src, 28, "pcapng section header")? {
             return Err(self.fatal(0, "pcapng section header block is incomplete".into()));
         }
@@ -560,9 +561,9 @@ impl ReadState<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn packet(
+    fn packet<F: FrameSink + ?Sized>(
         &mut self,
-        sink: &mut dyn FrameSink,
+        sink: &mut F,
         section_ifaces: &[u32],
         offset: u64,
         local_iface: u32,
@@ -592,7 +593,7 @@ impl ReadState<'_> {
         sink.frame(&Frame { number: self.summary.frames, interface: index, link_type, ts_ns, orig_len: orig_len.max(data.len() as u32), data, offset });
     }
 
-    fn packet_untimed(&mut self, sink: &mut dyn FrameSink, section_ifaces: &[u32], offset: u64, orig_len: u32, data: &[u8]) {
+    fn packet_untimed<F: FrameSink + ?Sized>(&mut self, sink: &mut F, section_ifaces: &[u32], offset: u64, orig_len: u32, data: &[u8]) {
         // A simple packet block has no timestamp: it is given 0 (1970) rather than a guess.
         self.packet(sink, section_ifaces, offset, 0, 0, orig_len, data, None)
     }

@@ -285,9 +285,9 @@ fn request_journey_labelled(id: u64, connection: u64, capture: String, r: &HttpR
         capture,
         client: endpoint(r.client),
         frontend: endpoint(r.server),
-        method: escape_bytes(r.method()),
-        target: escape_bytes(r.target()),
-        host: r.host().map(escape_bytes),
+        method: text(r.method()),
+        target: text(r.target()),
+        host: r.host().map(text),
         status: r.response.as_ref().map(|s| s.status),
         alb: None,
         node: None,
@@ -299,6 +299,16 @@ fn request_journey_labelled(id: u64, connection: u64, capture: String, r: &HttpR
         crossed_node: None,
         crossed_zone: None,
         whatif: None,
+    }
+}
+
+/// Untrusted bytes as printable text ([`escape_bytes`]), with a fast path for the common case:
+/// printable ASCII without a backslash is what `escape_bytes` would return unchanged.
+fn text(b: &[u8]) -> String {
+    if b.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'\\') {
+        String::from_utf8_lossy(b).into_owned()
+    } else {
+        escape_bytes(b)
     }
 }
 
@@ -574,6 +584,14 @@ mod tests {
         assert_eq!(rfc3339_micros(1_795_774_000_123_456_789), "2026-11-27T10:06:40.123456Z");
         assert_eq!(rfc3339_micros(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
         assert_eq!(rfc3339_micros(-1_000), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn text_fast_path_agrees_with_escape_bytes() {
+        for b in [&b"/plain?x=1"[..], b"/a\\b", b"/\x1b[2J", b"\xff", b"caf\xc3\xa9", b""] {
+            assert_eq!(text(b), escape_bytes(b));
+        }
+        bolero::check!().for_each(|b: &[u8]| assert_eq!(text(b), escape_bytes(b)));
     }
 
     #[test]
