@@ -10,7 +10,7 @@
 //! kept source port (post-DNAT legs), and stay single when nothing matches.
 
 use super::scenario::{CaptureOwner, Scenario};
-use crate::capture::{ConnectionId, Side};
+use crate::capture::ConnectionId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -175,11 +175,6 @@ pub fn stitch(sc: &Scenario) -> Vec<Flow> {
     }
     flows.sort_by_key(|f| (f.start_ns, f.client, f.frontend));
     flows
-}
-
-/// The side of a leg's connection that sent the client's requests.
-pub fn client_side(sc: &Scenario, leg: &Leg) -> Side {
-    sc.captures[leg.capture].capture.connections[leg.connection as usize].initiator
 }
 
 #[cfg(test)]
