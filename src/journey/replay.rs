@@ -185,6 +185,12 @@ impl<'s> Replayer<'s> {
         self.alb.as_ref()
     }
 
+    /// The replayed netfilter state of `node` so far (`recent` tables, conntrack), when it has
+    /// rules and saw a connection.
+    pub fn node_state(&self, node: &str) -> Option<&crate::netfilter::NodeState> {
+        self.evaluators.get(node)?.as_ref().map(NodeEvaluator::state)
+    }
+
     /// Replace rule sets (what-if): by node name, `None` = the shared set.
     pub fn override_rules(&mut self, node: Option<String>, rs: Arc<Ruleset>) {
         self.rules.insert(node, rs);
