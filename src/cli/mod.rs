@@ -23,9 +23,14 @@ pub const EXIT_UNUSABLE: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "hoptrace", version, about = "How Kubernetes load balancing treated real traffic: \
 client → Azure LB → node netfilter → pod, for every captured HTTP request")]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Without a subcommand: INPUTs (and --capture/--rules/--cluster) open the TUI on a terminal,
+    /// otherwise print their report; none at all: the embedded walkthrough.
+    #[command(flatten)]
+    pub top: tui::TuiArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,13 +51,26 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => {
-            // The TUI on the embedded walkthrough; without a terminal, its report.
+            // The TUI (no inputs: the embedded walkthrough with its tour open); without a
+            // terminal, the report of the same inputs.
             use std::io::IsTerminal as _;
+            let top = cli.top;
+            let embedded = top.inputs.is_empty()
+                && top.captures.is_empty()
+                && top.rules.is_empty()
+                && top.clusters.is_empty()
+                && top.snapshot.is_none();
             if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-                tui::run(tui::TuiArgs { seed: 1, ..Default::default() }, false)
+                tui::run(top, embedded)
             } else {
-                // The same seed as `hoptrace report`'s default.
-                let args = report::ReportArgs { seed: 1, ..Default::default() };
+                let args = report::ReportArgs {
+                    inputs: top.inputs,
+                    captures: top.captures,
+                    rules: top.rules,
+                    clusters: top.clusters,
+                    seed: top.seed,
+                    ..Default::default()
+                };
                 report::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
             }
         }

@@ -1,6 +1,7 @@
 //! `hoptrace tui`: the terminal UI over a [`SnapshotSource`]. The journey layer provides the source
 //! for captures and scenario folders; a snapshot saved as JSON can be browsed with `--snapshot`.
 
+use super::embedded;
 use crate::journey::snapshot::{Snapshot, SnapshotSource, StaticSource};
 use crate::journey::tour::Tour;
 use crate::ui::runtime::{TuiOptions, run_terminal};
@@ -16,6 +17,15 @@ pub struct TuiArgs {
     /// Captures, rules, cluster/kubectl files or scenario folders, as for `report` (read by the
     /// journey layer's source). None and no `--snapshot`: the embedded walkthrough.
     pub inputs: Vec<String>,
+    /// A capture (pcap/pcapng), optionally taken on NODE's primary interface.
+    #[arg(long = "capture", value_name = "[NODE=]FILE")]
+    pub captures: Vec<String>,
+    /// An iptables-save file, optionally of NODE (without NODE: every node).
+    #[arg(long = "rules", value_name = "[NODE=]FILE")]
+    pub rules: Vec<String>,
+    /// A cluster.toml or kubectl get nodes|pods output.
+    #[arg(long = "cluster", value_name = "FILE")]
+    pub clusters: Vec<String>,
     /// Seed of the modelled `statistic` draws.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -48,41 +58,91 @@ pub fn run_with_source(
     tour: Option<Tour>,
     start_tour: bool,
 ) -> anyhow::Result<ExitCode> {
+    run_with_source_at(source, tour, start_tour.then_some(0))
+}
+
+/// Run the TUI on `source`, the tour open at `start_step` (0-based) when given.
+pub fn run_with_source_at(
+    source: Arc<dyn SnapshotSource>,
+    tour: Option<Tour>,
+    start_step: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!(
             "the TUI needs a terminal on stdin and stdout; for text output use `hoptrace report`"
         );
     }
-    run_terminal(source, TuiOptions { tour, start_tour }).context("terminal")?;
+    let options = TuiOptions {
+        start_tour: start_step.is_some(),
+        start_step: start_step.filter(|&s| s > 0),
+        tour,
+    };
+    run_terminal(source, options).context("terminal")?;
     Ok(ExitCode::from(super::EXIT_OK))
+}
+
+/// The embedded recording `args` ask for: `Some(None)` with no inputs at all, `Some(name)` for a
+/// single INPUT that is not a path but names an embedded recording (`hoptrace tour 02`).
+fn embedded_request(args: &TuiArgs) -> Option<Option<&'static str>> {
+    if !(args.captures.is_empty() && args.rules.is_empty() && args.clusters.is_empty()) {
+        return None;
+    }
+    match args.inputs.as_slice() {
+        [] => Some(None),
+        [one] if !std::path::Path::new(one).exists() => embedded::find(one).map(|s| Some(s.name)),
+        _ => None,
+    }
 }
 
 /// `hoptrace tui` / `hoptrace tour` with the arguments parsed.
 pub fn run(args: TuiArgs, start_tour: bool) -> anyhow::Result<ExitCode> {
-    let tour = args.tour.as_deref().map(Tour::load).transpose()?;
-    let Some(path) = args.snapshot else {
-        if start_tour && tour.is_none() {
+    let user_tour = args.tour.as_deref().map(Tour::load).transpose()?;
+    if let Some(path) = &args.snapshot {
+        let snapshot = load_snapshot(path)?;
+        if let Some(t) = &user_tour {
+            for w in t.check_against(&snapshot) {
+                eprintln!("hoptrace: warning: {w}");
+            }
+        }
+        if start_tour && user_tour.is_none() {
             anyhow::bail!("no tour: give --tour FILE");
         }
-        let source = match super::tui_source::scenario_source(&args.inputs, args.seed) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("hoptrace: error: {e}");
-                return Ok(ExitCode::from(super::EXIT_UNUSABLE));
-            }
+        return run_with_source(Arc::new(StaticSource::new(snapshot)), user_tour, start_tour);
+    }
+    if let Some(name) = embedded_request(&args) {
+        let tour = match user_tour {
+            Some(t) => t,
+            None => embedded::tour()?,
         };
-        return run_with_source(Arc::new(source), tour, start_tour);
+        let source = embedded::EmbeddedSource::new(args.seed, name.unwrap_or(embedded::EMBEDDED_NAME));
+        // `hoptrace tour 02`: the tour from the first step on that recording.
+        let start = start_tour.then(|| {
+            name.and_then(|n| (0..tour.steps.len()).find(|&i| tour.scenario_at(i) == Some(n)))
+                .unwrap_or(0)
+        });
+        return run_with_source_at(Arc::new(source), Some(tour), start);
+    }
+    // A scenario folder may carry its own tour (`tour.toml`).
+    let tour = match user_tour {
+        Some(t) => Some(t),
+        None => match args.inputs.as_slice() {
+            [dir] if std::path::Path::new(dir).join("tour.toml").is_file() => {
+                Some(Tour::load(&std::path::Path::new(dir).join("tour.toml"))?)
+            }
+            _ => None,
+        },
     };
-    let snapshot = load_snapshot(&path)?;
-    if let Some(t) = &tour {
-        for w in t.check_against(&snapshot) {
-            eprintln!("hoptrace: warning: {w}");
-        }
-    }
     if start_tour && tour.is_none() {
-        anyhow::bail!("no tour: give --tour FILE");
+        anyhow::bail!("no tour for these inputs: give --tour FILE (or `hoptrace tour` for the embedded walkthrough)");
     }
-    run_with_source(Arc::new(StaticSource::new(snapshot)), tour, start_tour)
+    let source = match super::tui_source::scenario_source_from(&args, args.seed) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hoptrace: error: {e}");
+            return Ok(ExitCode::from(super::EXIT_UNUSABLE));
+        }
+    };
+    run_with_source(Arc::new(source), tour, start_tour)
 }
 
 #[cfg(test)]

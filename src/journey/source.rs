@@ -88,6 +88,7 @@ pub fn build(sc: &Scenario, js: &Journeys, whatif: &WhatIfSettings, description:
         whatif: WhatIfState {
             settings: whatif.clone(),
             summary: js.whatif.as_ref().map(|w| WhatIfSummary {
+                alb_mode: w.alb_mode,
                 requests_total: w.requests_total,
                 requests_moved: w.requests_moved,
                 clients: w
@@ -138,6 +139,12 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
     }
     packets.sort_by(|a, b| a.time.cmp(&b.time).then(a.capture.cmp(&b.capture)));
     let ep_evidence = j.endpoint.as_ref().map(|e| e.evidence);
+    // When the endpoint is known from the packets (observed, or inferred from them), every rule
+    // on the way to it is determined by it: the kernel must have walked exactly these rules, so
+    // they are inferred, not modelled. Only when nothing shows the endpoint are the statistic
+    // draws (and what follows from them) the model's guess.
+    let endpoint_known = matches!(ep_evidence, Some(Evidence::Observed | Evidence::Inferred | Evidence::Affinity));
+    let mut drawn = false;
     let (chain_walk, recent) = match &j.walk {
         Some(w) => {
             let steps = w
@@ -164,8 +171,13 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
                         ep_evidence.unwrap_or(Evidence::Modeled)
                     } else if st.text.contains("--rcheck") && st.matched {
                         Evidence::Affinity
+                    } else if endpoint_known {
+                        Evidence::Inferred
                     } else {
-                        Evidence::Modeled
+                        // Rules before the first statistic draw follow from the packet's headers
+                        // and the rules; from the draw on, the path is one of the model's choices.
+                        drawn |= probability.is_some();
+                        if drawn { Evidence::Modeled } else { Evidence::Inferred }
                     };
                     ChainWalkStep {
                         table: st.table.as_str().to_string(),

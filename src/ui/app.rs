@@ -56,6 +56,8 @@ pub enum Effect {
     Load {
         generation: u64,
         whatif: WhatIfSettings,
+        /// Which of the source's scenarios (`None`: its default one).
+        scenario: Option<String>,
     },
     /// Run [`filter_matches`] over a big snapshot (off the event loop) and send `Msg::Filtered`.
     Filter {
@@ -157,6 +159,8 @@ pub struct TourState {
     pub started: bool,
     /// Start at step 1 as soon as the first snapshot arrives (`hoptrace tour`).
     pub start_when_loaded: bool,
+    /// The step to apply again once the scenario it switched to has loaded.
+    pub reapply: Option<usize>,
 }
 
 /// Requests at or above this count are filtered when Enter is pressed, not on every keystroke,
@@ -177,6 +181,8 @@ pub struct App {
     conn_times: Vec<Option<i64>>,
     /// The what-if settings asked for (the snapshot may still be computing).
     pub whatif: WhatIfSettings,
+    /// Which of the source's scenarios is shown (`None`: its default); a tour step switches it.
+    pub scenario: Option<String>,
     generation: u64,
     /// Load request in flight.
     pub pending: Option<u64>,
@@ -231,6 +237,7 @@ impl App {
             times: Vec::new(),
             conn_times: Vec::new(),
             whatif: WhatIfSettings::default(),
+            scenario: None,
             generation: 0,
             pending: None,
             loading: true,
@@ -254,6 +261,7 @@ impl App {
                 shown: false,
                 started: false,
                 start_when_loaded: false,
+                reapply: None,
             }),
             message: None,
             quit: false,
@@ -434,6 +442,8 @@ impl App {
                     && !t.started
                 {
                     effects.extend(self.tour_key());
+                } else if let Some(step) = self.tour.as_mut().and_then(|t| t.reapply.take()) {
+                    effects.extend(self.apply_tour_step(step));
                 }
                 effects
             }
@@ -1080,6 +1090,7 @@ impl App {
         vec![Effect::Load {
             generation: self.generation,
             whatif,
+            scenario: self.scenario.clone(),
         }]
     }
 
@@ -1151,6 +1162,28 @@ impl App {
         }
     }
 
+    /// Open the tour at `step` (0-based, clamped) as soon as its scenario is loaded; returns the
+    /// load to carry out instead of the initial one (`hoptrace tour SCENARIO`).
+    pub fn start_tour_at(&mut self, step: usize) -> Vec<Effect> {
+        let Some(t) = self.tour.as_mut() else {
+            return Vec::new();
+        };
+        let step = step.min(t.tour.steps.len().saturating_sub(1));
+        t.started = true;
+        t.shown = true;
+        t.step = step;
+        t.reapply = Some(step);
+        self.scenario = t.tour.scenario_at(step).map(str::to_string);
+        self.recorded = None;
+        self.generation += 1;
+        self.pending = Some(self.generation);
+        vec![Effect::Load {
+            generation: self.generation,
+            whatif: WhatIfSettings::default(),
+            scenario: self.scenario.clone(),
+        }]
+    }
+
     fn tour_key(&mut self) -> Vec<Effect> {
         let Some(t) = self.tour.as_mut() else {
             self.message = Some("no tour for this scenario".into());
@@ -1171,11 +1204,40 @@ impl App {
         };
         t.step = step;
         let s = t.tour.steps[step].clone();
+        // A step on another scenario: load it first, then apply the step to it.
+        if let Some(want) = t.tour.scenario_at(step).map(str::to_string)
+            && self.scenario.as_deref() != Some(want.as_str())
+        {
+            t.reapply = Some(step);
+            self.scenario = Some(want);
+            self.recorded = None;
+            self.whatif = WhatIfSettings::default();
+            self.help = false;
+            self.detail = None;
+            self.replay.stop();
+            self.set_filter(String::new());
+            self.req_sel = 0;
+            self.conn_sel = 0;
+            self.conn_req_sel = 0;
+            self.nodes_sel = 0;
+            self.rules = RulesState::default();
+            self.generation += 1;
+            self.pending = Some(self.generation);
+            return vec![Effect::Load {
+                generation: self.generation,
+                whatif: WhatIfSettings::default(),
+                scenario: self.scenario.clone(),
+            }];
+        }
         // The what-if state at a step is the steps' actions up to it, from the recorded view, so
         // going back and forth is repeatable (the tour owns the switches while it is stepped).
+        // Only the steps on this step's scenario count: another recording starts as recorded.
+        let here = t.tour.scenario_at(step);
         let actions: Vec<TourAction> = t.tour.steps[..=step]
             .iter()
-            .filter_map(|s| s.action)
+            .enumerate()
+            .filter(|(i, _)| t.tour.scenario_at(*i) == here)
+            .filter_map(|(_, s)| s.action)
             .collect();
         self.help = false;
         self.detail = None;

@@ -1159,6 +1159,7 @@ pub fn with_whatif(whatif: &WhatIfSettings) -> Snapshot {
     snap.whatif = WhatIfState {
         settings: whatif.clone(),
         summary: Some(WhatIfSummary {
+            alb_mode: whatif.alb_mode,
             requests_total: snap.requests.len() as u64,
             requests_moved: moved,
             clients: per_client

@@ -30,14 +30,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     };
     let title = format!(" Journey #{} ", r.id);
     let width = area.width.saturating_sub(2) as usize;
-    let full = diagram_lines(app, r, width);
-    let rows: usize = full
-        .iter()
-        .map(|l| l.width().max(1).div_ceil(width.max(1)))
-        .sum();
+    let full = text::wrap_indented(diagram_lines(app, r, width), width);
+    let rows = full.len();
     // When the whole diagram does not fit and the pane is not focused, one line per hop.
     let lines = if !focused && rows > area.height.saturating_sub(2) as usize {
-        compact_lines(app, r)
+        text::wrap_indented(compact_lines(app, r), width)
     } else {
         full
     };
@@ -148,14 +145,37 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
     // Netfilter on the ingress node
     out.push(Line::from(arrow(
         &format!(
-            "{} netfilter (nat)",
+            "{} netfilter",
             node.clone().unwrap_or_else(|| "node ?".into())
         ),
         t.title,
     )));
     match detail.filter(|d| !d.chain_walk.is_empty()) {
         Some(d) => {
+            // Steps grouped by the hook they ran in, each group naming its table, in the order
+            // a forwarded packet meets them: PREROUTING (raw, nat) → routing → FORWARD (filter)
+            // → POSTROUTING (nat). A KUBE-* chain belongs to the group of the hook that jumped.
+            let mut group: Option<(String, String)> = None;
             for s in &d.chain_walk {
+                if let Some(hook) = builtin_hook(&s.chain) {
+                    let key = (s.table.clone(), hook.to_string());
+                    if group.as_ref() != Some(&key) {
+                        if group.as_ref().is_some_and(|(_, h)| h == "PREROUTING") && hook != "PREROUTING" {
+                            out.push(Line::from(vec![
+                                pipe(),
+                                Span::styled("┄ routing decision (on the DNAT address)".to_string(), t.dim),
+                            ]));
+                        }
+                        out.push(Line::from(vec![
+                            pipe(),
+                            Span::styled(
+                                format!("┄ {hook} · {} table", escape_str(&s.table)),
+                                t.dim,
+                            ),
+                        ]));
+                        group = Some(key);
+                    }
+                }
                 let head = format!("{} #{}", chain_name(&s.chain), s.rule);
                 let p = s
                     .probability
@@ -179,10 +199,14 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                         ]));
                     }
                     RuleOutcome::Statistic { taken } => {
-                        let (sym, what) = if *taken {
-                            ("✓", "taken")
-                        } else {
-                            ("✗", "not taken")
+                        // Under an endpoint the packets show, the branch is what the kernel must
+                        // have done; otherwise it is one draw of the model.
+                        let known = s.evidence != Evidence::Modeled;
+                        let (sym, what) = match (*taken, known) {
+                            (true, true) => ("✓", "kernel took it"),
+                            (false, true) => ("✗", "kernel passed it"),
+                            (true, false) => ("✓", "model's draw"),
+                            (false, false) => ("✗", "not in model's draw"),
                         };
                         let mut spans = vec![
                             pipe(),
@@ -384,6 +408,18 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
         ]));
     }
     out
+}
+
+/// The netfilter hook of a built-in chain (a group header in the diagram), `None` for user chains.
+fn builtin_hook(chain: &str) -> Option<&'static str> {
+    Some(match chain {
+        "PREROUTING" => "PREROUTING",
+        "INPUT" => "INPUT",
+        "FORWARD" => "FORWARD",
+        "OUTPUT" => "OUTPUT",
+        "POSTROUTING" => "POSTROUTING",
+        _ => return None,
+    })
 }
 
 /// `DNAT → …` stays; chain targets are abbreviated for narrow panes.
