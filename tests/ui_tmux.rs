@@ -1,8 +1,10 @@
-//! End to end in a real terminal: tmux runs the FIXTURE DEMO binary (examples/tui_fixture.rs,
-//! hand-written data) from a shell; we move, open detail, toggle affinity, filter, open help,
-//! resize, quit, and check the prompt is back and the terminal settings are as before. Also: the
-//! terminal is restored after SIGTERM and SIGHUP. Skips (with a message) when tmux is missing or
-//! the example was not built (`cargo test` builds it; `cargo test --test ui_tmux` alone does not).
+//! End to end in a real terminal: tmux runs the REAL `hoptrace` binary on the embedded
+//! walkthrough (the lab's recordings) from a shell; we move, open detail, toggle affinity, filter,
+//! open help, follow the tour across recordings, resize, quit, and check the prompt is back and
+//! `stty -g` is as before. The FIXTURE DEMO (examples/tui_fixture.rs, hand-written data) drives
+//! the same checks plus SIGTERM, SIGHUP and a panic (the fixture can panic on purpose). Skips
+//! (with a message) when tmux is missing or the example was not built (`cargo test` builds it;
+//! `cargo test --test ui_tmux` alone does not).
 
 mod common;
 
@@ -71,6 +73,92 @@ fn assert_terminal_sane(t: &Tmux, tag: &str, exit: &str) {
     assert_eq!(b, a, "terminal settings restored");
     let _ = std::fs::remove_file(before);
     let _ = std::fs::remove_file(after);
+}
+
+/// The real binary, on the embedded walkthrough (`hoptrace tui`: 03-three-replicas).
+#[test]
+fn real_binary_on_the_embedded_walkthrough() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_hoptrace"));
+    let Some(t) = Tmux::start("real", 80, 24, &dir()) else {
+        return;
+    };
+    launch_with(&t, &bin, "real", "tui");
+    let s = t.wait_for("Requests 30", WAIT);
+    assert!(s.contains("03-three-replicas") || s.contains("recorded · 30 requests"), "{s}");
+    assert!(s.contains("▸    1 10:47:49.945"), "{s}");
+
+    // Move: request 3 entered node0 and went to x7427 on node1.
+    t.keys(&["j", "j"]);
+    let s = t.wait_for("Journey #3", WAIT);
+    assert!(s.contains("x7427") && s.contains("node0"), "{s}");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Request #3 — detail", WAIT);
+    assert!(s.contains("DNAT → 10.100.2.2:80"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("Journey #3", WAIT);
+
+    // sessionAffinity what-if, and back.
+    t.keys(&["a"]);
+    let s = t.wait_for("30 of 30 requests moved", WAIT);
+    assert!(s.contains("sessionAffinity ClientIP") && s.contains("WHAT-IF"), "{s}");
+    assert!(s.contains("71.246.222.12 → testapp-…-cq567 only"), "{s}");
+    t.keys(&["a"]);
+    let s = t.wait_for("recorded · 30 requests on 30 client connections", WAIT);
+    assert!(!s.contains("WHAT-IF"), "toggling back restores the recorded view:\n{s}");
+
+    // Filter by pod.
+    t.keys(&["/"]);
+    t.text("rgm5l");
+    t.keys(&["Enter"]);
+    t.wait_for("Requests 9 of 30 · /rgm5l", WAIT);
+    t.keys(&["Escape"]);
+    t.wait_for("Requests 30 ", WAIT);
+
+    t.keys(&["?"]);
+    let s = t.wait_for("Help: Requests view", WAIT);
+    assert!(s.contains("move down"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_gone("Help: Requests view", WAIT);
+
+    // The tour switches recordings: step 1 is 01-keepalive, step 10 04-affinity-sourceip.
+    t.keys(&["t"]);
+    let s = t.wait_for("Tour 1/13", WAIT);
+    t.wait_for("recorded · 10 requests on 1 client connection", WAIT);
+    assert!(s.contains("Keep-alive keeps one node"), "{s}");
+    for _ in 0..9 {
+        t.keys(&["]"]);
+    }
+    t.wait_for("Tour 10/13", WAIT);
+    t.wait_for("recorded · 24 requests", WAIT);
+
+    t.resize(160, 48);
+    let s = t.wait_for("1 Requests  2 Connections  3 Rules  4 Nodes/pods", WAIT);
+    assert!(s.contains("04-affinity-sourceip"), "{s}");
+    t.resize(80, 24);
+    t.wait_for("1 Req  2 Conn", WAIT);
+
+    t.keys(&["q"]);
+    assert_terminal_sane(&t, "real", "0");
+}
+
+/// `hoptrace DIR` (no subcommand) opens the TUI on the folder; `hoptrace` alone opens the tour.
+#[test]
+fn real_binary_top_level_inputs_and_no_args() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_hoptrace"));
+    let Some(t) = Tmux::start("toplevel", 80, 24, &dir()) else {
+        return;
+    };
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/02-no-keepalive");
+    launch_with(&t, &bin, "toplevel", folder);
+    t.wait_for("recorded · 10 requests on 10 client connections", WAIT);
+    t.keys(&["q"]);
+    assert_terminal_sane(&t, "toplevel", "0");
+
+    launch_with(&t, &bin, "noargs", "");
+    let s = t.wait_for("Tour 1/13", WAIT);
+    assert!(s.contains("01-keepalive"), "{s}");
+    t.keys(&["q"]);
+    assert_terminal_sane(&t, "noargs", "0");
 }
 
 #[test]

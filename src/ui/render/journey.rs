@@ -496,16 +496,19 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
         ) {
             continue;
         }
-        let stat = detail
-            .and_then(|d| {
-                d.chain_walk
-                    .iter()
-                    .find(|s| s.chain == p.chain && s.rule == p.rule)
-            })
-            .and_then(|s| s.probability);
-        let p_text = stat
+        let step = detail.and_then(|d| {
+            d.chain_walk
+                .iter()
+                .find(|s| s.chain == p.chain && s.rule == p.rule)
+        });
+        let stat = step.and_then(|s| s.probability);
+        let mut p_text = stat
             .map(|pr| format!(" p={}", prob(pr)))
             .unwrap_or_default();
+        // The `recent --rcheck` rule that decided (sessionAffinity) keeps its mark.
+        if step.is_some_and(|s| s.evidence == Evidence::Affinity) {
+            p_text.push_str(" ∞recent");
+        }
         let name = short_chain(&p.chain);
         // Consecutive rules of one chain read as `FW-K4VU#1,2`.
         match hops.last_mut() {
