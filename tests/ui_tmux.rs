@@ -1,8 +1,9 @@
 //! End to end in a real terminal: tmux runs the REAL `hoptrace` binary on the embedded
 //! walkthrough (the lab's recordings) from a shell; we move, open detail, toggle affinity, filter,
 //! open help, follow the tour across recordings, resize, quit, and check the prompt is back and
-//! `stty -g` is as before. The FIXTURE DEMO (examples/tui_fixture.rs, hand-written data) drives
-//! the same checks plus SIGTERM, SIGHUP and a panic (the fixture can panic on purpose). Skips
+//! `stty -g` is as before; and after SIGTERM and SIGHUP. The FIXTURE DEMO
+//! (examples/tui_fixture.rs, hand-written data, never shown to users) drives the same session on
+//! the fixture and a panic (it can panic on purpose; the real binary cannot be made to). Skips
 //! (with a message) when tmux is missing or the example was not built (`cargo test` builds it;
 //! `cargo test --test ui_tmux` alone does not).
 
@@ -218,12 +219,14 @@ fn session_move_detail_affinity_filter_help_resize_quit() {
     assert_terminal_sane(&t, "session", "0");
 }
 
+/// The real binary (embedded walkthrough) killed by `sig` from outside, as an SSH drop does.
 fn signal_restores(sig: &str) {
-    let Some(bin) = fixture_binary() else { return };
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_hoptrace"));
     let Some(t) = Tmux::start(&format!("sig{sig}"), 80, 24, &dir()) else {
         return;
     };
-    launch(&t, &bin, sig);
+    launch_with(&t, &bin, sig, "tui");
+    t.wait_for("Requests 30", WAIT);
     let shell = t.format("#{pane_pid}");
     let out = std::process::Command::new("ps")
         .args(["-o", "pid=", "--ppid", &shell])

@@ -2,7 +2,9 @@
 //! for captures and scenario folders; a snapshot saved as JSON can be browsed with `--snapshot`.
 
 use super::embedded;
-use crate::journey::snapshot::{Snapshot, SnapshotSource, StaticSource};
+use crate::capture::CaptureOptions;
+use crate::journey::snapshot::{LoadProgress, Snapshot, SnapshotSource, StaticSource, WhatIfSettings};
+use crate::journey::source::ScenarioSource;
 use crate::journey::tour::Tour;
 use crate::ui::runtime::{TuiOptions, run_terminal};
 use anyhow::Context as _;
@@ -135,14 +137,72 @@ pub fn run(args: TuiArgs, start_tour: bool) -> anyhow::Result<ExitCode> {
     if start_tour && tour.is_none() {
         anyhow::bail!("no tour for these inputs: give --tour FILE (or `hoptrace tour` for the embedded walkthrough)");
     }
-    let source = match super::tui_source::scenario_source_from(&args, args.seed) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("hoptrace: error: {e}");
+    // What can be checked at once is: a missing file is a usage error before the screen opens.
+    for input in args.inputs.iter().chain(&args.captures).chain(&args.rules).chain(&args.clusters) {
+        let exists = |p: &str| p == "-" || std::path::Path::new(p).exists();
+        // `NODE=FILE`, unless the whole text is a path.
+        let path = match input.split_once('=') {
+            Some((_, file)) if !exists(input) => file,
+            _ => input.as_str(),
+        };
+        if !exists(path) {
+            eprintln!("hoptrace: error: {path}: no such file or directory");
             return Ok(ExitCode::from(super::EXIT_UNUSABLE));
         }
-    };
-    run_with_source(Arc::new(source), tour, start_tour)
+    }
+    run_with_source(Arc::new(LazyScenarioSource::new(args)), tour, start_tour)
+}
+
+/// The inputs' scenario, read on the first snapshot request, off the event loop: the first frame
+/// (with the loading gauge) appears at once, however big the captures are. A read error becomes
+/// the snapshot's warning (shown on the status line), the rest of the UI stays usable.
+pub struct LazyScenarioSource {
+    args: TuiArgs,
+    name: String,
+    source: std::sync::OnceLock<Result<ScenarioSource, String>>,
+}
+
+impl LazyScenarioSource {
+    #[must_use]
+    pub fn new(args: TuiArgs) -> Self {
+        let name = args
+            .inputs
+            .iter()
+            .chain(&args.captures)
+            .next()
+            .map(|i| crate::sanitize::escape_str(i.trim_end_matches('/').rsplit('/').next().unwrap_or(i)))
+            .unwrap_or_else(|| "inputs".into());
+        Self { args, name, source: std::sync::OnceLock::new() }
+    }
+
+    fn load(&self) -> Result<ScenarioSource, String> {
+        let a = &self.args;
+        let opts = CaptureOptions { keep_packets: true, ..Default::default() };
+        let sc = super::scenario::load(&a.inputs, &a.captures, &a.rules, &a.clusters, opts).map_err(|e| e.to_string())?;
+        Ok(ScenarioSource::new(sc, a.seed))
+    }
+}
+
+impl SnapshotSource for LazyScenarioSource {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn snapshot(&self, whatif: &WhatIfSettings, progress: &LoadProgress) -> Snapshot {
+        if self.source.get().is_none() {
+            progress.begin("reading the captures", 1);
+        }
+        match self.source.get_or_init(|| self.load()) {
+            Ok(src) => src.snapshot(whatif, progress),
+            Err(e) => {
+                let mut snap = Snapshot::default();
+                snap.scenario.title = self.name.clone();
+                snap.whatif.settings = whatif.clone();
+                snap.warnings.push(e.clone());
+                snap
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,21 +10,20 @@ pub fn scenario_source(inputs: &[String], seed: u64) -> Result<ScenarioSource, S
     let opts = CaptureOptions { keep_packets: true, ..Default::default() };
     if inputs.is_empty() {
         let sc = super::embedded::scenario(opts).map_err(|e| e.to_string())?;
-        return Ok(ScenarioSource::new(sc, seed).with_description(super::embedded::first_paragraph(super::embedded::README)));
+        return Ok(ScenarioSource::new(sc, seed).with_description(description(super::embedded::README)));
     }
     let sc = super::scenario::load(inputs, &[], &[], &[], opts).map_err(|e| e.to_string())?;
     Ok(ScenarioSource::new(sc, seed))
 }
 
-/// [`scenario_source`] for the TUI's arguments, with `--capture/--rules/--cluster`.
-pub fn scenario_source_from(args: &super::tui::TuiArgs, seed: u64) -> Result<ScenarioSource, String> {
-    if args.captures.is_empty() && args.rules.is_empty() && args.clusters.is_empty() {
-        return scenario_source(&args.inputs, seed);
-    }
-    let opts = CaptureOptions { keep_packets: true, ..Default::default() };
-    let sc = super::scenario::load(&args.inputs, &args.captures, &args.rules, &args.clusters, opts)
-        .map_err(|e| e.to_string())?;
-    Ok(ScenarioSource::new(sc, seed))
+/// The first paragraph after a recording README's title.
+fn description(readme: &str) -> String {
+    readme
+        .split("\n\n")
+        .map(str::trim)
+        .find(|p| !p.is_empty() && !p.starts_with('#'))
+        .unwrap_or_default()
+        .replace('\n', " ")
 }
 
 #[cfg(test)]
