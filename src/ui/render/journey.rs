@@ -227,12 +227,36 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                         }
                         out.push(Line::from(spans));
                     }
-                    // Rules that did not match are in the detail pane (Enter), with the reason.
+                    // A `recent --rcheck` that missed is why the cascade ran (sessionAffinity):
+                    // shown here; other rules that did not match are in the detail pane (Enter).
+                    RuleOutcome::NotMatched { .. } if s.text.contains("--rcheck") => {
+                        let table = s
+                            .text
+                            .split_whitespace()
+                            .skip_while(|w| *w != "--name")
+                            .nth(1)
+                            .map(|n| chain_name(n))
+                            .unwrap_or_default();
+                        out.push(Line::from(vec![
+                            pipe(),
+                            mark(app, s.evidence),
+                            Span::raw(format!("{head} ")),
+                            Span::styled(
+                                format!("✗ recent: client not in {table}"),
+                                t.not_matched,
+                            ),
+                        ]));
+                    }
                     RuleOutcome::NotMatched { .. } | RuleOutcome::NotReached => {}
                 }
             }
             for rc in &d.recent {
-                let hit = if rc.hit { "hit" } else { "miss" };
+                let hit = match (rc.op.as_str(), rc.hit) {
+                    ("set", false) => "client added",
+                    ("set", true) => "client's entry refreshed",
+                    (_, true) => "hit",
+                    (_, false) => "miss",
+                };
                 out.push(Line::from(vec![
                     pipe(),
                     mark(app, Evidence::Affinity),

@@ -74,13 +74,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             )
         } else {
             format!(
-                "recorded · {} requests on {} client connection{} ({} legs in the captures) · {} nodes, {} pods",
+                "recorded · {} requests on {} client connection{} ({} legs in the captures) · {} node{}, {} pod{}",
                 s.requests.len(),
                 client_conns,
                 if client_conns == 1 { "" } else { "s" },
                 s.connections.len(),
                 s.distribution.nodes.len(),
-                s.distribution.pods.len()
+                if s.distribution.nodes.len() == 1 { "" } else { "s" },
+                s.distribution.pods.len(),
+                if s.distribution.pods.len() == 1 { "" } else { "s" }
             )
         };
         let mut spans = vec![];
