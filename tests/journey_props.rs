@@ -66,10 +66,10 @@ proptest! {
         let mut rp = Replayer::new(sc, ReplayConfig { seed, full_walk: true });
         for f in &flows {
             let j = rp.step(f);
-            if let Some(e) = &j.endpoint {
-                if e.evidence == Evidence::Observed {
-                    prop_assert_eq!(f.observed_endpoint, Some(SocketAddr::new(e.ip, e.port)));
-                }
+            if let Some(e) = &j.endpoint
+                && e.evidence == Evidence::Observed
+            {
+                prop_assert_eq!(f.observed_endpoint, Some(SocketAddr::new(e.ip, e.port)));
             }
             if j.masquerade_evidence == Some(Evidence::Observed) {
                 prop_assert_eq!(j.masquerade.map(|m| SocketAddr::new(m.ip, m.port)), f.observed_source);
