@@ -200,7 +200,7 @@ pub fn wrap_indented(lines: Vec<ratatui::text::Line<'static>>, width: usize) -> 
             .collect();
         let prefix_len = cells
             .iter()
-            .take_while(|(c, _)| c.is_whitespace() || "│▼■●◐∞?»⇄".contains(*c))
+            .take_while(|(c, _)| c.is_whitespace() || "│▼■●◐∞?»⇄✓✗·".contains(*c))
             .count();
         let mut indent: String = cells[..prefix_len]
             .iter()

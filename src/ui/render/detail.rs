@@ -183,7 +183,9 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 
 fn draw(f: &mut Frame, area: Rect, app: &App, id: u64, lines: Vec<Line<'static>>) {
     let lines = crate::ui::text::wrap_indented(lines, area.width.saturating_sub(2) as usize);
-    let scroll = app.detail.unwrap_or(0);
+    // Never scroll past the last line (PgDn at the end keeps the end in view).
+    let last_top = lines.len().saturating_sub(area.height.saturating_sub(2) as usize);
+    let scroll = app.detail.unwrap_or(0).min(u16::try_from(last_top).unwrap_or(u16::MAX));
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
