@@ -179,6 +179,9 @@ pub struct App {
     times: Vec<Option<i64>>,
     /// First-packet time of each connection in µs (parallel to `snap.connections`).
     conn_times: Vec<Option<i64>>,
+    /// Distinct client connections among the requests (the journeys' connections), counted once
+    /// per snapshot for the status line.
+    pub client_connections: usize,
     /// The what-if settings asked for (the snapshot may still be computing).
     pub whatif: WhatIfSettings,
     /// Which of the source's scenarios is shown (`None`: its default); a tour step switches it.
@@ -236,6 +239,7 @@ impl App {
             recorded: None,
             times: Vec::new(),
             conn_times: Vec::new(),
+            client_connections: 0,
             whatif: WhatIfSettings::default(),
             scenario: None,
             generation: 0,
@@ -1028,6 +1032,10 @@ impl App {
             .iter()
             .map(|c| time_micros(&c.first))
             .collect();
+        let mut conns: Vec<u64> = snap.requests.iter().map(|r| r.connection).collect();
+        conns.sort_unstable();
+        conns.dedup();
+        self.client_connections = conns.len();
         self.snap = snap;
         let query = self.filter.query.clone();
         let background = if self.snap.requests.len() >= self.live_filter_limit && !query.is_empty()

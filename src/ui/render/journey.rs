@@ -526,12 +526,29 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
                 .find(|s| s.chain == p.chain && s.rule == p.rule)
         });
         let stat = step.and_then(|s| s.probability);
-        let mut p_text = stat
-            .map(|pr| format!(" p={}", prob(pr)))
-            .unwrap_or_default();
-        // The `recent --rcheck` rule that decided (sessionAffinity) keeps its mark.
-        if step.is_some_and(|s| s.evidence == Evidence::Affinity) {
-            p_text.push_str(" ∞recent");
+        // The rule that chose the endpoint (a statistic draw or a `recent --rcheck`) keeps its
+        // evidence mark: ◐ the packets say the kernel took it, ? the model's draw, ∞ affinity.
+        let mut p_text = String::new();
+        if let Some(s) = step.filter(|s| s.probability.is_some() || s.evidence == Evidence::Affinity) {
+            p_text.push_str(evidence_mark(s.evidence));
+        }
+        if let Some(pr) = stat {
+            p_text.push_str(&format!(" p={}", prob(pr)));
+        }
+        // `recent --rcheck` rules that missed before it: why the cascade ran.
+        let misses = detail.map_or(0, |d| {
+            d.chain_walk
+                .iter()
+                .filter(|s| {
+                    s.chain == p.chain
+                        && s.rule < p.rule
+                        && matches!(s.outcome, RuleOutcome::NotMatched { .. })
+                        && s.text.contains("--rcheck")
+                })
+                .count()
+        });
+        if misses > 0 {
+            p_text.push_str(&format!(" ({misses}✗recent)"));
         }
         let name = short_chain(&p.chain);
         // Consecutive rules of one chain read as `FW-K4VU#1,2`.

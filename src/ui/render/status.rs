@@ -59,12 +59,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         let narrow = width < 120;
         // Client connections are the journeys' connections (one per client 5-tuple, however many
         // captures saw it); the per-capture legs are view 2's rows.
-        let client_conns = s
-            .requests
-            .iter()
-            .map(|r| r.connection)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
+        let client_conns = app.client_connections;
         let mut text = if narrow {
             format!(
                 "recorded · {} requests on {} client connection{}",
