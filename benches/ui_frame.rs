@@ -119,6 +119,14 @@ fn capture_first_frame(path: &str) {
     let t2 = Instant::now();
     sink.draw(|f| render::view(f, &app)).unwrap();
     stats("first frame with the journeys", vec![t2.elapsed()]);
+    let mut d = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let _ = app.update(key(KeyCode::Char('j')));
+        sink.draw(|f| render::view(f, &app)).unwrap();
+        d.push(t.elapsed());
+    }
+    stats("key→frame `j` with the journeys", d);
 }
 
 fn main() {

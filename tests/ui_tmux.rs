@@ -13,7 +13,7 @@ use common::tmux::{PROMPT, Tmux};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 fn fixture_binary() -> Option<PathBuf> {
     // target/debug/deps/ui_tmux-… → target/debug/examples/tui_fixture
