@@ -173,3 +173,23 @@ fn tour_claims_hold_on_the_recordings() {
         "{walk:?}"
     );
 }
+
+/// Stepping the tour switches recordings and what-ifs both ways: forward onto 04, back onto 03
+/// with the affinity what-if of step 9, back again to the recorded 03; keys keep working.
+#[test]
+fn tour_steps_switch_recordings_both_ways() {
+    let mut a = app();
+    keys_on(&mut a, "t", source());
+    assert_eq!(a.snap.requests.len(), 10, "step 1 is 01-keepalive");
+    keys_on(&mut a, "]]]]]]]]]", source());
+    assert_eq!(a.snap.requests.len(), 24, "step 10 is 04-affinity-sourceip");
+    assert!(a.snap.whatif.settings.is_recorded(), "a new recording starts as recorded");
+    keys_on(&mut a, "[", source());
+    assert_eq!(a.snap.requests.len(), 30);
+    assert!(!a.snap.whatif.settings.is_recorded(), "step 9's affinity what-if is back");
+    keys_on(&mut a, "[", source());
+    assert!(a.snap.whatif.settings.is_recorded(), "step 8 is the recorded 03");
+    // Normal keys still work while the tour is shown.
+    keys_on(&mut a, "1jj", source());
+    assert_eq!(a.selected_request().map(|r| r.id), Some(3));
+}

@@ -231,4 +231,30 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn embedded_recordings_are_named_unless_a_path_exists() {
+        let args = |inputs: &[&str]| TuiArgs { inputs: inputs.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        assert_eq!(embedded_request(&args(&[])), Some(None));
+        assert_eq!(embedded_request(&args(&["02"])), Some(Some("02-no-keepalive")));
+        assert_eq!(embedded_request(&args(&["04-affinity-sourceip"])), Some(Some("04-affinity-sourceip")));
+        assert_eq!(embedded_request(&args(&["captures/nothing-here"])), None);
+        assert_eq!(embedded_request(&args(&["01", "02"])), None);
+        let with_flag = TuiArgs { captures: vec!["x.pcap".into()], ..Default::default() };
+        assert_eq!(embedded_request(&with_flag), None);
+    }
+
+    #[test]
+    fn a_lazy_source_that_cannot_read_says_why_in_the_snapshot() {
+        let dir = std::env::temp_dir().join(format!("hoptrace-tui-lazy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.pcap");
+        std::fs::write(&bad, b"\xd4\xc3\xb2\xa1 truncated").unwrap();
+        let src = LazyScenarioSource::new(TuiArgs { inputs: vec![bad.display().to_string()], ..Default::default() });
+        assert_eq!(src.name(), "bad.pcap");
+        let snap = src.snapshot(&WhatIfSettings::default(), &LoadProgress::new());
+        assert!(snap.requests.is_empty());
+        assert!(snap.warnings.iter().any(|w| w.contains("bad.pcap")), "{:?}", snap.warnings);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
