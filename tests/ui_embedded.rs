@@ -193,3 +193,22 @@ fn tour_steps_switch_recordings_both_ways() {
     keys_on(&mut a, "1jj", source());
     assert_eq!(a.selected_request().map(|r| r.id), Some(3));
 }
+
+/// A step taken while the previous step's recording is still loading is not lost: when the load
+/// arrives, the step the user is on is applied to it.
+#[test]
+fn tour_keys_during_a_recording_switch_are_kept() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use hoptrace::ui::Msg;
+    let mut a = app();
+    keys_on(&mut a, "t]", source()); // step 2, on 01-keepalive
+    let key = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    let switching = a.update(key(']')); // step 3: 02-no-keepalive starts loading
+    assert!(!switching.is_empty());
+    let more = a.update(key(']')); // step 4 while it loads
+    apply_effects_blocking(&mut a, switching.into_iter().chain(more).collect(), source());
+    let t = a.tour.as_ref().unwrap();
+    assert_eq!(t.step, 3, "still on step 4");
+    assert_eq!(a.snap.requests.len(), 10);
+    assert_eq!(a.selected_request().map(|r| r.id), Some(6), "step 4 selects request 6 of 02");
+}

@@ -159,8 +159,9 @@ pub struct TourState {
     pub started: bool,
     /// Start at step 1 as soon as the first snapshot arrives (`hoptrace tour`).
     pub start_when_loaded: bool,
-    /// The step to apply again once the scenario it switched to has loaded.
-    pub reapply: Option<usize>,
+    /// Apply the current step again once the scenario it switched to has loaded (steps taken
+    /// while it loads land on the new data too).
+    pub reapply: bool,
 }
 
 /// Requests at or above this count are filtered when Enter is pressed, not on every keystroke,
@@ -265,7 +266,7 @@ impl App {
                 shown: false,
                 started: false,
                 start_when_loaded: false,
-                reapply: None,
+                reapply: false,
             }),
             message: None,
             quit: false,
@@ -446,7 +447,10 @@ impl App {
                     && !t.started
                 {
                     effects.extend(self.tour_key());
-                } else if let Some(step) = self.tour.as_mut().and_then(|t| t.reapply.take()) {
+                } else if let Some(t) = self.tour.as_mut()
+                    && std::mem::take(&mut t.reapply)
+                {
+                    let step = t.step;
                     effects.extend(self.apply_tour_step(step));
                 }
                 effects
@@ -1180,7 +1184,7 @@ impl App {
         t.started = true;
         t.shown = true;
         t.step = step;
-        t.reapply = Some(step);
+        t.reapply = true;
         self.scenario = t.tour.scenario_at(step).map(str::to_string);
         self.recorded = None;
         self.generation += 1;
@@ -1216,7 +1220,7 @@ impl App {
         if let Some(want) = t.tour.scenario_at(step).map(str::to_string)
             && self.scenario.as_deref() != Some(want.as_str())
         {
-            t.reapply = Some(step);
+            t.reapply = true;
             self.scenario = Some(want);
             self.recorded = None;
             self.whatif = WhatIfSettings::default();

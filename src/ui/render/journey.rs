@@ -235,7 +235,7 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                             .split_whitespace()
                             .skip_while(|w| *w != "--name")
                             .nth(1)
-                            .map(|n| chain_name(n))
+                            .map(&chain_name)
                             .unwrap_or_default();
                         out.push(Line::from(vec![
                             pipe(),
