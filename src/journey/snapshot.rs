@@ -82,6 +82,10 @@ pub struct RequestDetail {
     pub recent: Vec<RecentCheck>,
     /// Which Service (`ServiceInfo::name`) the request went to, when the rules identify one.
     pub service: Option<String>,
+    /// How `RequestJourney::masquerade` is known: observed (a capture shows the translated
+    /// source) or modelled (the rules say MASQUERADE; the address is the model's).
+    #[serde(default)]
+    pub masquerade_evidence: Option<Evidence>,
 }
 
 /// Direction of a packet relative to the connection's initiator.

@@ -223,6 +223,7 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
         chain_walk,
         recent,
         service: j.service.clone(),
+        masquerade_evidence: j.masquerade_evidence,
     }
 }
 

@@ -634,6 +634,7 @@ fn detail(id: u64, s: &ReqSpec, r: &RequestJourney) -> RequestDetail {
         chain_walk: walk,
         recent: Vec::new(),
         service: Some(SERVICE.into()),
+        masquerade_evidence: None,
     }
 }
 

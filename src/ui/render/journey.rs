@@ -328,17 +328,29 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
     // SNAT
     match &r.masquerade {
         Some(m) => {
-            out.push(Line::from(vec![
+            let mut spans = vec![
                 Span::styled(" ▼ ", t.dim),
                 Span::styled(
-                    format!("SNAT (MASQUERADE) → {}", text::endpoint(m)),
+                    format!("SNAT (MASQUERADE) → {} ", text::endpoint(m)),
                     t.title,
                 ),
-            ]));
+            ];
+            if let Some(e) = detail.and_then(|d| d.masquerade_evidence) {
+                spans.push(mark(app, e));
+                spans.push(Span::styled(
+                    if e == Evidence::Observed {
+                        "observed".to_string()
+                    } else {
+                        "modelled (no capture shows it)".to_string()
+                    },
+                    t.dim,
+                ));
+            }
+            out.push(Line::from(spans));
             out.push(Line::from(vec![
                 pipe(),
                 Span::styled(
-                    "the pod sees the node's address, not the client's".to_string(),
+                    "the pod sees this address, not the client's".to_string(),
                     t.dim,
                 ),
             ]));
