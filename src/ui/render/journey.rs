@@ -341,7 +341,7 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                     if e == Evidence::Observed {
                         "observed".to_string()
                     } else {
-                        "modelled (no capture shows it)".to_string()
+                        "modelled".to_string()
                     },
                     t.dim,
                 ));
