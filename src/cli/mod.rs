@@ -43,7 +43,8 @@ pub enum Command {
     Rules(rules::RulesArgs),
     /// The terminal UI: every request's journey, connections, rules, nodes/pods, what-if, replay.
     Tui(tui::TuiArgs),
-    /// The TUI with a guided tour open at step 1.
+    /// The TUI with a guided tour open: the embedded walkthrough's (`tour 02` starts at that
+    /// recording's first step), a folder's tour.toml, or --tour FILE.
     Tour(tui::TuiArgs),
 }
 

@@ -16,8 +16,9 @@ use std::sync::Arc;
 /// Arguments of `hoptrace tui` (and `hoptrace tour`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TuiArgs {
-    /// Captures, rules, cluster/kubectl files or scenario folders, as for `report` (read by the
-    /// journey layer's source). None and no `--snapshot`: the embedded walkthrough.
+    /// Captures, rules, cluster/kubectl files or scenario folders, as for `report`. None: the
+    /// embedded walkthrough; one that is not a path but names an embedded recording (`01`…`04`,
+    /// `02-no-keepalive`): that recording.
     pub inputs: Vec<String>,
     /// A capture (pcap/pcapng), optionally taken on NODE's primary interface.
     #[arg(long = "capture", value_name = "[NODE=]FILE")]
