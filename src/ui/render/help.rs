@@ -68,6 +68,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             ));
         }
     }
+    // Long lines continue under their text, not under the key column.
+    let lines = crate::ui::text::wrap_indented(lines, w.saturating_sub(2) as usize);
     let h = (lines.len() as u16 + 2).min(area.height);
     let x = area.x + (area.width - w) / 2;
     let y = area.y + (area.height - h) / 2;
