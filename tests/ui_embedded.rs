@@ -114,6 +114,7 @@ fn tour_claims_hold_on_the_recordings() {
         [count(nodes.iter().copied(), "node0"), count(nodes.iter().copied(), "node1"), count(nodes.iter().copied(), "node2")],
         [2, 4, 4]
     );
+    assert!(s.distribution.node_p_value.is_some_and(|p| (p - 0.67).abs() < 0.005));
     let by_id = |s: &Snapshot, id: u64| s.requests.iter().find(|r| r.id == id).unwrap().clone();
     let r6 = by_id(&s, 6);
     assert_eq!(r6.node.as_deref(), Some("node0"));
@@ -129,6 +130,7 @@ fn tour_claims_hold_on_the_recordings() {
     assert_eq!(count(pods.iter().copied(), "testapp-6f7947bc4b-rgm5l"), 9);
     assert_eq!(count(pods.iter().copied(), "testapp-6f7947bc4b-cq567"), 7);
     assert_eq!(count(pods.iter().copied(), "testapp-6f7947bc4b-x7427"), 14);
+    assert!(s.distribution.pod_p_value.is_some_and(|p| (p - 0.27).abs() < 0.005));
     let r1 = by_id(&s, 1);
     assert_eq!(r1.node.as_deref(), Some("node0"));
     assert_eq!(pod(&r1), "testapp-6f7947bc4b-cq567");
@@ -158,6 +160,8 @@ fn tour_claims_hold_on_the_recordings() {
     let nodes: Vec<&str> = s.requests.iter().filter_map(|r| r.node.as_deref()).collect();
     assert_eq!((count(nodes.iter().copied(), "node1"), count(nodes.iter().copied(), "node2")), (20, 4));
     assert!(s.requests.iter().all(|r| pod(r) == "testapp-6f7947bc4b-x7427"));
+    assert!(s.distribution.node_p_value.is_some_and(|p| p < 0.0005), "{:?}", s.distribution.node_p_value);
+    assert!(s.distribution.pod_p_value.is_some_and(|p| p < 0.0005), "{:?}", s.distribution.pod_p_value);
     let svc_rule = |r: &hoptrace::journey::model::RequestJourney| {
         r.path.iter().find(|p| p.chain == "KUBE-SVC-K4VUERBNKSOP4S25").map(|p| p.rule)
     };
