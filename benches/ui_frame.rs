@@ -106,7 +106,15 @@ fn capture_first_frame(path: &str) {
         panic!("the app asks for the recorded snapshot first")
     };
     assert_eq!(whatif, WhatIfSettings::default());
-    let snapshot = source.snapshot_in(scenario.as_deref(), &whatif, &LoadProgress::new());
+    // On another thread, as the runtime's `spawn_blocking` load task does (its allocations and
+    // frees are not the UI thread's).
+    let source = std::sync::Arc::new(source);
+    let snapshot = {
+        let source = source.clone();
+        std::thread::spawn(move || source.snapshot_in(scenario.as_deref(), &whatif, &LoadProgress::new()))
+            .join()
+            .expect("the load task")
+    };
     let loaded = t.elapsed();
     println!(
         "loaded: {} requests, {} connections, {} warnings",
