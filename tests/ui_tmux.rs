@@ -162,6 +162,29 @@ fn real_binary_top_level_inputs_and_no_args() {
     assert_terminal_sane(&t, "noargs", "0");
 }
 
+/// `q` while a big capture is still being read ends the program at once (the load task does not
+/// hold the exit), and the terminal is sane.
+#[test]
+fn quitting_while_a_big_capture_loads_is_immediate() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_hoptrace"));
+    let Some(t) = Tmux::start("bigload", 80, 24, &dir()) else {
+        return;
+    };
+    let pcap = dir().join(format!("hoptrace-bigload-{}.pcap", std::process::id()));
+    let file = std::fs::File::create(&pcap).unwrap();
+    // 128 MiB: ~9 s of reading and replaying in a debug build, far longer than the bound below.
+    hoptrace::capture::synth::write_bench_pcap(file, 128 << 20).unwrap();
+    launch_with(&t, &bin, "bigload", &pcap.display().to_string());
+    t.wait_for("Loading", WAIT);
+    let start = std::time::Instant::now();
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0", WAIT);
+    let took = start.elapsed();
+    let _ = std::fs::remove_file(&pcap);
+    assert_terminal_sane(&t, "bigload", "0");
+    assert!(took < Duration::from_secs(3), "quit took {took:?}");
+}
+
 #[test]
 fn session_move_detail_affinity_filter_help_resize_quit() {
     let Some(bin) = fixture_binary() else { return };

@@ -233,10 +233,14 @@ pub fn run_terminal(source: Arc<dyn SnapshotSource>, options: TuiOptions) -> io:
     } else if options.start_tour {
         app.start_tour_when_loaded();
     }
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let signals = termination();
         let events = crossterm::event::EventStream::new();
         run(&mut terminal, events, source, app, initial, signals).await
-    })?;
+    });
+    // A load still running (a big capture being read) must not hold the exit: dropping the
+    // runtime would wait for its blocking task; the process ends and takes it along instead.
+    rt.shutdown_background();
+    result?;
     Ok(())
 }
