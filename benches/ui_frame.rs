@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! cargo bench --bench ui_frame
+//! cargo bench --bench ui_frame -- --capture FILE   # first frame for a big capture, then exit
 //! ```
+//!
+//! With `--capture FILE`: the first frame of `hoptrace tui FILE` (the source reads the capture
+//! lazily, in the load task), the time until the journeys are loaded, and the first frame with
+//! them, drawn through a `CrosstermBackend` into a sink.
 //!
 //! Measures, at 160×48 and 80×24, drawing into ratatui's TestBackend and into a CrosstermBackend
 //! writing to a sink (the escape sequences a terminal would get):
@@ -81,7 +86,64 @@ fn bench_keys<B: ratatui::backend::Backend>(
     run("G (to request 1,000,000)", KeyCode::Char('G'), 50, true);
 }
 
+/// `hoptrace tui FILE` as the binary runs it, minus the terminal: the source, the app, frames.
+fn capture_first_frame(path: &str) {
+    use hoptrace::cli::tui::{LazyScenarioSource, TuiArgs};
+    use hoptrace::journey::snapshot::{LoadProgress, SnapshotSource, WhatIfSettings};
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    println!("-- capture {path} ({:.2} GiB), 160x48, Crossterm→sink", size as f64 / (1u64 << 30) as f64);
+    let mut sink = Terminal::with_options(
+        CrosstermBackend::new(std::io::sink()),
+        TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, 160, 48)) },
+    )
+    .unwrap();
+    let t = Instant::now();
+    let source = LazyScenarioSource::new(TuiArgs { inputs: vec![path.to_string()], seed: 1, ..Default::default() });
+    let (mut app, effects) = App::new(source.name(), None, Theme::new(false));
+    sink.draw(|f| render::view(f, &app)).unwrap();
+    stats("first frame (loading gauge; the capture is read in the background)", vec![t.elapsed()]);
+    let Effect::Load { generation, whatif, scenario } = effects[0].clone() else {
+        panic!("the app asks for the recorded snapshot first")
+    };
+    assert_eq!(whatif, WhatIfSettings::default());
+    // On another thread, as the runtime's `spawn_blocking` load task does (its allocations and
+    // frees are not the UI thread's).
+    let source = std::sync::Arc::new(source);
+    let snapshot = {
+        let source = source.clone();
+        std::thread::spawn(move || source.snapshot_in(scenario.as_deref(), &whatif, &LoadProgress::new()))
+            .join()
+            .expect("the load task")
+    };
+    let loaded = t.elapsed();
+    println!(
+        "loaded: {} requests, {} connections, {} warnings",
+        snapshot.requests.len(),
+        snapshot.connections.len(),
+        snapshot.warnings.len()
+    );
+    stats("capture read + journeys computed (background task)", vec![loaded]);
+    let _ = app.update(Msg::Loaded { generation, snapshot: Box::new(snapshot) });
+    let t2 = Instant::now();
+    sink.draw(|f| render::view(f, &app)).unwrap();
+    stats("first frame with the journeys", vec![t2.elapsed()]);
+    let mut d = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let _ = app.update(key(KeyCode::Char('j')));
+        sink.draw(|f| render::view(f, &app)).unwrap();
+        d.push(t.elapsed());
+    }
+    stats("key→frame `j` with the journeys", d);
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--capture") {
+        let path = args.get(i + 1).expect("--capture FILE");
+        capture_first_frame(path);
+        return;
+    }
     let t = Instant::now();
     let snap = fixture::scaled(N);
     println!(

@@ -56,6 +56,7 @@ fn main() -> ExitCode {
     let options = TuiOptions {
         tour: Some(tour),
         start_tour: args.iter().any(|a| a == "--tour"),
+        start_step: None,
     };
     match run_terminal(Arc::new(fixture::FixtureSource), options) {
         Ok(()) => ExitCode::SUCCESS,

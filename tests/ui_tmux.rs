@@ -1,8 +1,11 @@
-//! End to end in a real terminal: tmux runs the FIXTURE DEMO binary (examples/tui_fixture.rs,
-//! hand-written data) from a shell; we move, open detail, toggle affinity, filter, open help,
-//! resize, quit, and check the prompt is back and the terminal settings are as before. Also: the
-//! terminal is restored after SIGTERM and SIGHUP. Skips (with a message) when tmux is missing or
-//! the example was not built (`cargo test` builds it; `cargo test --test ui_tmux` alone does not).
+//! End to end in a real terminal: tmux runs the REAL `hoptrace` binary on the embedded
+//! walkthrough (the lab's recordings) from a shell; we move, open detail, toggle affinity, filter,
+//! open help, follow the tour across recordings, resize, quit, and check the prompt is back and
+//! `stty -g` is as before; and after SIGTERM and SIGHUP. The FIXTURE DEMO
+//! (examples/tui_fixture.rs, hand-written data, never shown to users) drives the same session on
+//! the fixture and a panic (it can panic on purpose; the real binary cannot be made to). Skips
+//! (with a message) when tmux is missing or the example was not built (`cargo test` builds it;
+//! `cargo test --test ui_tmux` alone does not).
 
 mod common;
 
@@ -10,7 +13,7 @@ use common::tmux::{PROMPT, Tmux};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(30);
 
 fn fixture_binary() -> Option<PathBuf> {
     // target/debug/deps/ui_tmux-… → target/debug/examples/tui_fixture
@@ -73,6 +76,115 @@ fn assert_terminal_sane(t: &Tmux, tag: &str, exit: &str) {
     let _ = std::fs::remove_file(after);
 }
 
+/// The real binary, on the embedded walkthrough (`hoptrace tui`: 03-three-replicas).
+#[test]
+fn real_binary_on_the_embedded_walkthrough() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_hoptrace"));
+    let Some(t) = Tmux::start("real", 80, 24, &dir()) else {
+        return;
+    };
+    launch_with(&t, &bin, "real", "tui");
+    let s = t.wait_for("Requests 30", WAIT);
+    assert!(s.contains("03-three-replicas") || s.contains("recorded · 30 requests"), "{s}");
+    assert!(s.contains("▸    1 10:47:49.945"), "{s}");
+
+    // Move: request 3 entered node0 and went to x7427 on node1.
+    t.keys(&["j", "j"]);
+    let s = t.wait_for("Journey #3", WAIT);
+    assert!(s.contains("x7427") && s.contains("node0"), "{s}");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Request #3 — detail", WAIT);
+    assert!(s.contains("DNAT → 10.100.2.2:80"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("Journey #3", WAIT);
+
+    // sessionAffinity what-if, and back.
+    t.keys(&["a"]);
+    let s = t.wait_for("30 of 30 requests moved", WAIT);
+    assert!(s.contains("sessionAffinity ClientIP") && s.contains("WHAT-IF"), "{s}");
+    assert!(s.contains("71.246.222.12 → testapp-…-cq567 only"), "{s}");
+    t.keys(&["a"]);
+    let s = t.wait_for("recorded · 30 requests on 30 client connections", WAIT);
+    assert!(!s.contains("WHAT-IF"), "toggling back restores the recorded view:\n{s}");
+
+    // Filter by pod.
+    t.keys(&["/"]);
+    t.text("rgm5l");
+    t.keys(&["Enter"]);
+    t.wait_for("Requests 9 of 30 · /rgm5l", WAIT);
+    t.keys(&["Escape"]);
+    t.wait_for("Requests 30 ", WAIT);
+
+    t.keys(&["?"]);
+    let s = t.wait_for("Help: Requests view", WAIT);
+    assert!(s.contains("move down"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_gone("Help: Requests view", WAIT);
+
+    // The tour switches recordings: step 1 is 01-keepalive, step 10 04-affinity-sourceip.
+    t.keys(&["t"]);
+    let s = t.wait_for("Tour 1/13", WAIT);
+    t.wait_for("recorded · 10 requests on 1 client connection", WAIT);
+    assert!(s.contains("Keep-alive keeps one node"), "{s}");
+    for _ in 0..9 {
+        t.keys(&["]"]);
+    }
+    t.wait_for("Tour 10/13", WAIT);
+    t.wait_for("recorded · 24 requests", WAIT);
+
+    t.resize(160, 48);
+    let s = t.wait_for("1 Requests  2 Connections  3 Rules  4 Nodes/pods", WAIT);
+    assert!(s.contains("04-affinity-sourceip"), "{s}");
+    t.resize(80, 24);
+    t.wait_for("1 Req  2 Conn", WAIT);
+
+    t.keys(&["q"]);
+    assert_terminal_sane(&t, "real", "0");
+}
+
+/// `hoptrace DIR` (no subcommand) opens the TUI on the folder; `hoptrace` alone opens the tour.
+#[test]
+fn real_binary_top_level_inputs_and_no_args() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_hoptrace"));
+    let Some(t) = Tmux::start("toplevel", 80, 24, &dir()) else {
+        return;
+    };
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/02-no-keepalive");
+    launch_with(&t, &bin, "toplevel", folder);
+    t.wait_for("recorded · 10 requests on 10 client connections", WAIT);
+    t.keys(&["q"]);
+    assert_terminal_sane(&t, "toplevel", "0");
+
+    launch_with(&t, &bin, "noargs", "");
+    let s = t.wait_for("Tour 1/13", WAIT);
+    assert!(s.contains("01-keepalive"), "{s}");
+    t.keys(&["q"]);
+    assert_terminal_sane(&t, "noargs", "0");
+}
+
+/// `q` while a big capture is still being read ends the program at once (the load task does not
+/// hold the exit), and the terminal is sane.
+#[test]
+fn quitting_while_a_big_capture_loads_is_immediate() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_hoptrace"));
+    let Some(t) = Tmux::start("bigload", 80, 24, &dir()) else {
+        return;
+    };
+    let pcap = dir().join(format!("hoptrace-bigload-{}.pcap", std::process::id()));
+    let file = std::fs::File::create(&pcap).unwrap();
+    // 128 MiB: ~9 s of reading and replaying in a debug build, far longer than the bound below.
+    hoptrace::capture::synth::write_bench_pcap(file, 128 << 20).unwrap();
+    launch_with(&t, &bin, "bigload", &pcap.display().to_string());
+    t.wait_for("Loading", WAIT);
+    let start = std::time::Instant::now();
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0", WAIT);
+    let took = start.elapsed();
+    let _ = std::fs::remove_file(&pcap);
+    assert_terminal_sane(&t, "bigload", "0");
+    assert!(took < Duration::from_secs(3), "quit took {took:?}");
+}
+
 #[test]
 fn session_move_detail_affinity_filter_help_resize_quit() {
     let Some(bin) = fixture_binary() else { return };
@@ -130,12 +242,14 @@ fn session_move_detail_affinity_filter_help_resize_quit() {
     assert_terminal_sane(&t, "session", "0");
 }
 
+/// The real binary (embedded walkthrough) killed by `sig` from outside, as an SSH drop does.
 fn signal_restores(sig: &str) {
-    let Some(bin) = fixture_binary() else { return };
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_hoptrace"));
     let Some(t) = Tmux::start(&format!("sig{sig}"), 80, 24, &dir()) else {
         return;
     };
-    launch(&t, &bin, sig);
+    launch_with(&t, &bin, sig, "tui");
+    t.wait_for("Requests 30", WAIT);
     let shell = t.format("#{pane_pid}");
     let out = std::process::Command::new("ps")
         .args(["-o", "pid=", "--ppid", &shell])

@@ -60,8 +60,15 @@ pub struct EndpointChoice {
     /// The KUBE-SEP-… chain that DNATs to it.
     pub chain: String,
     /// Probability the rules give this endpoint for a new connection (product along the cascade).
+    /// Unknown (no rules for the node, or the connection began before the capture): NaN, written
+    /// as JSON `null`.
+    #[serde(deserialize_with = "nan_when_null")]
     pub probability: f64,
     pub evidence: Evidence,
+}
+
+fn nan_when_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// The pod behind an endpoint, with its placement.
@@ -125,5 +132,14 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&Evidence::Modeled).unwrap(), "\"modeled\"");
         assert_eq!(serde_json::to_string(&AlbHash::Jhash).unwrap(), "\"jhash\"");
+    }
+
+    #[test]
+    fn unknown_probability_round_trips_as_null() {
+        let e = EndpointChoice { ip: "10.0.0.1".parse().unwrap(), port: 80, chain: String::new(), probability: f64::NAN, evidence: Evidence::Observed };
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains("\"probability\":null"), "{json}");
+        let back: EndpointChoice = serde_json::from_str(&json).unwrap();
+        assert!(back.probability.is_nan());
     }
 }

@@ -82,6 +82,10 @@ pub struct RequestDetail {
     pub recent: Vec<RecentCheck>,
     /// Which Service (`ServiceInfo::name`) the request went to, when the rules identify one.
     pub service: Option<String>,
+    /// How `RequestJourney::masquerade` is known: observed (a capture shows the translated
+    /// source) or modelled (the rules say MASQUERADE; the address is the model's).
+    #[serde(default)]
+    pub masquerade_evidence: Option<Evidence>,
 }
 
 /// Direction of a packet relative to the connection's initiator.
@@ -385,6 +389,10 @@ pub struct WhatIfSummary {
     pub requests_moved: u64,
     /// Per client address: where its requests would go.
     pub clients: Vec<ClientStickiness>,
+    /// The ALB mode the what-if ran with (the model switches it with sessionAffinity, as
+    /// cloud-provider-azure does: ClientIP → SourceIP); `None` when unknown.
+    #[serde(default)]
+    pub alb_mode: Option<AlbMode>,
 }
 
 /// Where one client's requests go under the what-if settings.
@@ -460,6 +468,18 @@ pub trait SnapshotSource: Send + Sync {
     /// Compute the snapshot under `whatif`. Must not panic on bad input: problems become
     /// `Snapshot::warnings`.
     fn snapshot(&self, whatif: &WhatIfSettings, progress: &LoadProgress) -> Snapshot;
+
+    /// The names of the scenarios this source can switch between (a guided tour's steps name
+    /// them); empty for a source of one scenario.
+    fn scenarios(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The snapshot of scenario `scenario` (one of [`Self::scenarios`]; `None`: the default one).
+    fn snapshot_in(&self, scenario: Option<&str>, whatif: &WhatIfSettings, progress: &LoadProgress) -> Snapshot {
+        let _ = scenario;
+        self.snapshot(whatif, progress)
+    }
 }
 
 /// A source serving one fixed snapshot, e.g. one read back from JSON. It cannot re-run the model,

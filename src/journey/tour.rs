@@ -122,6 +122,9 @@ pub struct TourStep {
     /// Filter text to apply (empty string clears the filter).
     pub filter: Option<String>,
     pub action: Option<TourAction>,
+    /// The scenario this step (and the following ones, until another names one) shows, for a
+    /// source holding several (the embedded walkthrough); `None`: the one already shown.
+    pub scenario: Option<String>,
 }
 
 /// A whole tour.
@@ -152,6 +155,7 @@ struct RawStep {
     pane: Option<TourPane>,
     filter: Option<String>,
     action: Option<String>,
+    scenario: Option<String>,
 }
 
 impl Tour {
@@ -197,6 +201,7 @@ impl Tour {
                 pane: s.pane,
                 filter: s.filter,
                 action,
+                scenario: s.scenario,
             });
         }
         Ok(Self {
@@ -215,12 +220,40 @@ impl Tour {
         Self::from_toml_str(&text, &origin)
     }
 
+    /// The scenario in force at `step`: the last one a step up to it names.
+    #[must_use]
+    pub fn scenario_at(&self, step: usize) -> Option<&str> {
+        self.steps.iter().take(step + 1).rev().find_map(|s| s.scenario.as_deref())
+    }
+
     /// Steps that refer to something the snapshot does not have (a request id, connection id,
     /// chain or node), as sentences. A tour written for another recording shows these as warnings.
     #[must_use]
     pub fn check_against(&self, snap: &crate::journey::snapshot::Snapshot) -> Vec<String> {
+        self.check_steps(snap, |_| true)
+    }
+
+    /// [`Self::check_against`] for the steps shown on scenario `scenario` only (see
+    /// [`Self::scenario_at`]).
+    #[must_use]
+    pub fn check_against_scenario(
+        &self,
+        snap: &crate::journey::snapshot::Snapshot,
+        scenario: Option<&str>,
+    ) -> Vec<String> {
+        self.check_steps(snap, |i| self.scenario_at(i) == scenario)
+    }
+
+    fn check_steps(
+        &self,
+        snap: &crate::journey::snapshot::Snapshot,
+        include: impl Fn(usize) -> bool,
+    ) -> Vec<String> {
         let mut out = Vec::new();
         for (i, s) in self.steps.iter().enumerate() {
+            if !include(i) {
+                continue;
+            }
             let n = i + 1;
             if let Some(id) = s.request
                 && !snap.requests.iter().any(|r| r.id == id)

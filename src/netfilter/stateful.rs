@@ -441,7 +441,13 @@ impl<R: RandomSource> NodeEvaluator<R> {
             // entry must have died without us seeing it).
             self.state.conntrack.remove(&key);
         }
-        let tr = self.preview(pkt, time_ns);
+        // Only the branches' statistic decisions are needed here, not their paths.
+        let tr = trace::trace(
+            &self.ruleset,
+            &self.ctx,
+            pkt,
+            TraceOptions { max_outcomes: 4096, time_ns, state: Some(&self.state), record_path: false },
+        );
         let best = tr
             .outcomes
             .iter()
@@ -509,5 +515,34 @@ impl<R: RandomSource> NodeEvaluator<R> {
     /// The connection ended (FIN/RST seen): the next SYN with this 5-tuple is a new connection.
     pub fn close_connection(&mut self, key: &FlowKey) {
         self.state.conntrack.remove(key);
+    }
+}
+/// Scripted replay and shared start states (added for the journey layer's bulk replay).
+impl<R: RandomSource> NodeEvaluator<R> {
+    /// An evaluator starting from `state` instead of scanning the rules for it: many nodes that
+    /// share one rule set clone one `NodeState::for_ruleset(&rs)`.
+    pub fn with_state(ruleset: Arc<Ruleset>, ctx: NodeContext, rng: R, state: NodeState) -> Self {
+        NodeEvaluator {
+            ruleset,
+            ctx,
+            state,
+            rng,
+            record_path: true,
+            timeouts: ConntrackTimeouts::default(),
+        }
+    }
+
+    /// A new connection whose `statistic` decisions are given (true forks only, in order, as
+    /// [`Decision::outcome`]'s `statistic` of an earlier forced decision lists them): `recent`
+    /// tables, nth counters and conntrack advance as in [`new_connection`](Self::new_connection).
+    /// The caller checks the result (e.g. with [`super::trace::follow`] first); no random number
+    /// is drawn.
+    pub fn new_connection_scripted(&mut self, pkt: &Packet, time_ns: u64, script: &[bool]) -> Decision {
+        let key = FlowKey::of(pkt);
+        if let Some(d) = self.lookup(&key, time_ns) {
+            return d;
+        }
+        let outcome = self.walk_and_remember(pkt, key, time_ns, Some(script));
+        Decision { key, outcome, reused: false, forced: true }
     }
 }

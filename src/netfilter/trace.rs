@@ -202,6 +202,15 @@ pub fn trace(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, opts: TraceOptions<'
     summarize(outcomes, truncated)
 }
 
+/// One branch, read-only: the walk that takes the given `statistic` decisions (true forks only,
+/// in order; "match" past the end) against `state`. The journey replay uses it to check a
+/// remembered branch before replaying it for real with
+/// [`super::stateful::NodeEvaluator::new_connection_scripted`].
+pub fn follow(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, state: Option<&NodeState>, time_ns: u64, script: &[bool]) -> Outcome {
+    let mut env = ForkEnv { script: script.to_vec(), pos: 0, state, tables: HashMap::new(), nth: HashMap::new(), time_ns, hz: ctx.hz };
+    eval::walk(rs, ctx, pkt, &mut env, WalkOptions { record_path: false })
+}
+
 fn summarize(outcomes: Vec<Outcome>, truncated: bool) -> Trace {
     let mut endpoints: Vec<ReachableEndpoint> = Vec::new();
     for (i, o) in outcomes.iter().enumerate() {

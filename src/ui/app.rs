@@ -56,6 +56,8 @@ pub enum Effect {
     Load {
         generation: u64,
         whatif: WhatIfSettings,
+        /// Which of the source's scenarios (`None`: its default one).
+        scenario: Option<String>,
     },
     /// Run [`filter_matches`] over a big snapshot (off the event loop) and send `Msg::Filtered`.
     Filter {
@@ -157,6 +159,9 @@ pub struct TourState {
     pub started: bool,
     /// Start at step 1 as soon as the first snapshot arrives (`hoptrace tour`).
     pub start_when_loaded: bool,
+    /// Apply the current step again once the scenario it switched to has loaded (steps taken
+    /// while it loads land on the new data too).
+    pub reapply: bool,
 }
 
 /// Requests at or above this count are filtered when Enter is pressed, not on every keystroke,
@@ -175,8 +180,13 @@ pub struct App {
     times: Vec<Option<i64>>,
     /// First-packet time of each connection in µs (parallel to `snap.connections`).
     conn_times: Vec<Option<i64>>,
+    /// Distinct client connections among the requests (the journeys' connections), counted once
+    /// per snapshot for the status line.
+    pub client_connections: usize,
     /// The what-if settings asked for (the snapshot may still be computing).
     pub whatif: WhatIfSettings,
+    /// Which of the source's scenarios is shown (`None`: its default); a tour step switches it.
+    pub scenario: Option<String>,
     generation: u64,
     /// Load request in flight.
     pub pending: Option<u64>,
@@ -230,7 +240,9 @@ impl App {
             recorded: None,
             times: Vec::new(),
             conn_times: Vec::new(),
+            client_connections: 0,
             whatif: WhatIfSettings::default(),
+            scenario: None,
             generation: 0,
             pending: None,
             loading: true,
@@ -254,6 +266,7 @@ impl App {
                 shown: false,
                 started: false,
                 start_when_loaded: false,
+                reapply: false,
             }),
             message: None,
             quit: false,
@@ -434,6 +447,11 @@ impl App {
                     && !t.started
                 {
                     effects.extend(self.tour_key());
+                } else if let Some(t) = self.tour.as_mut()
+                    && std::mem::take(&mut t.reapply)
+                {
+                    let step = t.step;
+                    effects.extend(self.apply_tour_step(step));
                 }
                 effects
             }
@@ -1018,6 +1036,10 @@ impl App {
             .iter()
             .map(|c| time_micros(&c.first))
             .collect();
+        let mut conns: Vec<u64> = snap.requests.iter().map(|r| r.connection).collect();
+        conns.sort_unstable();
+        conns.dedup();
+        self.client_connections = conns.len();
         self.snap = snap;
         let query = self.filter.query.clone();
         let background = if self.snap.requests.len() >= self.live_filter_limit && !query.is_empty()
@@ -1080,6 +1102,7 @@ impl App {
         vec![Effect::Load {
             generation: self.generation,
             whatif,
+            scenario: self.scenario.clone(),
         }]
     }
 
@@ -1151,6 +1174,28 @@ impl App {
         }
     }
 
+    /// Open the tour at `step` (0-based, clamped) as soon as its scenario is loaded; returns the
+    /// load to carry out instead of the initial one (`hoptrace tour SCENARIO`).
+    pub fn start_tour_at(&mut self, step: usize) -> Vec<Effect> {
+        let Some(t) = self.tour.as_mut() else {
+            return Vec::new();
+        };
+        let step = step.min(t.tour.steps.len().saturating_sub(1));
+        t.started = true;
+        t.shown = true;
+        t.step = step;
+        t.reapply = true;
+        self.scenario = t.tour.scenario_at(step).map(str::to_string);
+        self.recorded = None;
+        self.generation += 1;
+        self.pending = Some(self.generation);
+        vec![Effect::Load {
+            generation: self.generation,
+            whatif: WhatIfSettings::default(),
+            scenario: self.scenario.clone(),
+        }]
+    }
+
     fn tour_key(&mut self) -> Vec<Effect> {
         let Some(t) = self.tour.as_mut() else {
             self.message = Some("no tour for this scenario".into());
@@ -1171,11 +1216,40 @@ impl App {
         };
         t.step = step;
         let s = t.tour.steps[step].clone();
+        // A step on another scenario: load it first, then apply the step to it.
+        if let Some(want) = t.tour.scenario_at(step).map(str::to_string)
+            && self.scenario.as_deref() != Some(want.as_str())
+        {
+            t.reapply = true;
+            self.scenario = Some(want);
+            self.recorded = None;
+            self.whatif = WhatIfSettings::default();
+            self.help = false;
+            self.detail = None;
+            self.replay.stop();
+            self.set_filter(String::new());
+            self.req_sel = 0;
+            self.conn_sel = 0;
+            self.conn_req_sel = 0;
+            self.nodes_sel = 0;
+            self.rules = RulesState::default();
+            self.generation += 1;
+            self.pending = Some(self.generation);
+            return vec![Effect::Load {
+                generation: self.generation,
+                whatif: WhatIfSettings::default(),
+                scenario: self.scenario.clone(),
+            }];
+        }
         // The what-if state at a step is the steps' actions up to it, from the recorded view, so
         // going back and forth is repeatable (the tour owns the switches while it is stepped).
+        // Only the steps on this step's scenario count: another recording starts as recorded.
+        let here = t.tour.scenario_at(step);
         let actions: Vec<TourAction> = t.tour.steps[..=step]
             .iter()
-            .filter_map(|s| s.action)
+            .enumerate()
+            .filter(|(i, _)| t.tour.scenario_at(*i) == here)
+            .filter_map(|(_, s)| s.action)
             .collect();
         self.help = false;
         self.detail = None;

@@ -36,9 +36,13 @@ pub fn apply_effects_blocking(
     let mut quit = false;
     while let Some(effect) = queue.pop_front() {
         match effect {
-            Effect::Load { generation, whatif } => {
+            Effect::Load {
+                generation,
+                whatif,
+                scenario,
+            } => {
                 let progress = LoadProgress::new();
-                let snapshot = Box::new(source.snapshot(&whatif, &progress));
+                let snapshot = Box::new(source.snapshot_in(scenario.as_deref(), &whatif, &progress));
                 queue.extend(app.update(Msg::Loaded {
                     generation,
                     snapshot,

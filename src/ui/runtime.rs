@@ -108,12 +108,23 @@ fn apply(
     let mut quit = false;
     for effect in effects {
         match effect {
-            Effect::Load { generation, whatif } => {
+            Effect::Load {
+                generation,
+                whatif,
+                scenario,
+            } => {
                 let p = Arc::new(LoadProgress::new());
                 *progress = Some(p.clone());
-                let (source, whatif, tx, generation) =
-                    (source.clone(), whatif.clone(), tx.clone(), *generation);
-                let task = tokio::task::spawn_blocking(move || source.snapshot(&whatif, &p));
+                let (source, whatif, scenario, tx, generation) = (
+                    source.clone(),
+                    whatif.clone(),
+                    scenario.clone(),
+                    tx.clone(),
+                    *generation,
+                );
+                let task = tokio::task::spawn_blocking(move || {
+                    source.snapshot_in(scenario.as_deref(), &whatif, &p)
+                });
                 tokio::spawn(async move {
                     let msg = match task.await {
                         Ok(snapshot) => Msg::Loaded {
@@ -199,6 +210,8 @@ pub struct TuiOptions {
     pub tour: Option<crate::journey::tour::Tour>,
     /// Open the tour at step 1 once the data is loaded (`hoptrace tour`).
     pub start_tour: bool,
+    /// Open the tour at this step (0-based) instead, on the scenario it shows.
+    pub start_step: Option<usize>,
 }
 
 /// Take over the terminal (alternate screen, raw mode, panic hook that restores it), run the app
@@ -211,14 +224,23 @@ pub fn run_terminal(source: Arc<dyn SnapshotSource>, options: TuiOptions) -> io:
     let mut terminal = ratatui::try_init()?;
     let _guard = RestoreGuard;
     let theme = crate::ui::theme::Theme::from_env();
-    let (mut app, initial) = App::new(source.name(), options.tour, theme);
-    if options.start_tour {
+    let (mut app, mut initial) = App::new(source.name(), options.tour, theme);
+    if let Some(step) = options.start_step {
+        let at = app.start_tour_at(step);
+        if !at.is_empty() {
+            initial = at;
+        }
+    } else if options.start_tour {
         app.start_tour_when_loaded();
     }
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let signals = termination();
         let events = crossterm::event::EventStream::new();
         run(&mut terminal, events, source, app, initial, signals).await
-    })?;
+    });
+    // A load still running (a big capture being read) must not hold the exit: dropping the
+    // runtime would wait for its blocking task; the process ends and takes it along instead.
+    rt.shutdown_background();
+    result?;
     Ok(())
 }

@@ -180,6 +180,92 @@ pub fn head_lines(head: &[u8]) -> Vec<String> {
     out
 }
 
+/// Wrap `lines` to `width` columns at spaces, continuing each line under its own tree prefix (the
+/// leading run of blanks, tree glyphs and the evidence mark), so a long diagram line does not
+/// fall back to column 0. `▼` continues as `│`; a word longer than a row is cut.
+#[must_use]
+pub fn wrap_indented(lines: Vec<ratatui::text::Line<'static>>, width: usize) -> Vec<ratatui::text::Line<'static>> {
+    use ratatui::text::{Line, Span};
+    use unicode_width::UnicodeWidthChar as _;
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        if width < 8 || line.width() <= width {
+            out.push(line);
+            continue;
+        }
+        let cells: Vec<(char, ratatui::style::Style)> = line
+            .spans
+            .iter()
+            .flat_map(|sp| sp.content.chars().map(move |c| (c, sp.style)))
+            .collect();
+        let prefix_len = cells
+            .iter()
+            .take_while(|(c, _)| c.is_whitespace() || "│▼■●◐∞?»⇄✓✗·".contains(*c))
+            .count();
+        let mut indent: String = cells[..prefix_len]
+            .iter()
+            .map(|(c, _)| match c {
+                '▼' | '│' => '│',
+                c if c.is_whitespace() => ' ',
+                _ => ' ',
+            })
+            .collect();
+        if indent.width() > width / 2 {
+            indent = " ".repeat(2);
+        }
+        let indent_style = cells.first().map(|c| c.1).unwrap_or_default();
+        // Rows of cells; break at the last space that fits.
+        let mut rows: Vec<Vec<(char, ratatui::style::Style)>> = Vec::new();
+        let mut row: Vec<(char, ratatui::style::Style)> = Vec::new();
+        let mut row_w = 0usize;
+        let avail = |first: bool| if first { width } else { width.saturating_sub(indent.width()).max(1) };
+        for &(c, st) in &cells {
+            let cw = c.width().unwrap_or(0);
+            if row_w + cw > avail(rows.is_empty()) {
+                let first_row = rows.is_empty();
+                let min_keep = if first_row { prefix_len + 1 } else { 1 };
+                match row.iter().rposition(|(ch, _)| *ch == ' ').filter(|&i| i >= min_keep) {
+                    Some(i) => {
+                        let rest: Vec<_> = row.split_off(i + 1);
+                        rows.push(std::mem::take(&mut row));
+                        row = rest;
+                    }
+                    None => rows.push(std::mem::take(&mut row)),
+                }
+                while row.first().is_some_and(|(ch, _)| *ch == ' ') {
+                    row.remove(0);
+                }
+                row_w = row.iter().map(|(ch, _)| ch.width().unwrap_or(0)).sum();
+            }
+            row.push((c, st));
+            row_w += cw;
+        }
+        if !row.is_empty() {
+            rows.push(row);
+        }
+        for (i, r) in rows.into_iter().enumerate() {
+            let mut spans: Vec<Span<'static>> = Vec::new();
+            if i > 0 {
+                spans.push(Span::styled(indent.clone(), indent_style));
+            }
+            let mut cur = String::new();
+            let mut cur_style = None;
+            for (c, st) in r {
+                if cur_style.is_some_and(|s| s != st) {
+                    spans.push(Span::styled(std::mem::take(&mut cur), cur_style.unwrap_or_default()));
+                }
+                cur_style = Some(st);
+                cur.push(c);
+            }
+            if !cur.is_empty() {
+                spans.push(Span::styled(cur, cur_style.unwrap_or_default()));
+            }
+            out.push(Line::from(spans).style(line.style));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +299,20 @@ mod tests {
             vec!["GET / HTTP/1.1", "Host: a\\x1b"]
         );
         assert_eq!(prob(0.33333333349), "0.333");
+    }
+
+    #[test]
+    fn wrap_keeps_the_tree_indentation() {
+        use ratatui::text::{Line, Span};
+        let line = Line::from(vec![
+            Span::raw(" ▼ "),
+            Span::raw("DNAT → 10.100.1.4:80 ● observed (p=0.333 for a new connection)"),
+        ]);
+        let rows = wrap_indented(vec![line], 40);
+        let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
+        assert!(text.len() >= 2, "{text:?}");
+        assert!(text.iter().all(|t| t.width() <= 40), "{text:?}");
+        assert!(text[1].starts_with(" │ ") && !text[1][" │ ".len()..].starts_with(' '), "{text:?}");
+        assert!(text.join(" ").contains("a new connection"), "{text:?}");
     }
 }

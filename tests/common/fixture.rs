@@ -634,6 +634,7 @@ fn detail(id: u64, s: &ReqSpec, r: &RequestJourney) -> RequestDetail {
         chain_walk: walk,
         recent: Vec::new(),
         service: Some(SERVICE.into()),
+        masquerade_evidence: None,
     }
 }
 
@@ -1159,6 +1160,7 @@ pub fn with_whatif(whatif: &WhatIfSettings) -> Snapshot {
     snap.whatif = WhatIfState {
         settings: whatif.clone(),
         summary: Some(WhatIfSummary {
+            alb_mode: whatif.alb_mode,
             requests_total: snap.requests.len() as u64,
             requests_moved: moved,
             clients: per_client

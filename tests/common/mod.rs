@@ -23,6 +23,11 @@ pub fn app() -> App {
 /// Feed keys written as a string: each char is a key, `<Enter>`, `<Esc>`, `<Tab>`, `<Down>`,
 /// `<Up>`, `<PgDn>`, `<PgUp>`, `<Space>`, `<BS>` name the others.
 pub fn keys(app: &mut App, script: &str) {
+    keys_on(app, script, &fixture::FixtureSource);
+}
+
+/// [`keys`] with the effects carried out on `source`.
+pub fn keys_on(app: &mut App, script: &str, source: &dyn hoptrace::journey::snapshot::SnapshotSource) {
     let mut rest = script;
     while !rest.is_empty() {
         let (code, len) = if rest.starts_with('<') {
@@ -52,7 +57,7 @@ pub fn keys(app: &mut App, script: &str) {
             KeyModifiers::NONE
         };
         let effects = app.update(Msg::Key(KeyEvent::new(code, mods)));
-        apply_effects_blocking(app, effects, &fixture::FixtureSource);
+        apply_effects_blocking(app, effects, source);
         rest = &rest[len..];
     }
 }

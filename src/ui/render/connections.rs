@@ -63,13 +63,13 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
     app.conn_offset.set(off);
     let head = if wide {
         format!(
-            "  {:>4} {:<22} {:<19} {:>9} {:>11} {:<7} {}",
-            "#", "client (initiator)", "server", "pkts →/←", "bytes →/←", "state", "requests"
+            "  {:>4} {:<22} {:<19} {:<10} {:>9} {:>11} {:<7} {}",
+            "#", "client (initiator)", "server", "seen in", "pkts →/←", "bytes →/←", "state", "requests"
         )
     } else {
         format!(
-            "  {:>3} {:<22} {:<19} {:<6} {}",
-            "#", "client", "server", "state", "reqs"
+            "  {:>3} {:<22} {:<19} {:<7} {:<6} {}",
+            "#", "client", "server", "seen in", "state", "reqs"
         )
     };
     let mut lines = vec![Line::styled(head, t.dim)];
@@ -88,6 +88,19 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(Paragraph::new(lines), inner);
 }
 
+/// The capture a leg was seen in, short: `node0-eth0.pcap` → `node0` (the lab's naming), other
+/// names without their extension. The same connection appears once per capture that saw it.
+fn capture_tag(capture: &str) -> String {
+    let c = crate::sanitize::escape_str(capture);
+    let c = c.rsplit('/').next().unwrap_or(&c).to_string();
+    for suffix in ["-eth0.pcap", "-eth0.pcapng", ".pcapng", ".pcap"] {
+        if let Some(stem) = c.strip_suffix(suffix) {
+            return stem.to_string();
+        }
+    }
+    c
+}
+
 fn row_text(c: &ConnectionSummary, wide: bool) -> String {
     let init = if c.initiator == Initiator::Inferred {
         "◐"
@@ -101,10 +114,11 @@ fn row_text(c: &ConnectionSummary, wide: bool) -> String {
     };
     if wide {
         format!(
-            " {:>4} {:<22} {:<19} {:>9} {:>11} {:<7} {reqs}",
+            " {:>4} {:<22} {:<19} {:<10} {:>9} {:>11} {:<7} {reqs}",
             c.id,
             fit(&format!("{}{init}", text::endpoint(&c.client)), 22),
             fit(&text::endpoint(&c.server), 19),
+            fit(&capture_tag(&c.capture), 10),
             format!("{}/{}", c.to_server.packets, c.to_client.packets),
             format!("{}/{}", c.to_server.bytes, c.to_client.bytes),
             fit(state_word(c.state), 7),
@@ -116,10 +130,11 @@ fn row_text(c: &ConnectionSummary, wide: bool) -> String {
             n => format!("{n} keep-alive"),
         };
         format!(
-            " {:>3} {:<22} {:<19} {:<6} {reqs}",
+            " {:>3} {:<22} {:<19} {:<7} {:<6} {reqs}",
             c.id,
             fit(&format!("{}{init}", text::endpoint(&c.client)), 22),
             fit(&text::endpoint(&c.server), 19),
+            fit(&capture_tag(&c.capture), 7),
             fit(state_word(c.state), 6),
         )
     }

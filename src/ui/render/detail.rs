@@ -2,6 +2,7 @@
 //! journey, and every rule the packet was checked against with the exact rule text and, for the
 //! rules that did not match, why.
 
+use crate::journey::model::Evidence;
 use crate::journey::snapshot::{Direction, RuleOutcome};
 use crate::sanitize::{escape_bytes, escape_str};
 use crate::ui::app::App;
@@ -95,7 +96,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     }
     lines.push(Line::raw(""));
     lines.push(section(&format!(
-        "Every rule checked on {} (nat)",
+        "Every rule checked on {} (table · chain #rule)",
         r.node
             .as_deref()
             .map(escape_str)
@@ -107,15 +108,26 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             RuleOutcome::Statistic { taken: true } => (
                 "✓",
                 t.matched,
-                format!("statistic p={}: taken", prob(s.probability.unwrap_or(1.0))),
+                if s.evidence == Evidence::Modeled {
+                    format!("statistic p={}: taken in the model's draw", prob(s.probability.unwrap_or(1.0)))
+                } else {
+                    format!(
+                        "statistic p={}: the endpoint the packets show means the kernel took it",
+                        prob(s.probability.unwrap_or(1.0))
+                    )
+                },
             ),
             RuleOutcome::Statistic { taken: false } => (
                 "✗",
                 t.not_matched,
-                format!(
-                    "statistic p={}: not taken",
-                    prob(s.probability.unwrap_or(1.0))
-                ),
+                if s.evidence == Evidence::Modeled {
+                    format!("statistic p={}: not taken in the model's draw", prob(s.probability.unwrap_or(1.0)))
+                } else {
+                    format!(
+                        "statistic p={}: the endpoint the packets show means the kernel passed it",
+                        prob(s.probability.unwrap_or(1.0))
+                    )
+                },
             ),
             RuleOutcome::NotMatched { reason } => ("✗", t.not_matched, escape_str(reason)),
             RuleOutcome::NotReached => ("·", t.not_matched, "not reached".to_string()),
@@ -126,7 +138,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 format!("{} ", evidence_mark(s.evidence)),
                 t.evidence(s.evidence),
             ),
-            Span::styled(format!("{} #{} ", escape_str(&s.chain), s.rule), t.title),
+            Span::styled(
+                format!("{} · {} #{} ", escape_str(&s.table), escape_str(&s.chain), s.rule),
+                t.title,
+            ),
             Span::styled(escape_str(&s.text), style),
         ]));
         if !why.is_empty() {
@@ -167,7 +182,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 }
 
 fn draw(f: &mut Frame, area: Rect, app: &App, id: u64, lines: Vec<Line<'static>>) {
-    let scroll = app.detail.unwrap_or(0);
+    let lines = crate::ui::text::wrap_indented(lines, area.width.saturating_sub(2) as usize);
+    // Never scroll past the last line (PgDn at the end keeps the end in view).
+    let last_top = lines.len().saturating_sub(area.height.saturating_sub(2) as usize);
+    let scroll = app.detail.unwrap_or(0).min(u16::try_from(last_top).unwrap_or(u16::MAX));
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })

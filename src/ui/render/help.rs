@@ -25,7 +25,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         (Evidence::Observed, "observed: a capture shows it"),
         (
             Evidence::Inferred,
-            "inferred: deduced from what the captures show and do not show",
+            "inferred: follows from what the captures show (e.g. every rule on the way to a DNAT \
+             a packet shows: the kernel must have walked them)",
         ),
         (
             Evidence::Affinity,
@@ -33,7 +34,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         ),
         (
             Evidence::Modeled,
-            "modelled: the rules' probabilities / the ALB hash model only",
+            "modelled: nothing observed it; the rules' probabilities / the ALB hash model only",
         ),
     ] {
         lines.push(Line::from(vec![
@@ -67,6 +68,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             ));
         }
     }
+    // Long lines continue under their text, not under the key column.
+    let lines = crate::ui::text::wrap_indented(lines, w.saturating_sub(2) as usize);
     let h = (lines.len() as u16 + 2).min(area.height);
     let x = area.x + (area.width - w) / 2;
     let y = area.y + (area.height - h) / 2;

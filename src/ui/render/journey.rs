@@ -30,14 +30,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     };
     let title = format!(" Journey #{} ", r.id);
     let width = area.width.saturating_sub(2) as usize;
-    let full = diagram_lines(app, r, width);
-    let rows: usize = full
-        .iter()
-        .map(|l| l.width().max(1).div_ceil(width.max(1)))
-        .sum();
+    let full = text::wrap_indented(diagram_lines(app, r, width), width);
+    let rows = full.len();
     // When the whole diagram does not fit and the pane is not focused, one line per hop.
     let lines = if !focused && rows > area.height.saturating_sub(2) as usize {
-        compact_lines(app, r)
+        text::wrap_indented(compact_lines(app, r), width)
     } else {
         full
     };
@@ -148,14 +145,37 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
     // Netfilter on the ingress node
     out.push(Line::from(arrow(
         &format!(
-            "{} netfilter (nat)",
+            "{} netfilter",
             node.clone().unwrap_or_else(|| "node ?".into())
         ),
         t.title,
     )));
     match detail.filter(|d| !d.chain_walk.is_empty()) {
         Some(d) => {
+            // Steps grouped by the hook they ran in, each group naming its table, in the order
+            // a forwarded packet meets them: PREROUTING (raw, nat) → routing → FORWARD (filter)
+            // → POSTROUTING (nat). A KUBE-* chain belongs to the group of the hook that jumped.
+            let mut group: Option<(String, String)> = None;
             for s in &d.chain_walk {
+                if let Some(hook) = builtin_hook(&s.chain) {
+                    let key = (s.table.clone(), hook.to_string());
+                    if group.as_ref() != Some(&key) {
+                        if group.as_ref().is_some_and(|(_, h)| h == "PREROUTING") && hook != "PREROUTING" {
+                            out.push(Line::from(vec![
+                                pipe(),
+                                Span::styled("┄ routing decision (on the DNAT address)".to_string(), t.dim),
+                            ]));
+                        }
+                        out.push(Line::from(vec![
+                            pipe(),
+                            Span::styled(
+                                format!("┄ {hook} · {} table", escape_str(&s.table)),
+                                t.dim,
+                            ),
+                        ]));
+                        group = Some(key);
+                    }
+                }
                 let head = format!("{} #{}", chain_name(&s.chain), s.rule);
                 let p = s
                     .probability
@@ -179,10 +199,14 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                         ]));
                     }
                     RuleOutcome::Statistic { taken } => {
-                        let (sym, what) = if *taken {
-                            ("✓", "taken")
-                        } else {
-                            ("✗", "not taken")
+                        // Under an endpoint the packets show, the branch is what the kernel must
+                        // have done; otherwise it is one draw of the model.
+                        let known = s.evidence != Evidence::Modeled;
+                        let (sym, what) = match (*taken, known) {
+                            (true, true) => ("✓", "kernel took it"),
+                            (false, true) => ("✗", "kernel passed it"),
+                            (true, false) => ("✓", "model's draw"),
+                            (false, false) => ("✗", "not in model's draw"),
                         };
                         let mut spans = vec![
                             pipe(),
@@ -203,12 +227,36 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                         }
                         out.push(Line::from(spans));
                     }
-                    // Rules that did not match are in the detail pane (Enter), with the reason.
+                    // A `recent --rcheck` that missed is why the cascade ran (sessionAffinity):
+                    // shown here; other rules that did not match are in the detail pane (Enter).
+                    RuleOutcome::NotMatched { .. } if s.text.contains("--rcheck") => {
+                        let table = s
+                            .text
+                            .split_whitespace()
+                            .skip_while(|w| *w != "--name")
+                            .nth(1)
+                            .map(&chain_name)
+                            .unwrap_or_default();
+                        out.push(Line::from(vec![
+                            pipe(),
+                            mark(app, s.evidence),
+                            Span::raw(format!("{head} ")),
+                            Span::styled(
+                                format!("✗ recent: client not in {table}"),
+                                t.not_matched,
+                            ),
+                        ]));
+                    }
                     RuleOutcome::NotMatched { .. } | RuleOutcome::NotReached => {}
                 }
             }
             for rc in &d.recent {
-                let hit = if rc.hit { "hit" } else { "miss" };
+                let hit = match (rc.op.as_str(), rc.hit) {
+                    ("set", false) => "client added",
+                    ("set", true) => "client's entry refreshed",
+                    (_, true) => "hit",
+                    (_, false) => "miss",
+                };
                 out.push(Line::from(vec![
                     pipe(),
                     mark(app, Evidence::Affinity),
@@ -280,17 +328,29 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
     // SNAT
     match &r.masquerade {
         Some(m) => {
-            out.push(Line::from(vec![
+            let mut spans = vec![
                 Span::styled(" ▼ ", t.dim),
                 Span::styled(
-                    format!("SNAT (MASQUERADE) → {}", text::endpoint(m)),
+                    format!("SNAT (MASQUERADE) → {} ", text::endpoint(m)),
                     t.title,
                 ),
-            ]));
+            ];
+            if let Some(e) = detail.and_then(|d| d.masquerade_evidence) {
+                spans.push(mark(app, e));
+                spans.push(Span::styled(
+                    if e == Evidence::Observed {
+                        "observed".to_string()
+                    } else {
+                        "modelled".to_string()
+                    },
+                    t.dim,
+                ));
+            }
+            out.push(Line::from(spans));
             out.push(Line::from(vec![
                 pipe(),
                 Span::styled(
-                    "the pod sees the node's address, not the client's".to_string(),
+                    "the pod sees this address, not the client's".to_string(),
                     t.dim,
                 ),
             ]));
@@ -386,6 +446,18 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
     out
 }
 
+/// The netfilter hook of a built-in chain (a group header in the diagram), `None` for user chains.
+fn builtin_hook(chain: &str) -> Option<&'static str> {
+    Some(match chain {
+        "PREROUTING" => "PREROUTING",
+        "INPUT" => "INPUT",
+        "FORWARD" => "FORWARD",
+        "OUTPUT" => "OUTPUT",
+        "POSTROUTING" => "POSTROUTING",
+        _ => return None,
+    })
+}
+
 /// `DNAT → …` stays; chain targets are abbreviated for narrow panes.
 fn shorten_targets(action: &str) -> String {
     if action.starts_with("KUBE-") {
@@ -460,16 +532,36 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
         ) {
             continue;
         }
-        let stat = detail
-            .and_then(|d| {
-                d.chain_walk
-                    .iter()
-                    .find(|s| s.chain == p.chain && s.rule == p.rule)
-            })
-            .and_then(|s| s.probability);
-        let p_text = stat
-            .map(|pr| format!(" p={}", prob(pr)))
-            .unwrap_or_default();
+        let step = detail.and_then(|d| {
+            d.chain_walk
+                .iter()
+                .find(|s| s.chain == p.chain && s.rule == p.rule)
+        });
+        let stat = step.and_then(|s| s.probability);
+        // The rule that chose the endpoint (a statistic draw or a `recent --rcheck`) keeps its
+        // evidence mark: ◐ the packets say the kernel took it, ? the model's draw, ∞ affinity.
+        let mut p_text = String::new();
+        if let Some(s) = step.filter(|s| s.probability.is_some() || s.evidence == Evidence::Affinity) {
+            p_text.push_str(evidence_mark(s.evidence));
+        }
+        if let Some(pr) = stat {
+            p_text.push_str(&format!(" p={}", prob(pr)));
+        }
+        // `recent --rcheck` rules that missed before it: why the cascade ran.
+        let misses = detail.map_or(0, |d| {
+            d.chain_walk
+                .iter()
+                .filter(|s| {
+                    s.chain == p.chain
+                        && s.rule < p.rule
+                        && matches!(s.outcome, RuleOutcome::NotMatched { .. })
+                        && s.text.contains("--rcheck")
+                })
+                .count()
+        });
+        if misses > 0 {
+            p_text.push_str(&format!(" ({misses}✗recent)"));
+        }
         let name = short_chain(&p.chain);
         // Consecutive rules of one chain read as `FW-K4VU#1,2`.
         match hops.last_mut() {

@@ -35,6 +35,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         journey::render(f, diagram, app);
     } else if app.focus == Pane::Side {
         journey::render(f, area, app);
+    } else if area.height >= 13 && app.tour.as_ref().is_some_and(|t| t.shown) {
+        // A tour's narration took the room (80×24): the selected row and the one-line-per-hop
+        // journey still show, since the narration talks about them.
+        let [list, diagram] =
+            Layout::vertical([Constraint::Min(4), Constraint::Length(9)]).areas(area);
+        render_list(f, list, app);
+        journey::render(f, diagram, app);
     } else {
         render_list(f, area, app);
     }

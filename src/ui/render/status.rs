@@ -57,19 +57,27 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     } else {
         let s = &app.snap;
         let narrow = width < 120;
+        // Client connections are the journeys' connections (one per client 5-tuple, however many
+        // captures saw it); the per-capture legs are view 2's rows.
+        let client_conns = app.client_connections;
         let mut text = if narrow {
             format!(
-                "recorded · {} requests, {} connections",
+                "recorded · {} requests on {} client connection{}",
                 s.requests.len(),
-                s.connections.len()
+                client_conns,
+                if client_conns == 1 { "" } else { "s" }
             )
         } else {
             format!(
-                "recorded · {} requests on {} connections · {} nodes, {} pods",
+                "recorded · {} requests on {} client connection{} ({} legs in the captures) · {} node{}, {} pod{}",
                 s.requests.len(),
+                client_conns,
+                if client_conns == 1 { "" } else { "s" },
                 s.connections.len(),
                 s.distribution.nodes.len(),
-                s.distribution.pods.len()
+                if s.distribution.nodes.len() == 1 { "" } else { "s" },
+                s.distribution.pods.len(),
+                if s.distribution.pods.len() == 1 { "" } else { "s" }
             )
         };
         let mut spans = vec![];
@@ -126,6 +134,11 @@ pub fn whatif_summary(app: &App) -> String {
     }
     if let Some(m) = settings.alb_mode {
         parts.push(format!("ALB mode {}", alb_mode_name(m)));
+    } else if let Some(m) = snap.whatif.summary.as_ref().and_then(|s| s.alb_mode)
+        && m != app.recorded_alb_mode()
+    {
+        // The model switched the ALB along with the affinity (AKS does: ClientIP → SourceIP).
+        parts.push(format!("ALB {} with it", alb_mode_name(m)));
     }
     let mut out = format!("{} (what-if)", parts.join(", "));
     if let Some(sum) = &snap.whatif.summary {
