@@ -6,9 +6,11 @@
 //! Run: `cargo bench --bench alb_hash` (prints one line per measurement).
 
 use hoptrace::cluster::jhash::jhash;
-use hoptrace::cluster::maglev::MaglevTable;
 use hoptrace::cluster::load::{parse_cluster_toml, parse_kubectl_text};
-use hoptrace::cluster::{AlbConfig, AlbFlowTable, AlbHash, AlbMode, AlbModel, ClusterBuilder, FlowKey};
+use hoptrace::cluster::maglev::MaglevTable;
+use hoptrace::cluster::{
+    AlbConfig, AlbFlowTable, AlbHash, AlbMode, AlbModel, ClusterBuilder, FlowKey,
+};
 use std::hash::{BuildHasher, Hasher};
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -38,7 +40,13 @@ fn main() {
     let ks = keys(1 << 16);
     let bytes: Vec<[u8; 16]> = ks
         .iter()
-        .map(|k| k.nft_key(AlbMode::Default).unwrap().as_bytes().try_into().unwrap())
+        .map(|k| {
+            k.nft_key(AlbMode::Default)
+                .unwrap()
+                .as_bytes()
+                .try_into()
+                .unwrap()
+        })
         .collect();
 
     let t = Instant::now();
@@ -58,7 +66,11 @@ fn main() {
         acc ^= h.finish();
     }
     black_box(acc);
-    report("reference: std SipHash-1-3, same 16 bytes", u64::from(N), t.elapsed());
+    report(
+        "reference: std SipHash-1-3, same 16 bytes",
+        u64::from(N),
+        t.elapsed(),
+    );
 
     for hash in [AlbHash::Jhash, AlbHash::Modulo, AlbHash::Maglev] {
         for mode in [AlbMode::Default, AlbMode::SourceIp] {
@@ -73,14 +85,25 @@ fn main() {
             let t = Instant::now();
             let mut acc = 0u32;
             for i in 0..N {
-                acc ^= m.decide(black_box(&ks[(i & 0xffff) as usize])).unwrap().bucket;
+                acc ^= m
+                    .decide(black_box(&ks[(i & 0xffff) as usize]))
+                    .unwrap()
+                    .bucket;
             }
             black_box(acc);
-            report(&format!("AlbModel::decide {hash} {mode}, 3 nodes"), u64::from(N), t.elapsed());
+            report(
+                &format!("AlbModel::decide {hash} {mode}, 3 nodes"),
+                u64::from(N),
+                t.elapsed(),
+            );
         }
     }
 
-    let m = AlbModel::new(AlbConfig { backends: (0..3).map(|i| format!("node{i}")).collect(), ..AlbConfig::default() }).unwrap();
+    let m = AlbModel::new(AlbConfig {
+        backends: (0..3).map(|i| format!("node{i}")).collect(),
+        ..AlbConfig::default()
+    })
+    .unwrap();
     let flows = keys(1_000_000);
     let mut table = AlbFlowTable::default();
     let t = Instant::now();
@@ -90,9 +113,21 @@ fn main() {
     report("AlbFlowTable::route, 1M new flows", 1_000_000, t.elapsed());
     let t = Instant::now();
     for (i, k) in flows.iter().enumerate() {
-        black_box(table.route(&m, k, Duration::from_secs(1) + Duration::from_micros(i as u64)).unwrap());
+        black_box(
+            table
+                .route(
+                    &m,
+                    k,
+                    Duration::from_secs(1) + Duration::from_micros(i as u64),
+                )
+                .unwrap(),
+        );
     }
-    report("AlbFlowTable::route, 1M established flows", 1_000_000, t.elapsed());
+    report(
+        "AlbFlowTable::route, 1M established flows",
+        1_000_000,
+        t.elapsed(),
+    );
 
     for n in [3usize, 100] {
         let names: Vec<String> = (0..n).map(|i| format!("node{i}")).collect();
@@ -102,7 +137,11 @@ fn main() {
             black_box(MaglevTable::build(&names, 65_537, s).unwrap());
         }
         let per = t.elapsed() / reps;
-        println!("{:<44} {:>8.2} ms/build", format!("MaglevTable::build M=65537, {n} backends"), per.as_secs_f64() * 1e3);
+        println!(
+            "{:<44} {:>8.2} ms/build",
+            format!("MaglevTable::build M=65537, {n} backends"),
+            per.as_secs_f64() * 1e3
+        );
     }
 
     // A big cluster: 5,000 nodes (cluster.toml) and 50,000 pods (kubectl text), merged.
@@ -116,16 +155,33 @@ fn main() {
     let mut pods = String::from("NAME         IP              NODE\n");
     for p in 0..50_000u32 {
         let n = p % 5_000;
-        pods.push_str(&format!("pod{p:<9} 10.{}.{}.{:<5} node{n}\n", 100 + n / 256, n % 256, 2 + p / 5_000));
+        pods.push_str(&format!(
+            "pod{p:<9} 10.{}.{}.{:<5} node{n}\n",
+            100 + n / 256,
+            n % 256,
+            2 + p / 5_000
+        ));
     }
     let t = Instant::now();
     let mut b = ClusterBuilder::new();
     b.add_source(parse_cluster_toml(&toml, "big.toml", std::path::Path::new(".")).unwrap());
     b.add_source(parse_kubectl_text(&pods, "pods.txt").unwrap());
     let (cluster, diags) = b.build();
-    println!("{:<44} {:>8.1} ms ({} warnings)", "parse + merge 5,000 nodes, 50,000 pods", t.elapsed().as_secs_f64() * 1e3, diags.len());
+    println!(
+        "{:<44} {:>8.1} ms ({} warnings)",
+        "parse + merge 5,000 nodes, 50,000 pods",
+        t.elapsed().as_secs_f64() * 1e3,
+        diags.len()
+    );
     let probes: Vec<IpAddr> = (0..1_000_000u32)
-        .map(|i| IpAddr::from([10, (100 + (i % 5_000) / 256) as u8, ((i % 5_000) % 256) as u8, (2 + i % 12) as u8]))
+        .map(|i| {
+            IpAddr::from([
+                10,
+                (100 + (i % 5_000) / 256) as u8,
+                ((i % 5_000) % 256) as u8,
+                (2 + i % 12) as u8,
+            ])
+        })
         .collect();
     let t = Instant::now();
     let mut zones = 0usize;
@@ -135,5 +191,9 @@ fn main() {
         }
     }
     black_box(zones);
-    report("Cluster::node_of_endpoint, 5,000 nodes", 1_000_000, t.elapsed());
+    report(
+        "Cluster::node_of_endpoint, 5,000 nodes",
+        1_000_000,
+        t.elapsed(),
+    );
 }

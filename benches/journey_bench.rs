@@ -33,7 +33,11 @@ const NODES: usize = 100;
 fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -74,10 +78,22 @@ struct Workload {
 }
 
 /// `observed_thirds`: how many thirds of the connections a capture explains (post-DNAT packet seen).
-fn workload(sc: &Scenario, svcs: &[generate::GeneratedService], requests: usize, per_conn: usize, observed_thirds: u64) -> Workload {
+fn workload(
+    sc: &Scenario,
+    svcs: &[generate::GeneratedService],
+    requests: usize,
+    per_conn: usize,
+    observed_thirds: u64,
+) -> Workload {
     let mut g = Gen(0x5eed_0001);
     let conns = requests / per_conn;
-    let rp = Replayer::new(sc, ReplayConfig { seed: 1, full_walk: false });
+    let rp = Replayer::new(
+        sc,
+        ReplayConfig {
+            seed: 1,
+            full_walk: false,
+        },
+    );
     let facts = (0..conns)
         .map(|i| {
             let r = g.next();
@@ -105,19 +121,33 @@ fn workload(sc: &Scenario, svcs: &[generate::GeneratedService], requests: usize,
                 // A capture shows the post-DNAT packet (and the masqueraded source).
                 let (ip, port) = s.endpoints[((r >> 40) % s.endpoints.len() as u64) as usize];
                 f.observed_endpoint = Some(SocketAddr::new(IpAddr::V4(ip), port));
-                let n: usize = node.as_deref().and_then(|n| n[4..].parse().ok()).unwrap_or(0);
-                f.observed_source = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 220, (n / 250) as u8, (4 + n % 250) as u8)), client.port()));
+                let n: usize = node
+                    .as_deref()
+                    .and_then(|n| n[4..].parse().ok())
+                    .unwrap_or(0);
+                f.observed_source = Some(SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::new(10, 220, (n / 250) as u8, (4 + n % 250) as u8)),
+                    client.port(),
+                ));
             }
             f
         })
         .collect();
-    Workload { facts, requests_per_connection: per_conn }
+    Workload {
+        facts,
+        requests_per_connection: per_conn,
+    }
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let requests: usize = if quick { 100_000 } else { 1_000_000 };
-    let shape = ClusterShape { services: 5000, endpoints: 5, layout: Layout::New, ..Default::default() };
+    let shape = ClusterShape {
+        services: 5000,
+        endpoints: 5,
+        layout: Layout::New,
+        ..Default::default()
+    };
     let svcs = generate::services(&shape);
     let rules = generate::generate(&shape);
     println!(
@@ -128,10 +158,15 @@ fn main() {
     let rss0 = rss_kib("VmRSS:");
     let t = Instant::now();
     let toml = cluster_toml(&svcs);
-    let src = load_bytes(toml.as_bytes(), "cluster.toml", Path::new(""), None).expect("generated cluster.toml loads");
+    let src = load_bytes(toml.as_bytes(), "cluster.toml", Path::new(""), None)
+        .expect("generated cluster.toml loads");
     let si = ScenarioInputs {
         title: "bench".into(),
-        rules: vec![RulesInput { source: "generated.rules".into(), node: None, text: rules.into_bytes() }],
+        rules: vec![RulesInput {
+            source: "generated.rules".into(),
+            node: None,
+            text: rules.into_bytes(),
+        }],
         cluster_sources: vec![src],
         ..Default::default()
     };
@@ -142,13 +177,23 @@ fn main() {
         sc.cluster.pods().len(),
         rss_kib("VmRSS:").saturating_sub(rss0) as f64 / 1024.0
     );
-    assert!(sc.warnings.is_empty(), "{:?}", &sc.warnings[..sc.warnings.len().min(3)]);
+    assert!(
+        sc.warnings.is_empty(),
+        "{:?}",
+        &sc.warnings[..sc.warnings.len().min(3)]
+    );
 
     for (per_conn, thirds) in [(1usize, 2u64), (4, 2), (1, 3)] {
         let w = workload(&sc, &svcs, requests, per_conn, thirds);
         let rss1 = rss_kib("VmRSS:");
         let t = Instant::now();
-        let mut rp = Replayer::new(&sc, ReplayConfig { seed: 1, full_walk: false });
+        let mut rp = Replayer::new(
+            &sc,
+            ReplayConfig {
+                seed: 1,
+                full_walk: false,
+            },
+        );
         // Records are serialised as `report --format ndjson` writes them, to a sink: a report
         // streams them out rather than holding a million in memory.
         let mut sink = std::io::sink();
@@ -162,9 +207,23 @@ fn main() {
             observed += usize::from(j.endpoint.is_some());
             crossed += usize::from(j.crossed_node == Some(true));
             for k in 0..w.requests_per_connection {
-                let http = HttpFields { method: "GET".into(), target: "/".into(), host: None, status: Some(200) };
+                let http = HttpFields {
+                    method: "GET".into(),
+                    target: "/".into(),
+                    host: None,
+                    status: Some(200),
+                };
                 n_records += 1;
-                let rec = request_record(n_records as u64, ci as u64 + 1, f.start_ns + k as i64 * 1000, "bench.pcap", f.client, f.frontend, http, &j);
+                let rec = request_record(
+                    n_records as u64,
+                    ci as u64 + 1,
+                    f.start_ns + k as i64 * 1000,
+                    "bench.pcap",
+                    f.client,
+                    f.frontend,
+                    http,
+                    &j,
+                );
                 line.clear();
                 serde_json::to_writer(&mut line, &rec).expect("serialises");
                 line.push(b'\n');
@@ -201,10 +260,24 @@ fn main() {
         .collect();
     let t = Instant::now();
     for f in &w.facts {
-        let n: usize = f.observed_node.as_deref().and_then(|n| n[4..].parse().ok()).unwrap_or(0);
-        let p = Packet::tcp(f.client.ip(), Some(f.client.port()), f.frontend.ip(), f.frontend.port()).with_in_iface("eth0");
+        let n: usize = f
+            .observed_node
+            .as_deref()
+            .and_then(|n| n[4..].parse().ok())
+            .unwrap_or(0);
+        let p = Packet::tcp(
+            f.client.ip(),
+            Some(f.client.port()),
+            f.frontend.ip(),
+            f.frontend.port(),
+        )
+        .with_in_iface("eth0");
         std::hint::black_box(evs[n].new_connection(&p, f.start_ns as u64));
     }
     let el = t.elapsed().as_secs_f64();
-    println!("reference        NodeEvaluator::new_connection alone, same connections: {:.0} k/s ({:.2} µs each)", w.facts.len() as f64 / el / 1e3, el * 1e6 / w.facts.len() as f64);
+    println!(
+        "reference        NodeEvaluator::new_connection alone, same connections: {:.0} k/s ({:.2} µs each)",
+        w.facts.len() as f64 / el / 1e3,
+        el * 1e6 / w.facts.len() as f64
+    );
 }

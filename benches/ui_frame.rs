@@ -91,18 +91,35 @@ fn capture_first_frame(path: &str) {
     use hoptrace::cli::tui::{LazyScenarioSource, TuiArgs};
     use hoptrace::journey::snapshot::{LoadProgress, SnapshotSource, WhatIfSettings};
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    println!("-- capture {path} ({:.2} GiB), 160x48, Crossterm→sink", size as f64 / (1u64 << 30) as f64);
+    println!(
+        "-- capture {path} ({:.2} GiB), 160x48, Crossterm→sink",
+        size as f64 / (1u64 << 30) as f64
+    );
     let mut sink = Terminal::with_options(
         CrosstermBackend::new(std::io::sink()),
-        TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, 160, 48)) },
+        TerminalOptions {
+            viewport: Viewport::Fixed(Rect::new(0, 0, 160, 48)),
+        },
     )
     .unwrap();
     let t = Instant::now();
-    let source = LazyScenarioSource::new(TuiArgs { inputs: vec![path.to_string()], seed: 1, ..Default::default() });
+    let source = LazyScenarioSource::new(TuiArgs {
+        inputs: vec![path.to_string()],
+        seed: 1,
+        ..Default::default()
+    });
     let (mut app, effects) = App::new(source.name(), None, Theme::new(false));
     sink.draw(|f| render::view(f, &app)).unwrap();
-    stats("first frame (loading gauge; the capture is read in the background)", vec![t.elapsed()]);
-    let Effect::Load { generation, whatif, scenario } = effects[0].clone() else {
+    stats(
+        "first frame (loading gauge; the capture is read in the background)",
+        vec![t.elapsed()],
+    );
+    let Effect::Load {
+        generation,
+        whatif,
+        scenario,
+    } = effects[0].clone()
+    else {
         panic!("the app asks for the recorded snapshot first")
     };
     assert_eq!(whatif, WhatIfSettings::default());
@@ -111,9 +128,11 @@ fn capture_first_frame(path: &str) {
     let source = std::sync::Arc::new(source);
     let snapshot = {
         let source = source.clone();
-        std::thread::spawn(move || source.snapshot_in(scenario.as_deref(), &whatif, &LoadProgress::new()))
-            .join()
-            .expect("the load task")
+        std::thread::spawn(move || {
+            source.snapshot_in(scenario.as_deref(), &whatif, &LoadProgress::new())
+        })
+        .join()
+        .expect("the load task")
     };
     let loaded = t.elapsed();
     println!(
@@ -122,8 +141,14 @@ fn capture_first_frame(path: &str) {
         snapshot.connections.len(),
         snapshot.warnings.len()
     );
-    stats("capture read + journeys computed (background task)", vec![loaded]);
-    let _ = app.update(Msg::Loaded { generation, snapshot: Box::new(snapshot) });
+    stats(
+        "capture read + journeys computed (background task)",
+        vec![loaded],
+    );
+    let _ = app.update(Msg::Loaded {
+        generation,
+        snapshot: Box::new(snapshot),
+    });
     let t2 = Instant::now();
     sink.draw(|f| render::view(f, &app)).unwrap();
     stats("first frame with the journeys", vec![t2.elapsed()]);

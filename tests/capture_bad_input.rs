@@ -37,8 +37,15 @@ fn scratch(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn hoptrace(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hoptrace")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_hoptrace"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -52,17 +59,35 @@ fn truncated_last_record_keeps_every_complete_one() {
     assert_eq!(c.requests.len(), 3);
     let w = &c.warnings[0];
     assert_eq!(w.offset, Some(last as u64));
-    assert!(matches!(w.kind, WarningKind::TruncatedRecord { have: 20, .. }), "{w}");
+    assert!(
+        matches!(w.kind, WarningKind::TruncatedRecord { have: 20, .. }),
+        "{w}"
+    );
     let text = w.to_string();
-    assert!(text.contains("bad.pcap") && text.contains(&format!("byte offset {last}")), "{text}");
+    assert!(
+        text.contains("bad.pcap") && text.contains(&format!("byte offset {last}")),
+        "{text}"
+    );
     // Cut inside a record header as well.
     let c = analyse(&good[..last + 5]).unwrap();
-    assert!(matches!(c.warnings[0].kind, WarningKind::TruncatedRecord { have: 5, need: 16, .. }));
+    assert!(matches!(
+        c.warnings[0].kind,
+        WarningKind::TruncatedRecord {
+            have: 5,
+            need: 16,
+            ..
+        }
+    ));
     // The CLI says so and exits 1.
     let p = scratch("truncated.pcap", cut);
     let (code, out, err) = hoptrace(&["report", p.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
-    assert!(out.contains("/yo") && err.contains("truncated.pcap") && err.contains(&format!("byte offset {last}")), "{err}");
+    assert!(
+        out.contains("/yo")
+            && err.contains("truncated.pcap")
+            && err.contains(&format!("byte offset {last}")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -74,7 +99,13 @@ fn record_larger_than_256k_stops_reading_without_allocating() {
     b[o + 12..o + 16].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
     let c = analyse(&b).unwrap();
     assert_eq!(c.stats.frames, 5);
-    assert!(matches!(c.warnings[0].kind, WarningKind::RecordTooLarge { len: 0x7fff_fff0, .. }));
+    assert!(matches!(
+        c.warnings[0].kind,
+        WarningKind::RecordTooLarge {
+            len: 0x7fff_fff0,
+            ..
+        }
+    ));
     assert_eq!(c.warnings[0].offset, Some(o as u64));
     // Streamed: the length is checked before anything is buffered.
     let s = Capture::from_reader(0, "-", &b[..], CaptureOptions::default()).unwrap();
@@ -88,7 +119,11 @@ fn record_larger_than_snaplen_is_kept_with_a_warning() {
     b[16..20].copy_from_slice(&100u32.to_le_bytes());
     let c = analyse(&b).unwrap();
     assert_eq!(c.requests.len(), 3);
-    let w = c.warnings.iter().find(|w| matches!(w.kind, WarningKind::RecordOverSnaplen { .. })).expect("warning");
+    let w = c
+        .warnings
+        .iter()
+        .find(|w| matches!(w.kind, WarningKind::RecordOverSnaplen { .. }))
+        .expect("warning");
     assert!(w.to_string().contains("snap length 100"), "{w}");
 }
 
@@ -103,7 +138,13 @@ fn garbage_after_a_valid_prefix() {
     assert_eq!(c.requests.len(), 3);
     let w = &c.warnings[0];
     // The text reads as an absurd record length (or an invalid header): either way, a warning.
-    assert!(matches!(w.kind, WarningKind::Garbage { .. } | WarningKind::RecordTooLarge { .. }), "{w}");
+    assert!(
+        matches!(
+            w.kind,
+            WarningKind::Garbage { .. } | WarningKind::RecordTooLarge { .. }
+        ),
+        "{w}"
+    );
     assert_eq!(w.offset, Some(good.len() as u64));
 
     // pcapng: garbage after the last block.
@@ -119,17 +160,30 @@ fn garbage_after_a_valid_prefix() {
 fn truncated_pcapng_keeps_complete_blocks() {
     let ng = multi_pcapng();
     let full = Capture::from_bytes(0, "x.pcapng", &ng, CaptureOptions::default()).unwrap();
-    let c = Capture::from_bytes(0, "x.pcapng", &ng[..ng.len() - 30], CaptureOptions::default()).unwrap();
+    let c = Capture::from_bytes(
+        0,
+        "x.pcapng",
+        &ng[..ng.len() - 30],
+        CaptureOptions::default(),
+    )
+    .unwrap();
     assert_eq!(c.stats.frames, full.stats.frames - 1);
-    assert!(matches!(c.warnings[0].kind, WarningKind::TruncatedRecord { .. }));
+    assert!(matches!(
+        c.warnings[0].kind,
+        WarningKind::TruncatedRecord { .. }
+    ));
 }
 
 #[test]
 fn empty_file_and_foreign_file_are_errors() {
     assert!(matches!(analyse(b""), Err(CaptureError::Empty { .. })));
-    let e = analyse(b"*nat\n:PREROUTING ACCEPT [0:0]\n").unwrap_err().to_string();
+    let e = analyse(b"*nat\n:PREROUTING ACCEPT [0:0]\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bad.pcap") && e.contains("2a 6e 61 74"), "{e}");
-    let e = analyse(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0]).unwrap_err().to_string();
+    let e = analyse(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("de ad be ef"), "{e}");
     // A pcap header cut short.
     let e = analyse(&good_pcap()[..10]).unwrap_err().to_string();
@@ -142,7 +196,10 @@ fn empty_file_and_foreign_file_are_errors() {
     let text = scratch("notes.txt", b"hello\x1b[2J world\n");
     let (code, _, err) = hoptrace(&["report", text.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("notes.txt") && err.contains("\\x1b") && !err.contains('\x1b'), "{err}");
+    assert!(
+        err.contains("notes.txt") && err.contains("\\x1b") && !err.contains('\x1b'),
+        "{err}"
+    );
     let (code, _, err) = hoptrace(&["report", "/nonexistent/capture.pcap"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/capture.pcap"), "{err}");
@@ -153,22 +210,57 @@ fn unknown_link_type_is_counted_not_fatal() {
     let mut b = good_pcap();
     b[20..24].copy_from_slice(&147u32.to_le_bytes()); // LINKTYPE_USER0
     let c = analyse(&b).unwrap();
-    assert_eq!(c.stats.unsupported_link.get(&147).copied(), Some(c.stats.frames));
+    assert_eq!(
+        c.stats.unsupported_link.get(&147).copied(),
+        Some(c.stats.frames)
+    );
     assert!(c.requests.is_empty());
-    assert!(c.warnings.iter().any(|w| matches!(w.kind, WarningKind::UnsupportedLinkType { link_type: 147, .. })));
+    assert!(c.warnings.iter().any(|w| matches!(
+        w.kind,
+        WarningKind::UnsupportedLinkType { link_type: 147, .. }
+    )));
     // Mixed with a supported interface in one pcapng: the supported one is analysed.
     let conv = keepalive("10.0.0.2:40000", T0);
     let mut sec = NgSection {
         interfaces: vec![
-            NgInterface { framing: Framing::Ethernet { vlans: vec![] }, name: None, tsresol: 6, snaplen: 0 },
-            NgInterface { framing: Framing::Ethernet { vlans: vec![] }, name: None, tsresol: 6, snaplen: 0 },
+            NgInterface {
+                framing: Framing::Ethernet { vlans: vec![] },
+                name: None,
+                tsresol: 6,
+                snaplen: 0,
+            },
+            NgInterface {
+                framing: Framing::Ethernet { vlans: vec![] },
+                name: None,
+                tsresol: 6,
+                snaplen: 0,
+            },
         ],
         ..Default::default()
     };
-    sec.packets = conv.segments().iter().map(|s| NgPacket { interface: 0, segment: s.clone(), comment: None, simple: false }).collect();
-    sec.packets.push(NgPacket { interface: 1, segment: conv.segments()[0].clone(), comment: None, simple: false });
+    sec.packets = conv
+        .segments()
+        .iter()
+        .map(|s| NgPacket {
+            interface: 0,
+            segment: s.clone(),
+            comment: None,
+            simple: false,
+        })
+        .collect();
+    sec.packets.push(NgPacket {
+        interface: 1,
+        segment: conv.segments()[0].clone(),
+        comment: None,
+        simple: false,
+    });
     // A simple packet block belongs to interface 0 and has no timestamp.
-    sec.packets.push(NgPacket { interface: 0, segment: conv.segments()[0].clone(), comment: None, simple: true });
+    sec.packets.push(NgPacket {
+        interface: 0,
+        segment: conv.segments()[0].clone(),
+        comment: None,
+        simple: true,
+    });
     let mut ng = synth::write_pcapng(Vec::new(), &[sec]).unwrap();
     // Patch the second IDB's link type (file order: SHB, IDB, IDB …).
     let shb_len = u32::from_le_bytes(ng[4..8].try_into().unwrap()) as usize;
@@ -186,8 +278,22 @@ fn unknown_link_type_is_counted_not_fatal() {
 fn pcapng_packet_for_undescribed_interface_is_skipped_with_warning() {
     let conv = keepalive("10.0.0.3:40000", T0);
     let sec = NgSection {
-        interfaces: vec![NgInterface { framing: Framing::Ethernet { vlans: vec![] }, name: None, tsresol: 6, snaplen: 0 }],
-        packets: conv.segments().iter().map(|s| NgPacket { interface: 0, segment: s.clone(), comment: None, simple: false }).collect(),
+        interfaces: vec![NgInterface {
+            framing: Framing::Ethernet { vlans: vec![] },
+            name: None,
+            tsresol: 6,
+            snaplen: 0,
+        }],
+        packets: conv
+            .segments()
+            .iter()
+            .map(|s| NgPacket {
+                interface: 0,
+                segment: s.clone(),
+                comment: None,
+                simple: false,
+            })
+            .collect(),
         ..Default::default()
     };
     let mut ng = synth::write_pcapng(Vec::new(), &[sec]).unwrap();
@@ -197,7 +303,13 @@ fn pcapng_packet_for_undescribed_interface_is_skipped_with_warning() {
     let epb = shb_len + idb_len;
     ng[epb + 8..epb + 12].copy_from_slice(&9u32.to_le_bytes());
     let c = Capture::from_bytes(0, "x.pcapng", &ng, CaptureOptions::default()).unwrap();
-    assert!(c.warnings.iter().any(|w| matches!(w.kind, WarningKind::UnknownInterface { interface: 9, packets: 1 })));
+    assert!(c.warnings.iter().any(|w| matches!(
+        w.kind,
+        WarningKind::UnknownInterface {
+            interface: 9,
+            packets: 1
+        }
+    )));
     assert_eq!(c.stats.frames as usize, conv.segments().len() - 1);
 }
 
@@ -205,8 +317,22 @@ fn pcapng_packet_for_undescribed_interface_is_skipped_with_warning() {
 fn malformed_pcapng_block_with_intact_framing_is_skipped() {
     let conv = keepalive("10.0.0.5:40000", T0);
     let sec = NgSection {
-        interfaces: vec![NgInterface { framing: Framing::Ethernet { vlans: vec![] }, name: None, tsresol: 6, snaplen: 0 }],
-        packets: conv.segments().iter().map(|s| NgPacket { interface: 0, segment: s.clone(), comment: None, simple: false }).collect(),
+        interfaces: vec![NgInterface {
+            framing: Framing::Ethernet { vlans: vec![] },
+            name: None,
+            tsresol: 6,
+            snaplen: 0,
+        }],
+        packets: conv
+            .segments()
+            .iter()
+            .map(|s| NgPacket {
+                interface: 0,
+                segment: s.clone(),
+                comment: None,
+                simple: false,
+            })
+            .collect(),
         ..Default::default()
     };
     let mut ng = synth::write_pcapng(Vec::new(), &[sec]).unwrap();
@@ -216,7 +342,11 @@ fn malformed_pcapng_block_with_intact_framing_is_skipped() {
     // The first EPB claims more captured bytes than its block holds.
     ng[epb + 20..epb + 24].copy_from_slice(&5000u32.to_le_bytes());
     let c = Capture::from_bytes(0, "x.pcapng", &ng, CaptureOptions::default()).unwrap();
-    assert!(matches!(c.warnings[0].kind, WarningKind::BadBlock { .. }), "{}", c.warnings[0]);
+    assert!(
+        matches!(c.warnings[0].kind, WarningKind::BadBlock { .. }),
+        "{}",
+        c.warnings[0]
+    );
     assert_eq!(c.warnings[0].offset, Some(epb as u64));
     assert_eq!(c.stats.frames as usize, conv.segments().len() - 1);
     assert_eq!(c.requests.len(), 3);
@@ -224,14 +354,24 @@ fn malformed_pcapng_block_with_intact_framing_is_skipped() {
 
 #[test]
 fn control_characters_from_packets_never_reach_the_terminal() {
-    let mut c = hoptrace::capture::synth::Conversation::new(sa("10.0.0.4:40000"), sa("10.0.0.80:80"), T0);
-    c.handshake().request(b"GET /\x1b[2J\x07evil HTTP/1.1\r\nHost: h\x1b]0;pwn\x07\r\n\r\n").response(&synth::ok(200, b"")).close();
+    let mut c =
+        hoptrace::capture::synth::Conversation::new(sa("10.0.0.4:40000"), sa("10.0.0.80:80"), T0);
+    c.handshake()
+        .request(b"GET /\x1b[2J\x07evil HTTP/1.1\r\nHost: h\x1b]0;pwn\x07\r\n\r\n")
+        .response(&synth::ok(200, b""))
+        .close();
     let p = scratch("evil.pcap", &pcap(&eth(), c.segments()));
     for fmt in ["table", "json", "ndjson", "csv"] {
         let (code, out, _) = hoptrace(&["report", "--format", fmt, p.to_str().unwrap()]);
         assert_eq!(code, 0);
-        assert!(!out.contains('\x1b') && !out.contains('\x07'), "{fmt}: {out}");
-        assert!(out.contains("\\\\x1b") || out.contains("\\x1b"), "{fmt}: {out}");
+        assert!(
+            !out.contains('\x1b') && !out.contains('\x07'),
+            "{fmt}: {out}"
+        );
+        assert!(
+            out.contains("\\\\x1b") || out.contains("\\x1b"),
+            "{fmt}: {out}"
+        );
     }
 }
 
@@ -248,5 +388,8 @@ fn directory_skips_unrecognised_files_but_explicit_ones_are_errors() {
     assert!(err.contains("README") && err.contains("skipped"), "{err}");
     let (code, _, err) = hoptrace(&["report", d.join("README").to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("README") && err.contains("not a recognised input"), "{err}");
+    assert!(
+        err.contains("README") && err.contains("not a recognised input"),
+        "{err}"
+    );
 }

@@ -28,14 +28,21 @@ fn frames() -> &'static [(u32, Vec<u8>)] {
 }
 
 fn check(link_type: u32, data: &[u8]) {
-    assert_eq!(link::decode(link_type, data), link::decode_general(link_type, data), "link type {link_type}, frame {data:02x?}");
+    assert_eq!(
+        link::decode(link_type, data),
+        link::decode_general(link_type, data),
+        "link type {link_type}, frame {data:02x?}"
+    );
 }
 
 #[test]
 fn fast_path_agrees_on_generated_captures() {
     let f = frames();
     let ethernet = f.iter().filter(|(lt, _)| *lt == LINKTYPE_ETHERNET).count();
-    assert!(ethernet > 100, "too few Ethernet frames to exercise the fast path: {ethernet}");
+    assert!(
+        ethernet > 100,
+        "too few Ethernet frames to exercise the fast path: {ethernet}"
+    );
     for (lt, data) in f {
         check(*lt, data);
         // Every cut of the frame (snap length): headers partly or wholly missing.
@@ -53,20 +60,22 @@ fn fast_path_agrees_on_generated_captures() {
 fn fast_path_agrees_on_mutated_frames() {
     // Mutations aimed at the headers (the first 80 bytes): IHL, flags, fragment offset,
     // protocol, total length, TCP data offset …
-    bolero::check!().with_type::<(u16, Vec<(u8, u8)>, Option<u16>)>().for_each(|(pick, edits, cut)| {
-        let f = frames();
-        let (lt, data) = &f[*pick as usize % f.len()];
-        let mut d = data.clone();
-        for &(pos, byte) in edits {
-            let at = pos as usize % d.len().clamp(1, 80);
-            if at < d.len() {
-                d[at] = byte;
+    bolero::check!()
+        .with_type::<(u16, Vec<(u8, u8)>, Option<u16>)>()
+        .for_each(|(pick, edits, cut)| {
+            let f = frames();
+            let (lt, data) = &f[*pick as usize % f.len()];
+            let mut d = data.clone();
+            for &(pos, byte) in edits {
+                let at = pos as usize % d.len().clamp(1, 80);
+                if at < d.len() {
+                    d[at] = byte;
+                }
             }
-        }
-        if let Some(c) = cut {
-            d.truncate(*c as usize % (d.len() + 1));
-        }
-        check(*lt, &d);
-        check(LINKTYPE_ETHERNET, &d);
-    });
+            if let Some(c) = cut {
+                d.truncate(*c as usize % (d.len() + 1));
+            }
+            check(*lt, &d);
+            check(LINKTYPE_ETHERNET, &d);
+        });
 }

@@ -6,7 +6,9 @@ use capture_scenarios::*;
 use hoptrace::capture::link::TcpFlags;
 use hoptrace::capture::reader::{self, Frame, TsUnits};
 use hoptrace::capture::synth::{self, Conversation, Framing, PcapSpec};
-use hoptrace::capture::{Capture, CaptureFormat, CaptureOptions, InitiatorEvidence, Side, TcpState};
+use hoptrace::capture::{
+    Capture, CaptureFormat, CaptureOptions, InitiatorEvidence, Side, TcpState,
+};
 use std::cell::Cell;
 use std::io::Read;
 use std::rc::Rc;
@@ -16,7 +18,10 @@ fn analyse(bytes: &[u8]) -> Capture {
 }
 
 fn targets(c: &Capture) -> Vec<String> {
-    c.requests.iter().map(|r| String::from_utf8_lossy(r.target()).into_owned()).collect()
+    c.requests
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.target()).into_owned())
+        .collect()
 }
 
 #[test]
@@ -34,7 +39,11 @@ fn every_link_type_and_container_yields_the_requests() {
         };
         assert_eq!(t.len(), expected, "{name}: {t:?}");
         for r in &c.requests {
-            assert!(r.response.is_some(), "{name}: {:?} unanswered", String::from_utf8_lossy(r.target()));
+            assert!(
+                r.response.is_some(),
+                "{name}: {:?} unanswered",
+                String::from_utf8_lossy(r.target())
+            );
             assert!(!r.partial, "{name}");
         }
     }
@@ -44,11 +53,25 @@ fn every_link_type_and_container_yields_the_requests() {
 fn pcap_timestamps_in_both_resolutions_and_byte_orders() {
     let c = keepalive("10.0.0.1:40000", T0 + 123_456_789);
     for (big_endian, nanosecond) in [(false, false), (true, false), (false, true), (true, true)] {
-        let spec = PcapSpec { big_endian, nanosecond, ..eth() };
+        let spec = PcapSpec {
+            big_endian,
+            nanosecond,
+            ..eth()
+        };
         let cap = analyse(&pcap(&spec, c.segments()));
-        assert_eq!(cap.format, CaptureFormat::Pcap { big_endian, nanosecond });
+        assert_eq!(
+            cap.format,
+            CaptureFormat::Pcap {
+                big_endian,
+                nanosecond
+            }
+        );
         let first = cap.packet(1).unwrap();
-        let want = if nanosecond { T0 + 123_456_789 } else { T0 + 123_456_000 };
+        let want = if nanosecond {
+            T0 + 123_456_789
+        } else {
+            T0 + 123_456_000
+        };
         assert_eq!(first.ts_ns, want, "be={big_endian} ns={nanosecond}");
     }
 }
@@ -57,19 +80,50 @@ fn pcap_timestamps_in_both_resolutions_and_byte_orders() {
 fn pcapng_sections_interfaces_tsresol_and_comments() {
     let cap = analyse(&multi_pcapng());
     assert_eq!(cap.format, CaptureFormat::PcapNg);
-    let names: Vec<_> = cap.interfaces.iter().map(|i| (i.index, i.section, i.link_type, i.name.clone().unwrap())).collect();
-    assert_eq!(names, vec![(0, 0, 1, "eth0".into()), (1, 0, 276, "any".into()), (2, 1, 101, "tun0".into())]);
+    let names: Vec<_> = cap
+        .interfaces
+        .iter()
+        .map(|i| (i.index, i.section, i.link_type, i.name.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            (0, 0, 1, "eth0".into()),
+            (1, 0, 276, "any".into()),
+            (2, 1, 101, "tun0".into())
+        ]
+    );
     assert_eq!(cap.interfaces[1].ts_resolution, TsUnits::NANOS);
-    assert_eq!(cap.interfaces[2].ts_resolution, TsUnits { base: 2, exponent: 20 });
+    assert_eq!(
+        cap.interfaces[2].ts_resolution,
+        TsUnits {
+            base: 2,
+            exponent: 20
+        }
+    );
     // Timestamps are rescaled per interface: the first packet of each conversation starts at its t0.
     let first_of = |iface: u32| cap.packets().find(|p| p.interface == iface).unwrap().ts_ns;
     assert_eq!(first_of(0), T0);
     assert_eq!(first_of(1), T0 + 500_000);
     let t2 = first_of(2);
     assert!((t2 - (T0 + 1_000_000)).abs() < 1_000, "2^-20 s ticks: {t2}");
-    assert!(cap.comments.iter().any(|c| c.frame.is_none() && c.text == "section one"));
-    assert!(cap.comments.iter().any(|c| c.frame == Some(1) && c.text == "first packet"));
-    assert_eq!(cap.requests.iter().filter(|r| r.client.port() == 40002).count(), 3);
+    assert!(
+        cap.comments
+            .iter()
+            .any(|c| c.frame.is_none() && c.text == "section one")
+    );
+    assert!(
+        cap.comments
+            .iter()
+            .any(|c| c.frame == Some(1) && c.text == "first packet")
+    );
+    assert_eq!(
+        cap.requests
+            .iter()
+            .filter(|r| r.client.port() == 40002)
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -78,26 +132,61 @@ fn connection_facts_initiator_isns_state() {
     let cap = analyse(&pcap(&eth(), conv.segments()));
     assert_eq!(cap.connections.len(), 1);
     let c = &cap.connections[0];
-    assert_eq!((c.client(), c.server()), (sa("10.0.0.1:40000"), sa("10.0.0.80:80")));
+    assert_eq!(
+        (c.client(), c.server()),
+        (sa("10.0.0.1:40000"), sa("10.0.0.80:80"))
+    );
     assert_eq!(c.initiator_evidence, InitiatorEvidence::Syn);
-    assert_eq!((c.client_isn(), c.server_isn()), (Some(conv.client_isn), Some(conv.server_isn)));
-    for bit in [TcpState::SYN, TcpState::SYN_ACK, TcpState::HANDSHAKE, TcpState::FIN_FROM_CLIENT, TcpState::FIN_FROM_SERVER] {
+    assert_eq!(
+        (c.client_isn(), c.server_isn()),
+        (Some(conv.client_isn), Some(conv.server_isn))
+    );
+    for bit in [
+        TcpState::SYN,
+        TcpState::SYN_ACK,
+        TcpState::HANDSHAKE,
+        TcpState::FIN_FROM_CLIENT,
+        TcpState::FIN_FROM_SERVER,
+    ] {
         assert!(c.tcp.has(bit), "{bit} in {}", c.tcp);
     }
     assert!(!c.mid_stream());
     let (pc, ps) = c.packets_cs();
     assert_eq!(pc + ps, conv.segments().len() as u64);
-    assert_eq!((c.first_frame, c.last_frame), (1, conv.segments().len() as u64));
+    assert_eq!(
+        (c.first_frame, c.last_frame),
+        (1, conv.segments().len() as u64)
+    );
     let frames: Vec<u64> = cap.frames_of(0).collect();
-    assert_eq!(frames, (1..=conv.segments().len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        frames,
+        (1..=conv.segments().len() as u64).collect::<Vec<_>>()
+    );
     // Packet records carry the header facts.
     let syn = cap.packet(1).unwrap();
-    assert_eq!((syn.src, syn.src_port, syn.dst_port, syn.tcp_flags), (Some(sa("10.0.0.1:1").ip()), 40000, 80, TcpFlags(TcpFlags::SYN)));
-    assert_eq!((syn.seq, syn.ip_version, syn.protocol, syn.connection), (conv.client_isn, 4, 6, Some(0)));
+    assert_eq!(
+        (syn.src, syn.src_port, syn.dst_port, syn.tcp_flags),
+        (
+            Some(sa("10.0.0.1:1").ip()),
+            40000,
+            80,
+            TcpFlags(TcpFlags::SYN)
+        )
+    );
+    assert_eq!(
+        (syn.seq, syn.ip_version, syn.protocol, syn.connection),
+        (conv.client_isn, 4, 6, Some(0))
+    );
     let synack = cap.packet(2).unwrap();
-    assert_eq!((synack.src_port, synack.ack), (80, conv.client_isn.wrapping_add(1)));
+    assert_eq!(
+        (synack.src_port, synack.ack),
+        (80, conv.client_isn.wrapping_add(1))
+    );
     let req = cap.packet(4).unwrap();
-    assert_eq!(req.payload_len as usize, synth::get("/one", "svc.example").len());
+    assert_eq!(
+        req.payload_len as usize,
+        synth::get("/one", "svc.example").len()
+    );
     assert!(!req.truncated && !req.fragment);
 }
 
@@ -109,12 +198,18 @@ fn http_keepalive_bodies_chunked_and_latency() {
     assert_eq!(r[0].method(), b"GET");
     assert_eq!(r[0].host(), Some(&b"svc.example"[..]));
     assert_eq!(r[0].version(), "HTTP/1.1");
-    assert_eq!(r[0].headers().map(|(n, _)| n.to_vec()).collect::<Vec<_>>(), [b"Host".to_vec(), b"User-Agent".to_vec(), b"Accept".to_vec()]);
+    assert_eq!(
+        r[0].headers().map(|(n, _)| n.to_vec()).collect::<Vec<_>>(),
+        [b"Host".to_vec(), b"User-Agent".to_vec(), b"Accept".to_vec()]
+    );
     assert_eq!(r[1].method(), b"GET");
     assert_eq!(r[1].body_len, 2, "GET with a body (hey -d YO)");
     assert!(r[2].chunked);
     assert_eq!(r[2].body_len, 8);
-    let statuses: Vec<u16> = r.iter().map(|r| r.response.as_ref().unwrap().status).collect();
+    let statuses: Vec<u16> = r
+        .iter()
+        .map(|r| r.response.as_ref().unwrap().status)
+        .collect();
     assert_eq!(statuses, [200, 201, 200]);
     assert_eq!(r[2].response.as_ref().unwrap().body_len, 12);
     for q in r {
@@ -129,11 +224,19 @@ fn http_keepalive_bodies_chunked_and_latency() {
 fn pipelined_requests_pair_in_order() {
     let cap = analyse(&pcap(&eth(), pipelined("10.0.0.2:40000", T0).segments()));
     assert_eq!(targets(&cap), ["/p1", "/p2?x=1", "/p3"]);
-    let statuses: Vec<u16> = cap.requests.iter().map(|r| r.response.as_ref().unwrap().status).collect();
+    let statuses: Vec<u16> = cap
+        .requests
+        .iter()
+        .map(|r| r.response.as_ref().unwrap().status)
+        .collect();
     assert_eq!(statuses, [200, 404, 500]);
     assert_eq!(cap.requests[2].body_len, 5);
     // All three arrived in the same frame.
-    assert!(cap.requests.iter().all(|r| r.first_frame == 4 && r.last_frame == 4));
+    assert!(
+        cap.requests
+            .iter()
+            .all(|r| r.first_frame == 4 && r.last_frame == 4)
+    );
 }
 
 #[test]
@@ -179,7 +282,11 @@ fn mid_stream_start_is_flagged_and_initiator_guessed() {
 
     // Starting inside a body: parsing resumes at the next request.
     let mut c2 = Conversation::new(sa("10.0.0.6:40000"), sa("10.0.0.80:80"), T0);
-    c2.handshake().request(&synth::with_body("POST", "/big", "h", &[b'x'; 3000])).response(&synth::ok(200, b"")).request(&synth::get("/after", "h")).response(&synth::ok(200, b""));
+    c2.handshake()
+        .request(&synth::with_body("POST", "/big", "h", &[b'x'; 3000]))
+        .response(&synth::ok(200, b""))
+        .request(&synth::get("/after", "h"))
+        .response(&synth::ok(200, b""));
     let from_body: Vec<_> = c2.segments()[4..].to_vec();
     let cap = analyse(&pcap(&eth(), &from_body));
     assert_eq!(targets(&cap), ["/after"]);
@@ -201,7 +308,10 @@ fn port_reuse_starts_a_new_connection() {
     let a = keepalive("10.0.0.8:40000", T0);
     let b = keepalive("10.0.0.8:40000", T0 + 10_000_000).with_isns(7, 9);
     let mut b2 = b.clone();
-    b2.handshake().request(&synth::get("/again", "h")).response(&synth::ok(200, b"")).close();
+    b2.handshake()
+        .request(&synth::get("/again", "h"))
+        .response(&synth::ok(200, b""))
+        .close();
     let mut segs = a.segments().to_vec();
     segs.extend_from_slice(b2.segments());
     let cap = analyse(&pcap(&eth(), &segs));
@@ -214,18 +324,41 @@ fn port_reuse_starts_a_new_connection() {
 #[test]
 fn snaplen_cut_packets_are_flagged_and_http_partial() {
     let conv = keepalive("10.0.0.9:40000", T0);
-    let cap = analyse(&pcap(&PcapSpec { snaplen: 80, ..eth() }, conv.segments()));
+    let cap = analyse(&pcap(
+        &PcapSpec {
+            snaplen: 80,
+            ..eth()
+        },
+        conv.segments(),
+    ));
     assert!(cap.stats.truncated > 0);
-    assert!(cap.warnings.iter().any(|w| w.to_string().contains("snap length")));
+    assert!(
+        cap.warnings
+            .iter()
+            .any(|w| w.to_string().contains("snap length"))
+    );
     let p = cap.packet(4).unwrap();
     assert!(p.truncated);
     assert!(!cap.requests.is_empty());
-    assert!(cap.requests.iter().all(|r| r.partial), "{:?}", cap.requests.iter().map(|r| r.partial).collect::<Vec<_>>());
+    assert!(
+        cap.requests.iter().all(|r| r.partial),
+        "{:?}",
+        cap.requests.iter().map(|r| r.partial).collect::<Vec<_>>()
+    );
     assert_eq!(cap.requests[0].method(), b"GET");
     // A snap length that cuts only the body keeps the head complete and still marks it partial.
     let mut c = Conversation::new(sa("10.0.0.9:40001"), sa("10.0.0.80:80"), T0);
-    c.handshake().request(&synth::with_body("POST", "/b", "h", &[b'z'; 400])).response(&synth::ok(200, b"")).close();
-    let cap = analyse(&pcap(&PcapSpec { snaplen: 200, ..eth() }, c.segments()));
+    c.handshake()
+        .request(&synth::with_body("POST", "/b", "h", &[b'z'; 400]))
+        .response(&synth::ok(200, b""))
+        .close();
+    let cap = analyse(&pcap(
+        &PcapSpec {
+            snaplen: 200,
+            ..eth()
+        },
+        c.segments(),
+    ));
     assert_eq!(cap.requests.len(), 1);
     assert!(cap.requests[0].partial);
     assert_eq!(cap.requests[0].body_len, 400);
@@ -236,7 +369,11 @@ fn snaplen_cut_packets_are_flagged_and_http_partial() {
 fn lost_segment_in_a_body_keeps_the_stream_in_step() {
     let mut c = Conversation::new(sa("10.0.0.10:40000"), sa("10.0.0.80:80"), T0);
     c.mss = 100;
-    c.handshake().request(&synth::with_body("POST", "/x", "h", &[b'q'; 450])).request(&synth::get("/next", "h")).response(&synth::ok(200, b"")).response(&synth::ok(200, b""));
+    c.handshake()
+        .request(&synth::with_body("POST", "/x", "h", &[b'q'; 450]))
+        .request(&synth::get("/next", "h"))
+        .response(&synth::ok(200, b""))
+        .response(&synth::ok(200, b""));
     let mut segs = c.into_segments();
     // Drop a body segment (the 3rd data segment of the first request).
     segs.remove(5);
@@ -250,7 +387,10 @@ fn lost_segment_in_a_body_keeps_the_stream_in_step() {
 #[test]
 fn non_http_connections_are_still_listed() {
     let mut c = Conversation::new(sa("10.0.0.11:40000"), sa("10.0.0.80:443"), T0);
-    c.handshake().request(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").response(b"\x16\x03\x03\x00\x7a").close();
+    c.handshake()
+        .request(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        .response(b"\x16\x03\x03\x00\x7a")
+        .close();
     let cap = analyse(&pcap(&eth(), c.segments()));
     assert_eq!(cap.connections.len(), 1);
     assert!(cap.requests.is_empty());
@@ -270,7 +410,13 @@ fn stream_reader_processes_records_as_they_arrive() {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             self.reads.set(self.reads.get() + 1);
             let rest = &self.data[self.pos..];
-            let n = if self.pos == 0 { 24 } else if rest.len() >= 16 { 16 + u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize } else { rest.len() };
+            let n = if self.pos == 0 {
+                24
+            } else if rest.len() >= 16 {
+                16 + u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize
+            } else {
+                rest.len()
+            };
             let n = n.min(buf.len()).min(rest.len());
             buf[..n].copy_from_slice(&rest[..n]);
             self.pos += n;
@@ -280,15 +426,38 @@ fn stream_reader_processes_records_as_they_arrive() {
     let reads = Rc::new(Cell::new(0));
     let mut seen = 0u64;
     let r = reads.clone();
-    let summary = reader::read_stream("-", Trickle { data: bytes.clone(), pos: 0, reads: reads.clone() }, &mut |f: &Frame<'_>| {
-        seen += 1;
-        // Frame n is handed on after the header read plus n record reads, not at end of input.
-        assert_eq!(r.get(), 1 + f.number as usize, "frame {} delivered late", f.number);
-    })
+    let summary = reader::read_stream(
+        "-",
+        Trickle {
+            data: bytes.clone(),
+            pos: 0,
+            reads: reads.clone(),
+        },
+        &mut |f: &Frame<'_>| {
+            seen += 1;
+            // Frame n is handed on after the header read plus n record reads, not at end of input.
+            assert_eq!(
+                r.get(),
+                1 + f.number as usize,
+                "frame {} delivered late",
+                f.number
+            );
+        },
+    )
     .unwrap();
     assert_eq!(seen, summary.frames);
     // And the streamed analysis equals the in-memory one.
-    let streamed = Capture::from_reader(0, "-", Trickle { data: bytes.clone(), pos: 0, reads }, CaptureOptions::default()).unwrap();
+    let streamed = Capture::from_reader(
+        0,
+        "-",
+        Trickle {
+            data: bytes.clone(),
+            pos: 0,
+            reads,
+        },
+        CaptureOptions::default(),
+    )
+    .unwrap();
     let mapped = analyse(&bytes);
     assert_eq!(streamed.requests, mapped.requests);
     assert_eq!(streamed.connections, mapped.connections);
@@ -307,8 +476,18 @@ fn file_open_uses_the_map_and_matches_bytes() {
 
 #[test]
 fn vlan_and_cooked_framings_keep_addresses() {
-    for f in [Framing::Ethernet { vlans: vec![10, 20] }, Framing::LinuxSll, Framing::LinuxSll2, Framing::Null] {
-        let cap = analyse(&pcap(&with_framing(f.clone()), keepalive("10.3.0.1:41000", T0).segments()));
+    for f in [
+        Framing::Ethernet {
+            vlans: vec![10, 20],
+        },
+        Framing::LinuxSll,
+        Framing::LinuxSll2,
+        Framing::Null,
+    ] {
+        let cap = analyse(&pcap(
+            &with_framing(f.clone()),
+            keepalive("10.3.0.1:41000", T0).segments(),
+        ));
         assert_eq!(cap.requests.len(), 3, "{f:?}");
         assert_eq!(cap.requests[0].client, sa("10.3.0.1:41000"), "{f:?}");
         assert_eq!(cap.interfaces[0].link_type, f.link_type());
@@ -320,13 +499,34 @@ fn reassembly_limits_bound_buffering() {
     // Hold back the first data segment of a long request so everything after it is buffered.
     let mut c = Conversation::new(sa("10.0.0.13:40000"), sa("10.0.0.80:80"), T0);
     c.mss = 1000;
-    c.handshake().send(true, &synth::with_body("POST", "/huge", "h", &vec![b'y'; 50_000]), false);
+    c.handshake().send(
+        true,
+        &synth::with_body("POST", "/huge", "h", &vec![b'y'; 50_000]),
+        false,
+    );
     let mut segs = c.into_segments();
     let first = segs.remove(3);
     segs.push(first);
-    let limits = hoptrace::capture::ReassemblyLimits { per_stream_bytes: 8_000, total_bytes: 8_000, ..Default::default() };
-    let cap = Capture::from_bytes(0, "t", &pcap(&eth(), &segs), CaptureOptions { limits, ..Default::default() }).unwrap();
-    assert!(cap.stats.reassembly_peak_bytes <= 8_000, "{}", cap.stats.reassembly_peak_bytes);
+    let limits = hoptrace::capture::ReassemblyLimits {
+        per_stream_bytes: 8_000,
+        total_bytes: 8_000,
+        ..Default::default()
+    };
+    let cap = Capture::from_bytes(
+        0,
+        "t",
+        &pcap(&eth(), &segs),
+        CaptureOptions {
+            limits,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        cap.stats.reassembly_peak_bytes <= 8_000,
+        "{}",
+        cap.stats.reassembly_peak_bytes
+    );
     assert!(cap.connections[0].reassembly()[0].gaps >= 1);
 }
 
@@ -334,7 +534,11 @@ fn reassembly_limits_bound_buffering() {
 fn threads_give_the_same_result_as_one() {
     let mut bytes = Vec::new();
     synth::write_bench_pcap(&mut bytes, 17 << 20).unwrap();
-    let one = CaptureOptions { keep_packets: false, threads: 1, ..Default::default() };
+    let one = CaptureOptions {
+        keep_packets: false,
+        threads: 1,
+        ..Default::default()
+    };
     let single = Capture::from_bytes(0, "b", &bytes, one).unwrap();
     for threads in [2, 3] {
         let multi = Capture::from_bytes(0, "b", &bytes, CaptureOptions { threads, ..one }).unwrap();
@@ -383,19 +587,36 @@ fn raw_ip_frames() -> Vec<Vec<u8>> {
 #[test]
 fn udp_icmp_ipv6_extension_headers_and_fragments() {
     use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-    let header = PcapHeader { datalink: pcap_file::DataLink::RAW, ..Default::default() };
+    let header = PcapHeader {
+        datalink: pcap_file::DataLink::RAW,
+        ..Default::default()
+    };
     let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
     for (i, f) in raw_ip_frames().iter().enumerate() {
-        w.write_packet(&PcapPacket::new(std::time::Duration::from_millis(i as u64), f.len() as u32, f)).unwrap();
+        w.write_packet(&PcapPacket::new(
+            std::time::Duration::from_millis(i as u64),
+            f.len() as u32,
+            f,
+        ))
+        .unwrap();
     }
     let cap = analyse(&w.into_writer());
     assert_eq!(cap.connections.len(), 2);
     let udp = &cap.connections[0];
-    assert_eq!((udp.protocol, udp.initiator_evidence), (17, InitiatorEvidence::FirstPacket));
-    assert_eq!((udp.client(), udp.server()), (sa("[2001:db8::1]:5353"), sa("[2001:db8::2]:53")));
+    assert_eq!(
+        (udp.protocol, udp.initiator_evidence),
+        (17, InitiatorEvidence::FirstPacket)
+    );
+    assert_eq!(
+        (udp.client(), udp.server()),
+        (sa("[2001:db8::1]:5353"), sa("[2001:db8::2]:53"))
+    );
     assert_eq!((udp.packets, udp.bytes), ([1, 1], [4, 4]));
     let icmp = &cap.connections[1];
-    assert_eq!((icmp.protocol, icmp.a.port(), icmp.packets), (1, 0x1234, [1, 1]));
+    assert_eq!(
+        (icmp.protocol, icmp.a.port(), icmp.packets),
+        (1, 0x1234, [1, 1])
+    );
     let frag = cap.packet(5).unwrap();
     assert!(frag.fragment && frag.connection.is_none());
     assert_eq!((frag.src, frag.protocol), (Some(sa("10.0.0.1:0").ip()), 6));
@@ -405,11 +626,14 @@ fn udp_icmp_ipv6_extension_headers_and_fragments() {
 
 #[test]
 fn until_close_body_ends_with_fin_but_is_partial_after_reset() {
-    let resp = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nstreamed until the server closes";
+    let resp =
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nstreamed until the server closes";
     let body_len = 32;
     for (reset, partial) in [(false, false), (true, true)] {
         let mut c = Conversation::new(sa("10.0.0.20:40000"), sa("10.0.0.80:80"), T0);
-        c.handshake().request(&synth::get("/stream", "h")).response(resp);
+        c.handshake()
+            .request(&synth::get("/stream", "h"))
+            .response(resp);
         if reset {
             c.reset();
         } else {
@@ -417,8 +641,16 @@ fn until_close_body_ends_with_fin_but_is_partial_after_reset() {
         }
         let cap = analyse(&pcap(&eth(), c.segments()));
         let r = cap.requests[0].response.as_ref().unwrap();
-        assert_eq!((r.status, r.body_len, r.partial), (200, body_len, partial), "reset={reset}");
-        assert!(cap.connections[0].tcp.has(if reset { TcpState::RST } else { TcpState::FIN_FROM_SERVER }));
+        assert_eq!(
+            (r.status, r.body_len, r.partial),
+            (200, body_len, partial),
+            "reset={reset}"
+        );
+        assert!(cap.connections[0].tcp.has(if reset {
+            TcpState::RST
+        } else {
+            TcpState::FIN_FROM_SERVER
+        }));
     }
 }
 
@@ -432,14 +664,27 @@ fn responses_written_in_small_pieces_pair_with_pipelined_head() {
     c.handshake().request(&reqs);
     for (i, body) in [&b"answer one"[..], b"answer two", b""].iter().enumerate() {
         let announced = (if i == 2 { 12 } else { body.len() }).to_string();
-        let parts: [&[u8]; 4] = [b"HTTP/1.1 200 OK\r\nContent-Length: ", announced.as_bytes(), b"\r\n\r\n", body];
+        let parts: [&[u8]; 4] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: ",
+            announced.as_bytes(),
+            b"\r\n\r\n",
+            body,
+        ];
         let whole: Vec<u8> = parts.concat();
-        let cuts = [parts[0].len(), parts[0].len() + parts[1].len(), parts[0].len() + parts[1].len() + 4];
+        let cuts = [
+            parts[0].len(),
+            parts[0].len() + parts[1].len(),
+            parts[0].len() + parts[1].len() + 4,
+        ];
         c.send_pieces(false, &whole, &cuts);
     }
     c.close();
     let cap = analyse(&pcap(&eth(), c.segments()));
-    let got: Vec<_> = cap.requests.iter().map(|r| r.response.as_ref().map(|r| (r.status, r.body_len))).collect();
+    let got: Vec<_> = cap
+        .requests
+        .iter()
+        .map(|r| r.response.as_ref().map(|r| (r.status, r.body_len)))
+        .collect();
     assert_eq!(got, [Some((200, 10)), Some((200, 10)), Some((200, 0))]);
 }
 
@@ -448,7 +693,11 @@ fn never_ending_heads_are_bounded_across_connections() {
     // Many connections each sending a request line and then header bytes without end.
     let mut segs = Vec::new();
     for i in 0..40u16 {
-        let mut c = Conversation::new(sa(&format!("10.0.1.{}:{}", i % 200 + 1, 40000 + i)), sa("10.0.0.80:80"), T0 + i as i64);
+        let mut c = Conversation::new(
+            sa(&format!("10.0.1.{}:{}", i % 200 + 1, 40000 + i)),
+            sa("10.0.0.80:80"),
+            T0 + i as i64,
+        );
         c.mss = 1400;
         let mut head = b"GET /slow HTTP/1.1\r\nX-Pad: ".to_vec();
         head.extend(std::iter::repeat_n(b'a', 30_000));
@@ -456,10 +705,30 @@ fn never_ending_heads_are_bounded_across_connections() {
         segs.extend(c.into_segments());
     }
     segs.sort_by_key(|s| s.ts_ns);
-    let limits = hoptrace::capture::ReassemblyLimits { http_head_total: 200_000, ..Default::default() };
-    let cap = Capture::from_bytes(0, "t", &pcap(&eth(), &segs), CaptureOptions { limits, ..Default::default() }).unwrap();
-    assert!(cap.stats.http_head_peak_bytes <= 200_000, "{}", cap.stats.http_head_peak_bytes);
+    let limits = hoptrace::capture::ReassemblyLimits {
+        http_head_total: 200_000,
+        ..Default::default()
+    };
+    let cap = Capture::from_bytes(
+        0,
+        "t",
+        &pcap(&eth(), &segs),
+        CaptureOptions {
+            limits,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        cap.stats.http_head_peak_bytes <= 200_000,
+        "{}",
+        cap.stats.http_head_peak_bytes
+    );
     // Heads abandoned under the bound are reported as partial requests, not lost.
     assert_eq!(cap.requests.len(), 40);
-    assert!(cap.requests.iter().all(|r| r.partial && r.target() == b"/slow"));
+    assert!(
+        cap.requests
+            .iter()
+            .all(|r| r.partial && r.target() == b"/slow")
+    );
 }

@@ -11,11 +11,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
 fn skip_reason() -> Option<&'static str> {
@@ -55,7 +61,10 @@ fn handle(stream: TcpStream) {
             }
             head.push(line.to_ascii_lowercase());
         }
-        if head.iter().any(|l| l.starts_with("transfer-encoding: chunked")) {
+        if head
+            .iter()
+            .any(|l| l.starts_with("transfer-encoding: chunked"))
+        {
             loop {
                 let mut size = String::new();
                 r.read_line(&mut size).unwrap();
@@ -73,8 +82,17 @@ fn handle(stream: TcpStream) {
         let close = head.iter().any(|l| l.starts_with("connection: close"));
         let body = format!("answer to {}", head[0].trim());
         // A HEAD response announces the length but carries no body.
-        let sent = if head[0].starts_with("head ") { "" } else { body.as_str() };
-        write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{sent}", body.len()).unwrap();
+        let sent = if head[0].starts_with("head ") {
+            ""
+        } else {
+            body.as_str()
+        };
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{sent}",
+            body.len()
+        )
+        .unwrap();
         if close {
             return;
         }
@@ -115,16 +133,23 @@ fn traffic(port: u16) -> usize {
         read_responses(&mut a, 1, false);
     }
     let mut b = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let pipelined = format!("GET /p/1 HTTP/1.1\r\n{h}\r\nGET /p/2?q=x HTTP/1.1\r\n{h}\r\nHEAD /p/3 HTTP/1.1\r\n{h}\r\n");
+    let pipelined = format!(
+        "GET /p/1 HTTP/1.1\r\n{h}\r\nGET /p/2?q=x HTTP/1.1\r\n{h}\r\nHEAD /p/3 HTTP/1.1\r\n{h}\r\n"
+    );
     b.write_all(pipelined.as_bytes()).unwrap();
     read_responses(&mut b, 3, true);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(format!("POST /chunked HTTP/1.1\r\n{h}Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n").as_bytes()).unwrap();
+    c.write_all(
+        format!("POST /chunked HTTP/1.1\r\n{h}Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(20));
     c.write_all(b"3\r\nefg\r\n0\r\n\r\n").unwrap();
     read_responses(&mut c, 1, false);
     let mut d = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    d.write_all(format!("GET /bye HTTP/1.1\r\n{h}Connection: close\r\n\r\n").as_bytes()).unwrap();
+    d.write_all(format!("GET /bye HTTP/1.1\r\n{h}Connection: close\r\n\r\n").as_bytes())
+        .unwrap();
     read_responses(&mut d, 1, false);
     drop((a, b, c, d));
     std::thread::sleep(Duration::from_millis(500));
@@ -135,7 +160,13 @@ fn traffic(port: u16) -> usize {
 fn tcpdump(args: &[&str], stdout: Stdio) -> Child {
     // Immediate mode: packets are handed over at once, not when a TPACKET_V3 block retires
     // (which can lose the last block when tcpdump is interrupted).
-    let mut child = Command::new("tcpdump").arg("--immediate-mode").args(args).stdout(stdout).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new("tcpdump")
+        .arg("--immediate-mode")
+        .args(args)
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     while err.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {
@@ -148,16 +179,36 @@ fn tcpdump(args: &[&str], stdout: Stdio) -> Child {
 }
 
 fn stop(child: &mut Child) {
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
 }
 
 type Key = (String, u16, String, String);
 
 fn tshark_requests(path: &Path, port: u16) -> Vec<Key> {
     let out = Command::new("tshark")
-        .args(["-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-d", &format!("tcp.port=={port},http"), "-r"])
+        .args([
+            "-n",
+            "-o",
+            "tcp.reassemble_out_of_order:TRUE",
+            "-d",
+            &format!("tcp.port=={port},http"),
+            "-r",
+        ])
         .arg(path)
-        .args(["-Y", "http.request", "-T", "fields", "-E", "separator=\t", "-e", "ip.src", "-e", "tcp.srcport"])
+        .args([
+            "-Y",
+            "http.request",
+            "-T",
+            "fields",
+            "-E",
+            "separator=\t",
+            "-e",
+            "ip.src",
+            "-e",
+            "tcp.srcport",
+        ])
         .args(["-e", "http.request.method", "-e", "http.request.uri"])
         .output()
         .unwrap();
@@ -165,7 +216,12 @@ fn tshark_requests(path: &Path, port: u16) -> Vec<Key> {
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = line.split('\t').collect();
         for (m, u) in f[2].split(',').zip(f[3].split(',')) {
-            v.push((f[0].to_string(), f[1].parse().unwrap(), m.to_string(), u.to_string()));
+            v.push((
+                f[0].to_string(),
+                f[1].parse().unwrap(),
+                m.to_string(),
+                u.to_string(),
+            ));
         }
     }
     v.sort();
@@ -196,15 +252,26 @@ fn our_requests(cap: &hoptrace::capture::Capture) -> Vec<Key> {
 fn compare_with_tshark(path: &Path, port: u16, ours: &[Key]) -> bool {
     let cap = hoptrace::capture::Capture::open(0, path, Default::default()).unwrap();
     let lost = cap.connections.iter().any(|c| {
-        c.reassembly().iter().any(|s| s.gaps > 0) || !c.tcp.closed() || c.client_isn().is_none() || c.server_isn().is_none()
+        c.reassembly().iter().any(|s| s.gaps > 0)
+            || !c.tcp.closed()
+            || c.client_isn().is_none()
+            || c.server_isn().is_none()
     });
     let theirs = tshark_requests(path, port);
-    let ok = if lost { theirs.iter().all(|t| ours.contains(t)) } else { ours == theirs };
+    let ok = if lost {
+        theirs.iter().all(|t| ours.contains(t))
+    } else {
+        ours == theirs
+    };
     if !ok {
         // Keep the capture for inspection.
         let _ = std::fs::copy(path, path.with_extension("mismatch"));
     }
-    assert!(ok, "{} (lost packets: {lost}): hoptrace {ours:?} vs tshark {theirs:?}", path.display());
+    assert!(
+        ok,
+        "{} (lost packets: {lost}): hoptrace {ours:?} vs tshark {theirs:?}",
+        path.display()
+    );
     lost
 }
 
@@ -226,8 +293,34 @@ fn loopback_captures_match_tshark() {
     let filter = format!("tcp port {port}");
     let lo = scratch("lo.pcap");
     let any = scratch("any-ns.pcap");
-    let mut t1 = tcpdump(&["-i", "lo", "-U", "-s", "0", "-w", lo.to_str().unwrap(), &filter], Stdio::null());
-    let mut t2 = tcpdump(&["-i", "any", "-y", "LINUX_SLL2", "--time-stamp-precision", "nano", "-U", "-w", any.to_str().unwrap(), &filter], Stdio::null());
+    let mut t1 = tcpdump(
+        &[
+            "-i",
+            "lo",
+            "-U",
+            "-s",
+            "0",
+            "-w",
+            lo.to_str().unwrap(),
+            &filter,
+        ],
+        Stdio::null(),
+    );
+    let mut t2 = tcpdump(
+        &[
+            "-i",
+            "any",
+            "-y",
+            "LINUX_SLL2",
+            "--time-stamp-precision",
+            "nano",
+            "-U",
+            "-w",
+            any.to_str().unwrap(),
+            &filter,
+        ],
+        Stdio::null(),
+    );
     // dumpcap (Wireshark's capturer) writes pcapng: SHB/IDB options, if_tsresol, statistics.
     let ng = scratch("lo-dumpcap.pcapng");
     let _ = std::fs::remove_file(&ng);
@@ -249,20 +342,40 @@ fn loopback_captures_match_tshark() {
     for (path, link) in [(&lo, 1), (&any, 276), (&ng, 1)] {
         let cap = hoptrace::capture::Capture::open(0, path, Default::default()).unwrap();
         assert_eq!(cap.interfaces[0].link_type, link, "{}", path.display());
-        assert!(cap.warnings.is_empty(), "{}: {:?}", path.display(), cap.warnings);
+        assert!(
+            cap.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            cap.warnings
+        );
         let ours = our_requests(&cap);
         let lost = compare_with_tshark(path, port, &ours);
         if lost || ours.len() < sent {
-            eprintln!("note: {} lost packets ({} of {sent} requests)", path.display(), ours.len());
+            eprintln!(
+                "note: {} lost packets ({} of {sent} requests)",
+                path.display(),
+                ours.len()
+            );
             continue;
         }
         complete += 1;
         let head = cap.requests.iter().find(|r| r.method() == b"HEAD").unwrap();
-        assert_eq!(head.response.as_ref().map(|r| (r.status, r.body_len)), Some((200, 0)));
-        let yo = cap.requests.iter().find(|r| r.target() == b"/live/yo").unwrap();
+        assert_eq!(
+            head.response.as_ref().map(|r| (r.status, r.body_len)),
+            Some((200, 0))
+        );
+        let yo = cap
+            .requests
+            .iter()
+            .find(|r| r.target() == b"/live/yo")
+            .unwrap();
         assert_eq!(yo.body_len, 2);
         for c in &cap.connections {
-            assert!(c.client_isn().is_some() && c.server_isn().is_some(), "{}: {c:?}", path.display());
+            assert!(
+                c.client_isn().is_some() && c.server_isn().is_some(),
+                "{}: {c:?}",
+                path.display()
+            );
         }
     }
     assert!(complete >= 1, "every capture lost packets");
@@ -277,7 +390,10 @@ fn tcpdump_pipe_into_report_stdin() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     serve(listener);
-    let mut dump = tcpdump(&["-i", "lo", "-U", "-w", "-", &format!("tcp port {port}")], Stdio::piped());
+    let mut dump = tcpdump(
+        &["-i", "lo", "-U", "-w", "-", &format!("tcp port {port}")],
+        Stdio::piped(),
+    );
     let mut report = Command::new(env!("CARGO_BIN_EXE_hoptrace"))
         .args(["report", "--format", "ndjson", "-"])
         .stdin(Stdio::piped())
@@ -312,13 +428,21 @@ fn tcpdump_pipe_into_report_stdin() {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             assert_eq!(v["capture"], "stdin");
             let s = |k: &str| v[k].as_str().unwrap().to_string();
-            (v["client"]["ip"].as_str().unwrap().to_string(), v["client"]["port"].as_u64().unwrap() as u16, s("method"), s("target"))
+            (
+                v["client"]["ip"].as_str().unwrap().to_string(),
+                v["client"]["port"].as_u64().unwrap() as u16,
+                s("method"),
+                s("target"),
+            )
         })
         .collect();
     ours.sort();
     let lost = compare_with_tshark(&copy, port, &ours);
     if lost || ours.len() < sent {
-        eprintln!("note: tcpdump lost packets: {} of {sent} requests captured", ours.len());
+        eprintln!(
+            "note: tcpdump lost packets: {} of {sent} requests captured",
+            ours.len()
+        );
     }
     assert!(!ours.is_empty());
 }

@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn tshark_available() -> bool {
-    Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn scratch_dir() -> PathBuf {
@@ -27,10 +30,26 @@ fn tshark_requests(path: &std::path::Path) -> BTreeMap<Key, usize> {
         .args(["-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-r"])
         .arg(path)
         .args(["-Y", "http.request", "-T", "fields", "-E", "separator=\t"])
-        .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "http.request.method", "-e", "http.request.uri"])
+        .args([
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "http.request.method",
+            "-e",
+            "http.request.uri",
+        ])
         .output()
         .expect("run tshark");
-    assert!(out.status.success(), "tshark failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tshark failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut m = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = line.split('\t').collect();
@@ -41,7 +60,13 @@ fn tshark_requests(path: &std::path::Path) -> BTreeMap<Key, usize> {
         let uris: Vec<&str> = f[4].split(',').collect();
         assert_eq!(methods.len(), uris.len(), "{line:?}");
         for (mth, uri) in methods.iter().zip(&uris) {
-            *m.entry((ip.to_string(), f[2].parse().unwrap(), mth.to_string(), uri.to_string())).or_insert(0) += 1;
+            *m.entry((
+                ip.to_string(),
+                f[2].parse().unwrap(),
+                mth.to_string(),
+                uri.to_string(),
+            ))
+            .or_insert(0) += 1;
         }
     }
     m

@@ -4,9 +4,9 @@
 //! `BOLERO_RANDOM_ITERATIONS=300000 PROPTEST_CASES=20000 cargo test --test cluster_fuzz`.
 
 use hoptrace::cluster::load::{
-    load_bytes, looks_like_cluster_toml, looks_like_kubectl_json, looks_like_kubectl_text, looks_like_route_n,
-    looks_like_ip_route, parse_cluster_toml, parse_ip_route, parse_kubectl_json, parse_kubectl_text, parse_route_n,
-    sniff,
+    load_bytes, looks_like_cluster_toml, looks_like_ip_route, looks_like_kubectl_json,
+    looks_like_kubectl_text, looks_like_route_n, parse_cluster_toml, parse_ip_route,
+    parse_kubectl_json, parse_kubectl_text, parse_route_n, sniff,
 };
 use hoptrace::cluster::{AlbConfig, AlbHash, AlbMode, AlbModel, ClusterBuilder, FlowKey};
 use proptest::prelude::*;
@@ -47,10 +47,18 @@ fn exercise(bytes: &[u8]) {
     let (cluster, diags) = b.build();
     for d in &diags {
         let shown = d.to_string();
-        assert!(!shown.chars().any(|c| c.is_control()), "unescaped control character in {shown:?}");
+        assert!(
+            !shown.chars().any(|c| c.is_control()),
+            "unescaped control character in {shown:?}"
+        );
     }
     if let Ok(model) = AlbModel::from_cluster(&cluster) {
-        let _ = model.decide(&FlowKey::tcp("1.2.3.4".parse().unwrap(), 1, "5.6.7.8".parse().unwrap(), 80));
+        let _ = model.decide(&FlowKey::tcp(
+            "1.2.3.4".parse().unwrap(),
+            1,
+            "5.6.7.8".parse().unwrap(),
+            80,
+        ));
     }
 }
 

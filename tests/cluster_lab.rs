@@ -38,7 +38,10 @@ fn lab_scenarios_agree_with_truth() {
         .collect();
     scenarios.sort();
     if scenarios.is_empty() {
-        eprintln!("skipped: no scenario with cluster.toml and truth.json in {}", dir.display());
+        eprintln!(
+            "skipped: no scenario with cluster.toml and truth.json in {}",
+            dir.display()
+        );
         return;
     }
     let (mut alb_checked, mut pods_checked) = (0usize, 0usize);
@@ -48,11 +51,16 @@ fn lab_scenarios_agree_with_truth() {
         let mut b = ClusterBuilder::new();
         b.add_source(src);
         let (cluster, diags) = b.build();
-        let warnings: Vec<String> =
-            diags.iter().filter(|d| d.severity == Severity::Warning).map(ToString::to_string).collect();
+        let warnings: Vec<String> = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .map(ToString::to_string)
+            .collect();
         assert!(warnings.is_empty(), "{name}: {warnings:?}");
 
-        let truth: Value = serde_json::from_str(&std::fs::read_to_string(scen.join("truth.json")).unwrap()).unwrap();
+        let truth: Value =
+            serde_json::from_str(&std::fs::read_to_string(scen.join("truth.json")).unwrap())
+                .unwrap();
         let model = AlbModel::from_cluster(&cluster).unwrap();
         for conn in truth["connections"].as_array().unwrap() {
             let id = &conn["id"];
@@ -66,23 +74,45 @@ fn lab_scenarios_agree_with_truth() {
                 let mode: AlbMode = alb["mode"].as_str().unwrap().parse().unwrap();
                 let d = model.decide(&key).unwrap();
                 assert_eq!(d.mode, mode, "{name} #{id}");
-                assert_eq!(u64::from(d.bucket), alb["bucket"].as_u64().unwrap(), "{name} #{id} {key}");
+                assert_eq!(
+                    u64::from(d.bucket),
+                    alb["bucket"].as_u64().unwrap(),
+                    "{name} #{id} {key}"
+                );
                 assert_eq!(d.node, alb["node"].as_str().unwrap(), "{name} #{id} {key}");
-                assert_eq!(u64::from(d.bucket) + 100, alb["ct_mark"].as_u64().unwrap(), "{name} #{id}");
-                assert_eq!(d.node, conn["ingress_node"].as_str().unwrap(), "{name} #{id}");
+                assert_eq!(
+                    u64::from(d.bucket) + 100,
+                    alb["ct_mark"].as_u64().unwrap(),
+                    "{name} #{id}"
+                );
+                assert_eq!(
+                    d.node,
+                    conn["ingress_node"].as_str().unwrap(),
+                    "{name} #{id}"
+                );
                 alb_checked += 1;
             }
             if let Some(pod) = conn["pod"].as_object() {
                 let pod_ip = ip(&pod["ip"]);
-                let node = cluster.node_of_endpoint(pod_ip).unwrap_or_else(|| panic!("{name} #{id}: no node for {pod_ip}"));
+                let node = cluster
+                    .node_of_endpoint(pod_ip)
+                    .unwrap_or_else(|| panic!("{name} #{id}: no node for {pod_ip}"));
                 assert_eq!(node.name(), pod["node"].as_str().unwrap(), "{name} #{id}");
                 assert_eq!(node.zone(), pod["zone"].as_str(), "{name} #{id}");
                 if let Some(p) = cluster.pod_by_ip(pod_ip) {
                     assert_eq!(p.name(), pod["name"].as_str(), "{name} #{id}");
                 }
                 let ingress = conn["ingress_node"].as_str().unwrap();
-                assert_eq!(cluster.crosses_zone(ingress, node.name()), conn["crossed_zone"].as_bool(), "{name} #{id}");
-                assert_eq!(Some(ingress != node.name()), conn["crossed_node"].as_bool(), "{name} #{id}");
+                assert_eq!(
+                    cluster.crosses_zone(ingress, node.name()),
+                    conn["crossed_zone"].as_bool(),
+                    "{name} #{id}"
+                );
+                assert_eq!(
+                    Some(ingress != node.name()),
+                    conn["crossed_node"].as_bool(),
+                    "{name} #{id}"
+                );
                 pods_checked += 1;
             }
         }
@@ -97,12 +127,19 @@ fn lab_scenarios_agree_with_truth() {
             let (a, d) = attribute_capture(&p.to_string_lossy(), &[], &cluster);
             assert!(d.is_empty(), "{name}/{file}: {d:?}");
             match a {
-                CaptureAttribution::Node { node, .. } => assert!(file.starts_with(&node), "{name}/{file} → {node}"),
-                CaptureAttribution::Client { name: Some(c), .. } => assert!(file.starts_with(&c), "{name}/{file} → {c}"),
+                CaptureAttribution::Node { node, .. } => {
+                    assert!(file.starts_with(&node), "{name}/{file} → {node}")
+                }
+                CaptureAttribution::Client { name: Some(c), .. } => {
+                    assert!(file.starts_with(&c), "{name}/{file} → {c}")
+                }
                 other => panic!("{name}/{file}: {other:?}"),
             }
         }
     }
-    eprintln!("{} scenarios: {alb_checked} ALB decisions and {pods_checked} pod placements agree with truth.json", scenarios.len());
+    eprintln!(
+        "{} scenarios: {alb_checked} ALB decisions and {pods_checked} pod placements agree with truth.json",
+        scenarios.len()
+    );
     assert!(alb_checked > 0);
 }

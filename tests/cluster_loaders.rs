@@ -7,9 +7,17 @@ use std::path::Path;
 
 enum Want {
     /// Loaded: (nodes, pods, frontends, lines of warnings in order).
-    Ok { nodes: usize, pods: usize, frontends: usize, warning_lines: &'static [Option<u32>] },
+    Ok {
+        nodes: usize,
+        pods: usize,
+        frontends: usize,
+        warning_lines: &'static [Option<u32>],
+    },
     /// Refused: kind and line.
-    Err { kind: LoadErrorKind, line: Option<u32> },
+    Err {
+        kind: LoadErrorKind,
+        line: Option<u32>,
+    },
 }
 
 struct Case {
@@ -156,13 +164,34 @@ fn loaders_table() {
         assert_eq!(sniff(c.input), c.kind, "{}: sniffed kind", c.name);
         let got = load_bytes(c.input, "in", Path::new("/lab"), None);
         match (&c.want, got) {
-            (Want::Ok { nodes, pods, frontends, warning_lines }, Ok(src)) => {
+            (
+                Want::Ok {
+                    nodes,
+                    pods,
+                    frontends,
+                    warning_lines,
+                },
+                Ok(src),
+            ) => {
                 assert_eq!(src.nodes.len(), *nodes, "{}: nodes", c.name);
                 assert_eq!(src.pods.len(), *pods, "{}: pods", c.name);
-                assert_eq!(src.load_balancer.frontends.len(), *frontends, "{}: frontends", c.name);
-                let lines: Vec<Option<u32>> =
-                    src.diagnostics.iter().filter(|d| d.severity == Severity::Warning).map(|d| d.line).collect();
-                assert_eq!(lines, *warning_lines, "{}: warnings {:?}", c.name, src.diagnostics);
+                assert_eq!(
+                    src.load_balancer.frontends.len(),
+                    *frontends,
+                    "{}: frontends",
+                    c.name
+                );
+                let lines: Vec<Option<u32>> = src
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == Severity::Warning)
+                    .map(|d| d.line)
+                    .collect();
+                assert_eq!(
+                    lines, *warning_lines,
+                    "{}: warnings {:?}",
+                    c.name, src.diagnostics
+                );
                 for d in &src.diagnostics {
                     assert!(d.to_string().starts_with("in"), "{}: {d}", c.name);
                 }

@@ -1,10 +1,12 @@
 //! Merging several cluster inputs, inference, conflicts and lookups, through the public API.
 
 use hoptrace::cluster::infer::{AddressTally, CaptureAttribution, attribute_capture};
-use hoptrace::cluster::load::{load_bytes, parse_cluster_toml, parse_kubectl_json, parse_kubectl_text, parse_route_n};
+use hoptrace::cluster::load::{
+    load_bytes, parse_cluster_toml, parse_kubectl_json, parse_kubectl_text, parse_route_n,
+};
 use hoptrace::cluster::{
-    AlbHash, AlbMode, AlbModel, Cluster, ClusterBuilder, Diagnostic, ExternalTrafficPolicy, FlowKey, IpRole,
-    Provenance, Severity, SourceKind,
+    AlbHash, AlbMode, AlbModel, Cluster, ClusterBuilder, Diagnostic, ExternalTrafficPolicy,
+    FlowKey, IpRole, Provenance, Severity, SourceKind,
 };
 use std::net::IpAddr;
 use std::path::Path;
@@ -24,7 +26,10 @@ fn build(inputs: &[(&str, &str)]) -> (Cluster, Vec<Diagnostic>) {
 }
 
 fn warnings(d: &[Diagnostic]) -> Vec<String> {
-    d.iter().filter(|d| d.severity == Severity::Warning).map(ToString::to_string).collect()
+    d.iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(ToString::to_string)
+        .collect()
 }
 
 const TOML: &str = r#"
@@ -84,19 +89,37 @@ fn toml_plus_kubectl_pods_infers_the_gaps() {
     assert_eq!(c.crosses_zone("node0", "nowhere"), None);
     assert_eq!(c.crosses_zone("nowhere", "nowhere"), Some(false));
     assert_eq!(c.zone_of_pod(pc), Some("2"));
-    assert_eq!(c.node_owning_pod_cidr(ip("10.100.0.200")).unwrap().name(), "node0");
-    assert_eq!(c.node_of_endpoint(ip("10.100.2.2")).unwrap().name(), "node2");
+    assert_eq!(
+        c.node_owning_pod_cidr(ip("10.100.0.200")).unwrap().name(),
+        "node0"
+    );
+    assert_eq!(
+        c.node_of_endpoint(ip("10.100.2.2")).unwrap().name(),
+        "node2"
+    );
     assert!(c.is_frontend(ip("20.185.96.169")));
     assert!(c.is_node_ip(ip("10.220.1.5")) && !c.is_node_ip(ip("10.100.0.7")));
     assert!(c.is_pod_ip(ip("10.100.0.7")));
     assert_eq!(c.classify(ip("20.185.96.169")), IpRole::Frontend);
     assert!(matches!(c.classify(ip("10.220.1.4")), IpRole::Node(n) if n.name() == "node0"));
-    assert!(matches!(c.classify(ip("10.100.0.7")), IpRole::Pod(p) if p.name() == Some("testapp-a")));
+    assert!(
+        matches!(c.classify(ip("10.100.0.7")), IpRole::Pod(p) if p.name() == Some("testapp-a"))
+    );
     assert!(matches!(c.classify(ip("10.100.0.1")), IpRole::Bridge(n) if n.name() == "node0"));
     assert!(matches!(c.classify(ip("10.100.0.9")), IpRole::PodNetwork(n) if n.name() == "node0"));
     assert_eq!(c.classify(ip("8.8.8.8")), IpRole::Unknown);
-    assert_eq!(c.node_for_capture(Path::new("/lab/node0-eth0.pcap")).unwrap().name(), "node0");
-    assert_eq!(c.node_for_capture(Path::new("elsewhere/node0-eth0.pcap")).unwrap().name(), "node0");
+    assert_eq!(
+        c.node_for_capture(Path::new("/lab/node0-eth0.pcap"))
+            .unwrap()
+            .name(),
+        "node0"
+    );
+    assert_eq!(
+        c.node_for_capture(Path::new("elsewhere/node0-eth0.pcap"))
+            .unwrap()
+            .name(),
+        "node0"
+    );
 
     // Load balancer: defaults marked as defaults.
     let lb = c.load_balancer();
@@ -109,8 +132,14 @@ fn toml_plus_kubectl_pods_infers_the_gaps() {
     // The UI/report see the provenance of every fact.
     let j = serde_json::to_value(&c).unwrap();
     assert_eq!(j["nodes"][2]["pod_cidrs"][0]["value"], "10.100.2.0/24");
-    assert_eq!(j["nodes"][2]["pod_cidrs"][0]["provenance"]["kind"], "inferred");
-    assert_eq!(j["nodes"][0]["ips"][0]["provenance"]["source"]["kind"], "cluster-toml");
+    assert_eq!(
+        j["nodes"][2]["pod_cidrs"][0]["provenance"]["kind"],
+        "inferred"
+    );
+    assert_eq!(
+        j["nodes"][0]["ips"][0]["provenance"]["source"]["kind"],
+        "cluster-toml"
+    );
     assert_eq!(j["nodes"][0]["ips"][0]["provenance"]["source"]["line"], 8);
     assert_eq!(j["load_balancer"]["mode"]["value"], "default");
     assert_eq!(j["load_balancer"]["mode"]["provenance"]["kind"], "default");
@@ -127,7 +156,11 @@ node1   Ready    agent   1d    v1.30.0   10.220.1.5    <none>
     let w = warnings(&diags);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("node node0 address"), "{}", w[0]);
-    assert!(w[0].contains("10.220.1.99") && w[0].contains("10.220.1.4"), "{}", w[0]);
+    assert!(
+        w[0].contains("10.220.1.99") && w[0].contains("10.220.1.4"),
+        "{}",
+        w[0]
+    );
     assert!(w[0].contains("using 10.220.1.4"), "{}", w[0]);
     assert_eq!(c.node("node0").unwrap().ip(), Some(ip("10.220.1.4")));
     match &c.node("node0").unwrap().ips[0].provenance {
@@ -166,8 +199,17 @@ ip = "10.0.0.2"
     let (c, diags) = build(&[("c.toml", toml)]);
     let w = warnings(&diags);
     assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w.iter().any(|m| m.contains("stray") && m.contains("outside every node's pod CIDR") && m.starts_with("c.toml:12")), "{w:?}");
-    assert!(w.iter().any(|m| m.contains("misplaced") && m.contains("b's pod CIDR")), "{w:?}");
+    assert!(
+        w.iter().any(|m| m.contains("stray")
+            && m.contains("outside every node's pod CIDR")
+            && m.starts_with("c.toml:12")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|m| m.contains("misplaced") && m.contains("b's pod CIDR")),
+        "{w:?}"
+    );
     let h = c.pod_by_ip(ip("10.0.0.2")).unwrap();
     assert!(h.host_network);
     assert_eq!(h.node_name(), Some("b"));
@@ -189,7 +231,11 @@ node1   Ready    10.220.1.5
 ";
     // Route first, then kubectl: the provisional node "10.220.1.5" becomes node1.
     let mut b = ClusterBuilder::new();
-    b.add_source(parse_route_n(route, "node0-route.txt").unwrap().into_source(None));
+    b.add_source(
+        parse_route_n(route, "node0-route.txt")
+            .unwrap()
+            .into_source(None),
+    );
     b.add_source(parse_kubectl_text(nodes, "nodes.txt").unwrap());
     let (c, diags) = b.build();
     assert!(warnings(&diags).is_empty(), "{:?}", warnings(&diags));
@@ -234,14 +280,30 @@ fn kubectl_json_nodes_pods_and_service_drive_the_lb() {
     assert!(warnings(&diags).is_empty(), "{:?}", warnings(&diags));
     let lb = c.load_balancer();
     assert_eq!(lb.mode.value, AlbMode::SourceIp);
-    assert!(lb.mode.is_inferred(), "mode comes from sessionAffinity via cloud-provider-azure's mapping");
-    assert_eq!(lb.external_traffic_policy.value, ExternalTrafficPolicy::Local);
-    assert_eq!(c.zone_of_pod(c.pod_by_ip(ip("10.244.1.9")).unwrap()), Some("eastus-2"));
+    assert!(
+        lb.mode.is_inferred(),
+        "mode comes from sessionAffinity via cloud-provider-azure's mapping"
+    );
+    assert_eq!(
+        lb.external_traffic_policy.value,
+        ExternalTrafficPolicy::Local
+    );
+    assert_eq!(
+        c.zone_of_pod(c.pod_by_ip(ip("10.244.1.9")).unwrap()),
+        Some("eastus-2")
+    );
 
     // Local policy: only n1 (which runs web-1) is in the pool.
     let m = AlbModel::from_cluster(&c).unwrap();
     assert_eq!(m.pool().collect::<Vec<_>>(), ["n1"]);
-    let d = m.decide(&FlowKey::tcp(ip("71.246.222.12"), 58796, ip("20.1.2.3"), 80)).unwrap();
+    let d = m
+        .decide(&FlowKey::tcp(
+            ip("71.246.222.12"),
+            58796,
+            ip("20.1.2.3"),
+            80,
+        ))
+        .unwrap();
     assert_eq!((d.node.as_str(), d.mode), ("n1", AlbMode::SourceIp));
 }
 
@@ -264,8 +326,16 @@ ip = "10.0.0.2"
     let (c, diags) = build(&[("c.toml", t)]);
     let w = warnings(&diags);
     assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w.iter().any(|m| m.contains("cloud-provider-azure would configure source-ip")), "{w:?}");
-    assert!(w.iter().any(|m| m.contains("backend ghost is not a known node") && m.starts_with("c.toml:6")), "{w:?}");
+    assert!(
+        w.iter()
+            .any(|m| m.contains("cloud-provider-azure would configure source-ip")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|m| m.contains("backend ghost is not a known node") && m.starts_with("c.toml:6")),
+        "{w:?}"
+    );
     assert_eq!(c.load_balancer().hash.value, AlbHash::Maglev);
     let m = AlbModel::from_cluster(&c).unwrap();
     assert_eq!(m.pool().collect::<Vec<_>>(), ["ghost"]);
@@ -276,8 +346,14 @@ fn builder_accepts_later_inferences_and_rebuilds() {
     let (c, _) = build(&[("cluster.toml", TOML)]);
     let mut b = ClusterBuilder::from_cluster(&c);
     b.add_inferred_pod(ip("10.100.1.33"), "DNAT target of KUBE-SEP-ABC");
-    b.add_frontend(hoptrace::cluster::Fact::inferred(ip("20.0.0.9"), "kube-proxy comment \"loadbalancer IP\""));
-    b.add_node_ip("node3", hoptrace::cluster::Fact::inferred(ip("10.220.1.7"), "masqueraded source"));
+    b.add_frontend(hoptrace::cluster::Fact::inferred(
+        ip("20.0.0.9"),
+        "kube-proxy comment \"loadbalancer IP\"",
+    ));
+    b.add_node_ip(
+        "node3",
+        hoptrace::cluster::Fact::inferred(ip("10.220.1.7"), "masqueraded source"),
+    );
     let (c2, diags) = b.build();
     assert!(warnings(&diags).is_empty(), "{:?}", warnings(&diags));
     let p = c2.pod_by_ip(ip("10.100.1.33")).unwrap();
@@ -286,16 +362,28 @@ fn builder_accepts_later_inferences_and_rebuilds() {
     assert!(c2.is_frontend(ip("20.0.0.9")) && c2.is_frontend(ip("20.185.96.169")));
     assert_eq!(c2.node_by_ip(ip("10.220.1.7")).unwrap().name(), "node3");
     // Backends were a default: re-resolved over the new node list.
-    assert_eq!(c2.load_balancer().backends.value, ["node0", "node1", "node2", "node3"]);
+    assert_eq!(
+        c2.load_balancer().backends.value,
+        ["node0", "node1", "node2", "node3"]
+    );
     assert_eq!(c2.load_balancer().seed.value, 0x5eed_0001);
 }
 
 #[test]
 fn capture_attribution_by_name_and_addresses() {
     let (c, _) = build(&[("cluster.toml", TOML), ("pods.txt", PODS)]);
-    let t = |ipx: &str, n: u64| AddressTally { ip: ip(ipx), packets: n };
+    let t = |ipx: &str, n: u64| AddressTally {
+        ip: ip(ipx),
+        packets: n,
+    };
     // On node1's eth0: node1's address and pods, plus some traffic from node0 (SNAT).
-    let seen = [t("10.220.1.5", 40), t("10.100.1.4", 30), t("10.220.1.4", 10), t("71.246.222.12", 50), t("20.185.96.169", 50)];
+    let seen = [
+        t("10.220.1.5", 40),
+        t("10.100.1.4", 30),
+        t("10.220.1.4", 10),
+        t("71.246.222.12", 50),
+        t("20.185.96.169", 50),
+    ];
     let (a, d) = attribute_capture("capture-3.pcap", &seen, &c);
     assert_eq!(a.node(), Some("node1"));
     assert!(d.is_empty());
@@ -307,16 +395,25 @@ fn capture_attribution_by_name_and_addresses() {
     assert_eq!(a.node(), Some("node2"));
     assert_eq!(d.len(), 1);
     // Only client↔frontend traffic and no node in the name: no node, with a warning.
-    let (a, d) = attribute_capture("client.pcap", &[t("71.246.222.12", 9), t("20.185.96.169", 9)], &c);
+    let (a, d) = attribute_capture(
+        "client.pcap",
+        &[t("71.246.222.12", 9), t("20.185.96.169", 9)],
+        &c,
+    );
     assert!(matches!(a, CaptureAttribution::NoNode { .. }));
     assert!(d[0].to_string().contains("matches no node"));
     // A capture the cluster file lists decides, whatever its name or content.
     let (a, d) = attribute_capture("/lab/node0-eth0.pcap", &seen, &c);
-    assert!(matches!(a, CaptureAttribution::Node { ref node, ref reason } if node == "node0" && reason.contains("listed")), "{a:?}");
+    assert!(
+        matches!(a, CaptureAttribution::Node { ref node, ref reason } if node == "node0" && reason.contains("listed")),
+        "{a:?}"
+    );
     assert!(d.is_empty());
     // Two nodes equally present: ambiguous.
     let (a, d) = attribute_capture("x.pcap", &[t("10.220.1.4", 10), t("10.220.1.5", 10)], &c);
-    assert!(matches!(a, CaptureAttribution::Ambiguous { ref candidates, .. } if candidates.len() == 2));
+    assert!(
+        matches!(a, CaptureAttribution::Ambiguous { ref candidates, .. } if candidates.len() == 2)
+    );
     assert_eq!(d.len(), 1);
 }
 
@@ -338,9 +435,19 @@ fn pod_ip_claimed_by_two_names_keeps_the_stronger_source() {
 fn pods_placed_by_evidence_give_a_cidr_that_places_other_pods() {
     // Nothing but node names from capture files and pod IPs from rules/captures.
     let mut b = ClusterBuilder::new();
-    b.assign_capture("node1", "node1-eth0.pcap".into(), Provenance::inferred("file name node1-eth0.pcap"));
-    let mut seen = hoptrace::cluster::Pod::new(hoptrace::cluster::Fact::inferred(ip("10.100.1.4"), "DNAT target"));
-    seen.node = Some(hoptrace::cluster::Fact::inferred("node1".to_owned(), "post-DNAT packet seen on node1's bridge"));
+    b.assign_capture(
+        "node1",
+        "node1-eth0.pcap".into(),
+        Provenance::inferred("file name node1-eth0.pcap"),
+    );
+    let mut seen = hoptrace::cluster::Pod::new(hoptrace::cluster::Fact::inferred(
+        ip("10.100.1.4"),
+        "DNAT target",
+    ));
+    seen.node = Some(hoptrace::cluster::Fact::inferred(
+        "node1".to_owned(),
+        "post-DNAT packet seen on node1's bridge",
+    ));
     b.add_pod(seen);
     b.add_inferred_pod(ip("10.100.1.9"), "DNAT target of KUBE-SEP-XYZ");
     let (c, diags) = b.build();
@@ -351,12 +458,19 @@ fn pods_placed_by_evidence_give_a_cidr_that_places_other_pods() {
     let other = c.pod_by_ip(ip("10.100.1.9")).unwrap();
     assert_eq!(other.node_name(), Some("node1"));
     assert!(other.node.as_ref().unwrap().is_inferred());
-    assert_eq!(c.node_for_capture(Path::new("node1-eth0.pcap")).unwrap().name(), "node1");
+    assert_eq!(
+        c.node_for_capture(Path::new("node1-eth0.pcap"))
+            .unwrap()
+            .name(),
+        "node1"
+    );
     assert!(c.node("node1").unwrap().name.is_inferred());
 
     // kubectl later names the node: the name becomes given.
     let mut b = ClusterBuilder::from_cluster(&c);
-    b.add_source(parse_kubectl_text("NAME    INTERNAL-IP\nnode1   10.220.1.5\n", "nodes.txt").unwrap());
+    b.add_source(
+        parse_kubectl_text("NAME    INTERNAL-IP\nnode1   10.220.1.5\n", "nodes.txt").unwrap(),
+    );
     let (c, _) = b.build();
     assert!(c.node("node1").unwrap().name.is_given());
     assert_eq!(c.node_by_ip(ip("10.220.1.5")).unwrap().captures.len(), 1);

@@ -20,12 +20,20 @@ const UDP: u8 = 17;
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 struct Netns(String);
@@ -33,12 +41,24 @@ struct Netns(String);
 impl Netns {
     fn create() -> Option<Self> {
         let name = format!("htcl-jhash-{}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().ok()?.success();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .ok()?
+            .success();
         ok.then(|| Netns(name))
     }
     fn run(&self, args: &[&str]) -> std::process::Output {
-        let out = Command::new("ip").args(["netns", "exec", &self.0]).args(args).output().expect("ip netns exec");
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .expect("ip netns exec");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
     fn run_stdin(&self, args: &[&str], input: &str) {
@@ -49,9 +69,18 @@ impl Netns {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -102,12 +131,22 @@ fn conntrack_marks(ns: &Netns) -> HashMap<(String, String, u16, String, u16), u3
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let toks: Vec<&str> = line.split_whitespace().collect();
             let first = |k: &str| toks.iter().find_map(|t| t.strip_prefix(k));
-            let (Some(src), Some(dst), Some(sp), Some(dp), Some(mark)) =
-                (first("src="), first("dst="), first("sport="), first("dport="), first("mark="))
-            else {
+            let (Some(src), Some(dst), Some(sp), Some(dp), Some(mark)) = (
+                first("src="),
+                first("dst="),
+                first("sport="),
+                first("dport="),
+                first("mark="),
+            ) else {
                 continue;
             };
-            let key = (toks[0].to_owned(), src.to_owned(), sp.parse().unwrap(), dst.to_owned(), dp.parse().unwrap());
+            let key = (
+                toks[0].to_owned(),
+                src.to_owned(),
+                sp.parse().unwrap(),
+                dst.to_owned(),
+                dp.parse().unwrap(),
+            );
             marks.insert(key, mark.parse().unwrap());
         }
     }
@@ -132,7 +171,16 @@ fn jhash_model_matches_the_kernel() {
     };
     ns.run(&["ip", "link", "set", "lo", "up"]);
     for a in ["fd00::1", "fd00::2", "fd00::3", "fd00::4"] {
-        ns.run(&["ip", "-6", "addr", "add", &format!("{a}/128"), "dev", "lo", "nodad"]);
+        ns.run(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{a}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ]);
     }
 
     let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
@@ -140,30 +188,125 @@ fn jhash_model_matches_the_kernel() {
         (0..n).map(|i| (v4(src), base + i, v4(dst))).collect()
     };
     let sources = |srcs: &[&str], dst: &str| -> Vec<(IpAddr, u16, IpAddr)> {
-        srcs.iter().enumerate().map(|(i, s)| (v4(s), 42000 + i as u16, v4(dst))).collect()
+        srcs.iter()
+            .enumerate()
+            .map(|(i, s)| (v4(s), 42000 + i as u16, v4(dst)))
+            .collect()
     };
-    let v4_srcs = ["127.0.0.1", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.9"];
+    let v4_srcs = [
+        "127.0.0.1",
+        "127.0.0.3",
+        "127.0.0.4",
+        "127.0.0.5",
+        "127.0.0.9",
+    ];
     let v6_srcs = ["fd00::1", "fd00::3", "fd00::4"];
     let raw = u32::MAX;
     let cases = vec![
-        Case { mode: AlbMode::Default, protocol: UDP, dport: 8080, modulus: raw, seed: 0x1234_5678, flows: sports(40000, 4, "127.0.0.1", "127.0.0.2") },
-        Case { mode: AlbMode::Default, protocol: UDP, dport: 8092, modulus: 3, seed: 0x5eed_0001, flows: sports(40000, 24, "127.0.0.1", "127.0.0.2") },
-        Case { mode: AlbMode::Default, protocol: TCP, dport: 9000, modulus: 3, seed: 0x5eed_0001, flows: sports(41000, 12, "127.0.0.1", "127.0.0.2") },
-        Case { mode: AlbMode::Default, protocol: TCP, dport: 9010, modulus: raw, seed: 0, flows: sports(41100, 3, "127.0.0.1", "127.0.0.2") },
-        Case { mode: AlbMode::SourceIp, protocol: UDP, dport: 8090, modulus: raw, seed: 0x5eed_0001, flows: sources(&v4_srcs, "127.0.0.2") },
-        Case { mode: AlbMode::SourceIp, protocol: TCP, dport: 9002, modulus: 5, seed: 0xdead_beef, flows: sources(&v4_srcs, "127.0.0.2") },
-        Case { mode: AlbMode::SourceIpProtocol, protocol: UDP, dport: 8091, modulus: raw, seed: 0x5eed_0001, flows: sources(&v4_srcs, "127.0.0.2") },
-        Case { mode: AlbMode::SourceIpProtocol, protocol: TCP, dport: 9001, modulus: raw, seed: 0x5eed_0001, flows: sources(&v4_srcs, "127.0.0.2") },
-        Case { mode: AlbMode::Default, protocol: UDP, dport: 8180, modulus: raw, seed: 0x1234_5678, flows: sports(40000, 3, "fd00::1", "fd00::2") },
-        Case { mode: AlbMode::Default, protocol: TCP, dport: 9100, modulus: 3, seed: 0x5eed_0001, flows: sports(41200, 9, "fd00::1", "fd00::2") },
-        Case { mode: AlbMode::SourceIp, protocol: UDP, dport: 8190, modulus: raw, seed: 0x5eed_0001, flows: sources(&v6_srcs, "fd00::2") },
-        Case { mode: AlbMode::SourceIpProtocol, protocol: UDP, dport: 8191, modulus: raw, seed: 0x5eed_0001, flows: sources(&v6_srcs, "fd00::2") },
+        Case {
+            mode: AlbMode::Default,
+            protocol: UDP,
+            dport: 8080,
+            modulus: raw,
+            seed: 0x1234_5678,
+            flows: sports(40000, 4, "127.0.0.1", "127.0.0.2"),
+        },
+        Case {
+            mode: AlbMode::Default,
+            protocol: UDP,
+            dport: 8092,
+            modulus: 3,
+            seed: 0x5eed_0001,
+            flows: sports(40000, 24, "127.0.0.1", "127.0.0.2"),
+        },
+        Case {
+            mode: AlbMode::Default,
+            protocol: TCP,
+            dport: 9000,
+            modulus: 3,
+            seed: 0x5eed_0001,
+            flows: sports(41000, 12, "127.0.0.1", "127.0.0.2"),
+        },
+        Case {
+            mode: AlbMode::Default,
+            protocol: TCP,
+            dport: 9010,
+            modulus: raw,
+            seed: 0,
+            flows: sports(41100, 3, "127.0.0.1", "127.0.0.2"),
+        },
+        Case {
+            mode: AlbMode::SourceIp,
+            protocol: UDP,
+            dport: 8090,
+            modulus: raw,
+            seed: 0x5eed_0001,
+            flows: sources(&v4_srcs, "127.0.0.2"),
+        },
+        Case {
+            mode: AlbMode::SourceIp,
+            protocol: TCP,
+            dport: 9002,
+            modulus: 5,
+            seed: 0xdead_beef,
+            flows: sources(&v4_srcs, "127.0.0.2"),
+        },
+        Case {
+            mode: AlbMode::SourceIpProtocol,
+            protocol: UDP,
+            dport: 8091,
+            modulus: raw,
+            seed: 0x5eed_0001,
+            flows: sources(&v4_srcs, "127.0.0.2"),
+        },
+        Case {
+            mode: AlbMode::SourceIpProtocol,
+            protocol: TCP,
+            dport: 9001,
+            modulus: raw,
+            seed: 0x5eed_0001,
+            flows: sources(&v4_srcs, "127.0.0.2"),
+        },
+        Case {
+            mode: AlbMode::Default,
+            protocol: UDP,
+            dport: 8180,
+            modulus: raw,
+            seed: 0x1234_5678,
+            flows: sports(40000, 3, "fd00::1", "fd00::2"),
+        },
+        Case {
+            mode: AlbMode::Default,
+            protocol: TCP,
+            dport: 9100,
+            modulus: 3,
+            seed: 0x5eed_0001,
+            flows: sports(41200, 9, "fd00::1", "fd00::2"),
+        },
+        Case {
+            mode: AlbMode::SourceIp,
+            protocol: UDP,
+            dport: 8190,
+            modulus: raw,
+            seed: 0x5eed_0001,
+            flows: sources(&v6_srcs, "fd00::2"),
+        },
+        Case {
+            mode: AlbMode::SourceIpProtocol,
+            protocol: UDP,
+            dport: 8191,
+            modulus: raw,
+            seed: 0x5eed_0001,
+            flows: sources(&v6_srcs, "fd00::2"),
+        },
     ];
 
     // One table per family; one rule per case, told apart by destination port.
     let mut ruleset = String::new();
     for (family, v6) in [("ip", false), ("ip6", true)] {
-        ruleset.push_str(&format!("table {family} htcl {{\n chain out {{\n  type filter hook output priority 0;\n"));
+        ruleset.push_str(&format!(
+            "table {family} htcl {{\n chain out {{\n  type filter hook output priority 0;\n"
+        ));
         for c in cases.iter().filter(|c| c.flows[0].0.is_ipv6() == v6) {
             let l4 = if c.protocol == TCP { "tcp" } else { "udp" };
             ruleset.push_str(&format!(
@@ -192,12 +335,31 @@ fn jhash_model_matches_the_kernel() {
     for c in &cases {
         let l4 = if c.protocol == TCP { "tcp" } else { "udp" };
         for &(src, sport, dst) in &c.flows {
-            let key = FlowKey { src, src_port: sport, dst, dst_port: c.dport, protocol: c.protocol };
-            let want = reciprocal_scale(jhash(key.nft_key(c.mode).unwrap().as_bytes(), c.seed), c.modulus);
+            let key = FlowKey {
+                src,
+                src_port: sport,
+                dst,
+                dst_port: c.dport,
+                protocol: c.protocol,
+            };
+            let want = reciprocal_scale(
+                jhash(key.nft_key(c.mode).unwrap().as_bytes(), c.seed),
+                c.modulus,
+            );
             let got = marks
-                .get(&(l4.to_owned(), src.to_string(), sport, dst.to_string(), c.dport))
+                .get(&(
+                    l4.to_owned(),
+                    src.to_string(),
+                    sport,
+                    dst.to_string(),
+                    c.dport,
+                ))
                 .unwrap_or_else(|| panic!("no conntrack entry for {key}; ruleset:\n{ruleset}"));
-            assert_eq!(*got, want, "{} {key} mod {} seed {:#x}", c.mode, c.modulus, c.seed);
+            assert_eq!(
+                *got, want,
+                "{} {key} mod {} seed {:#x}",
+                c.mode, c.modulus, c.seed
+            );
             checked += 1;
         }
     }

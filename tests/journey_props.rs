@@ -12,7 +12,10 @@ use std::sync::OnceLock;
 fn scenario() -> &'static Scenario {
     static SC: OnceLock<Scenario> = OnceLock::new();
     SC.get_or_init(|| {
-        let dir = format!("{}/captures/04-affinity-sourceip", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!(
+            "{}/captures/04-affinity-sourceip",
+            env!("CARGO_MANIFEST_DIR")
+        );
         hoptrace::cli::scenario::load(&[dir], &[], &[], &[], CaptureOptions::default()).unwrap()
     })
 }
@@ -28,7 +31,8 @@ fn addr() -> impl Strategy<Value = IpAddr> {
 }
 
 fn sock() -> impl Strategy<Value = SocketAddr> {
-    (addr(), prop_oneof![Just(80u16), Just(31857), any::<u16>()]).prop_map(|(a, p)| SocketAddr::new(a, p))
+    (addr(), prop_oneof![Just(80u16), Just(31857), any::<u16>()])
+        .prop_map(|(a, p)| SocketAddr::new(a, p))
 }
 
 fn facts() -> impl Strategy<Value = FlowFacts> {
@@ -38,22 +42,38 @@ fn facts() -> impl Strategy<Value = FlowFacts> {
         sock(),
         any::<i64>(),
         any::<bool>(),
-        proptest::option::of(prop_oneof![Just("node0".to_string()), Just("node1".into()), Just("nodeX".into())]),
+        proptest::option::of(prop_oneof![
+            Just("node0".to_string()),
+            Just("node1".into()),
+            Just("nodeX".into())
+        ]),
         proptest::option::of(sock()),
         proptest::option::of(sock()),
         any::<bool>(),
     )
-        .prop_map(|(protocol, client, frontend, start_ns, syn_seen, observed_node, observed_endpoint, observed_source, no_egress)| FlowFacts {
-            protocol,
-            client,
-            frontend,
-            start_ns,
-            syn_seen,
-            observed_node,
-            observed_endpoint,
-            observed_source,
-            no_egress_on_ingress: no_egress,
-        })
+        .prop_map(
+            |(
+                protocol,
+                client,
+                frontend,
+                start_ns,
+                syn_seen,
+                observed_node,
+                observed_endpoint,
+                observed_source,
+                no_egress,
+            )| FlowFacts {
+                protocol,
+                client,
+                frontend,
+                start_ns,
+                syn_seen,
+                observed_node,
+                observed_endpoint,
+                observed_source,
+                no_egress_on_ingress: no_egress,
+            },
+        )
 }
 
 proptest! {
@@ -103,8 +123,12 @@ mod stitching {
     type Conn = (u16, u32, u32, u32, bool, bool, bool);
 
     fn conv(client: String, server: String, t: i64, isn: (u32, u32)) -> Conversation {
-        let mut c = Conversation::new(client.parse().unwrap(), server.parse().unwrap(), t).with_isns(isn.0, isn.1);
-        c.handshake().request(&synth::get("/", "h")).response(&synth::ok(200, b"ok")).close();
+        let mut c = Conversation::new(client.parse().unwrap(), server.parse().unwrap(), t)
+            .with_isns(isn.0, isn.1);
+        c.handshake()
+            .request(&synth::get("/", "h"))
+            .response(&synth::ok(200, b"ok"))
+            .close();
         c
     }
 

@@ -463,5 +463,8 @@ COMMIT
     let tr = netfilter::trace(&r, &NodeContext::default(), &pkt, Default::default());
     assert_eq!(tr.verdict, Verdict::Accept, "{tr:#?}");
     assert_eq!(tr.endpoints.len(), 1);
-    assert_eq!((tr.endpoints[0].ip, tr.endpoints[0].port), (ip("127.0.0.1"), 8080));
+    assert_eq!(
+        (tr.endpoints[0].ip, tr.endpoints[0].port),
+        (ip("127.0.0.1"), 8080)
+    );
 }

@@ -81,7 +81,10 @@ fn tour_steps_match_the_recordings() {
         let problems = tour.check_against_scenario(&snap, Some(sc.name));
         assert!(problems.is_empty(), "{}: {problems:?}", sc.name);
     }
-    assert!(tour.scenario_at(0).is_some(), "the first step names its recording");
+    assert!(
+        tour.scenario_at(0).is_some(),
+        "the first step names its recording"
+    );
 }
 
 fn pod(r: &hoptrace::journey::model::RequestJourney) -> &str {
@@ -99,9 +102,21 @@ fn tour_claims_hold_on_the_recordings() {
     // 01: keep-alive: one connection, 10 requests, all via node2 to x7427 on node1, SNAT node2.
     let s = snapshot("01-keepalive", &rec);
     assert_eq!(s.requests.len(), 10);
-    assert!(s.requests.iter().all(|r| r.connection == s.requests[0].connection));
-    assert!(s.requests.iter().all(|r| r.node.as_deref() == Some("node2")));
-    assert!(s.requests.iter().all(|r| pod(r) == "testapp-6f7947bc4b-x7427"));
+    assert!(
+        s.requests
+            .iter()
+            .all(|r| r.connection == s.requests[0].connection)
+    );
+    assert!(
+        s.requests
+            .iter()
+            .all(|r| r.node.as_deref() == Some("node2"))
+    );
+    assert!(
+        s.requests
+            .iter()
+            .all(|r| pod(r) == "testapp-6f7947bc4b-x7427")
+    );
     let r1 = &s.requests[0];
     assert_eq!(r1.alb.as_ref().unwrap().bucket, Some(2));
     assert_eq!(r1.masquerade.as_ref().unwrap().ip.to_string(), "10.220.1.6");
@@ -109,12 +124,24 @@ fn tour_claims_hold_on_the_recordings() {
 
     // 02: no keep-alive: 10 connections spread 2/4/4; SNAT to the ingress node's address.
     let s = snapshot("02-no-keepalive", &rec);
-    let nodes: Vec<&str> = s.requests.iter().filter_map(|r| r.node.as_deref()).collect();
+    let nodes: Vec<&str> = s
+        .requests
+        .iter()
+        .filter_map(|r| r.node.as_deref())
+        .collect();
     assert_eq!(
-        [count(nodes.iter().copied(), "node0"), count(nodes.iter().copied(), "node1"), count(nodes.iter().copied(), "node2")],
+        [
+            count(nodes.iter().copied(), "node0"),
+            count(nodes.iter().copied(), "node1"),
+            count(nodes.iter().copied(), "node2")
+        ],
         [2, 4, 4]
     );
-    assert!(s.distribution.node_p_value.is_some_and(|p| (p - 0.67).abs() < 0.005));
+    assert!(
+        s.distribution
+            .node_p_value
+            .is_some_and(|p| (p - 0.67).abs() < 0.005)
+    );
     let by_id = |s: &Snapshot, id: u64| s.requests.iter().find(|r| r.id == id).unwrap().clone();
     let r6 = by_id(&s, 6);
     assert_eq!(r6.node.as_deref(), Some("node0"));
@@ -130,17 +157,42 @@ fn tour_claims_hold_on_the_recordings() {
     assert_eq!(count(pods.iter().copied(), "testapp-6f7947bc4b-rgm5l"), 9);
     assert_eq!(count(pods.iter().copied(), "testapp-6f7947bc4b-cq567"), 7);
     assert_eq!(count(pods.iter().copied(), "testapp-6f7947bc4b-x7427"), 14);
-    assert!(s.distribution.pod_p_value.is_some_and(|p| (p - 0.27).abs() < 0.005));
+    assert!(
+        s.distribution
+            .pod_p_value
+            .is_some_and(|p| (p - 0.27).abs() < 0.005)
+    );
     let r1 = by_id(&s, 1);
     assert_eq!(r1.node.as_deref(), Some("node0"));
     assert_eq!(pod(&r1), "testapp-6f7947bc4b-cq567");
-    assert!(r1.path.iter().any(|p| p.chain == "KUBE-SVC-K4VUERBNKSOP4S25" && p.rule == 2));
+    assert!(
+        r1.path
+            .iter()
+            .any(|p| p.chain == "KUBE-SVC-K4VUERBNKSOP4S25" && p.rule == 2)
+    );
     assert_eq!(r1.endpoint.as_ref().unwrap().evidence, Evidence::Observed);
     // Under the observed DNAT, the statistic steps are inferred, not modelled.
     let walk = &s.details[&1].chain_walk;
-    assert!(walk.iter().filter(|w| w.probability.is_some()).all(|w| w.evidence == Evidence::Inferred), "{walk:?}");
-    assert_eq!(s.requests.iter().filter(|r| r.crossed_node == Some(true)).count(), 20);
-    assert_eq!(s.requests.iter().filter(|r| r.crossed_zone == Some(true)).count(), 14);
+    assert!(
+        walk.iter()
+            .filter(|w| w.probability.is_some())
+            .all(|w| w.evidence == Evidence::Inferred),
+        "{walk:?}"
+    );
+    assert_eq!(
+        s.requests
+            .iter()
+            .filter(|r| r.crossed_node == Some(true))
+            .count(),
+        20
+    );
+    assert_eq!(
+        s.requests
+            .iter()
+            .filter(|r| r.crossed_zone == Some(true))
+            .count(),
+        14
+    );
 
     // 03 what-if sessionAffinity ClientIP: ALB SourceIP, the one client on node1 → cq567.
     let svc = s.details[&1].service.clone().expect("request 1's Service");
@@ -157,13 +209,38 @@ fn tour_claims_hold_on_the_recordings() {
     // 04: recorded affinity: client1 → node1 (20), client2 → node2 (4), all x7427; first
     // connections by the cascade (rule 6), later ones by `recent --rcheck` (rule 3).
     let s = snapshot("04-affinity-sourceip", &rec);
-    let nodes: Vec<&str> = s.requests.iter().filter_map(|r| r.node.as_deref()).collect();
-    assert_eq!((count(nodes.iter().copied(), "node1"), count(nodes.iter().copied(), "node2")), (20, 4));
-    assert!(s.requests.iter().all(|r| pod(r) == "testapp-6f7947bc4b-x7427"));
-    assert!(s.distribution.node_p_value.is_some_and(|p| p < 0.0005), "{:?}", s.distribution.node_p_value);
-    assert!(s.distribution.pod_p_value.is_some_and(|p| p < 0.0005), "{:?}", s.distribution.pod_p_value);
+    let nodes: Vec<&str> = s
+        .requests
+        .iter()
+        .filter_map(|r| r.node.as_deref())
+        .collect();
+    assert_eq!(
+        (
+            count(nodes.iter().copied(), "node1"),
+            count(nodes.iter().copied(), "node2")
+        ),
+        (20, 4)
+    );
+    assert!(
+        s.requests
+            .iter()
+            .all(|r| pod(r) == "testapp-6f7947bc4b-x7427")
+    );
+    assert!(
+        s.distribution.node_p_value.is_some_and(|p| p < 0.0005),
+        "{:?}",
+        s.distribution.node_p_value
+    );
+    assert!(
+        s.distribution.pod_p_value.is_some_and(|p| p < 0.0005),
+        "{:?}",
+        s.distribution.pod_p_value
+    );
     let svc_rule = |r: &hoptrace::journey::model::RequestJourney| {
-        r.path.iter().find(|p| p.chain == "KUBE-SVC-K4VUERBNKSOP4S25").map(|p| p.rule)
+        r.path
+            .iter()
+            .find(|p| p.chain == "KUBE-SVC-K4VUERBNKSOP4S25")
+            .map(|p| p.rule)
     };
     for (id, rule) in [(1, 6), (2, 3), (21, 6), (22, 3), (23, 3), (24, 3)] {
         assert_eq!(svc_rule(&by_id(&s, id)), Some(rule), "request {id}");
@@ -173,7 +250,9 @@ fn tour_claims_hold_on_the_recordings() {
     // rule that decided it carries the affinity mark.
     let walk = &s.details[&2].chain_walk;
     assert!(
-        walk.iter().any(|w| w.chain == "KUBE-SVC-K4VUERBNKSOP4S25" && w.rule == 3 && w.evidence == Evidence::Affinity),
+        walk.iter().any(|w| w.chain == "KUBE-SVC-K4VUERBNKSOP4S25"
+            && w.rule == 3
+            && w.evidence == Evidence::Affinity),
         "{walk:?}"
     );
 }
@@ -187,12 +266,21 @@ fn tour_steps_switch_recordings_both_ways() {
     assert_eq!(a.snap.requests.len(), 10, "step 1 is 01-keepalive");
     keys_on(&mut a, "]]]]]]]]]", source());
     assert_eq!(a.snap.requests.len(), 24, "step 10 is 04-affinity-sourceip");
-    assert!(a.snap.whatif.settings.is_recorded(), "a new recording starts as recorded");
+    assert!(
+        a.snap.whatif.settings.is_recorded(),
+        "a new recording starts as recorded"
+    );
     keys_on(&mut a, "[", source());
     assert_eq!(a.snap.requests.len(), 30);
-    assert!(!a.snap.whatif.settings.is_recorded(), "step 9's affinity what-if is back");
+    assert!(
+        !a.snap.whatif.settings.is_recorded(),
+        "step 9's affinity what-if is back"
+    );
     keys_on(&mut a, "[", source());
-    assert!(a.snap.whatif.settings.is_recorded(), "step 8 is the recorded 03");
+    assert!(
+        a.snap.whatif.settings.is_recorded(),
+        "step 8 is the recorded 03"
+    );
     // Normal keys still work while the tour is shown.
     keys_on(&mut a, "1jj", source());
     assert_eq!(a.selected_request().map(|r| r.id), Some(3));
@@ -210,9 +298,17 @@ fn tour_keys_during_a_recording_switch_are_kept() {
     let switching = a.update(key(']')); // step 3: 02-no-keepalive starts loading
     assert!(!switching.is_empty());
     let more = a.update(key(']')); // step 4 while it loads
-    apply_effects_blocking(&mut a, switching.into_iter().chain(more).collect(), source());
+    apply_effects_blocking(
+        &mut a,
+        switching.into_iter().chain(more).collect(),
+        source(),
+    );
     let t = a.tour.as_ref().unwrap();
     assert_eq!(t.step, 3, "still on step 4");
     assert_eq!(a.snap.requests.len(), 10);
-    assert_eq!(a.selected_request().map(|r| r.id), Some(6), "step 4 selects request 6 of 02");
+    assert_eq!(
+        a.selected_request().map(|r| r.id),
+        Some(6),
+        "step 4 selects request 6 of 02"
+    );
 }

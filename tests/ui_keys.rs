@@ -300,7 +300,10 @@ fn stale_loads_are_ignored_and_failures_reported() {
         KeyCode::Char('m'),
         KeyModifiers::NONE,
     )));
-    let Effect::Load { generation, whatif, .. } = effects[0].clone() else {
+    let Effect::Load {
+        generation, whatif, ..
+    } = effects[0].clone()
+    else {
         panic!()
     };
     assert_eq!(

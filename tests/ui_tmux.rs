@@ -85,7 +85,10 @@ fn real_binary_on_the_embedded_walkthrough() {
     };
     launch_with(&t, &bin, "real", "tui");
     let s = t.wait_for("Requests 30", WAIT);
-    assert!(s.contains("03-three-replicas") || s.contains("recorded · 30 requests"), "{s}");
+    assert!(
+        s.contains("03-three-replicas") || s.contains("recorded · 30 requests"),
+        "{s}"
+    );
     assert!(s.contains("▸    1 10:47:49.945"), "{s}");
 
     // Move: request 3 entered node0 and went to x7427 on node1.
@@ -101,11 +104,17 @@ fn real_binary_on_the_embedded_walkthrough() {
     // sessionAffinity what-if, and back.
     t.keys(&["a"]);
     let s = t.wait_for("30 of 30 requests moved", WAIT);
-    assert!(s.contains("sessionAffinity ClientIP") && s.contains("WHAT-IF"), "{s}");
+    assert!(
+        s.contains("sessionAffinity ClientIP") && s.contains("WHAT-IF"),
+        "{s}"
+    );
     assert!(s.contains("71.246.222.12 → testapp-…-cq567 only"), "{s}");
     t.keys(&["a"]);
     let s = t.wait_for("recorded · 30 requests on 30 client connections", WAIT);
-    assert!(!s.contains("WHAT-IF"), "toggling back restores the recorded view:\n{s}");
+    assert!(
+        !s.contains("WHAT-IF"),
+        "toggling back restores the recorded view:\n{s}"
+    );
 
     // Filter by pod.
     t.keys(&["/"]);

@@ -11,7 +11,9 @@ use super::http::{BodyKind, HeadEvent, HttpSink, HttpStream, Role};
 use super::link::{self, Decoded, LinkError, TcpFlags};
 use super::model::*;
 use super::reader::{self, CaptureComment, CaptureFormat, Frame, FrameSink, InterfaceInfo};
-use super::reassembly::{Delivery, ReassemblyBudget, ReassemblyLimits, StreamReassembler, StreamStats};
+use super::reassembly::{
+    Delivery, ReassemblyBudget, ReassemblyLimits, StreamReassembler, StreamStats,
+};
 use super::{CaptureError, CaptureWarning, WarningKind};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -40,7 +42,12 @@ pub struct CaptureOptions {
 
 impl Default for CaptureOptions {
     fn default() -> Self {
-        CaptureOptions { keep_packets: true, limits: ReassemblyLimits::default(), closed_flow_linger_ns: 5_000_000_000, threads: 0 }
+        CaptureOptions {
+            keep_packets: true,
+            limits: ReassemblyLimits::default(),
+            closed_flow_linger_ns: 5_000_000_000,
+            threads: 0,
+        }
     }
 }
 
@@ -89,7 +96,12 @@ pub struct Capture {
 
 impl Capture {
     /// Analyse a capture held in memory.
-    pub fn from_bytes(index: CaptureIndex, name: &str, data: &[u8], opts: CaptureOptions) -> Result<Capture, CaptureError> {
+    pub fn from_bytes(
+        index: CaptureIndex,
+        name: &str,
+        data: &[u8],
+        opts: CaptureOptions,
+    ) -> Result<Capture, CaptureError> {
         let threads = match opts.threads {
             0 => default_threads(),
             n => n,
@@ -105,7 +117,13 @@ impl Capture {
 
     /// Each thread reads the whole capture and analyses the flows hashed to it; the shards are
     /// then merged into the same result one thread would give.
-    fn from_bytes_sharded(index: CaptureIndex, name: &str, data: &[u8], opts: CaptureOptions, n: u32) -> Result<Capture, CaptureError> {
+    fn from_bytes_sharded(
+        index: CaptureIndex,
+        name: &str,
+        data: &[u8],
+        opts: CaptureOptions,
+        n: u32,
+    ) -> Result<Capture, CaptureError> {
         let mut shard_opts = opts;
         shard_opts.limits.total_bytes /= n as usize;
         let results: Vec<Result<Capture, CaptureError>> = std::thread::scope(|scope| {
@@ -119,7 +137,10 @@ impl Capture {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
         });
         let mut shards = Vec::with_capacity(results.len());
         for r in results {
@@ -129,7 +150,12 @@ impl Capture {
     }
 
     /// Analyse a capture stream (e.g. standard input); packets are processed as they arrive.
-    pub fn from_reader<R: std::io::Read>(index: CaptureIndex, name: &str, r: R, opts: CaptureOptions) -> Result<Capture, CaptureError> {
+    pub fn from_reader<R: std::io::Read>(
+        index: CaptureIndex,
+        name: &str,
+        r: R,
+        opts: CaptureOptions,
+    ) -> Result<Capture, CaptureError> {
         let mut a = Analyzer::new(index, opts);
         let summary = reader::read_stream(name, r, &mut a)?;
         Ok(a.finish(name, summary))
@@ -137,10 +163,20 @@ impl Capture {
 
     /// Open a file: memory-mapped (falls back to reading it as a stream when it cannot be mapped,
     /// e.g. a named pipe).
-    pub fn open(index: CaptureIndex, path: &Path, opts: CaptureOptions) -> Result<Capture, CaptureError> {
+    pub fn open(
+        index: CaptureIndex,
+        path: &Path,
+        opts: CaptureOptions,
+    ) -> Result<Capture, CaptureError> {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| CaptureError::Io { file: name.clone(), source: e })?;
-        let meta = file.metadata().map_err(|e| CaptureError::Io { file: name.clone(), source: e })?;
+        let file = std::fs::File::open(path).map_err(|e| CaptureError::Io {
+            file: name.clone(),
+            source: e,
+        })?;
+        let meta = file.metadata().map_err(|e| CaptureError::Io {
+            file: name.clone(),
+            source: e,
+        })?;
         if meta.is_file() && meta.len() > 0 {
             // SAFETY: the map is read-only and private to this call. If another process truncates
             // the file while we read it, the kernel delivers SIGBUS; that is the documented risk
@@ -158,7 +194,12 @@ impl Capture {
                 return Capture::from_bytes(index, &name, &map, opts);
             }
         }
-        Capture::from_reader(index, &name, std::io::BufReader::with_capacity(1 << 20, file), opts)
+        Capture::from_reader(
+            index,
+            &name,
+            std::io::BufReader::with_capacity(1 << 20, file),
+            opts,
+        )
     }
 
     /// Whether per-packet records were kept.
@@ -168,13 +209,18 @@ impl Capture {
 
     /// The packet with this 1-based frame number (needs [`CaptureOptions::keep_packets`]).
     pub fn packet(&self, frame: u64) -> Option<PacketRecord> {
-        let p = self.packets.get(usize::try_from(frame.checked_sub(1)?).ok()?)?;
+        let p = self
+            .packets
+            .get(usize::try_from(frame.checked_sub(1)?).ok()?)?;
         Some(self.expand(frame, p))
     }
 
     /// Every packet in file order (needs [`CaptureOptions::keep_packets`]).
     pub fn packets(&self) -> impl Iterator<Item = PacketRecord> + '_ {
-        self.packets.iter().enumerate().map(|(i, p)| self.expand(i as u64 + 1, p))
+        self.packets
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.expand(i as u64 + 1, p))
     }
 
     /// Frame numbers of a connection's packets, in file order (needs `keep_packets`).
@@ -210,7 +256,11 @@ impl Capture {
             fragment: p.bits & 4 != 0,
         };
         if let Some(c) = self.connections.get(p.conn as usize) {
-            let (s, d) = if p.bits & 1 == 0 { (c.a, c.b) } else { (c.b, c.a) };
+            let (s, d) = if p.bits & 1 == 0 {
+                (c.a, c.b)
+            } else {
+                (c.b, c.a)
+            };
             r.ip_version = if s.is_ipv4() { 4 } else { 6 };
             (r.src, r.dst) = (Some(s.ip()), Some(d.ip()));
             (r.src_port, r.dst_port) = (s.port(), d.port());
@@ -218,7 +268,8 @@ impl Capture {
             r.connection = Some(c.id);
         } else if let Ok(i) = self.unattached.binary_search_by_key(&frame, |u| u.frame) {
             let u = &self.unattached[i];
-            (r.ip_version, r.protocol, r.src, r.dst) = (u.ip_version, u.protocol, Some(u.src), Some(u.dst));
+            (r.ip_version, r.protocol, r.src, r.dst) =
+                (u.ip_version, u.protocol, Some(u.src), Some(u.dst));
         }
         r
     }
@@ -259,9 +310,19 @@ fn ip_bits(a: std::net::IpAddr) -> [u64; 2] {
 
 impl FlowKey {
     fn new(src: SocketAddr, dst: SocketAddr, proto: u8) -> Self {
-        let (s, d) = ((ip_bits(src.ip()), src.port()), (ip_bits(dst.ip()), dst.port()));
+        let (s, d) = (
+            (ip_bits(src.ip()), src.port()),
+            (ip_bits(dst.ip()), dst.port()),
+        );
         let ((lo_ip, lo_port), (hi_ip, hi_port)) = if s <= d { (s, d) } else { (d, s) };
-        FlowKey { lo_ip, hi_ip, lo_port, hi_port, proto, v6: src.is_ipv6() }
+        FlowKey {
+            lo_ip,
+            hi_ip,
+            lo_port,
+            hi_port,
+            proto,
+            v6: src.is_ipv6(),
+        }
     }
 }
 
@@ -273,7 +334,12 @@ impl std::hash::Hash for FlowKey {
         h.write_u64(self.lo_ip[1]);
         h.write_u64(self.hi_ip[0]);
         h.write_u64(self.hi_ip[1]);
-        h.write_u64((self.lo_port as u64) << 32 | (self.hi_port as u64) << 16 | (self.proto as u64) << 8 | self.v6 as u64);
+        h.write_u64(
+            (self.lo_port as u64) << 32
+                | (self.hi_port as u64) << 16
+                | (self.proto as u64) << 8
+                | self.v6 as u64,
+        );
     }
 }
 
@@ -292,7 +358,13 @@ impl FlowKey4 {
     fn new(src: (std::net::Ipv4Addr, u16), dst: (std::net::Ipv4Addr, u16), proto: u8) -> Self {
         let (s, d) = ((src.0.to_bits(), src.1), (dst.0.to_bits(), dst.1));
         let ((lo_ip, lo_port), (hi_ip, hi_port)) = if s <= d { (s, d) } else { (d, s) };
-        FlowKey4 { lo_ip, hi_ip, lo_port, hi_port, proto }
+        FlowKey4 {
+            lo_ip,
+            hi_ip,
+            lo_port,
+            hi_port,
+            proto,
+        }
     }
 }
 
@@ -314,8 +386,14 @@ enum AnyFlowKey {
 impl AnyFlowKey {
     fn of(d: &Decoded<'_>) -> Self {
         match (d.src, d.dst) {
-            (std::net::IpAddr::V4(s), std::net::IpAddr::V4(t)) => AnyFlowKey::V4(FlowKey4::new((s, d.src_port), (t, d.dst_port), d.protocol)),
-            _ => AnyFlowKey::V6(FlowKey::new(SocketAddr::new(d.src, d.src_port), SocketAddr::new(d.dst, d.dst_port), d.protocol)),
+            (std::net::IpAddr::V4(s), std::net::IpAddr::V4(t)) => {
+                AnyFlowKey::V4(FlowKey4::new((s, d.src_port), (t, d.dst_port), d.protocol))
+            }
+            _ => AnyFlowKey::V6(FlowKey::new(
+                SocketAddr::new(d.src, d.src_port),
+                SocketAddr::new(d.dst, d.dst_port),
+                d.protocol,
+            )),
         }
     }
 }
@@ -355,7 +433,10 @@ impl Tracker {
     fn reset(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         pending.clear();
-        *self = Tracker { pending, ..Tracker::new() };
+        *self = Tracker {
+            pending,
+            ..Tracker::new()
+        };
     }
 }
 
@@ -402,7 +483,8 @@ impl FrameSink for Analyzer {
             // it; frames that belong to no flow are counted by shard 0.
             let owner = match link::decode(f.link_type, f.data) {
                 Ok(d) if !d.fragment && !d.transport_missing => {
-                    (foldhash::fast::FixedState::with_seed(0x5eed).hash_one(AnyFlowKey::of(&d)) % n as u64) as u32
+                    (foldhash::fast::FixedState::with_seed(0x5eed).hash_one(AnyFlowKey::of(&d))
+                        % n as u64) as u32
                 }
                 _ => 0,
             };
@@ -444,10 +526,18 @@ impl FrameSink for Analyzer {
                         rec.bits |= 1;
                     }
                 } else if self.opts.keep_packets {
-                    self.unattached.push(Unattached { frame: f.number, ip_version: d.ip_version, protocol: d.protocol, src: d.src, dst: d.dst });
+                    self.unattached.push(Unattached {
+                        frame: f.number,
+                        ip_version: d.ip_version,
+                        protocol: d.protocol,
+                        src: d.src,
+                        dst: d.dst,
+                    });
                 }
             }
-            Err(LinkError::UnsupportedLinkType(lt)) => *self.stats.unsupported_link.entry(lt).or_default() += 1,
+            Err(LinkError::UnsupportedLinkType(lt)) => {
+                *self.stats.unsupported_link.entry(lt).or_default() += 1
+            }
             Err(LinkError::NotIp) => self.stats.non_ip += 1,
             Err(LinkError::Short) => self.stats.malformed += 1,
         }
@@ -474,7 +564,10 @@ impl Analyzer {
             spare_trackers: Vec::new(),
             requests: Vec::new(),
             stats: CaptureStats::default(),
-            budget: ReassemblyBudget { limits: opts.limits, ..Default::default() },
+            budget: ReassemblyBudget {
+                limits: opts.limits,
+                ..Default::default()
+            },
             packets: Vec::new(),
             unattached: Vec::new(),
             interfaces: Vec::new(),
@@ -502,9 +595,13 @@ impl Analyzer {
         // cleared when the sweep removes entries.
         let hash = self.flow_hash(&key);
         let slot = (hash as usize) & (FLOW_CACHE - 1);
-        let same_flow = |c: &Connection| c.protocol == d.protocol && ((c.a == src && c.b == dst) || (c.a == dst && c.b == src));
+        let same_flow = |c: &Connection| {
+            c.protocol == d.protocol && ((c.a == src && c.b == dst) || (c.a == dst && c.b == src))
+        };
         let found = match self.flow_cache[slot] {
-            (h, id) if id != NO_CONN && h == hash && same_flow(&self.connections[id as usize]) => Some(id),
+            (h, id) if id != NO_CONN && h == hash && same_flow(&self.connections[id as usize]) => {
+                Some(id)
+            }
             _ => {
                 let id = match &key {
                     AnyFlowKey::V4(k) => self.flows4.get(k),
@@ -580,14 +677,24 @@ impl Analyzer {
         let seq = d.tcp.map_or(0, |t| t.seq);
         match c.isn[side.idx()] {
             Some(isn) => isn != seq,
-            None => c.tcp.closed() || c.packets[0] + c.packets[1] > 0 && c.tcp.has(TcpState::MID_STREAM),
+            None => {
+                c.tcp.closed() || c.packets[0] + c.packets[1] > 0 && c.tcp.has(TcpState::MID_STREAM)
+            }
         }
     }
 
-    fn new_connection(&mut self, f: &Frame<'_>, src: SocketAddr, dst: SocketAddr, d: &Decoded<'_>) -> ConnectionId {
+    fn new_connection(
+        &mut self,
+        f: &Frame<'_>,
+        src: SocketAddr,
+        dst: SocketAddr,
+        d: &Decoded<'_>,
+    ) -> ConnectionId {
         let id = self.connections.len() as ConnectionId;
         let (initiator, evidence, tcp) = match d.tcp {
-            Some(t) if t.flags.syn() && !t.flags.ack() => (Side::A, InitiatorEvidence::Syn, TcpState(0)),
+            Some(t) if t.flags.syn() && !t.flags.ack() => {
+                (Side::A, InitiatorEvidence::Syn, TcpState(0))
+            }
             Some(t) if t.flags.syn() => (Side::B, InitiatorEvidence::SynAck, TcpState(0)),
             Some(_) => {
                 let side = if src.port() > dst.port() {
@@ -597,7 +704,11 @@ impl Analyzer {
                 } else {
                     Side::A
                 };
-                (side, InitiatorEvidence::GuessedFromPorts, TcpState(TcpState::MID_STREAM))
+                (
+                    side,
+                    InitiatorEvidence::GuessedFromPorts,
+                    TcpState(TcpState::MID_STREAM),
+                )
             }
             None => (Side::A, InitiatorEvidence::FirstPacket, TcpState(0)),
         };
@@ -626,7 +737,16 @@ impl Analyzer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn tcp(&mut self, id: ConnectionId, side: Side, f: &Frame<'_>, d: &Decoded<'_>, flags: TcpFlags, seq: u32, ack: u32) {
+    fn tcp(
+        &mut self,
+        id: ConnectionId,
+        side: Side,
+        f: &Frame<'_>,
+        d: &Decoded<'_>,
+        flags: TcpFlags,
+        seq: u32,
+        ack: u32,
+    ) {
         let c = &mut self.connections[id as usize];
         let di = side.idx();
         let from_client = side == c.initiator;
@@ -634,7 +754,11 @@ impl Analyzer {
             if c.isn[di].is_none() {
                 c.isn[di] = Some(seq);
             }
-            c.tcp.0 |= if flags.ack() { TcpState::SYN_ACK } else { TcpState::SYN };
+            c.tcp.0 |= if flags.ack() {
+                TcpState::SYN_ACK
+            } else {
+                TcpState::SYN
+            };
         } else if flags.ack() && from_client && c.tcp.has(TcpState::SYN_ACK) {
             let server_isn = c.isn[1 - di];
             if server_isn.is_some_and(|isn| ack == isn.wrapping_add(1)) {
@@ -642,7 +766,11 @@ impl Analyzer {
             }
         }
         if flags.fin() {
-            c.tcp.0 |= if from_client { TcpState::FIN_FROM_CLIENT } else { TcpState::FIN_FROM_SERVER };
+            c.tcp.0 |= if from_client {
+                TcpState::FIN_FROM_CLIENT
+            } else {
+                TcpState::FIN_FROM_SERVER
+            };
         }
         if flags.rst() {
             c.tcp.0 |= TcpState::RST;
@@ -656,7 +784,10 @@ impl Analyzer {
             if c.tcp.has(TcpState::RST) || c.tcp.closed() {
                 return;
             }
-            let mut t = self.spare_trackers.pop().unwrap_or_else(|| Box::new(Tracker::new()));
+            let mut t = self
+                .spare_trackers
+                .pop()
+                .unwrap_or_else(|| Box::new(Tracker::new()));
             for (s, isn) in c.isn.iter().enumerate() {
                 if let Some(isn) = isn {
                     t.streams[s].syn(*isn);
@@ -664,11 +795,17 @@ impl Analyzer {
             }
             self.trackers[id as usize] = Some(t);
         }
-        let Some(t) = self.trackers[id as usize].as_mut() else { return };
+        let Some(t) = self.trackers[id as usize].as_mut() else {
+            return;
+        };
         if flags.syn() {
             t.streams[di].syn(seq);
         }
-        let data_seq = if flags.syn() { seq.wrapping_add(1) } else { seq };
+        let data_seq = if flags.syn() {
+            seq.wrapping_add(1)
+        } else {
+            seq
+        };
         if flags.fin() {
             t.fin_at[di] = Some(data_seq.wrapping_add(d.wire_payload_len));
         }
@@ -677,20 +814,46 @@ impl Analyzer {
                 let synced = self.connections[id as usize].isn[di].is_some();
                 t.http[di] = Some(HttpStream::new(synced));
             }
-            let Tracker { streams, http, pending, current, .. } = &mut **t;
+            let Tracker {
+                streams,
+                http,
+                pending,
+                current,
+                ..
+            } = &mut **t;
             let conn = &mut self.connections[id as usize];
-            let mut sink = ConnSink { conn, requests: &mut self.requests, pending, current, side, capture: self.index, tunnel: false };
+            let mut sink = ConnSink {
+                conn,
+                requests: &mut self.requests,
+                pending,
+                current,
+                side,
+                capture: self.index,
+                tunnel: false,
+            };
             let stream = http[di].as_mut().expect("created above");
             let before = stream.buffered();
-            streams[di].segment(data_seq, d.payload, d.wire_payload_len, f.number, f.ts_ns, &mut self.budget, &mut |dl| {
-                if stream.is_off() {
-                    return;
-                }
-                match dl {
-                    Delivery::Data { bytes, frame, ts_ns } => stream.data(bytes, frame, ts_ns, &mut sink),
-                    Delivery::Gap { len } => stream.gap(len, &mut sink),
-                }
-            });
+            streams[di].segment(
+                data_seq,
+                d.payload,
+                d.wire_payload_len,
+                f.number,
+                f.ts_ns,
+                &mut self.budget,
+                &mut |dl| {
+                    if stream.is_off() {
+                        return;
+                    }
+                    match dl {
+                        Delivery::Data {
+                            bytes,
+                            frame,
+                            ts_ns,
+                        } => stream.data(bytes, frame, ts_ns, &mut sink),
+                        Delivery::Gap { len } => stream.gap(len, &mut sink),
+                    }
+                },
+            );
             // HTTP heads being collected count against their own capture-wide bound: past it,
             // the stream gives up on the head it is collecting (partial) instead of growing.
             self.http_buffered = self.http_buffered - before + stream.buffered();
@@ -699,7 +862,8 @@ impl Analyzer {
                 stream.abandon_head(&mut sink);
                 self.http_buffered = self.http_buffered - before + stream.buffered();
             }
-            self.stats.http_head_peak_bytes = self.stats.http_head_peak_bytes.max(self.http_buffered);
+            self.stats.http_head_peak_bytes =
+                self.stats.http_head_peak_bytes.max(self.http_buffered);
             if sink.tunnel
                 && let Some(o) = http[1 - di].as_mut()
             {
@@ -726,16 +890,33 @@ impl Analyzer {
     /// Flush one direction: remaining holes are lost, an until-close body ends (`cut`: ended by
     /// the capture's end or a reset rather than a FIN, so such a body is partial).
     fn close_direction(&mut self, id: ConnectionId, s: usize, cut: bool) {
-        let Some(t) = self.trackers[id as usize].as_mut() else { return };
+        let Some(t) = self.trackers[id as usize].as_mut() else {
+            return;
+        };
         if t.closed[s] {
             return;
         }
         t.closed[s] = true;
-        let Tracker { streams, http, pending, current, fin_at, .. } = &mut **t;
+        let Tracker {
+            streams,
+            http,
+            pending,
+            current,
+            fin_at,
+            ..
+        } = &mut **t;
         let end = fin_at[s];
         let conn = &mut self.connections[id as usize];
         let side = if s == 0 { Side::A } else { Side::B };
-        let mut sink = ConnSink { conn, requests: &mut self.requests, pending, current, side, capture: self.index, tunnel: false };
+        let mut sink = ConnSink {
+            conn,
+            requests: &mut self.requests,
+            pending,
+            current,
+            side,
+            capture: self.index,
+            tunnel: false,
+        };
         if let Some(stream) = http[s].as_mut() {
             self.http_buffered -= stream.buffered();
             streams[s].finish(end, &mut self.budget, &mut |dl| {
@@ -743,7 +924,11 @@ impl Analyzer {
                     return;
                 }
                 match dl {
-                    Delivery::Data { bytes, frame, ts_ns } => stream.data(bytes, frame, ts_ns, &mut sink),
+                    Delivery::Data {
+                        bytes,
+                        frame,
+                        ts_ns,
+                    } => stream.data(bytes, frame, ts_ns, &mut sink),
                     Delivery::Gap { len } => stream.gap(len, &mut sink),
                 }
             });
@@ -781,7 +966,8 @@ impl Analyzer {
         }
         // Requests were recorded when their head completed; order them by their first byte.
         // (Unstable sort: in place, and the key is unique.)
-        self.requests.sort_unstable_by_key(|r| (r.first_frame, r.id));
+        self.requests
+            .sort_unstable_by_key(|r| (r.first_frame, r.id));
         for (i, r) in self.requests.iter_mut().enumerate() {
             r.id = i as RequestId;
         }
@@ -789,10 +975,25 @@ impl Analyzer {
         self.stats.reassembly_peak_bytes = self.budget.peak;
         let mut warnings = summary.warnings;
         for (&lt, &n) in &self.stats.unsupported_link {
-            warnings.push(CaptureWarning { file: name.to_string(), offset: None, frame: None, kind: WarningKind::UnsupportedLinkType { link_type: lt, frames: n } });
+            warnings.push(CaptureWarning {
+                file: name.to_string(),
+                offset: None,
+                frame: None,
+                kind: WarningKind::UnsupportedLinkType {
+                    link_type: lt,
+                    frames: n,
+                },
+            });
         }
         if self.stats.truncated > 0 {
-            warnings.push(CaptureWarning { file: name.to_string(), offset: None, frame: None, kind: WarningKind::SnaplenCut { frames: self.stats.truncated } });
+            warnings.push(CaptureWarning {
+                file: name.to_string(),
+                offset: None,
+                frame: None,
+                kind: WarningKind::SnaplenCut {
+                    frames: self.stats.truncated,
+                },
+            });
         }
         // Frames per connection (counting sort), when packets were kept.
         let (mut conn_offsets, mut conn_frames) = (Vec::new(), Vec::new());
@@ -858,7 +1059,10 @@ fn merge_shards(mut shards: Vec<Capture>) -> Capture {
         conns.extend(s.connections.iter().map(|c| (c.first_frame, si, c.id)));
     }
     conns.sort_unstable();
-    let mut remap: Vec<Vec<ConnectionId>> = shards.iter().map(|s| vec![0; s.connections.len()]).collect();
+    let mut remap: Vec<Vec<ConnectionId>> = shards
+        .iter()
+        .map(|s| vec![0; s.connections.len()])
+        .collect();
     for (new, &(_, si, old)) in conns.iter().enumerate() {
         remap[si][old as usize] = new as ConnectionId;
     }
@@ -902,13 +1106,33 @@ fn merge_shards(mut shards: Vec<Capture>) -> Capture {
     let mut warnings: Vec<CaptureWarning> = first
         .warnings
         .into_iter()
-        .filter(|w| !matches!(w.kind, WarningKind::UnsupportedLinkType { .. } | WarningKind::SnaplenCut { .. }))
+        .filter(|w| {
+            !matches!(
+                w.kind,
+                WarningKind::UnsupportedLinkType { .. } | WarningKind::SnaplenCut { .. }
+            )
+        })
         .collect();
     for (&lt, &n) in &stats.unsupported_link {
-        warnings.push(CaptureWarning { file: first.name.clone(), offset: None, frame: None, kind: WarningKind::UnsupportedLinkType { link_type: lt, frames: n } });
+        warnings.push(CaptureWarning {
+            file: first.name.clone(),
+            offset: None,
+            frame: None,
+            kind: WarningKind::UnsupportedLinkType {
+                link_type: lt,
+                frames: n,
+            },
+        });
     }
     if stats.truncated > 0 {
-        warnings.push(CaptureWarning { file: first.name.clone(), offset: None, frame: None, kind: WarningKind::SnaplenCut { frames: stats.truncated } });
+        warnings.push(CaptureWarning {
+            file: first.name.clone(),
+            offset: None,
+            frame: None,
+            kind: WarningKind::SnaplenCut {
+                frames: stats.truncated,
+            },
+        });
     }
     Capture {
         index: first.index,
@@ -978,7 +1202,9 @@ impl HttpSink for ConnSink<'_> {
                 }
             }
             Role::Responses => {
-                let Some(resp) = HttpResponse::new(ev.head, (ev.first_frame, ev.first_ts_ns), ev.partial) else {
+                let Some(resp) =
+                    HttpResponse::new(ev.head, (ev.first_frame, ev.first_ts_ns), ev.partial)
+                else {
                     return BodyKind::None;
                 };
                 let status = resp.status;
@@ -1011,7 +1237,9 @@ impl HttpSink for ConnSink<'_> {
     }
 
     fn body(&mut self, role: Role, n: u64) {
-        let Some(id) = self.current[self.side.idx()] else { return };
+        let Some(id) = self.current[self.side.idx()] else {
+            return;
+        };
         let req = &mut self.requests[id as usize];
         match role {
             Role::Requests => req.body_len += n,
@@ -1025,7 +1253,9 @@ impl HttpSink for ConnSink<'_> {
     }
 
     fn end(&mut self, role: Role, frame: u64, ts_ns: i64, partial: bool) {
-        let Some(id) = self.current[self.side.idx()].take() else { return };
+        let Some(id) = self.current[self.side.idx()].take() else {
+            return;
+        };
         let req = &mut self.requests[id as usize];
         match role {
             Role::Requests => {
@@ -1049,7 +1279,12 @@ impl HttpSink for ConnSink<'_> {
 fn body_kind(ev: &HeadEvent<'_>, status: u16, head_request: bool, connect: bool) -> BodyKind {
     if status == 101 || (connect && (200..300).contains(&status)) {
         BodyKind::Tunnel
-    } else if ev.partial || head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+    } else if ev.partial
+        || head_request
+        || status == 204
+        || status == 304
+        || (100..200).contains(&status)
+    {
         BodyKind::None
     } else if ev.info.chunked {
         BodyKind::Chunked
@@ -1069,8 +1304,16 @@ mod tests {
     /// The memory budget (≤ 64 bytes per packet beyond the file, BENCHMARKS.md) rests on these.
     #[test]
     fn per_connection_records_stay_small() {
-        assert!(std::mem::size_of::<Connection>() <= 192, "{}", std::mem::size_of::<Connection>());
-        assert!(std::mem::size_of::<HttpRequest>() <= 224, "{}", std::mem::size_of::<HttpRequest>());
+        assert!(
+            std::mem::size_of::<Connection>() <= 192,
+            "{}",
+            std::mem::size_of::<Connection>()
+        );
+        assert!(
+            std::mem::size_of::<HttpRequest>() <= 224,
+            "{}",
+            std::mem::size_of::<HttpRequest>()
+        );
         assert_eq!(std::mem::size_of::<FlowKey>(), 40);
         assert_eq!(std::mem::size_of::<FlowKey4>(), 16);
     }
@@ -1082,6 +1325,9 @@ mod tests {
         assert_eq!(FlowKey::new(a, b, 6), FlowKey::new(b, a, 6));
         assert_ne!(FlowKey::new(a, b, 6), FlowKey::new(a, b, 17));
         let m: SocketAddr = "[::ffff:10.0.0.1]:1000".parse().unwrap();
-        assert_ne!(FlowKey::new(a, b, 6), FlowKey::new(m, "[::ffff:10.0.0.2]:80".parse().unwrap(), 6));
+        assert_ne!(
+            FlowKey::new(a, b, 6),
+            FlowKey::new(m, "[::ffff:10.0.0.2]:80".parse().unwrap(), 6)
+        );
     }
 }

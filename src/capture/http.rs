@@ -11,11 +11,11 @@
 //! partial and puts the stream into *resync*: it waits for a delivered segment that starts with a
 //! request/status line. A capture that starts mid-connection starts in resync too.
 
+use nom::IResult;
 use nom::Parser;
 use nom::bytes::complete::{tag, take_till1, take_while, take_while1};
 use nom::character::complete::satisfy;
 use nom::combinator::opt;
-use nom::IResult;
 
 /// Largest message head (request/status line plus header fields) buffered.
 pub const MAX_HEAD_LEN: usize = 64 * 1024;
@@ -46,7 +46,14 @@ pub fn request_line(i: &[u8]) -> IResult<&[u8], RequestLine<'_>> {
         satisfy(|c: char| c.is_ascii_digit()),
     )
         .parse(i)?;
-    Ok((i, RequestLine { method, target, minor: minor as u8 - b'0' }))
+    Ok((
+        i,
+        RequestLine {
+            method,
+            target,
+            minor: minor as u8 - b'0',
+        },
+    ))
 }
 
 /// `status-line = "HTTP/1." DIGIT SP 3DIGIT [ SP reason-phrase ]` (line ending excluded).
@@ -68,8 +75,16 @@ pub fn status_line(i: &[u8]) -> IResult<&[u8], (u8, u16)> {
 
 /// `field-line = field-name ":" OWS field-value OWS` → (name, value without surrounding OWS).
 pub fn field_line(i: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
-    let (rest, (name, _, _)) = (take_while1(is_tchar), tag(&b":"[..]), take_while(|c| c == b' ' || c == b'\t')).parse(i)?;
-    let end = rest.iter().rposition(|&c| c != b' ' && c != b'\t' && c != b'\r').map_or(0, |p| p + 1);
+    let (rest, (name, _, _)) = (
+        take_while1(is_tchar),
+        tag(&b":"[..]),
+        take_while(|c| c == b' ' || c == b'\t'),
+    )
+        .parse(i)?;
+    let end = rest
+        .iter()
+        .rposition(|&c| c != b' ' && c != b'\t' && c != b'\r')
+        .map_or(0, |p| p + 1);
     Ok((&rest[rest.len()..], (name, &rest[..end])))
 }
 
@@ -77,9 +92,14 @@ pub fn field_line(i: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
 pub fn chunk_size_line(i: &[u8]) -> IResult<&[u8], u64> {
     let (rest, hex) = take_while1(|c: u8| c.is_ascii_hexdigit()).parse(i)?;
     if hex.len() > 15 {
-        return Err(nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::TooLarge)));
+        return Err(nom::Err::Error(nom::error::Error::new(
+            i,
+            nom::error::ErrorKind::TooLarge,
+        )));
     }
-    let v = hex.iter().fold(0u64, |acc, &c| acc * 16 + (c as char).to_digit(16).unwrap_or(0) as u64);
+    let v = hex.iter().fold(0u64, |acc, &c| {
+        acc * 16 + (c as char).to_digit(16).unwrap_or(0) as u64
+    });
     Ok((rest, v))
 }
 
@@ -119,7 +139,9 @@ impl<'a> Iterator for HeadLines<'a> {
 
 /// Header fields of a head (the first line is skipped).
 pub fn header_fields(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    head_lines(head).skip(1).filter_map(|l| field_line(l).ok().map(|(_, f)| f))
+    head_lines(head)
+        .skip(1)
+        .filter_map(|l| field_line(l).ok().map(|(_, f)| f))
 }
 
 /// The framing facts a head gives.
@@ -141,7 +163,9 @@ pub fn head_info(head: &[u8]) -> HeadInfo {
     let mut info = HeadInfo::default();
     let base = head.as_ptr() as usize;
     for line in head_lines(head).skip(1) {
-        let Some(colon) = memchr::memchr(b':', line) else { continue };
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
         let name = &line[..colon];
         let value = line[colon + 1..].trim_ascii();
         match name.len() {
@@ -150,7 +174,9 @@ pub fn head_info(head: &[u8]) -> HeadInfo {
                 info.host = Some((s as u32, (s + value.len()) as u32));
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
-                let parsed = std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok());
+                let parsed = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok());
                 match (parsed, info.content_length) {
                     (Some(v), None) => info.content_length = Some(v),
                     (Some(v), Some(old)) if v == old => {}
@@ -181,7 +207,10 @@ pub fn head_info(head: &[u8]) -> HeadInfo {
 /// Does this look like the start of a request or response? Used to recognise HTTP and to resync.
 pub fn looks_like_request(b: &[u8]) -> bool {
     let n = b.iter().take(21).position(|&c| c == b' ');
-    matches!(n, Some(1..=20)) && b[..n.unwrap_or(0)].iter().all(|&c| c.is_ascii_uppercase() || c == b'-' || c == b'_')
+    matches!(n, Some(1..=20))
+        && b[..n.unwrap_or(0)]
+            .iter()
+            .all(|&c| c.is_ascii_uppercase() || c == b'-' || c == b'_')
 }
 
 pub fn looks_like_response(b: &[u8]) -> bool {
@@ -195,7 +224,9 @@ fn classify(b: &[u8]) -> Role {
     } else if looks_like_response(b) {
         Role::Responses
     } else if (b.len() < 7 && b"HTTP/1.".starts_with(b))
-        || (b.len() < 21 && b.iter().all(|&c| c.is_ascii_uppercase() || c == b'-' || c == b'_'))
+        || (b.len() < 21
+            && b.iter()
+                .all(|&c| c.is_ascii_uppercase() || c == b'-' || c == b'_'))
     {
         Role::Unknown
     } else {
@@ -348,7 +379,10 @@ impl HttpStream {
                 Mode::Head => {
                     if !self.in_message {
                         // Tolerate CRLFs between messages (RFC 9112 §2.2).
-                        let skip = bytes.iter().take_while(|&&c| c == b'\r' || c == b'\n').count();
+                        let skip = bytes
+                            .iter()
+                            .take_while(|&&c| c == b'\r' || c == b'\n')
+                            .count();
                         bytes = &bytes[skip..];
                         if bytes.is_empty() {
                             return;
@@ -397,7 +431,13 @@ impl HttpStream {
     }
 
     /// Accumulate head bytes; on the empty line, parse and hand on. Returns the bytes after it.
-    fn head_bytes<'b>(&mut self, bytes: &'b [u8], frame: u64, ts_ns: i64, sink: &mut dyn HttpSink) -> &'b [u8] {
+    fn head_bytes<'b>(
+        &mut self,
+        bytes: &'b [u8],
+        frame: u64,
+        ts_ns: i64,
+        sink: &mut dyn HttpSink,
+    ) -> &'b [u8] {
         // Search for the end of the head, starting a little before the new bytes (the blank line
         // may straddle segments).
         let old = self.buf.len();
@@ -433,7 +473,9 @@ impl HttpStream {
             if !self.first_line_done && bytes.contains(&b'\n') {
                 self.first_line_done = true;
                 let nl = self.buf.iter().position(|&c| c == b'\n').unwrap_or(0);
-                let line = self.buf[..nl].strip_suffix(b"\r").unwrap_or(&self.buf[..nl]);
+                let line = self.buf[..nl]
+                    .strip_suffix(b"\r")
+                    .unwrap_or(&self.buf[..nl]);
                 let ok = match self.role {
                     Role::Requests => request_line(line).is_ok(),
                     Role::Responses => status_line(line).is_ok(),
@@ -478,7 +520,14 @@ impl HttpStream {
         rest
     }
 
-    fn emit_head(&mut self, head: &[u8], partial: bool, frame: u64, ts_ns: i64, sink: &mut dyn HttpSink) -> Option<BodyKind> {
+    fn emit_head(
+        &mut self,
+        head: &[u8],
+        partial: bool,
+        frame: u64,
+        ts_ns: i64,
+        sink: &mut dyn HttpSink,
+    ) -> Option<BodyKind> {
         let first_line = head_lines(head).next().unwrap_or(b"");
         // Each first line is parsed once here (the role, when still unknown, is the first kind
         // that parses).
@@ -518,7 +567,10 @@ impl HttpStream {
     /// The head was cut (hole or oversize): hand on whatever complete lines there are.
     fn emit_partial_head(&mut self, frame: u64, ts_ns: i64, sink: &mut dyn HttpSink) {
         let buf = std::mem::take(&mut self.buf);
-        let complete = buf.iter().rposition(|&c| c == b'\n').map_or(&buf[..0], |p| &buf[..p + 1]);
+        let complete = buf
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(&buf[..0], |p| &buf[..p + 1]);
         // Without a complete first line there is nothing to report.
         if !complete.is_empty() && self.emit_head(complete, true, frame, ts_ns, sink).is_some() {
             sink.end(self.role, frame, ts_ns, true);
@@ -560,7 +612,11 @@ impl HttpStream {
             Chunk::Data(rem) => {
                 let n = rem.min(bytes.len() as u64);
                 sink.body(self.role, n);
-                self.mode = Mode::Chunked(if n == rem { Chunk::DataEnd } else { Chunk::Data(rem - n) });
+                self.mode = Mode::Chunked(if n == rem {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(rem - n)
+                });
                 &bytes[n as usize..]
             }
             Chunk::SizeLine | Chunk::DataEnd | Chunk::Trailer => {
@@ -706,7 +762,10 @@ mod tests {
     #[test]
     fn request_line_parses() {
         let (_, r) = request_line(b"GET /a?b=c HTTP/1.1").unwrap();
-        assert_eq!((r.method, r.target, r.minor), (&b"GET"[..], &b"/a?b=c"[..], 1));
+        assert_eq!(
+            (r.method, r.target, r.minor),
+            (&b"GET"[..], &b"/a?b=c"[..], 1)
+        );
         assert!(request_line(b"get / HTTP/1.1").is_err());
         assert!(request_line(b"GET / HTTP/2.0").is_err());
         assert!(request_line(b"GET  HTTP/1.1").is_err());
@@ -717,7 +776,10 @@ mod tests {
         assert_eq!(status_line(b"HTTP/1.1 204 No Content").unwrap().1, (1, 204));
         assert_eq!(status_line(b"HTTP/1.0 200").unwrap().1, (0, 200));
         assert!(status_line(b"HTTP/1.1 2x0 OK").is_err());
-        assert_eq!(field_line(b"Host:  example \t").unwrap().1, (&b"Host"[..], &b"example"[..]));
+        assert_eq!(
+            field_line(b"Host:  example \t").unwrap().1,
+            (&b"Host"[..], &b"example"[..])
+        );
         assert!(field_line(b" Host: x").is_err());
         assert_eq!(chunk_size_line(b"1aF;ext=1").unwrap().1, 0x1af);
         assert!(chunk_size_line(b"ffffffffffffffffff").is_err());
@@ -770,19 +832,42 @@ mod tests {
     #[test]
     fn head_lines_match_split_definition() {
         let reference = |h: &[u8]| -> Vec<Vec<u8>> {
-            h.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+            h.split(|&c| c == b'\n')
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect()
         };
-        let check = |h: &[u8]| assert_eq!(head_lines(h).map(<[u8]>::to_vec).collect::<Vec<_>>(), reference(h), "{h:?}");
-        for h in [&b""[..], b"\n", b"\r\n", b"\r", b"a", b"a\n", b"\na", b"a\r\n\r\nb\r", b"a\n\n\nb", b"\r\r\n"] {
+        let check = |h: &[u8]| {
+            assert_eq!(
+                head_lines(h).map(<[u8]>::to_vec).collect::<Vec<_>>(),
+                reference(h),
+                "{h:?}"
+            )
+        };
+        for h in [
+            &b""[..],
+            b"\n",
+            b"\r\n",
+            b"\r",
+            b"a",
+            b"a\n",
+            b"\na",
+            b"a\r\n\r\nb\r",
+            b"a\n\n\nb",
+            b"\r\r\n",
+        ] {
             check(h);
         }
         bolero::check!().for_each(|h: &[u8]| check(h));
         // The head end as the obvious byte scan would find it.
         bolero::check!().for_each(|b: &[u8]| {
-            let naive = (0..b.len()).filter(|&i| b[i] == b'\n').find_map(|nl| match (b.get(nl + 1), b.get(nl + 2)) {
-                (Some(b'\n'), _) => Some((nl + 1, nl + 2)),
-                (Some(b'\r'), Some(b'\n')) => Some((nl + 1, nl + 3)),
-                _ => None,
+            let naive = (0..b.len()).filter(|&i| b[i] == b'\n').find_map(|nl| {
+                match (b.get(nl + 1), b.get(nl + 2)) {
+                    (Some(b'\n'), _) => Some((nl + 1, nl + 2)),
+                    (Some(b'\r'), Some(b'\n')) => Some((nl + 1, nl + 3)),
+                    _ => None,
+                }
             });
             assert_eq!(find_head_end(b), naive);
         });

@@ -149,7 +149,13 @@ pub enum LinkError {
 fn strip_link(link_type: u32, data: &[u8]) -> Result<&[u8], LinkError> {
     const IPV4: u16 = 0x0800;
     const IPV6: u16 = 0x86DD;
-    let ip_ether_type = |t: u16| if t == IPV4 || t == IPV6 { Ok(()) } else { Err(LinkError::NotIp) };
+    let ip_ether_type = |t: u16| {
+        if t == IPV4 || t == IPV6 {
+            Ok(())
+        } else {
+            Err(LinkError::NotIp)
+        }
+    };
     match link_type {
         LINKTYPE_ETHERNET => {
             let mut t = be16(data, 12).ok_or(LinkError::Short)?;
@@ -181,7 +187,11 @@ fn strip_link(link_type: u32, data: &[u8]) -> Result<&[u8], LinkError> {
             Ok(&data[20..])
         }
         LINKTYPE_NULL | LINKTYPE_LOOP => {
-            let fam: [u8; 4] = data.get(..4).ok_or(LinkError::Short)?.try_into().map_err(|_| LinkError::Short)?;
+            let fam: [u8; 4] = data
+                .get(..4)
+                .ok_or(LinkError::Short)?
+                .try_into()
+                .map_err(|_| LinkError::Short)?;
             // NULL is in the writer's byte order (unknown to us); LOOP is big-endian. AF_INET is
             // 2 everywhere; AF_INET6 is 24, 28 or 30 depending on the BSD.
             let fam = if link_type == LINKTYPE_LOOP || fam[0] == 0 && fam[1] == 0 {
@@ -242,7 +252,12 @@ fn decode_ethernet_ipv4_tcp(data: &[u8]) -> Option<Decoded<'_>> {
         protocol: proto::TCP,
         src_port: u16::from_be_bytes([tcp[0], tcp[1]]),
         dst_port: u16::from_be_bytes([tcp[2], tcp[3]]),
-        tcp: Some(TcpInfo { flags: TcpFlags(tcp[13]), seq: word(4), ack: word(8), window: u16::from_be_bytes([tcp[14], tcp[15]]) }),
+        tcp: Some(TcpInfo {
+            flags: TcpFlags(tcp[13]),
+            seq: word(4),
+            ack: word(8),
+            window: u16::from_be_bytes([tcp[14], tcp[15]]),
+        }),
         payload,
         wire_payload_len: payload.len() as u32,
         fragment: false,
@@ -259,11 +274,21 @@ pub fn decode_general(link_type: u32, data: &[u8]) -> Result<Decoded<'_>, LinkEr
     let (ip_version, src, dst, hdr_start) = match &ip {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
-            (4u8, IpAddr::V4(Ipv4Addr::from(h.source())), IpAddr::V4(Ipv4Addr::from(h.destination())), h.slice().as_ptr())
+            (
+                4u8,
+                IpAddr::V4(Ipv4Addr::from(h.source())),
+                IpAddr::V4(Ipv4Addr::from(h.destination())),
+                h.slice().as_ptr(),
+            )
         }
         LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            (6u8, IpAddr::V6(Ipv6Addr::from(h.source())), IpAddr::V6(Ipv6Addr::from(h.destination())), h.slice().as_ptr())
+            (
+                6u8,
+                IpAddr::V6(Ipv6Addr::from(h.source())),
+                IpAddr::V6(Ipv6Addr::from(h.destination())),
+                h.slice().as_ptr(),
+            )
         }
     };
     let payload = ip.payload();
@@ -273,11 +298,19 @@ pub fn decode_general(link_type: u32, data: &[u8]) -> Result<Decoded<'_>, LinkEr
         LaxIpSlice::Ipv4(v4) => {
             let total = v4.header().total_len() as usize;
             // total_len 0 (segmentation offload seen before the NIC splits it) → trust the bytes.
-            if total == 0 { payload.payload.len() } else { total.saturating_sub(hdrs).max(payload.payload.len()) }
+            if total == 0 {
+                payload.payload.len()
+            } else {
+                total.saturating_sub(hdrs).max(payload.payload.len())
+            }
         }
         LaxIpSlice::Ipv6(v6) => {
             let pl = v6.header().payload_length() as usize;
-            if pl == 0 { payload.payload.len() } else { (pl + 40).saturating_sub(hdrs).max(payload.payload.len()) }
+            if pl == 0 {
+                payload.payload.len()
+            } else {
+                (pl + 40).saturating_sub(hdrs).max(payload.payload.len())
+            }
         }
     };
     let mut d = Decoded {
@@ -310,7 +343,9 @@ pub fn decode_general(link_type: u32, data: &[u8]) -> Result<Decoded<'_>, LinkEr
                     window: t.window_size(),
                 });
                 d.payload = t.payload();
-                d.wire_payload_len = ip_payload_wire.saturating_sub(hdr.len()).max(d.payload.len()) as u32;
+                d.wire_payload_len = ip_payload_wire
+                    .saturating_sub(hdr.len())
+                    .max(d.payload.len()) as u32;
             }
             Err(_) => d.transport_missing = true,
         },
@@ -325,7 +360,11 @@ pub fn decode_general(link_type: u32, data: &[u8]) -> Result<Decoded<'_>, LinkEr
         },
         proto::ICMP | proto::ICMPV6 => {
             // Echo request/reply identifiers make pings distinguishable flows.
-            let echo: &[u8] = if d.protocol == proto::ICMP { &[0, 8] } else { &[128, 129] };
+            let echo: &[u8] = if d.protocol == proto::ICMP {
+                &[0, 8]
+            } else {
+                &[128, 129]
+            };
             if body.len() >= 8 {
                 if echo.contains(&body[0]) {
                     let id = be16(body, 4).unwrap_or(0);
@@ -353,14 +392,26 @@ mod tests {
     #[test]
     fn flags_display() {
         assert_eq!(TcpFlags(TcpFlags::SYN | TcpFlags::ACK).to_string(), "S.");
-        assert_eq!(TcpFlags(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK).to_string(), "FP.");
+        assert_eq!(
+            TcpFlags(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK).to_string(),
+            "FP."
+        );
     }
 
     #[test]
     fn unknown_and_short_inputs() {
-        assert_eq!(decode(147, b"abc").unwrap_err(), LinkError::UnsupportedLinkType(147));
-        assert_eq!(decode(LINKTYPE_LINUX_SLL2, b"\x08\x00").unwrap_err(), LinkError::Short);
-        assert_eq!(decode(LINKTYPE_LINUX_SLL, b"").unwrap_err(), LinkError::Short);
+        assert_eq!(
+            decode(147, b"abc").unwrap_err(),
+            LinkError::UnsupportedLinkType(147)
+        );
+        assert_eq!(
+            decode(LINKTYPE_LINUX_SLL2, b"\x08\x00").unwrap_err(),
+            LinkError::Short
+        );
+        assert_eq!(
+            decode(LINKTYPE_LINUX_SLL, b"").unwrap_err(),
+            LinkError::Short
+        );
         assert!(decode(LINKTYPE_NULL, b"\x02\x00").is_err());
         assert!(decode(LINKTYPE_ETHERNET, &[0u8; 5]).is_err());
     }

@@ -40,8 +40,8 @@ pub mod synth;
 
 pub use engine::{Capture, CaptureOptions, CaptureStats};
 pub use model::{
-    CaptureIndex, Connection, ConnectionId, HttpRequest, HttpResponse, InitiatorEvidence, PacketRecord, RequestId, Side,
-    TcpState,
+    CaptureIndex, Connection, ConnectionId, HttpRequest, HttpResponse, InitiatorEvidence,
+    PacketRecord, RequestId, Side, TcpState,
 };
 pub use reader::{CaptureFormat, InterfaceInfo};
 pub use reassembly::ReassemblyLimits;
@@ -56,7 +56,11 @@ pub enum CaptureError {
     )]
     NotACapture { file: String, found: String },
     #[error("{file}: byte offset {offset}: {what}")]
-    Malformed { file: String, offset: u64, what: String },
+    Malformed {
+        file: String,
+        offset: u64,
+        what: String,
+    },
     #[error("{file}: {source}")]
     Io {
         file: String,
@@ -78,7 +82,11 @@ pub struct CaptureWarning {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WarningKind {
     /// The input ended inside a record: everything before it was used.
-    TruncatedRecord { what: &'static str, have: u64, need: u64 },
+    TruncatedRecord {
+        what: &'static str,
+        have: u64,
+        need: u64,
+    },
     /// A record claims more bytes than any sane capture holds; reading stopped there.
     RecordTooLarge { len: u64, limit: u64 },
     /// Records longer than the file's snap length (kept).
@@ -115,7 +123,10 @@ impl std::fmt::Display for CaptureWarning {
                 ": record length {len} exceeds the {limit}-byte limit; the framing is broken, reading stopped here (earlier records used)"
             ),
             WarningKind::RecordOverSnaplen { count, snaplen } => {
-                write!(f, ": {count} record(s) longer than the snap length {snaplen} (kept)")
+                write!(
+                    f,
+                    ": {count} record(s) longer than the snap length {snaplen} (kept)"
+                )
             }
             WarningKind::Garbage { why, ignored_bytes } => write!(
                 f,

@@ -166,7 +166,10 @@ impl Connection {
     }
     /// Reassembly counters per direction `[A→B, B→A]`.
     pub fn reassembly(&self) -> [StreamStats; 2] {
-        self.reassembly_stats.as_deref().copied().unwrap_or_default()
+        self.reassembly_stats
+            .as_deref()
+            .copied()
+            .unwrap_or_default()
     }
     /// Protocol name for listings.
     pub fn protocol_name(&self) -> String {

@@ -15,9 +15,9 @@
 
 use super::{CaptureError, CaptureWarning, WarningKind};
 use pcap_file::pcap::PcapParser;
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::blocks::section_header::SectionHeaderOption;
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
 use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{Endianness, PcapError};
 use std::io::Read;
@@ -46,10 +46,22 @@ pub enum CaptureFormat {
 pub fn sniff_format(head: &[u8]) -> Option<CaptureFormat> {
     let magic: [u8; 4] = head.get(..4)?.try_into().ok()?;
     match u32::from_be_bytes(magic) {
-        0xA1B2_C3D4 => Some(CaptureFormat::Pcap { big_endian: true, nanosecond: false }),
-        0xA1B2_3C4D => Some(CaptureFormat::Pcap { big_endian: true, nanosecond: true }),
-        0xD4C3_B2A1 => Some(CaptureFormat::Pcap { big_endian: false, nanosecond: false }),
-        0x4D3C_B2A1 => Some(CaptureFormat::Pcap { big_endian: false, nanosecond: true }),
+        0xA1B2_C3D4 => Some(CaptureFormat::Pcap {
+            big_endian: true,
+            nanosecond: false,
+        }),
+        0xA1B2_3C4D => Some(CaptureFormat::Pcap {
+            big_endian: true,
+            nanosecond: true,
+        }),
+        0xD4C3_B2A1 => Some(CaptureFormat::Pcap {
+            big_endian: false,
+            nanosecond: false,
+        }),
+        0x4D3C_B2A1 => Some(CaptureFormat::Pcap {
+            big_endian: false,
+            nanosecond: true,
+        }),
         PCAPNG_SHB => Some(CaptureFormat::PcapNg),
         _ => None,
     }
@@ -86,15 +98,27 @@ pub struct TsUnits {
 }
 
 impl TsUnits {
-    pub const MICROS: TsUnits = TsUnits { base: 10, exponent: 6 };
-    pub const NANOS: TsUnits = TsUnits { base: 10, exponent: 9 };
+    pub const MICROS: TsUnits = TsUnits {
+        base: 10,
+        exponent: 6,
+    };
+    pub const NANOS: TsUnits = TsUnits {
+        base: 10,
+        exponent: 9,
+    };
 
     /// Decode the `if_tsresol` byte: high bit clear → 10^-v, set → 2^-v.
     pub fn from_if_tsresol(v: u8) -> TsUnits {
         if v & 0x80 == 0 {
-            TsUnits { base: 10, exponent: v }
+            TsUnits {
+                base: 10,
+                exponent: v,
+            }
         } else {
-            TsUnits { base: 2, exponent: v & 0x7f }
+            TsUnits {
+                base: 2,
+                exponent: v & 0x7f,
+            }
         }
     }
 
@@ -213,7 +237,9 @@ impl<R: Read> Source for ReadSource<R> {
             if self.eof {
                 return Ok(false);
             }
-            if self.start > 0 && (self.start >= self.buf.len() / 2 || self.buf.len() == self.buf.capacity()) {
+            if self.start > 0
+                && (self.start >= self.buf.len() / 2 || self.buf.len() == self.buf.capacity())
+            {
                 self.buf.drain(..self.start);
                 self.start = 0;
             }
@@ -245,30 +271,63 @@ impl<R: Read> Source for ReadSource<R> {
 }
 
 /// Read a capture held entirely in memory (e.g. a memory-mapped file).
-pub fn read_slice<F: FrameSink + ?Sized>(file: &str, data: &[u8], sink: &mut F) -> Result<ReadSummary, CaptureError> {
+pub fn read_slice<F: FrameSink + ?Sized>(
+    file: &str,
+    data: &[u8],
+    sink: &mut F,
+) -> Result<ReadSummary, CaptureError> {
     read_source(file, &mut SliceSource { data, pos: 0 }, sink)
 }
 
 /// Read a capture stream (standard input, a pipe): records are delivered as they complete.
-pub fn read_stream<R: Read, F: FrameSink + ?Sized>(file: &str, reader: R, sink: &mut F) -> Result<ReadSummary, CaptureError> {
-    let mut src = ReadSource { inner: reader, buf: Vec::with_capacity(512 * 1024), start: 0, consumed: 0, eof: false };
+pub fn read_stream<R: Read, F: FrameSink + ?Sized>(
+    file: &str,
+    reader: R,
+    sink: &mut F,
+) -> Result<ReadSummary, CaptureError> {
+    let mut src = ReadSource {
+        inner: reader,
+        buf: Vec::with_capacity(512 * 1024),
+        start: 0,
+        consumed: 0,
+        eof: false,
+    };
     read_source(file, &mut src, sink)
 }
 
 // Generic rather than `dyn`: the per-record calls are inlined for the in-memory source.
-fn read_source<S: Source, F: FrameSink + ?Sized>(file: &str, src: &mut S, sink: &mut F) -> Result<ReadSummary, CaptureError> {
-    let io = |e: std::io::Error| CaptureError::Io { file: file.to_string(), source: e };
+fn read_source<S: Source, F: FrameSink + ?Sized>(
+    file: &str,
+    src: &mut S,
+    sink: &mut F,
+) -> Result<ReadSummary, CaptureError> {
+    let io = |e: std::io::Error| CaptureError::Io {
+        file: file.to_string(),
+        source: e,
+    };
     src.fill(4).map_err(io)?;
     let head = src.available();
     if head.is_empty() {
-        return Err(CaptureError::Empty { file: file.to_string() });
+        return Err(CaptureError::Empty {
+            file: file.to_string(),
+        });
     }
     let Some(format) = sniff_format(head) else {
-        return Err(CaptureError::NotACapture { file: file.to_string(), found: describe_magic(head) });
+        return Err(CaptureError::NotACapture {
+            file: file.to_string(),
+            found: describe_magic(head),
+        });
     };
     let mut st = ReadState {
         file,
-        summary: ReadSummary { format, interfaces: vec![], comments: vec![], frames: 0, bytes: 0, warnings: vec![] },
+        summary: ReadSummary {
+            format,
+            interfaces: vec![],
+            comments: vec![],
+            frames: 0,
+            bytes: 0,
+            warnings: vec![],
+        },
     };
     match format {
         CaptureFormat::Pcap { .. } => st.read_pcap(src, sink)?,
@@ -289,7 +348,9 @@ fn prefetch_ahead(rest: &[u8]) {
         // SAFETY: a prefetch is only a hint; it never faults and the address is in the slice.
         #[allow(unused_unsafe)]
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((b as *const u8).cast());
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (b as *const u8).cast(),
+            );
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -299,11 +360,21 @@ fn prefetch_ahead(rest: &[u8]) {
 /// Say what the first bytes look like, for the "not a capture" error.
 fn describe_magic(head: &[u8]) -> String {
     let hex: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    let text = head.iter().take(4).all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    let text = head
+        .iter()
+        .take(4)
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
     format!(
         "{}{}",
         hex.join(" "),
-        if text { format!(" (text \"{}\")", crate::sanitize::escape_bytes(&head[..head.len().min(4)])) } else { String::new() }
+        if text {
+            format!(
+                " (text \"{}\")",
+                crate::sanitize::escape_bytes(&head[..head.len().min(4)])
+            )
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -314,30 +385,68 @@ struct ReadState<'f> {
 
 impl ReadState<'_> {
     fn warn(&mut self, offset: u64, kind: WarningKind) {
-        self.summary.warnings.push(CaptureWarning { file: self.file.to_string(), offset: Some(offset), frame: None, kind });
+        self.summary.warnings.push(CaptureWarning {
+            file: self.file.to_string(),
+            offset: Some(offset),
+            frame: None,
+            kind,
+        });
     }
 
     fn fatal(&self, offset: u64, what: String) -> CaptureError {
-        CaptureError::Malformed { file: self.file.to_string(), offset, what }
+        CaptureError::Malformed {
+            file: self.file.to_string(),
+            offset,
+            what,
+        }
     }
 
     /// Ensure `n` bytes; on end of input record a truncation warning and return false.
-    fn need<S: Source>(&mut self, src: &mut S, n: usize, what: &'static str) -> Result<bool, CaptureError> {
-        if src.fill(n).map_err(|e| CaptureError::Io { file: self.file.to_string(), source: e })? {
+    fn need<S: Source>(
+        &mut self,
+        src: &mut S,
+        n: usize,
+        what: &'static str,
+    ) -> Result<bool, CaptureError> {
+        if src.fill(n).map_err(|e| CaptureError::Io {
+            file: self.file.to_string(),
+            source: e,
+        })? {
             return Ok(true);
         }
         let have = src.available().len();
         if have > 0 {
-            self.warn(src.offset(), WarningKind::TruncatedRecord { what, have: have as u64, need: n as u64 });
+            self.warn(
+                src.offset(),
+                WarningKind::TruncatedRecord {
+                    what,
+                    have: have as u64,
+                    need: n as u64,
+                },
+            );
         }
         Ok(false)
     }
 
-    fn read_pcap<S: Source, F: FrameSink + ?Sized>(&mut self, src: &mut S, sink: &mut F) -> Result<(), CaptureError> {
-        if !src.fill(24).map_err(|e| CaptureError::Io { file: self.file.to_string(), source: e })? {
-            return Err(self.fatal(0, format!("pcap file header is {} bytes, expected 24", src.available().len())));
+    fn read_pcap<S: Source, F: FrameSink + ?Sized>(
+        &mut self,
+        src: &mut S,
+        sink: &mut F,
+    ) -> Result<(), CaptureError> {
+        if !src.fill(24).map_err(|e| CaptureError::Io {
+            file: self.file.to_string(),
+            source: e,
+        })? {
+            return Err(self.fatal(
+                0,
+                format!(
+                    "pcap file header is {} bytes, expected 24",
+                    src.available().len()
+                ),
+            ));
         }
-        let (_, parser) = PcapParser::new(src.available()).map_err(|e| self.fatal(0, format!("pcap header: {e}")))?;
+        let (_, parser) = PcapParser::new(src.available())
+            .map_err(|e| self.fatal(0, format!("pcap header: {e}")))?;
         let header = parser.header();
         let big = header.endianness == Endianness::Big;
         let nanos = header.ts_resolution == pcap_file::TsResolution::NanoSecond;
@@ -351,7 +460,11 @@ impl ReadState<'_> {
             snaplen,
             name: None,
             description: None,
-            ts_resolution: if nanos { TsUnits::NANOS } else { TsUnits::MICROS },
+            ts_resolution: if nanos {
+                TsUnits::NANOS
+            } else {
+                TsUnits::MICROS
+            },
             ts_offset_s: 0,
             comments: vec![],
         };
@@ -359,7 +472,11 @@ impl ReadState<'_> {
         self.summary.interfaces.push(iface);
         let rd = |b: &[u8]| -> u32 {
             let a: [u8; 4] = b[..4].try_into().unwrap_or([0; 4]);
-            if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+            if big {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
         };
         let frac_limit = if nanos { 1_000_000_000 } else { 1_000_000 };
         let mut over_snaplen = 0u64;
@@ -371,9 +488,16 @@ impl ReadState<'_> {
             let offset = src.offset();
             let hdr = src.available();
             prefetch_ahead(hdr);
-            let (ts_sec, ts_frac, incl_len, orig_len) = (rd(&hdr[0..]), rd(&hdr[4..]), rd(&hdr[8..]), rd(&hdr[12..]));
+            let (ts_sec, ts_frac, incl_len, orig_len) =
+                (rd(&hdr[0..]), rd(&hdr[4..]), rd(&hdr[8..]), rd(&hdr[12..]));
             if incl_len > MAX_RECORD_LEN {
-                self.warn(offset, WarningKind::RecordTooLarge { len: incl_len as u64, limit: MAX_RECORD_LEN as u64 });
+                self.warn(
+                    offset,
+                    WarningKind::RecordTooLarge {
+                        len: incl_len as u64,
+                        limit: MAX_RECORD_LEN as u64,
+                    },
+                );
                 break;
             }
             if ts_frac >= frac_limit || incl_len > orig_len {
@@ -383,7 +507,13 @@ impl ReadState<'_> {
                     format!("timestamp fraction {ts_frac} is not below {frac_limit}")
                 };
                 let rest = src.available().len() as u64;
-                self.warn(offset, WarningKind::Garbage { why, ignored_bytes: rest });
+                self.warn(
+                    offset,
+                    WarningKind::Garbage {
+                        why,
+                        ignored_bytes: rest,
+                    },
+                );
                 break;
             }
             if snaplen != 0 && incl_len > snaplen {
@@ -399,7 +529,12 @@ impl ReadState<'_> {
             // is what `PcapParser::next_raw_packet` would do, without reading the header again.
             let data = &src.available()[16..16 + incl_len as usize];
             self.summary.frames += 1;
-            let ts_ns = (ts_sec as i64) * 1_000_000_000 + if nanos { ts_frac as i64 } else { ts_frac as i64 * 1000 };
+            let ts_ns = (ts_sec as i64) * 1_000_000_000
+                + if nanos {
+                    ts_frac as i64
+                } else {
+                    ts_frac as i64 * 1000
+                };
             sink.frame(&Frame {
                 number: self.summary.frames,
                 interface: 0,
@@ -412,12 +547,22 @@ impl ReadState<'_> {
             src.consume(16 + incl_len as usize);
         }
         if over_snaplen > 0 {
-            self.warn(first_over, WarningKind::RecordOverSnaplen { count: over_snaplen, snaplen });
+            self.warn(
+                first_over,
+                WarningKind::RecordOverSnaplen {
+                    count: over_snaplen,
+                    snaplen,
+                },
+            );
         }
         Ok(())
     }
 
-    fn read_pcapng<S: Source, F: FrameSink + ?Sized>(&mut self, src: &mut S, sink: &mut F) -> Result<(), CaptureError> {
+    fn read_pcapng<S: Source, F: FrameSink + ?Sized>(
+        &mut self,
+        src: &mut S,
+        sink: &mut F,
+    ) -> Result<(), CaptureError> {
         if !self.need(src, 28, "pcapng section header")? {
             return Err(self.fatal(0, "pcapng section header block is incomplete".into()));
         }
@@ -443,12 +588,20 @@ impl ReadState<'_> {
                     [0x1A, 0x2B, 0x3C, 0x4D] => big = true,
                     [0x4D, 0x3C, 0x2B, 0x1A] => big = false,
                     other => {
-                        let why = format!("section header byte-order magic {other:02x?} is neither 1a2b3c4d nor 4d3c2b1a");
+                        let why = format!(
+                            "section header byte-order magic {other:02x?} is neither 1a2b3c4d nor 4d3c2b1a"
+                        );
                         if first_section {
                             return Err(self.fatal(offset + 8, why));
                         }
                         let rest = avail.len() as u64;
-                        self.warn(offset, WarningKind::Garbage { why, ignored_bytes: rest });
+                        self.warn(
+                            offset,
+                            WarningKind::Garbage {
+                                why,
+                                ignored_bytes: rest,
+                            },
+                        );
                         break;
                     }
                 }
@@ -459,18 +612,36 @@ impl ReadState<'_> {
                 (u32::from_le_bytes(btype_raw), u32::from_le_bytes(blen_raw))
             };
             let is_packet = matches!(btype, PCAPNG_EPB | PCAPNG_SPB | PCAPNG_PB);
-            let limit = if is_packet { MAX_RECORD_LEN + 64 * 1024 } else { MAX_BLOCK_LEN };
+            let limit = if is_packet {
+                MAX_RECORD_LEN + 64 * 1024
+            } else {
+                MAX_BLOCK_LEN
+            };
             if blen < 12 || blen % 4 != 0 {
                 let rest = avail.len() as u64;
-                let why = format!("block type {btype:#x} has length {blen} (must be a multiple of 4, at least 12)");
+                let why = format!(
+                    "block type {btype:#x} has length {blen} (must be a multiple of 4, at least 12)"
+                );
                 if first_section {
                     return Err(self.fatal(offset, why));
                 }
-                self.warn(offset, WarningKind::Garbage { why, ignored_bytes: rest });
+                self.warn(
+                    offset,
+                    WarningKind::Garbage {
+                        why,
+                        ignored_bytes: rest,
+                    },
+                );
                 break;
             }
             if blen > limit {
-                self.warn(offset, WarningKind::RecordTooLarge { len: blen as u64, limit: limit as u64 });
+                self.warn(
+                    offset,
+                    WarningKind::RecordTooLarge {
+                        len: blen as u64,
+                        limit: limit as u64,
+                    },
+                );
                 break;
             }
             if !self.need(src, blen as usize, "pcapng block")? {
@@ -486,7 +657,10 @@ impl ReadState<'_> {
                         first_section = false;
                         for opt in &p.section().options {
                             if let SectionHeaderOption::Comment(c) = opt {
-                                self.summary.comments.push(CaptureComment { frame: None, text: c.to_string() });
+                                self.summary.comments.push(CaptureComment {
+                                    frame: None,
+                                    text: c.to_string(),
+                                });
                             }
                         }
                         parser = Some(p);
@@ -498,7 +672,13 @@ impl ReadState<'_> {
                             return Err(self.fatal(offset, why));
                         }
                         let rest = src.available().len() as u64;
-                        self.warn(offset, WarningKind::Garbage { why, ignored_bytes: rest });
+                        self.warn(
+                            offset,
+                            WarningKind::Garbage {
+                                why,
+                                ignored_bytes: rest,
+                            },
+                        );
                         break;
                     }
                 }
@@ -512,15 +692,27 @@ impl ReadState<'_> {
                     let why = format!("block type {btype:#x}: {}", describe_pcap_error(&e));
                     // When the block's trailing length matches its leading one the framing is
                     // intact: skip just this block. Otherwise nothing after it can be trusted.
-                    let tail: [u8; 4] = block_bytes[blen as usize - 4..].try_into().unwrap_or_default();
-                    let trailer = if big { u32::from_be_bytes(tail) } else { u32::from_le_bytes(tail) };
+                    let tail: [u8; 4] = block_bytes[blen as usize - 4..]
+                        .try_into()
+                        .unwrap_or_default();
+                    let trailer = if big {
+                        u32::from_be_bytes(tail)
+                    } else {
+                        u32::from_le_bytes(tail)
+                    };
                     if trailer == blen {
                         self.warn(offset, WarningKind::BadBlock { why });
                         src.consume(blen as usize);
                         continue;
                     }
                     let rest = src.available().len() as u64;
-                    self.warn(offset, WarningKind::Garbage { why, ignored_bytes: rest });
+                    self.warn(
+                        offset,
+                        WarningKind::Garbage {
+                            why,
+                            ignored_bytes: rest,
+                        },
+                    );
                     break;
                 }
             };
@@ -539,11 +731,21 @@ impl ReadState<'_> {
                     };
                     for opt in &idb.options {
                         match opt {
-                            InterfaceDescriptionOption::IfName(n) => iface.name = Some(n.to_string()),
-                            InterfaceDescriptionOption::IfDescription(d) => iface.description = Some(d.to_string()),
-                            InterfaceDescriptionOption::IfTsResol(r) => iface.ts_resolution = TsUnits::from_if_tsresol(*r),
-                            InterfaceDescriptionOption::IfTsOffset(o) => iface.ts_offset_s = *o as i64,
-                            InterfaceDescriptionOption::Comment(c) => iface.comments.push(c.to_string()),
+                            InterfaceDescriptionOption::IfName(n) => {
+                                iface.name = Some(n.to_string())
+                            }
+                            InterfaceDescriptionOption::IfDescription(d) => {
+                                iface.description = Some(d.to_string())
+                            }
+                            InterfaceDescriptionOption::IfTsResol(r) => {
+                                iface.ts_resolution = TsUnits::from_if_tsresol(*r)
+                            }
+                            InterfaceDescriptionOption::IfTsOffset(o) => {
+                                iface.ts_offset_s = *o as i64
+                            }
+                            InterfaceDescriptionOption::Comment(c) => {
+                                iface.comments.push(c.to_string())
+                            }
                             _ => {}
                         }
                     }
@@ -557,7 +759,16 @@ impl ReadState<'_> {
                         EnhancedPacketOption::Comment(c) => Some(c.to_string()),
                         _ => None,
                     });
-                    self.packet(sink, &section_ifaces, offset, epb.interface_id, ts_ticks, epb.original_len, &epb.data, comment);
+                    self.packet(
+                        sink,
+                        &section_ifaces,
+                        offset,
+                        epb.interface_id,
+                        ts_ticks,
+                        epb.original_len,
+                        &epb.data,
+                        comment,
+                    );
                 }
                 Block::SimplePacket(spb) => {
                     // SPB data carries the block padding; the captured length is the smaller of the
@@ -568,11 +779,26 @@ impl ReadState<'_> {
                         .map(|i| if i.snaplen == 0 { u32::MAX } else { i.snaplen })
                         .unwrap_or(u32::MAX);
                     let cap = (spb.original_len.min(snap) as usize).min(spb.data.len());
-                    self.packet_untimed(sink, &section_ifaces, offset, spb.original_len, &spb.data[..cap]);
+                    self.packet_untimed(
+                        sink,
+                        &section_ifaces,
+                        offset,
+                        spb.original_len,
+                        &spb.data[..cap],
+                    );
                 }
                 Block::Packet(pb) => {
                     let cap = (pb.captured_len as usize).min(pb.data.len());
-                    self.packet(sink, &section_ifaces, offset, pb.interface_id as u32, pb.timestamp, pb.original_len, &pb.data[..cap], None);
+                    self.packet(
+                        sink,
+                        &section_ifaces,
+                        offset,
+                        pb.interface_id as u32,
+                        pb.timestamp,
+                        pb.original_len,
+                        &pb.data[..cap],
+                        None,
+                    );
                 }
                 _ => {}
             }
@@ -593,28 +819,66 @@ impl ReadState<'_> {
         data: &[u8],
         comment: Option<String>,
     ) {
-        let Some(iface) = section_ifaces.get(local_iface as usize).and_then(|&g| self.summary.interfaces.get(g as usize)) else {
+        let Some(iface) = section_ifaces
+            .get(local_iface as usize)
+            .and_then(|&g| self.summary.interfaces.get(g as usize))
+        else {
             // One warning per interface number, counting its packets.
-            let known = self.summary.warnings.iter_mut().find_map(|w| match &mut w.kind {
-                WarningKind::UnknownInterface { interface, packets } if *interface == local_iface => Some(packets),
-                _ => None,
-            });
+            let known = self
+                .summary
+                .warnings
+                .iter_mut()
+                .find_map(|w| match &mut w.kind {
+                    WarningKind::UnknownInterface { interface, packets }
+                        if *interface == local_iface =>
+                    {
+                        Some(packets)
+                    }
+                    _ => None,
+                });
             match known {
                 Some(n) => *n += 1,
-                None => self.warn(offset, WarningKind::UnknownInterface { interface: local_iface, packets: 1 }),
+                None => self.warn(
+                    offset,
+                    WarningKind::UnknownInterface {
+                        interface: local_iface,
+                        packets: 1,
+                    },
+                ),
             }
             return;
         };
-        let ts_ns = iface.ts_resolution.ticks_to_ns(ticks).saturating_add(iface.ts_offset_s.saturating_mul(1_000_000_000));
+        let ts_ns = iface
+            .ts_resolution
+            .ticks_to_ns(ticks)
+            .saturating_add(iface.ts_offset_s.saturating_mul(1_000_000_000));
         let (index, link_type) = (iface.index, iface.link_type);
         self.summary.frames += 1;
         if let Some(text) = comment {
-            self.summary.comments.push(CaptureComment { frame: Some(self.summary.frames), text });
+            self.summary.comments.push(CaptureComment {
+                frame: Some(self.summary.frames),
+                text,
+            });
         }
-        sink.frame(&Frame { number: self.summary.frames, interface: index, link_type, ts_ns, orig_len: orig_len.max(data.len() as u32), data, offset });
+        sink.frame(&Frame {
+            number: self.summary.frames,
+            interface: index,
+            link_type,
+            ts_ns,
+            orig_len: orig_len.max(data.len() as u32),
+            data,
+            offset,
+        });
     }
 
-    fn packet_untimed<F: FrameSink + ?Sized>(&mut self, sink: &mut F, section_ifaces: &[u32], offset: u64, orig_len: u32, data: &[u8]) {
+    fn packet_untimed<F: FrameSink + ?Sized>(
+        &mut self,
+        sink: &mut F,
+        section_ifaces: &[u32],
+        offset: u64,
+        orig_len: u32,
+        data: &[u8],
+    ) {
         // A simple packet block has no timestamp: it is given 0 (1970) rather than a guess.
         self.packet(sink, section_ifaces, offset, 0, 0, orig_len, data, None)
     }
@@ -633,20 +897,35 @@ mod tests {
 
     #[test]
     fn tsresol_scaling() {
-        assert_eq!(TsUnits::from_if_tsresol(6).ticks_to_ns(1_500_000), 1_500_000_000);
+        assert_eq!(
+            TsUnits::from_if_tsresol(6).ticks_to_ns(1_500_000),
+            1_500_000_000
+        );
         assert_eq!(TsUnits::from_if_tsresol(9).ticks_to_ns(7), 7);
         assert_eq!(TsUnits::from_if_tsresol(3).ticks_to_ns(2), 2_000_000);
         assert_eq!(TsUnits::from_if_tsresol(12).ticks_to_ns(5_000), 5);
         // 2^-10 s ticks: 1024 ticks = 1 s.
-        assert_eq!(TsUnits::from_if_tsresol(0x8a).ticks_to_ns(1024), 1_000_000_000);
+        assert_eq!(
+            TsUnits::from_if_tsresol(0x8a).ticks_to_ns(1024),
+            1_000_000_000
+        );
         assert_eq!(TsUnits::from_if_tsresol(0xff).ticks_to_ns(u64::MAX), 0);
         assert_eq!(TsUnits::from_if_tsresol(0x7f).ticks_to_ns(u64::MAX), 0);
     }
 
     #[test]
     fn magic_recognition() {
-        assert_eq!(sniff_format(&[0xd4, 0xc3, 0xb2, 0xa1]), Some(CaptureFormat::Pcap { big_endian: false, nanosecond: false }));
-        assert_eq!(sniff_format(&[0x0a, 0x0d, 0x0d, 0x0a]), Some(CaptureFormat::PcapNg));
+        assert_eq!(
+            sniff_format(&[0xd4, 0xc3, 0xb2, 0xa1]),
+            Some(CaptureFormat::Pcap {
+                big_endian: false,
+                nanosecond: false
+            })
+        );
+        assert_eq!(
+            sniff_format(&[0x0a, 0x0d, 0x0d, 0x0a]),
+            Some(CaptureFormat::PcapNg)
+        );
         assert_eq!(sniff_format(b"*fil"), None);
         assert_eq!(sniff_format(&[0xd4]), None);
         assert!(describe_magic(b"*filter").contains("text"));
@@ -655,8 +934,16 @@ mod tests {
     #[test]
     fn empty_and_foreign_inputs_are_errors() {
         let mut sink = |_: &Frame<'_>| {};
-        assert!(matches!(read_slice("e", b"", &mut sink), Err(CaptureError::Empty { .. })));
-        let err = read_slice("x.txt", b"hello world", &mut sink).unwrap_err().to_string();
-        assert!(err.contains("x.txt") && err.contains("68 65 6c 6c"), "{err}");
+        assert!(matches!(
+            read_slice("e", b"", &mut sink),
+            Err(CaptureError::Empty { .. })
+        ));
+        let err = read_slice("x.txt", b"hello world", &mut sink)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.txt") && err.contains("68 65 6c 6c"),
+            "{err}"
+        );
     }
 }

@@ -32,7 +32,13 @@ pub struct ReassemblyLimits {
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
-        ReassemblyLimits { per_stream_bytes: 1 << 20, total_bytes: 256 << 20, per_stream_segments: 1024, http_head_total: 64 << 20, max_window: 64 << 20 }
+        ReassemblyLimits {
+            per_stream_bytes: 1 << 20,
+            total_bytes: 256 << 20,
+            per_stream_segments: 1024,
+            http_head_total: 64 << 20,
+            max_window: 64 << 20,
+        }
     }
 }
 
@@ -55,7 +61,11 @@ pub struct StreamStats {
 /// What the reassembler hands on, in stream order.
 #[derive(Debug)]
 pub enum Delivery<'a> {
-    Data { bytes: &'a [u8], frame: u64, ts_ns: i64 },
+    Data {
+        bytes: &'a [u8],
+        frame: u64,
+        ts_ns: i64,
+    },
     /// `len` stream bytes that will never be seen.
     Gap { len: u64 },
 }
@@ -72,7 +82,9 @@ struct Pending {
 
 impl Pending {
     fn end(&self) -> u32 {
-        self.seq.wrapping_add(self.data.len() as u32).wrapping_add(self.missing_tail)
+        self.seq
+            .wrapping_add(self.data.len() as u32)
+            .wrapping_add(self.missing_tail)
     }
 }
 
@@ -157,9 +169,20 @@ impl StreamReassembler {
         self.buffer(seq, data, wire_len, frame, ts_ns, budget, out);
     }
 
-    fn deliver_now(&mut self, data: &[u8], missing: u64, frame: u64, ts_ns: i64, out: &mut dyn FnMut(Delivery<'_>)) {
+    fn deliver_now(
+        &mut self,
+        data: &[u8],
+        missing: u64,
+        frame: u64,
+        ts_ns: i64,
+        out: &mut dyn FnMut(Delivery<'_>),
+    ) {
         if !data.is_empty() {
-            out(Delivery::Data { bytes: data, frame, ts_ns });
+            out(Delivery::Data {
+                bytes: data,
+                frame,
+                ts_ns,
+            });
         }
         if missing > 0 {
             self.stats.gaps += 1;
@@ -193,7 +216,10 @@ impl StreamReassembler {
         let first = self.pending.partition_point(|p| offset(p.end()) <= start);
         let mut pieces: Vec<(u64, u64)> = Vec::new();
         let mut cursor = start;
-        for p in self.pending[first..].iter().take_while(|p| offset(p.seq) < end) {
+        for p in self.pending[first..]
+            .iter()
+            .take_while(|p| offset(p.seq) < end)
+        {
             let (ps, pe) = (offset(p.seq), offset(p.end()));
             if ps > cursor {
                 pieces.push((cursor, ps));
@@ -232,7 +258,9 @@ impl StreamReassembler {
                 if rel_now > 0 {
                     self.stats.gaps += 1;
                     add(&mut self.stats.gap_bytes, rel_now as u64);
-                    out(Delivery::Gap { len: rel_now as u64 });
+                    out(Delivery::Gap {
+                        len: rel_now as u64,
+                    });
                     self.next = Some(piece_seq);
                     self.deliver_now(bytes, missing_tail, frame, ts_ns, out);
                 } else {
@@ -247,17 +275,34 @@ impl StreamReassembler {
                 self.drain(budget, out);
                 continue;
             }
-            let idx = self.pending.partition_point(|p| seq_diff(p.seq, piece_seq) < 0);
+            let idx = self
+                .pending
+                .partition_point(|p| seq_diff(p.seq, piece_seq) < 0);
             self.pending_bytes += bytes.len();
             budget.buffered += bytes.len();
             budget.peak = budget.peak.max(budget.buffered);
-            self.pending.insert(idx, Pending { seq: piece_seq, data: bytes.into(), missing_tail: missing_tail as u32, frame, ts_ns });
+            self.pending.insert(
+                idx,
+                Pending {
+                    seq: piece_seq,
+                    data: bytes.into(),
+                    missing_tail: missing_tail as u32,
+                    frame,
+                    ts_ns,
+                },
+            );
         }
     }
 
     /// Declare the hole before the first buffered segment lost and deliver what follows it.
-    fn skip_first_hole(&mut self, budget: &mut ReassemblyBudget, out: &mut dyn FnMut(Delivery<'_>)) {
-        let Some(first) = self.pending.first() else { return };
+    fn skip_first_hole(
+        &mut self,
+        budget: &mut ReassemblyBudget,
+        out: &mut dyn FnMut(Delivery<'_>),
+    ) {
+        let Some(first) = self.pending.first() else {
+            return;
+        };
         let next = self.next.unwrap_or(first.seq);
         let hole = seq_diff(first.seq, next);
         if hole > 0 {
@@ -294,7 +339,12 @@ impl StreamReassembler {
     /// End of stream (FIN, RST or end of capture): every remaining hole is lost.
     /// `end`: the sequence number just past the stream's FIN, when seen — bytes missing before
     /// it (lost segments at the tail) become a final gap.
-    pub fn finish(&mut self, end: Option<u32>, budget: &mut ReassemblyBudget, out: &mut dyn FnMut(Delivery<'_>)) {
+    pub fn finish(
+        &mut self,
+        end: Option<u32>,
+        budget: &mut ReassemblyBudget,
+        out: &mut dyn FnMut(Delivery<'_>),
+    ) {
         while !self.pending.is_empty() {
             self.skip_first_hole(budget, out);
         }
@@ -303,7 +353,9 @@ impl StreamReassembler {
             if missing > 0 && missing as u64 <= budget.limits.max_window as u64 {
                 self.stats.gaps += 1;
                 add(&mut self.stats.gap_bytes, missing as u64);
-                out(Delivery::Gap { len: missing as u64 });
+                out(Delivery::Gap {
+                    len: missing as u64,
+                });
                 self.next = Some(end);
             }
         }
@@ -321,14 +373,25 @@ mod tests {
 
     fn run(segs: &[(u32, &[u8])], limits: ReassemblyLimits) -> (Vec<u8>, StreamStats) {
         let mut r = StreamReassembler::default();
-        let mut budget = ReassemblyBudget { limits, ..Default::default() };
+        let mut budget = ReassemblyBudget {
+            limits,
+            ..Default::default()
+        };
         let mut out = Vec::new();
         r.syn(999);
         for (i, (seq, d)) in segs.iter().enumerate() {
-            r.segment(*seq, d, d.len() as u32, i as u64 + 1, 0, &mut budget, &mut |dl| match dl {
-                Delivery::Data { bytes, .. } => out.extend_from_slice(bytes),
-                Delivery::Gap { len } => out.extend(std::iter::repeat_n(b'?', len as usize)),
-            });
+            r.segment(
+                *seq,
+                d,
+                d.len() as u32,
+                i as u64 + 1,
+                0,
+                &mut budget,
+                &mut |dl| match dl {
+                    Delivery::Data { bytes, .. } => out.extend_from_slice(bytes),
+                    Delivery::Gap { len } => out.extend(std::iter::repeat_n(b'?', len as usize)),
+                },
+            );
         }
         r.finish(None, &mut budget, &mut |dl| match dl {
             Delivery::Data { bytes, .. } => out.extend_from_slice(bytes),
@@ -340,7 +403,15 @@ mod tests {
 
     #[test]
     fn in_order_out_of_order_and_retransmission() {
-        let (s, st) = run(&[(1000, b"GET "), (1008, b"HTTP"), (1004, b"/ab "), (1004, b"/ab ")], Default::default());
+        let (s, st) = run(
+            &[
+                (1000, b"GET "),
+                (1008, b"HTTP"),
+                (1004, b"/ab "),
+                (1004, b"/ab "),
+            ],
+            Default::default(),
+        );
         assert_eq!(s, b"GET /ab HTTP");
         assert_eq!(st.out_of_order, 1);
         assert_eq!(st.retransmitted_bytes, 4);
@@ -349,7 +420,10 @@ mod tests {
     #[test]
     fn first_wins_on_overlap() {
         // Buffered "BBBB" at 1004..1008 arrives first; a later "xxxxxx" 1002..1008 only fills 1002..1004.
-        let (s, st) = run(&[(1004, b"BBBB"), (1002, b"xxxxxx"), (1000, b"AAZZ")], Default::default());
+        let (s, st) = run(
+            &[(1004, b"BBBB"), (1002, b"xxxxxx"), (1000, b"AAZZ")],
+            Default::default(),
+        );
         assert_eq!(s, b"AAZZBBBB");
         assert_eq!(st.overlap_bytes, 2 + 2);
     }
@@ -363,8 +437,16 @@ mod tests {
 
     #[test]
     fn budget_forces_progress() {
-        let limits = ReassemblyLimits { per_stream_bytes: 4, total_bytes: 4, per_stream_segments: 64, ..Default::default() };
-        let (s, st) = run(&[(1010, b"xyz"), (1020, b"abcd"), (1000, b"0123456789")], limits);
+        let limits = ReassemblyLimits {
+            per_stream_bytes: 4,
+            total_bytes: 4,
+            per_stream_segments: 64,
+            ..Default::default()
+        };
+        let (s, st) = run(
+            &[(1010, b"xyz"), (1020, b"abcd"), (1000, b"0123456789")],
+            limits,
+        );
         // "abcd" does not fit beside "xyz": the hole before "xyz" is declared lost; the late
         // segment then repeats bytes already given up on and is counted as a retransmission.
         assert_eq!(s, b"??????????xyz???????abcd");
@@ -411,29 +493,56 @@ mod tests {
                 out.extend_from_slice(bytes)
             }
         };
-        r.segment(u32::MAX.wrapping_add(1), b"cd", 2, 2, 0, &mut budget, &mut f);
+        r.segment(
+            u32::MAX.wrapping_add(1),
+            b"cd",
+            2,
+            2,
+            0,
+            &mut budget,
+            &mut f,
+        );
         r.segment(u32::MAX - 1, b"ab", 2, 1, 0, &mut budget, &mut f);
         assert_eq!(out, b"abcd");
     }
 
     #[test]
     fn arbitrary_segments_never_panic_and_release_budget() {
-        bolero::check!().with_type::<Vec<(u16, u8, u8)>>().for_each(|segs| {
-            let mut r = StreamReassembler::default();
-            let limits = ReassemblyLimits { per_stream_bytes: 300, total_bytes: 500, per_stream_segments: 8, http_head_total: 1 << 20, max_window: 5000 };
-            let mut budget = ReassemblyBudget { limits, ..Default::default() };
-            let data = [7u8; 256];
-            let mut total = 0u64;
-            for (i, (seq, len, cut)) in segs.iter().enumerate() {
-                let cap = (*len as usize).saturating_sub(*cut as usize);
-                r.segment(*seq as u32, &data[..cap], *len as u32, i as u64, 0, &mut budget, &mut |d| match d {
-                    Delivery::Data { bytes, .. } => total += bytes.len() as u64,
-                    Delivery::Gap { len } => total += len,
-                });
-                assert!(budget.buffered <= 500);
-            }
-            r.finish(None, &mut budget, &mut |_| {});
-            assert_eq!(budget.buffered, 0);
-        });
+        bolero::check!()
+            .with_type::<Vec<(u16, u8, u8)>>()
+            .for_each(|segs| {
+                let mut r = StreamReassembler::default();
+                let limits = ReassemblyLimits {
+                    per_stream_bytes: 300,
+                    total_bytes: 500,
+                    per_stream_segments: 8,
+                    http_head_total: 1 << 20,
+                    max_window: 5000,
+                };
+                let mut budget = ReassemblyBudget {
+                    limits,
+                    ..Default::default()
+                };
+                let data = [7u8; 256];
+                let mut total = 0u64;
+                for (i, (seq, len, cut)) in segs.iter().enumerate() {
+                    let cap = (*len as usize).saturating_sub(*cut as usize);
+                    r.segment(
+                        *seq as u32,
+                        &data[..cap],
+                        *len as u32,
+                        i as u64,
+                        0,
+                        &mut budget,
+                        &mut |d| match d {
+                            Delivery::Data { bytes, .. } => total += bytes.len() as u64,
+                            Delivery::Gap { len } => total += len,
+                        },
+                    );
+                    assert!(budget.buffered <= 500);
+                }
+                r.finish(None, &mut budget, &mut |_| {});
+                assert_eq!(budget.buffered, 0);
+            });
     }
 }

@@ -18,7 +18,9 @@
 use super::link::{self, TcpFlags};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
-use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
 use pcap_file::pcapng::{Block, PcapNgWriter};
@@ -78,7 +80,8 @@ impl Conversation {
 
     /// Use these initial sequence numbers (before [`Self::handshake`]).
     pub fn with_isns(mut self, client_isn: u32, server_isn: u32) -> Self {
-        (self.client_isn, self.server_isn, self.next_c, self.next_s) = (client_isn, server_isn, client_isn, server_isn);
+        (self.client_isn, self.server_isn, self.next_c, self.next_s) =
+            (client_isn, server_isn, client_isn, server_isn);
         self
     }
 
@@ -89,7 +92,15 @@ impl Conversation {
             (self.server, self.client, self.next_s, self.next_c)
         };
         let ack = if flags & TcpFlags::ACK != 0 { ack } else { 0 };
-        self.segments.push(Segment { ts_ns: self.ts_ns, src, dst, flags, seq, ack, payload: payload.to_vec() });
+        self.segments.push(Segment {
+            ts_ns: self.ts_ns,
+            src,
+            dst,
+            flags,
+            seq,
+            ack,
+            payload: payload.to_vec(),
+        });
         let adv = payload.len() as u32 + (flags & (TcpFlags::SYN | TcpFlags::FIN) != 0) as u32;
         if from_client {
             self.next_c = self.next_c.wrapping_add(adv);
@@ -176,7 +187,10 @@ impl Conversation {
 
 /// Merge several conversations' segments into one time-ordered list (stable).
 pub fn interleave(convs: &[Conversation]) -> Vec<Segment> {
-    let mut all: Vec<Segment> = convs.iter().flat_map(|c| c.segments.iter().cloned()).collect();
+    let mut all: Vec<Segment> = convs
+        .iter()
+        .flat_map(|c| c.segments.iter().cloned())
+        .collect();
     all.sort_by_key(|s| s.ts_ns);
     all
 }
@@ -226,7 +240,10 @@ pub fn ip_packet(seg: &Segment, out: &mut Vec<u8>) {
             h[16..20].copy_from_slice(&d.octets());
             let c = fold(checksum(0, &h));
             h[10..12].copy_from_slice(&c.to_be_bytes());
-            let pseudo = checksum(checksum(checksum(0, &s.octets()), &d.octets()), &[0, link::proto::TCP]) + tcp_len;
+            let pseudo = checksum(
+                checksum(checksum(0, &s.octets()), &d.octets()),
+                &[0, link::proto::TCP],
+            ) + tcp_len;
             let c = fold(checksum(pseudo, &tcp));
             tcp[16..18].copy_from_slice(&c.to_be_bytes());
             out.extend_from_slice(&h);
@@ -244,7 +261,10 @@ pub fn ip_packet(seg: &Segment, out: &mut Vec<u8>) {
             h[7] = 64;
             h[8..24].copy_from_slice(&s.octets());
             h[24..40].copy_from_slice(&d.octets());
-            let pseudo = checksum(checksum(checksum(0, &s.octets()), &d.octets()), &[0, link::proto::TCP]) + tcp_len;
+            let pseudo = checksum(
+                checksum(checksum(0, &s.octets()), &d.octets()),
+                &[0, link::proto::TCP],
+            ) + tcp_len;
             let c = fold(checksum(pseudo, &tcp));
             tcp[16..18].copy_from_slice(&c.to_be_bytes());
             out.extend_from_slice(&h);
@@ -257,7 +277,9 @@ pub fn ip_packet(seg: &Segment, out: &mut Vec<u8>) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Framing {
     /// Ethernet II with these 802.1Q VLAN ids (empty: untagged; two: QinQ).
-    Ethernet { vlans: Vec<u16> },
+    Ethernet {
+        vlans: Vec<u16>,
+    },
     LinuxSll,
     LinuxSll2,
     /// LINKTYPE_RAW (101).
@@ -289,7 +311,9 @@ impl Framing {
         vec![
             Framing::Ethernet { vlans: vec![] },
             Framing::Ethernet { vlans: vec![100] },
-            Framing::Ethernet { vlans: vec![100, 200] },
+            Framing::Ethernet {
+                vlans: vec![100, 200],
+            },
             Framing::LinuxSll,
             Framing::LinuxSll2,
             Framing::Raw,
@@ -309,7 +333,11 @@ impl Framing {
             Framing::Ethernet { vlans } => {
                 out.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01]);
                 for (i, v) in vlans.iter().enumerate() {
-                    let tpid: u16 = if vlans.len() > 1 && i == 0 { 0x88A8 } else { 0x8100 };
+                    let tpid: u16 = if vlans.len() > 1 && i == 0 {
+                        0x88A8
+                    } else {
+                        0x8100
+                    };
                     out.extend_from_slice(&tpid.to_be_bytes());
                     out.extend_from_slice(&(v & 0x0fff).to_be_bytes());
                 }
@@ -347,7 +375,12 @@ pub struct PcapSpec {
 
 impl Default for PcapSpec {
     fn default() -> Self {
-        PcapSpec { framing: Framing::Ethernet { vlans: vec![] }, big_endian: false, nanosecond: false, snaplen: 262_144 }
+        PcapSpec {
+            framing: Framing::Ethernet { vlans: vec![] },
+            big_endian: false,
+            nanosecond: false,
+            snaplen: 262_144,
+        }
     }
 }
 
@@ -360,8 +393,16 @@ pub fn write_pcap<W: Write>(w: W, spec: &PcapSpec, segments: &[Segment]) -> io::
     let header = PcapHeader {
         snaplen: spec.snaplen,
         datalink: DataLink::from(spec.framing.link_type()),
-        ts_resolution: if spec.nanosecond { TsResolution::NanoSecond } else { TsResolution::MicroSecond },
-        endianness: if spec.big_endian { Endianness::Big } else { Endianness::Little },
+        ts_resolution: if spec.nanosecond {
+            TsResolution::NanoSecond
+        } else {
+            TsResolution::MicroSecond
+        },
+        endianness: if spec.big_endian {
+            Endianness::Big
+        } else {
+            Endianness::Little
+        },
         ..Default::default()
     };
     let mut pw = PcapWriter::with_header(w, header).map_err(to_io)?;
@@ -369,8 +410,17 @@ pub fn write_pcap<W: Write>(w: W, spec: &PcapSpec, segments: &[Segment]) -> io::
         let frame = spec.framing.frame(seg);
         let cap = frame.len().min(spec.snaplen as usize);
         let ts = Duration::from_nanos(seg.ts_ns.max(0) as u64);
-        let ts = if spec.nanosecond { ts } else { Duration::from_micros(ts.as_micros() as u64) };
-        pw.write_packet(&PcapPacket { timestamp: ts, orig_len: frame.len() as u32, data: Cow::Borrowed(&frame[..cap]) }).map_err(to_io)?;
+        let ts = if spec.nanosecond {
+            ts
+        } else {
+            Duration::from_micros(ts.as_micros() as u64)
+        };
+        pw.write_packet(&PcapPacket {
+            timestamp: ts,
+            orig_len: frame.len() as u32,
+            data: Cow::Borrowed(&frame[..cap]),
+        })
+        .map_err(to_io)?;
     }
     Ok(pw.into_writer())
 }
@@ -408,7 +458,11 @@ fn ticks(ts_ns: i64, tsresol: u8) -> u64 {
     let ns = ts_ns.max(0) as u128;
     let t = if tsresol & 0x80 == 0 {
         let e = tsresol as u32;
-        if e <= 9 { ns / 10u128.pow(9 - e) } else { ns * 10u128.pow(e - 9) }
+        if e <= 9 {
+            ns / 10u128.pow(9 - e)
+        } else {
+            ns * 10u128.pow(e - 9)
+        }
     } else {
         (ns << (tsresol & 0x7f)) / 1_000_000_000
     };
@@ -419,30 +473,52 @@ fn ticks(ts_ns: i64, tsresol: u8) -> u64 {
 pub fn write_pcapng<W: Write>(mut w: W, sections: &[NgSection]) -> io::Result<W> {
     for sec in sections {
         let mut shb = SectionHeaderBlock {
-            endianness: if sec.big_endian { Endianness::Big } else { Endianness::Little },
+            endianness: if sec.big_endian {
+                Endianness::Big
+            } else {
+                Endianness::Little
+            },
             ..Default::default()
         };
         if let Some(c) = &sec.comment {
-            shb.options.push(SectionHeaderOption::Comment(Cow::Owned(c.clone())));
+            shb.options
+                .push(SectionHeaderOption::Comment(Cow::Owned(c.clone())));
         }
-        shb.options.push(SectionHeaderOption::UserApplication(Cow::Borrowed("hoptrace synth")));
+        shb.options
+            .push(SectionHeaderOption::UserApplication(Cow::Borrowed(
+                "hoptrace synth",
+            )));
         let mut nw = PcapNgWriter::with_section_header(w, shb).map_err(to_io)?;
         for i in &sec.interfaces {
-            let mut idb = InterfaceDescriptionBlock::new(DataLink::from(i.framing.link_type()), i.snaplen);
+            let mut idb =
+                InterfaceDescriptionBlock::new(DataLink::from(i.framing.link_type()), i.snaplen);
             if let Some(n) = &i.name {
-                idb.options.push(InterfaceDescriptionOption::IfName(Cow::Owned(n.clone())));
+                idb.options
+                    .push(InterfaceDescriptionOption::IfName(Cow::Owned(n.clone())));
             }
             if i.tsresol != 6 {
-                idb.options.push(InterfaceDescriptionOption::IfTsResol(i.tsresol));
+                idb.options
+                    .push(InterfaceDescriptionOption::IfTsResol(i.tsresol));
             }
-            nw.write_block(&Block::InterfaceDescription(idb)).map_err(to_io)?;
+            nw.write_block(&Block::InterfaceDescription(idb))
+                .map_err(to_io)?;
         }
         for p in &sec.packets {
-            let iface = sec.interfaces.get(p.interface as usize).ok_or_else(|| io::Error::other("packet names a missing interface"))?;
+            let iface = sec
+                .interfaces
+                .get(p.interface as usize)
+                .ok_or_else(|| io::Error::other("packet names a missing interface"))?;
             let frame = iface.framing.frame(&p.segment);
-            let cap = frame.len().min(if iface.snaplen == 0 { usize::MAX } else { iface.snaplen as usize });
+            let cap = frame.len().min(if iface.snaplen == 0 {
+                usize::MAX
+            } else {
+                iface.snaplen as usize
+            });
             let block = if p.simple {
-                Block::SimplePacket(SimplePacketBlock { original_len: frame.len() as u32, data: Cow::Borrowed(&frame[..cap]) })
+                Block::SimplePacket(SimplePacketBlock {
+                    original_len: frame.len() as u32,
+                    data: Cow::Borrowed(&frame[..cap]),
+                })
             } else {
                 let mut epb = EnhancedPacketBlock {
                     interface_id: p.interface,
@@ -453,7 +529,8 @@ pub fn write_pcapng<W: Write>(mut w: W, sections: &[NgSection]) -> io::Result<W>
                     options: vec![],
                 };
                 if let Some(c) = &p.comment {
-                    epb.options.push(EnhancedPacketOption::Comment(Cow::Owned(c.clone())));
+                    epb.options
+                        .push(EnhancedPacketOption::Comment(Cow::Owned(c.clone())));
                 }
                 Block::EnhancedPacket(epb)
             };
@@ -466,19 +543,28 @@ pub fn write_pcapng<W: Write>(mut w: W, sections: &[NgSection]) -> io::Result<W>
 
 /// A plain GET request.
 pub fn get(target: &str, host: &str) -> Vec<u8> {
-    format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hoptrace-synth\r\nAccept: */*\r\n\r\n").into_bytes()
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hoptrace-synth\r\nAccept: */*\r\n\r\n"
+    )
+    .into_bytes()
 }
 
 /// A request with a body (`hey -d YO` sends a GET with a body).
 pub fn with_body(method: &str, target: &str, host: &str, body: &[u8]) -> Vec<u8> {
-    let mut v = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut v = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     v.extend_from_slice(body);
     v
 }
 
 /// A chunked POST.
 pub fn chunked_post(target: &str, host: &str, chunks: &[&[u8]]) -> Vec<u8> {
-    let mut v = format!("POST {target} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+    let mut v =
+        format!("POST {target} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .into_bytes();
     for c in chunks {
         v.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
         v.extend_from_slice(c);
@@ -490,7 +576,11 @@ pub fn chunked_post(target: &str, host: &str, chunks: &[&[u8]]) -> Vec<u8> {
 
 /// A response with a body and Content-Length.
 pub fn ok(status: u16, body: &[u8]) -> Vec<u8> {
-    let mut v = format!("HTTP/1.1 {status} OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut v = format!(
+        "HTTP/1.1 {status} OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     v.extend_from_slice(body);
     v
 }
@@ -516,7 +606,11 @@ pub fn demo_scenario() -> Vec<u8> {
     let host = "20.185.96.169";
     let t0 = 1_795_774_000_000_000_000i64; // 2026-11-27T…Z
     let mut convs = Vec::new();
-    let mut a = Conversation::new("71.246.222.12:58796".parse().expect("literal"), frontend, t0);
+    let mut a = Conversation::new(
+        "71.246.222.12:58796".parse().expect("literal"),
+        frontend,
+        t0,
+    );
     a.handshake()
         .request(&get("/", host))
         .response(&ok(200, b"hello from testapp-7f4b8f5c9d-zp4ns\n"))
@@ -524,13 +618,21 @@ pub fn demo_scenario() -> Vec<u8> {
         .response(&ok(200, b"ok\n"))
         .close();
     convs.push(a);
-    let mut b = Conversation::new("71.246.222.12:58797".parse().expect("literal"), frontend, t0 + 1_250_000);
+    let mut b = Conversation::new(
+        "71.246.222.12:58797".parse().expect("literal"),
+        frontend,
+        t0 + 1_250_000,
+    );
     b.handshake()
         .request(&with_body("GET", "/", host, b"YO"))
         .response(&ok(200, b"hello from testapp-7f4b8f5c9d-x2v9q\n"))
         .close();
     convs.push(b);
-    let mut c = Conversation::new("198.51.100.7:41000".parse().expect("literal"), frontend, t0 + 2_500_000);
+    let mut c = Conversation::new(
+        "198.51.100.7:41000".parse().expect("literal"),
+        frontend,
+        t0 + 2_500_000,
+    );
     c.handshake()
         .request(&chunked_post("/api/orders", host, &[b"{\"id\":", b"1}"]))
         .response(&ok_chunked(&[b"created"]))
@@ -545,8 +647,13 @@ pub fn demo_scenario() -> Vec<u8> {
 /// Write a benchmark capture of at least `min_bytes`: many short keep-alive-free HTTP connections
 /// (handshake, one GET, one small response, FIN), spread over many clients. Returns packets written.
 pub fn write_bench_pcap<W: Write>(w: W, min_bytes: u64) -> io::Result<u64> {
-    let header = PcapHeader { snaplen: 262_144, endianness: Endianness::Little, ..Default::default() };
-    let mut pw = PcapWriter::with_header(io::BufWriter::with_capacity(1 << 20, w), header).map_err(to_io)?;
+    let header = PcapHeader {
+        snaplen: 262_144,
+        endianness: Endianness::Little,
+        ..Default::default()
+    };
+    let mut pw =
+        PcapWriter::with_header(io::BufWriter::with_capacity(1 << 20, w), header).map_err(to_io)?;
     let server: SocketAddr = "20.185.96.169:80".parse().expect("literal");
     let framing = Framing::Ethernet { vlans: vec![] };
     let mut written = 24u64;
@@ -560,11 +667,19 @@ pub fn write_bench_pcap<W: Write>(w: W, min_bytes: u64) -> io::Result<u64> {
         let mut c = Conversation::new(SocketAddr::new(IpAddr::V4(ip), port), server, t);
         c.step_ns = 50_000;
         let target = format!("/item/{}", i % 1000);
-        c.handshake().request(&get(&target, "20.185.96.169")).response(&ok(200, body)).close();
+        c.handshake()
+            .request(&get(&target, "20.185.96.169"))
+            .response(&ok(200, body))
+            .close();
         for seg in c.segments() {
             let frame = framing.frame(seg);
             let ts = Duration::from_micros((seg.ts_ns / 1000) as u64);
-            pw.write_packet(&PcapPacket { timestamp: ts, orig_len: frame.len() as u32, data: Cow::Borrowed(&frame) }).map_err(to_io)?;
+            pw.write_packet(&PcapPacket {
+                timestamp: ts,
+                orig_len: frame.len() as u32,
+                data: Cow::Borrowed(&frame),
+            })
+            .map_err(to_io)?;
             written += 16 + frame.len() as u64;
             packets += 1;
         }
@@ -581,13 +696,21 @@ mod tests {
 
     #[test]
     fn frames_decode_for_every_framing() {
-        let mut c = Conversation::new("10.1.2.3:40000".parse().unwrap(), "10.9.9.9:80".parse().unwrap(), 0);
+        let mut c = Conversation::new(
+            "10.1.2.3:40000".parse().unwrap(),
+            "10.9.9.9:80".parse().unwrap(),
+            0,
+        );
         c.handshake().request(b"GET / HTTP/1.1\r\n\r\n");
         let seg = &c.segments()[3];
         for f in Framing::all() {
             let bytes = f.frame(seg);
             let d = link::decode(f.link_type(), &bytes).unwrap_or_else(|e| panic!("{f:?}: {e:?}"));
-            assert_eq!((d.src_port, d.dst_port, d.payload), (40000, 80, &b"GET / HTTP/1.1\r\n\r\n"[..]), "{f:?}");
+            assert_eq!(
+                (d.src_port, d.dst_port, d.payload),
+                (40000, 80, &b"GET / HTTP/1.1\r\n\r\n"[..]),
+                "{f:?}"
+            );
         }
     }
 

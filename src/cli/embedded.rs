@@ -31,7 +31,17 @@ pub struct EmbeddedScenario {
 
 macro_rules! file {
     ($dir:literal, $f:literal) => {
-        ($f, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/", $dir, "/", $f)).as_slice())
+        (
+            $f,
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/captures/",
+                $dir,
+                "/",
+                $f
+            ))
+            .as_slice(),
+        )
     };
 }
 
@@ -49,20 +59,56 @@ macro_rules! recording {
 
 /// Every embedded recording, in tour order.
 pub static SCENARIOS: [EmbeddedScenario; 4] = [
-    recording!("01-keepalive", ["client1-eth0.pcap", "node0-eth0.pcap", "node1-eth0.pcap", "node2-eth0.pcap"]),
-    recording!("02-no-keepalive", ["client1-eth0.pcap", "node0-eth0.pcap", "node1-eth0.pcap", "node2-eth0.pcap"]),
-    recording!("03-three-replicas", ["client1-eth0.pcap", "node0-eth0.pcap", "node1-eth0.pcap", "node2-eth0.pcap"]),
+    recording!(
+        "01-keepalive",
+        [
+            "client1-eth0.pcap",
+            "node0-eth0.pcap",
+            "node1-eth0.pcap",
+            "node2-eth0.pcap"
+        ]
+    ),
+    recording!(
+        "02-no-keepalive",
+        [
+            "client1-eth0.pcap",
+            "node0-eth0.pcap",
+            "node1-eth0.pcap",
+            "node2-eth0.pcap"
+        ]
+    ),
+    recording!(
+        "03-three-replicas",
+        [
+            "client1-eth0.pcap",
+            "node0-eth0.pcap",
+            "node1-eth0.pcap",
+            "node2-eth0.pcap"
+        ]
+    ),
     recording!(
         "04-affinity-sourceip",
-        ["client1-eth0.pcap", "client2-eth0.pcap", "node0-eth0.pcap", "node1-eth0.pcap", "node2-eth0.pcap"]
+        [
+            "client1-eth0.pcap",
+            "client2-eth0.pcap",
+            "node0-eth0.pcap",
+            "node1-eth0.pcap",
+            "node2-eth0.pcap"
+        ]
     ),
 ];
 
 /// The default recording's README.
-pub const README: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/03-three-replicas/README.md"));
+pub const README: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/captures/03-three-replicas/README.md"
+));
 
 /// The guided tour over the embedded recordings (TOML, see [`Tour`]).
-pub const TOUR: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tours/walkthrough.toml"));
+pub const TOUR: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tours/walkthrough.toml"
+));
 
 /// Something in the embedded bytes did not load (a build defect; tests guard against it).
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +133,10 @@ pub fn find(name: &str) -> Option<&'static EmbeddedScenario> {
     SCENARIOS.iter().find(|s| s.name == name).or_else(|| {
         let number = name.parse::<u32>().ok();
         SCENARIOS.iter().find(|s| {
-            s.name.starts_with(name) || number.is_some_and(|n| s.name.split('-').next().and_then(|p| p.parse().ok()) == Some(n))
+            s.name.starts_with(name)
+                || number.is_some_and(|n| {
+                    s.name.split('-').next().and_then(|p| p.parse().ok()) == Some(n)
+                })
         })
     })
 }
@@ -95,21 +144,33 @@ pub fn find(name: &str) -> Option<&'static EmbeddedScenario> {
 impl EmbeddedScenario {
     /// This recording's inputs.
     pub fn inputs(&self, opts: CaptureOptions) -> Result<ScenarioInputs, EmbeddedError> {
-        let mut si = ScenarioInputs { title: format!("{} (embedded walkthrough)", self.name), ..Default::default() };
+        let mut si = ScenarioInputs {
+            title: format!("{} (embedded walkthrough)", self.name),
+            ..Default::default()
+        };
         for (i, (name, bytes)) in self.captures.iter().enumerate() {
             let capture = Capture::from_bytes(i as u32, name, bytes, opts)?;
             for w in &capture.warnings {
                 si.warnings.push(w.to_string());
             }
-            si.captures.push(CaptureInput { capture, node: None, path: Some(PathBuf::from(name)) });
+            si.captures.push(CaptureInput {
+                capture,
+                node: None,
+                path: Some(PathBuf::from(name)),
+            });
             si.inputs.push(format!("embedded:{}/{name}", self.name));
         }
         for (name, bytes) in self.rules {
-            si.rules.push(RulesInput { source: name.to_string(), node: None, text: bytes.to_vec() });
+            si.rules.push(RulesInput {
+                source: name.to_string(),
+                node: None,
+                text: bytes.to_vec(),
+            });
             si.inputs.push(format!("embedded:{}/{name}", self.name));
         }
         let (name, bytes) = self.cluster;
-        si.cluster_sources.push(cluster_load::load_bytes(bytes, name, Path::new(""), None)?);
+        si.cluster_sources
+            .push(cluster_load::load_bytes(bytes, name, Path::new(""), None)?);
         si.inputs.push(format!("embedded:{}/{name}", self.name));
         Ok(si)
     }
@@ -142,7 +203,10 @@ pub fn scenario(opts: CaptureOptions) -> Result<Scenario, EmbeddedError> {
 
 /// The embedded guided tour.
 pub fn tour() -> Result<Tour, EmbeddedError> {
-    Ok(Tour::from_toml_str(TOUR, "embedded:tours/walkthrough.toml")?)
+    Ok(Tour::from_toml_str(
+        TOUR,
+        "embedded:tours/walkthrough.toml",
+    )?)
 }
 
 /// The first paragraph after a recording README's title.
@@ -180,7 +244,10 @@ impl EmbeddedSource {
         let i = SCENARIOS.iter().position(|s| s.name == name).unwrap_or(0);
         let src = self.sources[i].get_or_init(|| {
             let sc = &SCENARIOS[i];
-            let opts = CaptureOptions { keep_packets: true, ..Default::default() };
+            let opts = CaptureOptions {
+                keep_packets: true,
+                ..Default::default()
+            };
             sc.scenario(opts)
                 .map(|s| ScenarioSource::new(s, self.seed).with_description(sc.description()))
                 .map_err(|e| format!("embedded {}: {e}", sc.name))
@@ -202,7 +269,12 @@ impl SnapshotSource for EmbeddedSource {
         SCENARIOS.iter().map(|s| s.name.to_string()).collect()
     }
 
-    fn snapshot_in(&self, scenario: Option<&str>, whatif: &WhatIfSettings, progress: &LoadProgress) -> Snapshot {
+    fn snapshot_in(
+        &self,
+        scenario: Option<&str>,
+        whatif: &WhatIfSettings,
+        progress: &LoadProgress,
+    ) -> Snapshot {
         match self.source(scenario) {
             (_, Ok(src)) => src.snapshot(whatif, progress),
             (i, Err(e)) => {
@@ -228,12 +300,17 @@ mod tests {
             assert!(sc.warnings.is_empty(), "{}: {:?}", s.name, sc.warnings);
             assert!(sc.rules.iter().all(|r| r.node.is_some()), "{}", s.name);
             assert!(
-                sc.captures.iter().all(|c| !matches!(c.owner, crate::journey::scenario::CaptureOwner::Unknown)),
+                sc.captures
+                    .iter()
+                    .all(|c| !matches!(c.owner, crate::journey::scenario::CaptureOwner::Unknown)),
                 "{}",
                 s.name
             );
         }
-        assert_eq!(scenario(CaptureOptions::default()).unwrap().captures.len(), 4);
+        assert_eq!(
+            scenario(CaptureOptions::default()).unwrap().captures.len(),
+            4
+        );
     }
 
     #[test]

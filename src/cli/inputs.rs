@@ -64,7 +64,10 @@ pub struct Inputs {
 
 impl Inputs {
     pub fn is_empty(&self) -> bool {
-        self.captures.is_empty() && self.rules.is_empty() && self.clusters.is_empty() && self.kubectl.is_empty()
+        self.captures.is_empty()
+            && self.rules.is_empty()
+            && self.clusters.is_empty()
+            && self.kubectl.is_empty()
     }
 
     fn push(&mut self, input: Input) {
@@ -81,7 +84,9 @@ impl Inputs {
 pub enum InputError {
     #[error("{0}: no such file or directory")]
     Missing(String),
-    #[error("{file}: not a recognised input: {why} (expected a pcap/pcapng capture, iptables-save output, cluster.toml or kubectl output)")]
+    #[error(
+        "{file}: not a recognised input: {why} (expected a pcap/pcapng capture, iptables-save output, cluster.toml or kubectl output)"
+    )]
     Unrecognised { file: String, why: String },
     #[error("{file}: {source}")]
     Io {
@@ -104,7 +109,9 @@ pub fn classify_content(head: &[u8]) -> Result<InputKind, String> {
     let text = match std::str::from_utf8(head) {
         Ok(t) => t,
         // The 64 KiB head may cut a character in two.
-        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or("")
+        }
         Err(_) => {
             let hex: Vec<String> = head.iter().take(4).map(|b| format!("{b:02x}")).collect();
             return Err(format!("binary content starting with {}", hex.join(" ")));
@@ -124,7 +131,11 @@ pub fn classify_content(head: &[u8]) -> Result<InputKind, String> {
     }
     if let Some(first) = lines().next() {
         let cols: Vec<&str> = first.split_whitespace().collect();
-        if cols.first().is_some_and(|c| *c == "NAME" || *c == "NAMESPACE") && cols.contains(&"STATUS") {
+        if cols
+            .first()
+            .is_some_and(|c| *c == "NAME" || *c == "NAMESPACE")
+            && cols.contains(&"STATUS")
+        {
             return Ok(InputKind::Kubectl);
         }
     }
@@ -132,7 +143,10 @@ pub fn classify_content(head: &[u8]) -> Result<InputKind, String> {
         return Ok(InputKind::Cluster);
     }
     let first = lines().next().unwrap_or("");
-    Err(format!("text starting with \"{}\"", crate::sanitize::escape_str(&first.chars().take(40).collect::<String>())))
+    Err(format!(
+        "text starting with \"{}\"",
+        crate::sanitize::escape_str(&first.chars().take(40).collect::<String>())
+    ))
 }
 
 fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -157,7 +171,11 @@ pub fn split_node(arg: &str) -> (Option<String>, &str) {
     }
     match arg.split_once('=') {
         Some((node, file))
-            if !node.is_empty() && !file.is_empty() && node.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
+            if !node.is_empty()
+                && !file.is_empty()
+                && node
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
         {
             (Some(node.to_string()), file)
         }
@@ -166,14 +184,23 @@ pub fn split_node(arg: &str) -> (Option<String>, &str) {
 }
 
 /// Classify positional INPUTs and the explicit flags.
-pub fn classify(positional: &[String], captures: &[String], rules: &[String], clusters: &[String]) -> Result<Inputs, InputError> {
+pub fn classify(
+    positional: &[String],
+    captures: &[String],
+    rules: &[String],
+    clusters: &[String],
+) -> Result<Inputs, InputError> {
     let mut out = Inputs::default();
     let mut stdin_used = false;
     let mut stdin = |out: &mut Inputs, node: Option<String>| -> Result<(), InputError> {
         if std::mem::replace(&mut stdin_used, true) {
             return Err(InputError::StdinTwice);
         }
-        out.push(Input { kind: InputKind::Capture, node, source: InputSource::Stdin });
+        out.push(Input {
+            kind: InputKind::Capture,
+            node,
+            source: InputSource::Stdin,
+        });
         Ok(())
     };
     for arg in positional {
@@ -190,13 +217,31 @@ pub fn classify(positional: &[String], captures: &[String], rules: &[String], cl
         if !path.exists() {
             return Err(InputError::Missing(file.to_string()));
         }
-        let head = read_head(path).map_err(|e| InputError::Io { file: file.to_string(), source: e })?;
-        let kind = classify_content(&head).map_err(|why| InputError::Unrecognised { file: file.to_string(), why })?;
-        out.push(Input { kind, node, source: InputSource::File(path.to_path_buf()) });
+        let head = read_head(path).map_err(|e| InputError::Io {
+            file: file.to_string(),
+            source: e,
+        })?;
+        let kind = classify_content(&head).map_err(|why| InputError::Unrecognised {
+            file: file.to_string(),
+            why,
+        })?;
+        out.push(Input {
+            kind,
+            node,
+            source: InputSource::File(path.to_path_buf()),
+        });
     }
-    for (list, kind) in [(captures, InputKind::Capture), (rules, InputKind::Rules), (clusters, InputKind::Cluster)] {
+    for (list, kind) in [
+        (captures, InputKind::Capture),
+        (rules, InputKind::Rules),
+        (clusters, InputKind::Cluster),
+    ] {
         for arg in list {
-            let (node, file) = if kind == InputKind::Cluster { (None, arg.as_str()) } else { split_node(arg) };
+            let (node, file) = if kind == InputKind::Cluster {
+                (None, arg.as_str())
+            } else {
+                split_node(arg)
+            };
             if kind == InputKind::Capture && file == "-" {
                 stdin(&mut out, node)?;
                 continue;
@@ -204,27 +249,49 @@ pub fn classify(positional: &[String], captures: &[String], rules: &[String], cl
             if !Path::new(file).exists() {
                 return Err(InputError::Missing(file.to_string()));
             }
-            out.push(Input { kind, node, source: InputSource::File(PathBuf::from(file)) });
+            out.push(Input {
+                kind,
+                node,
+                source: InputSource::File(PathBuf::from(file)),
+            });
         }
     }
     Ok(out)
 }
 
 fn expand_dir(dir: &Path, node: Option<String>, out: &mut Inputs) -> Result<(), InputError> {
-    let io = |e| InputError::Io { file: dir.display().to_string(), source: e };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let io = |e| InputError::Io {
+        file: dir.display().to_string(),
+        source: e,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for p in entries {
-        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if hidden || !p.is_file() {
             continue;
         }
         match read_head(&p) {
             Ok(head) => match classify_content(&head) {
-                Ok(kind) => out.push(Input { kind, node: node.clone(), source: InputSource::File(p) }),
-                Err(why) => out.warnings.push(format!("{}: skipped, not a recognised input ({why})", p.display())),
+                Ok(kind) => out.push(Input {
+                    kind,
+                    node: node.clone(),
+                    source: InputSource::File(p),
+                }),
+                Err(why) => out.warnings.push(format!(
+                    "{}: skipped, not a recognised input ({why})",
+                    p.display()
+                )),
             },
-            Err(e) => out.warnings.push(format!("{}: skipped, cannot read it ({e})", p.display())),
+            Err(e) => out
+                .warnings
+                .push(format!("{}: skipped, cannot read it ({e})", p.display())),
         }
     }
     Ok(())
@@ -238,14 +305,22 @@ pub struct LoadedCapture {
 }
 
 /// Load every capture input, in order (index = position). Standard input is read as a stream.
-pub fn load_captures(inputs: &Inputs, opts: CaptureOptions) -> Result<Vec<LoadedCapture>, CaptureError> {
+pub fn load_captures(
+    inputs: &Inputs,
+    opts: CaptureOptions,
+) -> Result<Vec<LoadedCapture>, CaptureError> {
     let mut out = Vec::with_capacity(inputs.captures.len());
     for (i, input) in inputs.captures.iter().enumerate() {
         let capture = match &input.source {
             InputSource::File(p) => Capture::open(i as u32, p, opts)?,
-            InputSource::Stdin => Capture::from_reader(i as u32, "-", std::io::stdin().lock(), opts)?,
+            InputSource::Stdin => {
+                Capture::from_reader(i as u32, "-", std::io::stdin().lock(), opts)?
+            }
         };
-        out.push(LoadedCapture { node: input.node.clone(), capture });
+        out.push(LoadedCapture {
+            node: input.node.clone(),
+            capture,
+        });
     }
     Ok(out)
 }
@@ -256,20 +331,54 @@ mod tests {
 
     #[test]
     fn content_classification() {
-        assert_eq!(classify_content(&[0xd4, 0xc3, 0xb2, 0xa1, 0, 0]), Ok(InputKind::Capture));
-        assert_eq!(classify_content(b"# Generated by iptables-save v1.8.7\n*nat\n:PREROUTING ACCEPT [0:0]\n"), Ok(InputKind::Rules));
-        assert_eq!(classify_content(b"*filter\n-A INPUT -j ACCEPT\nCOMMIT\n"), Ok(InputKind::Rules));
-        assert_eq!(classify_content(b"[load_balancer]\nfrontends = [\"1.2.3.4\"]\n[[nodes]]\nname = \"n\"\n"), Ok(InputKind::Cluster));
-        assert_eq!(classify_content(b"NAME    STATUS   ROLES   AGE   VERSION\nnode0   Ready    agent   1d    v1.30\n"), Ok(InputKind::Kubectl));
-        assert_eq!(classify_content(b"NAME  READY  STATUS  RESTARTS  AGE  IP  NODE\n"), Ok(InputKind::Kubectl));
-        assert_eq!(classify_content(b"{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\"\n}"), Ok(InputKind::Kubectl));
+        assert_eq!(
+            classify_content(&[0xd4, 0xc3, 0xb2, 0xa1, 0, 0]),
+            Ok(InputKind::Capture)
+        );
+        assert_eq!(
+            classify_content(
+                b"# Generated by iptables-save v1.8.7\n*nat\n:PREROUTING ACCEPT [0:0]\n"
+            ),
+            Ok(InputKind::Rules)
+        );
+        assert_eq!(
+            classify_content(b"*filter\n-A INPUT -j ACCEPT\nCOMMIT\n"),
+            Ok(InputKind::Rules)
+        );
+        assert_eq!(
+            classify_content(
+                b"[load_balancer]\nfrontends = [\"1.2.3.4\"]\n[[nodes]]\nname = \"n\"\n"
+            ),
+            Ok(InputKind::Cluster)
+        );
+        assert_eq!(
+            classify_content(
+                b"NAME    STATUS   ROLES   AGE   VERSION\nnode0   Ready    agent   1d    v1.30\n"
+            ),
+            Ok(InputKind::Kubectl)
+        );
+        assert_eq!(
+            classify_content(b"NAME  READY  STATUS  RESTARTS  AGE  IP  NODE\n"),
+            Ok(InputKind::Kubectl)
+        );
+        assert_eq!(
+            classify_content(b"{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\"\n}"),
+            Ok(InputKind::Kubectl)
+        );
         assert!(classify_content(b"").unwrap_err().contains("empty"));
-        assert!(classify_content(b"hello\x1b[2J").unwrap_err().contains("\\x1b"));
+        assert!(
+            classify_content(b"hello\x1b[2J")
+                .unwrap_err()
+                .contains("\\x1b")
+        );
     }
 
     #[test]
     fn node_prefix() {
-        assert_eq!(split_node("node0=/tmp/x.pcap"), (Some("node0".into()), "/tmp/x.pcap"));
+        assert_eq!(
+            split_node("node0=/tmp/x.pcap"),
+            (Some("node0".into()), "/tmp/x.pcap")
+        );
         assert_eq!(split_node("/tmp/a=b"), (None, "/tmp/a=b"));
         assert_eq!(split_node("-"), (None, "-"));
         assert_eq!(split_node("n1=-"), (Some("n1".into()), "-"));

@@ -21,8 +21,12 @@ pub const EXIT_WARNINGS: u8 = 1;
 pub const EXIT_UNUSABLE: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "hoptrace", version, about = "How Kubernetes load balancing treated real traffic: \
-client → Azure LB → node netfilter → pod, for every captured HTTP request")]
+#[command(
+    name = "hoptrace",
+    version,
+    about = "How Kubernetes load balancing treated real traffic: \
+client → Azure LB → node netfilter → pod, for every captured HTTP request"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -72,10 +76,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     seed: top.seed,
                     ..Default::default()
                 };
-                report::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+                report::run(
+                    &args,
+                    &mut std::io::stdout().lock(),
+                    &mut std::io::stderr().lock(),
+                )
             }
         }
-        Some(Command::Report(args)) => report::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock()),
+        Some(Command::Report(args)) => report::run(
+            &args,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ),
         Some(Command::Trace(args)) => trace::run(args),
         Some(Command::Rules(args)) => rules::run(args),
         Some(Command::Tui(args)) => tui::run(args, false),

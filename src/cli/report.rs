@@ -73,26 +73,42 @@ pub enum OnOff {
 pub const EMBEDDED_CAPTURE: &str = "embedded-walkthrough.pcap";
 
 /// Run the report; output on `out`, warnings on `err`.
-pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: &ReportArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     // Records are written in many small pieces; a terminal's stdout is line-buffered.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
     let out: &mut dyn Write = &mut out;
     if !args.connections {
         return super::report_journey::run_report(args, out, err);
     }
-    let classified = match inputs::classify(&args.inputs, &args.captures, &args.rules, &args.clusters) {
-        Ok(c) => c,
-        Err(e) => {
-            writeln!(err, "hoptrace: error: {e}")?;
-            return Ok(ExitCode::from(EXIT_UNUSABLE));
-        }
+    let classified =
+        match inputs::classify(&args.inputs, &args.captures, &args.rules, &args.clusters) {
+            Ok(c) => c,
+            Err(e) => {
+                writeln!(err, "hoptrace: error: {e}")?;
+                return Ok(ExitCode::from(EXIT_UNUSABLE));
+            }
+        };
+    let opts = CaptureOptions {
+        keep_packets: false,
+        threads: args.threads,
+        ..Default::default()
     };
-    let opts = CaptureOptions { keep_packets: false, threads: args.threads, ..Default::default() };
     let mut warnings: Vec<String> = classified.warnings.clone();
     let embedded = classified.is_empty() && classified.warnings.is_empty();
     let captures: Vec<LoadedCapture> = if embedded {
         // The embedded walkthrough: the lab recording the request report uses too.
-        super::embedded::inputs(opts)?.captures.into_iter().map(|c| LoadedCapture { node: None, capture: c.capture }).collect()
+        super::embedded::inputs(opts)?
+            .captures
+            .into_iter()
+            .map(|c| LoadedCapture {
+                node: None,
+                capture: c.capture,
+            })
+            .collect()
     } else {
         match inputs::load_captures(&classified, opts) {
             Ok(c) => c,
@@ -118,14 +134,21 @@ pub fn run(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyho
     if args.connections {
         write_connections(&captures, args.format, &warnings, out)?;
     } else {
-        let table = JourneyTable { threads: args.threads, ..JourneyTable::new(&captures) };
+        let table = JourneyTable {
+            threads: args.threads,
+            ..JourneyTable::new(&captures)
+        };
         write_requests(&table, args.format, &warnings, out)?;
     }
     out.flush()?;
     for w in &warnings {
         writeln!(err, "hoptrace: warning: {}", crate::sanitize::escape_str(w))?;
     }
-    Ok(ExitCode::from(if warnings.is_empty() { EXIT_OK } else { EXIT_WARNINGS }))
+    Ok(ExitCode::from(if warnings.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_WARNINGS
+    }))
 }
 
 fn no_capture_warning(i: &Inputs) -> String {
@@ -142,11 +165,16 @@ pub fn capture_label(c: &Capture) -> String {
     if c.name == "-" {
         return "stdin".into();
     }
-    std::path::Path::new(&c.name).file_name().map_or_else(|| c.name.clone(), |n| n.to_string_lossy().into_owned())
+    std::path::Path::new(&c.name)
+        .file_name()
+        .map_or_else(|| c.name.clone(), |n| n.to_string_lossy().into_owned())
 }
 
 fn endpoint(a: SocketAddr) -> Endpoint {
-    Endpoint { ip: a.ip(), port: a.port() }
+    Endpoint {
+        ip: a.ip(),
+        port: a.port(),
+    }
 }
 
 /// Global 1-based connection numbers: captures in order, connections in order within each.
@@ -191,7 +219,12 @@ impl<'a> JourneyTable<'a> {
     fn new(captures: &'a [LoadedCapture]) -> Self {
         let mut order: Vec<(i64, u32, u32)> = Vec::new();
         for (ci, c) in captures.iter().enumerate() {
-            order.extend(c.capture.requests.iter().map(|r| (r.ts_ns, ci as u32, r.id)));
+            order.extend(
+                c.capture
+                    .requests
+                    .iter()
+                    .map(|r| (r.ts_ns, ci as u32, r.id)),
+            );
         }
         order.sort_unstable();
         JourneyTable {
@@ -200,7 +233,10 @@ impl<'a> JourneyTable<'a> {
             labels: captures.iter().map(|c| capture_label(&c.capture)).collect(),
             labels_json: captures
                 .iter()
-                .map(|c| serde_json::to_vec(&capture_label(&c.capture)).unwrap_or_else(|_| b"\"\"".to_vec()))
+                .map(|c| {
+                    serde_json::to_vec(&capture_label(&c.capture))
+                        .unwrap_or_else(|_| b"\"\"".to_vec())
+                })
                 .collect(),
             order,
             threads: 0,
@@ -215,7 +251,12 @@ impl<'a> JourneyTable<'a> {
         let (_, ci, rid) = self.order[i];
         let c = &self.captures[ci as usize].capture;
         let r = &c.requests[rid as usize];
-        request_journey_labelled(i as u64 + 1, self.base[ci as usize] + r.connection as u64 + 1, self.labels[ci as usize].clone(), r)
+        request_journey_labelled(
+            i as u64 + 1,
+            self.base[ci as usize] + r.connection as u64 + 1,
+            self.labels[ci as usize].clone(),
+            r,
+        )
     }
 
     /// Record `i` as one NDJSON line, byte for byte what `serde_json` writes for [`Self::get`]'s
@@ -226,16 +267,18 @@ impl<'a> JourneyTable<'a> {
         let (_, ci, rid) = self.order[i];
         let c = &self.captures[ci as usize].capture;
         let r = &c.requests[rid as usize];
-        ndjson_line(i as u64 + 1, self.base[ci as usize] + r.connection as u64 + 1, &self.labels_json[ci as usize], r, buf);
+        ndjson_line(
+            i as u64 + 1,
+            self.base[ci as usize] + r.connection as u64 + 1,
+            &self.labels_json[ci as usize],
+            r,
+            buf,
+        );
     }
 
     /// Format every record with `fmt` and write them in order. Large outputs are formatted by
     /// several threads in chunks; the writer puts the chunks back in order.
-    fn write_all(
-        &self,
-        out: &mut dyn Write,
-        fmt: &FormatRecord<'_>,
-    ) -> std::io::Result<()> {
+    fn write_all(&self, out: &mut dyn Write, fmt: &FormatRecord<'_>) -> std::io::Result<()> {
         const CHUNK: usize = 4096;
         let n = self.len();
         let threads = match self.threads {
@@ -260,7 +303,8 @@ impl<'a> JourneyTable<'a> {
         let next = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|scope| {
             // Bounded: a worker waits when the writer is this many chunks behind.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, std::io::Result<Vec<u8>>)>(threads * 2);
+            let (tx, rx) =
+                std::sync::mpsc::sync_channel::<(usize, std::io::Result<Vec<u8>>)>(threads * 2);
             for _ in 0..threads {
                 let tx = tx.clone();
                 let next = &next;
@@ -294,7 +338,12 @@ pub fn request_journey(id: u64, connection: u64, c: &Capture, r: &HttpRequest) -
     request_journey_labelled(id, connection, capture_label(c), r)
 }
 
-fn request_journey_labelled(id: u64, connection: u64, capture: String, r: &HttpRequest) -> RequestJourney {
+fn request_journey_labelled(
+    id: u64,
+    connection: u64,
+    capture: String,
+    r: &HttpRequest,
+) -> RequestJourney {
     RequestJourney {
         id,
         connection,
@@ -353,7 +402,12 @@ fn rfc3339_micros_into(ts_ns: i64, out: &mut Vec<u8>) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
     if !(0..=9999).contains(&y) {
-        let s = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod / 60 % 60, sod % 60);
+        let s = format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60
+        );
         out.extend_from_slice(s.as_bytes());
         return;
     }
@@ -512,7 +566,9 @@ fn push_endpoint(buf: &mut Vec<u8>, a: SocketAddr) {
 /// copied as is (what both `escape_bytes` and JSON would leave alone); anything else goes the
 /// slow way.
 fn push_text_json(buf: &mut Vec<u8>, b: &[u8]) {
-    if b.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'\\' && c != b'"') {
+    if b.iter()
+        .all(|&c| (0x20..0x7f).contains(&c) && c != b'\\' && c != b'"')
+    {
         buf.push(b'"');
         buf.extend_from_slice(b);
         buf.push(b'"');
@@ -529,7 +585,12 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn write_requests(records: &JourneyTable<'_>, format: Format, warnings: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
+fn write_requests(
+    records: &JourneyTable<'_>,
+    format: Format,
+    warnings: &[String],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     match format {
         Format::Json => {
             out.write_all(b"{\n  \"requests\": [")?;
@@ -546,7 +607,10 @@ fn write_requests(records: &JourneyTable<'_>, format: Format, warnings: &[String
             Ok(())
         })?,
         Format::Csv => {
-            writeln!(out, "id,connection,time,capture,client_ip,client_port,frontend_ip,frontend_port,method,target,host,status")?;
+            writeln!(
+                out,
+                "id,connection,time,capture,client_ip,client_port,frontend_ip,frontend_port,method,target,host,status"
+            )?;
             records.write_all(out, &|i, buf| {
                 let r = &records.get(i);
                 writeln!(
@@ -585,7 +649,14 @@ fn write_requests(records: &JourneyTable<'_>, format: Format, warnings: &[String
                     ]
                 })
                 .collect();
-            table(out, &["ID", "CONN", "TIME", "CAPTURE", "CLIENT", "FRONTEND", "METHOD", "TARGET", "HOST", "STATUS"], &rows)?;
+            table(
+                out,
+                &[
+                    "ID", "CONN", "TIME", "CAPTURE", "CLIENT", "FRONTEND", "METHOD", "TARGET",
+                    "HOST", "STATUS",
+                ],
+                &rows,
+            )?;
         }
     }
     Ok(())
@@ -595,7 +666,11 @@ fn sock(e: Endpoint) -> String {
     SocketAddr::new(e.ip, e.port).to_string()
 }
 
-fn table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows: &[[String; N]]) -> std::io::Result<()> {
+fn table<const N: usize>(
+    out: &mut dyn Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
     let mut w: [usize; N] = header.map(|h| h.chars().count());
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -675,16 +750,29 @@ pub fn connection_row(global_id: u64, lc: &LoadedCapture, c: &Connection) -> Con
     }
 }
 
-fn write_connections(captures: &[LoadedCapture], format: Format, warnings: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
+fn write_connections(
+    captures: &[LoadedCapture],
+    format: Format,
+    warnings: &[String],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let base = connection_base(captures);
     let rows: Vec<ConnectionRow> = captures
         .iter()
         .zip(&base)
-        .flat_map(|(lc, b)| lc.capture.connections.iter().map(move |c| connection_row(b + c.id as u64 + 1, lc, c)))
+        .flat_map(|(lc, b)| {
+            lc.capture
+                .connections
+                .iter()
+                .map(move |c| connection_row(b + c.id as u64 + 1, lc, c))
+        })
         .collect();
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "connections": rows, "warnings": warnings }))?;
+            serde_json::to_writer_pretty(
+                &mut *out,
+                &serde_json::json!({ "connections": rows, "warnings": warnings }),
+            )?;
             writeln!(out)?;
         }
         Format::Ndjson => {
@@ -694,7 +782,10 @@ fn write_connections(captures: &[LoadedCapture], format: Format, warnings: &[Str
             }
         }
         Format::Csv => {
-            writeln!(out, "connection,capture,node,protocol,client_ip,client_port,server_ip,server_port,initiator,first,last,packets_client,packets_server,bytes_client,bytes_server,isn_client,isn_server,state,http_requests,gaps")?;
+            writeln!(
+                out,
+                "connection,capture,node,protocol,client_ip,client_port,server_ip,server_port,initiator,first,last,packets_client,packets_server,bytes_client,bytes_server,isn_client,isn_server,state,http_requests,gaps"
+            )?;
             for r in &rows {
                 let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
                 writeln!(
@@ -735,12 +826,30 @@ fn write_connections(captures: &[LoadedCapture], format: Format, warnings: &[Str
                         sock(r.server),
                         r.initiator.to_string(),
                         format!("{}/{}", r.packets_client, r.packets_server),
-                        if r.state.is_empty() { "-".into() } else { r.state.clone() },
+                        if r.state.is_empty() {
+                            "-".into()
+                        } else {
+                            r.state.clone()
+                        },
                         r.http_requests.to_string(),
                     ]
                 })
                 .collect();
-            table(out, &["CONN", "CAPTURE", "PROTO", "CLIENT", "SERVER", "INITIATOR", "PKTS C/S", "STATE", "HTTP"], &cells)?;
+            table(
+                out,
+                &[
+                    "CONN",
+                    "CAPTURE",
+                    "PROTO",
+                    "CLIENT",
+                    "SERVER",
+                    "INITIATOR",
+                    "PKTS C/S",
+                    "STATE",
+                    "HTTP",
+                ],
+                &cells,
+            )?;
         }
     }
     Ok(())
@@ -753,14 +862,27 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339_micros(1_795_774_000_123_456_789), "2026-11-27T10:06:40.123456Z");
-        assert_eq!(rfc3339_micros(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339_micros(1_795_774_000_123_456_789),
+            "2026-11-27T10:06:40.123456Z"
+        );
+        assert_eq!(
+            rfc3339_micros(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
         assert_eq!(rfc3339_micros(-1_000), "1969-12-31T23:59:59.999999Z");
     }
 
     #[test]
     fn text_fast_path_agrees_with_escape_bytes() {
-        for b in [&b"/plain?x=1"[..], b"/a\\b", b"/\x1b[2J", b"\xff", b"caf\xc3\xa9", b""] {
+        for b in [
+            &b"/plain?x=1"[..],
+            b"/a\\b",
+            b"/\x1b[2J",
+            b"\xff",
+            b"caf\xc3\xa9",
+            b"",
+        ] {
             assert_eq!(text(b), escape_bytes(b));
         }
         bolero::check!().for_each(|b: &[u8]| assert_eq!(text(b), escape_bytes(b)));
@@ -781,9 +903,18 @@ mod tests {
             b"GET /caf\xc3\xa9 HTTP/1.1\r\nhost: [::1]:8080\r\n",
         ];
         let addrs: [(SocketAddr, SocketAddr); 3] = [
-            ("10.0.0.1:1024".parse().unwrap(), "20.185.96.169:80".parse().unwrap()),
-            ("0.0.0.0:0".parse().unwrap(), "255.255.255.255:65535".parse().unwrap()),
-            ("[2001:db8::1]:50000".parse().unwrap(), "[::ffff:10.1.2.3]:443".parse().unwrap()),
+            (
+                "10.0.0.1:1024".parse().unwrap(),
+                "20.185.96.169:80".parse().unwrap(),
+            ),
+            (
+                "0.0.0.0:0".parse().unwrap(),
+                "255.255.255.255:65535".parse().unwrap(),
+            ),
+            (
+                "[2001:db8::1]:50000".parse().unwrap(),
+                "[::ffff:10.1.2.3]:443".parse().unwrap(),
+            ),
         ];
         let labels = ["capture.pcap", "we\"ird\\name\u{1b}.pcap", "stdin"];
         let mut n = 0;
@@ -791,7 +922,18 @@ mod tests {
             let info = crate::capture::http::head_info(head);
             for (ai, (client, server)) in addrs.iter().enumerate() {
                 for ts in [0i64, 1_795_774_000_123_456_789, -1_000, i64::MAX] {
-                    let Some(mut r) = HttpRequest::new(7, 0, 3, *client, *server, head, info.host, (1, ts), (2, ts), false) else {
+                    let Some(mut r) = HttpRequest::new(
+                        7,
+                        0,
+                        3,
+                        *client,
+                        *server,
+                        head,
+                        info.host,
+                        (1, ts),
+                        (2, ts),
+                        false,
+                    ) else {
                         panic!("head {hi} should parse");
                     };
                     if (hi + ai) % 2 == 0 {
@@ -799,7 +941,14 @@ mod tests {
                     }
                     let label = labels[(hi + ai) % labels.len()];
                     let (id, conn) = (u64::MAX - hi as u64, ai as u64 * 1_000_000_007);
-                    let want = serde_json::to_string(&request_journey_labelled(id, conn, label.to_string(), &r)).unwrap() + "\n";
+                    let want = serde_json::to_string(&request_journey_labelled(
+                        id,
+                        conn,
+                        label.to_string(),
+                        &r,
+                    ))
+                    .unwrap()
+                        + "\n";
                     let mut got = Vec::new();
                     ndjson_line(id, conn, &serde_json::to_vec(label).unwrap(), &r, &mut got);
                     assert_eq!(String::from_utf8(got).unwrap(), want);
@@ -812,7 +961,23 @@ mod tests {
 
     #[test]
     fn digits() {
-        for v in [0u64, 1, 9, 10, 11, 99, 100, 101, 255, 999, 1000, 65535, 1_000_000_007, u64::MAX - 1, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            9,
+            10,
+            11,
+            99,
+            100,
+            101,
+            255,
+            999,
+            1000,
+            65535,
+            1_000_000_007,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             let mut b = Vec::new();
             push_u64(&mut b, v);
             assert_eq!(String::from_utf8(b).unwrap(), v.to_string());

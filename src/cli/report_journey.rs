@@ -26,7 +26,10 @@ mod tests {
         assert_eq!(short_chain("KUBE-SVC-K4VUERBNKSOP4S25"), "KUBE-SVC-K4VU…");
         // 16 bytes whose 4th byte is inside a character.
         assert_eq!(short_chain("KUBE-SVC-aéééééééX"), "KUBE-SVC-aééé…");
-        assert_eq!(short_chain("KUBE-SVC-ééééééééK4VU"), "KUBE-SVC-ééééééééK4VU");
+        assert_eq!(
+            short_chain("KUBE-SVC-ééééééééK4VU"),
+            "KUBE-SVC-ééééééééK4VU"
+        );
         assert_eq!(short_chain("PREROUTING"), "PREROUTING");
     }
 
@@ -52,21 +55,43 @@ struct Record<'a> {
 
 /// Load the scenario named by the arguments (the embedded one without inputs).
 pub fn load_scenario(args: &ReportArgs) -> Result<Scenario, String> {
-    let opts = CaptureOptions { keep_packets: false, ..Default::default() };
-    if args.inputs.is_empty() && args.captures.is_empty() && args.rules.is_empty() && args.clusters.is_empty() {
+    let opts = CaptureOptions {
+        keep_packets: false,
+        ..Default::default()
+    };
+    if args.inputs.is_empty()
+        && args.captures.is_empty()
+        && args.rules.is_empty()
+        && args.clusters.is_empty()
+    {
         return super::embedded::scenario(opts).map_err(|e| e.to_string());
     }
-    super::scenario::load(&args.inputs, &args.captures, &args.rules, &args.clusters, opts).map_err(|e| e.to_string())
+    super::scenario::load(
+        &args.inputs,
+        &args.captures,
+        &args.rules,
+        &args.clusters,
+        opts,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Run options from the arguments.
 pub fn run_options(sc: &Scenario, args: &ReportArgs) -> RunOptions {
     let affinity = args.affinity.map(|a| a == super::report::OnOff::On);
-    RunOptions { seed: args.seed, whatif: whatif_settings(sc, affinity, args.alb_mode), full_walk: false }
+    RunOptions {
+        seed: args.seed,
+        whatif: whatif_settings(sc, affinity, args.alb_mode),
+        full_walk: false,
+    }
 }
 
 /// The request report.
-pub fn run_report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn run_report(
+    args: &ReportArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     let sc = match load_scenario(args) {
         Ok(s) => s,
         Err(e) => {
@@ -84,7 +109,10 @@ pub fn run_report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
             sc.inputs.len().saturating_sub(sc.rules.len())
         ));
     }
-    let embedded = args.inputs.is_empty() && args.captures.is_empty() && args.rules.is_empty() && args.clusters.is_empty();
+    let embedded = args.inputs.is_empty()
+        && args.captures.is_empty()
+        && args.rules.is_empty()
+        && args.clusters.is_empty();
     if embedded && args.format == Format::Table {
         writeln!(
             out,
@@ -97,7 +125,11 @@ pub fn run_report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -
     for w in &warnings {
         writeln!(err, "hoptrace: warning: {}", crate::sanitize::escape_str(w))?;
     }
-    Ok(ExitCode::from(if warnings.is_empty() { EXIT_OK } else { EXIT_WARNINGS }))
+    Ok(ExitCode::from(if warnings.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_WARNINGS
+    }))
 }
 
 fn records<'a>(js: &'a Journeys) -> Vec<Record<'a>> {
@@ -106,7 +138,12 @@ fn records<'a>(js: &'a Journeys) -> Vec<Record<'a>> {
         .zip(&js.sources)
         .map(|(r, s)| {
             let j = &js.flow_journeys[s.flow];
-            Record { request: r, masquerade_evidence: j.masquerade_evidence, service: j.service.as_deref(), notes: &j.notes }
+            Record {
+                request: r,
+                masquerade_evidence: j.masquerade_evidence,
+                service: j.service.as_deref(),
+                notes: &j.notes,
+            }
         })
         .collect()
 }
@@ -134,13 +171,31 @@ fn evidence_name(e: Option<Evidence>) -> &'static str {
 fn summary(js: &Journeys) -> Summary<'_> {
     let mut evidence = std::collections::BTreeMap::new();
     for r in &js.requests {
-        *evidence.entry(evidence_name(r.endpoint.as_ref().map(|e| e.evidence))).or_insert(0) += 1;
+        *evidence
+            .entry(evidence_name(r.endpoint.as_ref().map(|e| e.evidence)))
+            .or_insert(0) += 1;
     }
-    let connections = js.sources.iter().map(|s| s.flow).collect::<std::collections::BTreeSet<_>>().len();
-    Summary { connections, requests: js.requests.len(), evidence, balance: &js.balance, whatif: js.whatif.as_ref() }
+    let connections = js
+        .sources
+        .iter()
+        .map(|s| s.flow)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    Summary {
+        connections,
+        requests: js.requests.len(),
+        evidence,
+        balance: &js.balance,
+        whatif: js.whatif.as_ref(),
+    }
 }
 
-fn write(js: &Journeys, format: Format, warnings: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
+fn write(
+    js: &Journeys,
+    format: Format,
+    warnings: &[String],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let recs = records(js);
     match format {
         Format::Json => {
@@ -167,7 +222,11 @@ fn write(js: &Journeys, format: Format, warnings: &[String], out: &mut dyn Write
 
 /// A CSV cell (already escaped text).
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// Names from rules, cluster files and kubectl output are untrusted: escape them for a terminal
@@ -181,7 +240,11 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 }
 
 fn path_text(r: &RequestJourney) -> String {
-    r.path.iter().map(|s| format!("{}:{}", s.chain, s.rule)).collect::<Vec<_>>().join(" > ")
+    r.path
+        .iter()
+        .map(|s| format!("{}:{}", s.chain, s.rule))
+        .collect::<Vec<_>>()
+        .join(" > ")
 }
 
 const CSV_HEADER: &str = "id,connection,time,capture,client_ip,client_port,frontend_ip,frontend_port,method,target,host,status,\
@@ -225,7 +288,10 @@ fn write_csv(recs: &[Record<'_>], out: &mut dyn Write) -> std::io::Result<()> {
             opt(ep.map(|e| e.ip)),
             opt(ep.map(|e| e.port)),
             csv_field(&esc(&opt(ep.map(|e| e.chain.clone())))),
-            opt(ep.map(|e| e.probability).filter(|p| p.is_finite()).map(|p| format!("{p:.6}"))),
+            opt(ep
+                .map(|e| e.probability)
+                .filter(|p| p.is_finite())
+                .map(|p| format!("{p:.6}"))),
             opt(ep.map(|e| evidence_name(Some(e.evidence)))),
             csv_field(&esc(&cands)),
             csv_field(&esc(&opt(pod.and_then(|p| p.name.clone())))),
@@ -276,7 +342,9 @@ fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io:
 fn short_chain(c: &str) -> String {
     // KUBE-SVC-K4VUERBNKSOP4S25 → KUBE-SVC-K4VU…
     match c.rsplit_once('-') {
-        Some((head, hash)) if hash.len() == 16 && head.starts_with("KUBE-") => format!("{head}-{}…", hash.chars().take(4).collect::<String>()),
+        Some((head, hash)) if hash.len() == 16 && head.starts_with("KUBE-") => {
+            format!("{head}-{}…", hash.chars().take(4).collect::<String>())
+        }
         _ => c.to_string(),
     }
 }
@@ -284,38 +352,84 @@ fn short_chain(c: &str) -> String {
 fn write_table(recs: &[Record<'_>], out: &mut dyn Write) -> std::io::Result<()> {
     let whatif = recs.iter().any(|r| r.request.whatif.is_some());
     let mut header = vec![
-        "ID", "CONN", "TIME", "CLIENT", "FRONTEND", "REQUEST", "STATUS", "ALB BUCKET→NODE (MODEL)", "INGRESS (OBSERVED)", "DECISION",
-        "ENDPOINT", "EVIDENCE", "POD", "POD NODE/ZONE", "SNAT", "X-NODE", "X-ZONE",
+        "ID",
+        "CONN",
+        "TIME",
+        "CLIENT",
+        "FRONTEND",
+        "REQUEST",
+        "STATUS",
+        "ALB BUCKET→NODE (MODEL)",
+        "INGRESS (OBSERVED)",
+        "DECISION",
+        "ENDPOINT",
+        "EVIDENCE",
+        "POD",
+        "POD NODE/ZONE",
+        "SNAT",
+        "X-NODE",
+        "X-ZONE",
     ];
     if whatif {
         header.extend(["WHAT-IF NODE", "WHAT-IF POD", "MOVED"]);
     }
-    let yn = |b: Option<bool>| b.map_or_else(|| "?".to_string(), |b| if b { "yes".into() } else { "no".into() });
+    let yn = |b: Option<bool>| {
+        b.map_or_else(
+            || "?".to_string(),
+            |b| if b { "yes".into() } else { "no".into() },
+        )
+    };
     let rows: Vec<Vec<String>> = recs
         .iter()
         .map(|rec| {
             let r = rec.request;
             let alb = r.alb.as_ref().map_or_else(
                 || "-".to_string(),
-                |a| format!("{}→{}", opt(a.bucket), a.predicted_node.clone().unwrap_or_else(|| "?".into())),
+                |a| {
+                    format!(
+                        "{}→{}",
+                        opt(a.bucket),
+                        a.predicted_node.clone().unwrap_or_else(|| "?".into())
+                    )
+                },
             );
-            let observed = r.alb.as_ref().and_then(|a| a.observed_node.clone()).or_else(|| {
-                // NodePort and other non-LB traffic: the node is still observed when a node
-                // capture saw it.
-                r.node.clone().filter(|_| r.alb.is_none())
-            });
+            let observed = r
+                .alb
+                .as_ref()
+                .and_then(|a| a.observed_node.clone())
+                .or_else(|| {
+                    // NodePort and other non-LB traffic: the node is still observed when a node
+                    // capture saw it.
+                    r.node.clone().filter(|_| r.alb.is_none())
+                });
             let decision = r
                 .path
                 .iter()
                 .rev()
-                .find(|s| s.chain.starts_with("KUBE-SVC-") || s.chain.starts_with("KUBE-SVL-") || s.chain.starts_with("KUBE-XLB-"))
-                .map_or_else(|| "-".to_string(), |s| format!("{}:{}", short_chain(&s.chain), s.rule));
+                .find(|s| {
+                    s.chain.starts_with("KUBE-SVC-")
+                        || s.chain.starts_with("KUBE-SVL-")
+                        || s.chain.starts_with("KUBE-XLB-")
+                })
+                .map_or_else(
+                    || "-".to_string(),
+                    |s| format!("{}:{}", short_chain(&s.chain), s.rule),
+                );
             let (endpoint, evidence) = match &r.endpoint {
-                Some(e) => (SocketAddr::new(e.ip, e.port).to_string(), evidence_name(Some(e.evidence)).to_string()),
+                Some(e) => (
+                    SocketAddr::new(e.ip, e.port).to_string(),
+                    evidence_name(Some(e.evidence)).to_string(),
+                ),
                 None if !r.candidates.is_empty() => (
                     r.candidates
                         .iter()
-                        .map(|c| format!("{} {:.0}%", SocketAddr::new(c.ip, c.port), c.probability * 100.0))
+                        .map(|c| {
+                            format!(
+                                "{} {:.0}%",
+                                SocketAddr::new(c.ip, c.port),
+                                c.probability * 100.0
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join(" | "),
                     "modeled".into(),
@@ -341,8 +455,18 @@ fn write_table(recs: &[Record<'_>], out: &mut dyn Write) -> std::io::Result<()> 
                 decision,
                 endpoint,
                 evidence,
-                pod.and_then(|p| p.name.clone()).unwrap_or_else(|| pod.map_or("-".into(), |p| p.ip.to_string())),
-                pod.map_or_else(|| "-".into(), |p| format!("{}/{}", p.node.as_deref().unwrap_or("?"), p.zone.as_deref().unwrap_or("?"))),
+                pod.and_then(|p| p.name.clone())
+                    .unwrap_or_else(|| pod.map_or("-".into(), |p| p.ip.to_string())),
+                pod.map_or_else(
+                    || "-".into(),
+                    |p| {
+                        format!(
+                            "{}/{}",
+                            p.node.as_deref().unwrap_or("?"),
+                            p.zone.as_deref().unwrap_or("?")
+                        )
+                    },
+                ),
                 snat,
                 yn(r.crossed_node),
                 yn(r.crossed_zone),
@@ -351,10 +475,22 @@ fn write_table(recs: &[Record<'_>], out: &mut dyn Write) -> std::io::Result<()> 
                 let w = r.whatif.as_ref();
                 row.push(w.and_then(|w| w.node.clone()).unwrap_or_else(|| "-".into()));
                 row.push(w.and_then(|w| w.pod.clone()).unwrap_or_else(|| "-".into()));
-                row.push(w.map_or_else(|| "-".into(), |w| if w.moved { "moved".into() } else { "same".into() }));
+                row.push(w.map_or_else(
+                    || "-".into(),
+                    |w| {
+                        if w.moved {
+                            "moved".into()
+                        } else {
+                            "same".into()
+                        }
+                    },
+                ));
             }
             // Column 5 (the request) is escaped already; the names elsewhere come from inputs.
-            row.into_iter().enumerate().map(|(i, c)| if i == 5 { c } else { esc(&c) }).collect()
+            row.into_iter()
+                .enumerate()
+                .map(|(i, c)| if i == 5 { c } else { esc(&c) })
+                .collect()
         })
         .collect();
     table(out, &header, &rows)
@@ -379,7 +515,19 @@ fn share_table(out: &mut dyn Write, what: &str, rows: &[Share]) -> std::io::Resu
             ]
         })
         .collect();
-    table(out, &[what, "NODE", "ZONE", "CONNECTIONS", "REQUESTS", "SHARE", "EXPECTED (MODEL)"], &body)
+    table(
+        out,
+        &[
+            what,
+            "NODE",
+            "ZONE",
+            "CONNECTIONS",
+            "REQUESTS",
+            "SHARE",
+            "EXPECTED (MODEL)",
+        ],
+        &body,
+    )
 }
 
 fn fit_line(name: &str, fit: Option<&crate::journey::stats::GoodnessOfFit>) -> String {
@@ -389,7 +537,11 @@ fn fit_line(name: &str, fit: Option<&crate::journey::stats::GoodnessOfFit>) -> S
             f.statistic,
             f.degrees_of_freedom,
             f.p_value,
-            if f.approximation_reliable() { "" } else { " (few connections: the approximation is rough)" }
+            if f.approximation_reliable() {
+                ""
+            } else {
+                " (few connections: the approximation is rough)"
+            }
         ),
         None => format!("{name}: no model to test against"),
     }
@@ -398,19 +550,36 @@ fn fit_line(name: &str, fit: Option<&crate::journey::stats::GoodnessOfFit>) -> S
 fn write_summary(js: &Journeys, out: &mut dyn Write) -> std::io::Result<()> {
     let s = summary(js);
     writeln!(out)?;
-    writeln!(out, "Summary: {} request(s) on {} connection(s)", s.requests, s.connections)?;
+    writeln!(
+        out,
+        "Summary: {} request(s) on {} connection(s)",
+        s.requests, s.connections
+    )?;
     let ev: Vec<String> = s.evidence.iter().map(|(k, v)| format!("{k} {v}")).collect();
     writeln!(out, "Endpoint evidence: {}", ev.join(", "))?;
     let b = &js.balance;
     if let Some(x) = b.cross_node_share {
-        writeln!(out, "Crossed a node: {} of connections; crossed a zone: {}", pct(x), b.cross_zone_share.map_or("?".into(), pct))?;
+        writeln!(
+            out,
+            "Crossed a node: {} of connections; crossed a zone: {}",
+            pct(x),
+            b.cross_zone_share.map_or("?".into(), pct)
+        )?;
     }
     writeln!(out)?;
     share_table(out, "INGRESS NODE", &b.nodes)?;
-    writeln!(out, "{}", fit_line("Nodes vs the ALB model", b.node_fit.as_ref()))?;
+    writeln!(
+        out,
+        "{}",
+        fit_line("Nodes vs the ALB model", b.node_fit.as_ref())
+    )?;
     writeln!(out)?;
     share_table(out, "POD", &b.pods)?;
-    writeln!(out, "{}", fit_line("Pods vs the rules' probabilities", b.pod_fit.as_ref()))?;
+    writeln!(
+        out,
+        "{}",
+        fit_line("Pods vs the rules' probabilities", b.pod_fit.as_ref())
+    )?;
     if let Some(w) = &js.whatif {
         writeln!(out)?;
         writeln!(
@@ -424,15 +593,32 @@ fn write_summary(js: &Journeys, out: &mut dyn Write) -> std::io::Result<()> {
         let rows: Vec<Vec<String>> = w
             .clients
             .iter()
-            .map(|c| vec![c.client.to_string(), c.requests.to_string(), c.pods.len().to_string(), esc(&c.pods.join(" ")), esc(&c.nodes.join(" "))])
+            .map(|c| {
+                vec![
+                    c.client.to_string(),
+                    c.requests.to_string(),
+                    c.pods.len().to_string(),
+                    esc(&c.pods.join(" ")),
+                    esc(&c.nodes.join(" ")),
+                ]
+            })
             .collect();
-        table(out, &["CLIENT", "REQUESTS", "PODS", "PODS REACHED", "NODES"], &rows)?;
+        table(
+            out,
+            &["CLIENT", "REQUESTS", "PODS", "PODS REACHED", "NODES"],
+            &rows,
+        )?;
         writeln!(out)?;
         share_table(out, "WHAT-IF NODE", &w.balance.nodes)?;
         writeln!(out)?;
         share_table(out, "WHAT-IF POD", &w.balance.pods)?;
         if let Some(x) = w.balance.cross_zone_share {
-            writeln!(out, "What-if cross-zone share: {} (recorded {})", pct(x), b.cross_zone_share.map_or("?".into(), pct))?;
+            writeln!(
+                out,
+                "What-if cross-zone share: {} (recorded {})",
+                pct(x),
+                b.cross_zone_share.map_or("?".into(), pct)
+            )?;
         }
     }
     Ok(())

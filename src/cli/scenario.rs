@@ -32,7 +32,10 @@ pub enum ScenarioError {
 const MAX_TEXT_INPUT: u64 = 512 * 1024 * 1024;
 
 fn read_text(path: &Path) -> Result<Vec<u8>, ScenarioError> {
-    let io = |e| ScenarioError::Io { file: path.display().to_string(), source: e };
+    let io = |e| ScenarioError::Io {
+        file: path.display().to_string(),
+        source: e,
+    };
     let f = std::fs::File::open(path).map_err(io)?;
     let mut v = Vec::new();
     f.take(MAX_TEXT_INPUT + 1).read_to_end(&mut v).map_err(io)?;
@@ -88,12 +91,18 @@ pub fn load(
         let path = Path::new(file);
         if file != "-" && path.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| ScenarioError::Io { file: file.to_string(), source: e })?
+                .map_err(|e| ScenarioError::Io {
+                    file: file.to_string(),
+                    source: e,
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .collect();
             entries.sort();
             for p in entries {
-                let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+                let hidden = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'));
                 if hidden || !p.is_file() {
                     continue;
                 }
@@ -110,7 +119,10 @@ pub fn load(
                         if cluster_load::sniff(&h) == Some(ClusterInputKind::RouteN) {
                             routes.push((node.clone(), p));
                         } else if !is_documentation(&p) {
-                            warnings.push(format!("{}: skipped, not a recognised input ({why})", p.display()));
+                            warnings.push(format!(
+                                "{}: skipped, not a recognised input ({why})",
+                                p.display()
+                            ));
                         }
                     }
                 }
@@ -132,7 +144,10 @@ pub fn load(
     warnings.extend(classified.warnings.iter().cloned());
     let loaded = inputs::load_captures(&classified, opts)?;
 
-    let mut si = ScenarioInputs { warnings, ..Default::default() };
+    let mut si = ScenarioInputs {
+        warnings,
+        ..Default::default()
+    };
     for input in classified.captures.iter() {
         si.inputs.push(input.source.display_name());
     }
@@ -141,33 +156,50 @@ pub fn load(
             si.warnings.push(w.to_string());
         }
         let path = (lc.capture.name != "-").then(|| PathBuf::from(&lc.capture.name));
-        si.captures.push(CaptureInput { capture: lc.capture, node: lc.node, path });
+        si.captures.push(CaptureInput {
+            capture: lc.capture,
+            node: lc.node,
+            path,
+        });
     }
     for r in &classified.rules {
-        let InputSource::File(p) = &r.source else { continue };
+        let InputSource::File(p) = &r.source else {
+            continue;
+        };
         si.inputs.push(p.display().to_string());
-        si.rules.push(RulesInput { source: p.display().to_string(), node: r.node.clone(), text: read_text(p)? });
+        si.rules.push(RulesInput {
+            source: p.display().to_string(),
+            node: r.node.clone(),
+            text: read_text(p)?,
+        });
     }
     for c in &classified.clusters {
-        let InputSource::File(p) = &c.source else { continue };
+        let InputSource::File(p) = &c.source else {
+            continue;
+        };
         si.inputs.push(p.display().to_string());
         si.cluster_sources.push(cluster_load::load_path(p, None)?);
     }
     for k in &classified.kubectl {
-        let InputSource::File(p) = &k.source else { continue };
+        let InputSource::File(p) = &k.source else {
+            continue;
+        };
         si.inputs.push(p.display().to_string());
-        si.cluster_sources.push(cluster_load::load_path(p, k.node.as_deref())?);
+        si.cluster_sources
+            .push(cluster_load::load_path(p, k.node.as_deref())?);
     }
     for (node, p) in &routes {
         si.inputs.push(p.display().to_string());
-        si.cluster_sources.push(cluster_load::load_path(p, node.as_deref())?);
+        si.cluster_sources
+            .push(cluster_load::load_path(p, node.as_deref())?);
     }
     si.title = positional
         .first()
         .or(captures.first())
         .map(|s| {
             let p = Path::new(inputs::split_node(s).1);
-            p.file_name().map_or_else(|| s.clone(), |n| n.to_string_lossy().into_owned())
+            p.file_name()
+                .map_or_else(|| s.clone(), |n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "hoptrace".into());
     Ok(finish(si))

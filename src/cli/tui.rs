@@ -3,7 +3,9 @@
 
 use super::embedded;
 use crate::capture::CaptureOptions;
-use crate::journey::snapshot::{LoadProgress, Snapshot, SnapshotSource, StaticSource, WhatIfSettings};
+use crate::journey::snapshot::{
+    LoadProgress, Snapshot, SnapshotSource, StaticSource, WhatIfSettings,
+};
 use crate::journey::source::ScenarioSource;
 use crate::journey::tour::Tour;
 use crate::ui::runtime::{TuiOptions, run_terminal};
@@ -117,7 +119,8 @@ pub fn run(args: TuiArgs, start_tour: bool) -> anyhow::Result<ExitCode> {
             Some(t) => t,
             None => embedded::tour()?,
         };
-        let source = embedded::EmbeddedSource::new(args.seed, name.unwrap_or(embedded::EMBEDDED_NAME));
+        let source =
+            embedded::EmbeddedSource::new(args.seed, name.unwrap_or(embedded::EMBEDDED_NAME));
         // `hoptrace tour 02`: the tour from the first step on that recording.
         let start = start_tour.then(|| {
             name.and_then(|n| (0..tour.steps.len()).find(|&i| tour.scenario_at(i) == Some(n)))
@@ -136,10 +139,18 @@ pub fn run(args: TuiArgs, start_tour: bool) -> anyhow::Result<ExitCode> {
         },
     };
     if start_tour && tour.is_none() {
-        anyhow::bail!("no tour for these inputs: give --tour FILE (or `hoptrace tour` for the embedded walkthrough)");
+        anyhow::bail!(
+            "no tour for these inputs: give --tour FILE (or `hoptrace tour` for the embedded walkthrough)"
+        );
     }
     // What can be checked at once is: a missing file is a usage error before the screen opens.
-    for input in args.inputs.iter().chain(&args.captures).chain(&args.rules).chain(&args.clusters) {
+    for input in args
+        .inputs
+        .iter()
+        .chain(&args.captures)
+        .chain(&args.rules)
+        .chain(&args.clusters)
+    {
         let exists = |p: &str| p == "-" || std::path::Path::new(p).exists();
         // `NODE=FILE`, unless the whole text is a path.
         let path = match input.split_once('=') {
@@ -171,15 +182,25 @@ impl LazyScenarioSource {
             .iter()
             .chain(&args.captures)
             .next()
-            .map(|i| crate::sanitize::escape_str(i.trim_end_matches('/').rsplit('/').next().unwrap_or(i)))
+            .map(|i| {
+                crate::sanitize::escape_str(i.trim_end_matches('/').rsplit('/').next().unwrap_or(i))
+            })
             .unwrap_or_else(|| "inputs".into());
-        Self { args, name, source: std::sync::OnceLock::new() }
+        Self {
+            args,
+            name,
+            source: std::sync::OnceLock::new(),
+        }
     }
 
     fn load(&self) -> Result<ScenarioSource, String> {
         let a = &self.args;
-        let opts = CaptureOptions { keep_packets: true, ..Default::default() };
-        let sc = super::scenario::load(&a.inputs, &a.captures, &a.rules, &a.clusters, opts).map_err(|e| e.to_string())?;
+        let opts = CaptureOptions {
+            keep_packets: true,
+            ..Default::default()
+        };
+        let sc = super::scenario::load(&a.inputs, &a.captures, &a.rules, &a.clusters, opts)
+            .map_err(|e| e.to_string())?;
         Ok(ScenarioSource::new(sc, a.seed))
     }
 }
@@ -235,13 +256,25 @@ mod tests {
 
     #[test]
     fn embedded_recordings_are_named_unless_a_path_exists() {
-        let args = |inputs: &[&str]| TuiArgs { inputs: inputs.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let args = |inputs: &[&str]| TuiArgs {
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
         assert_eq!(embedded_request(&args(&[])), Some(None));
-        assert_eq!(embedded_request(&args(&["02"])), Some(Some("02-no-keepalive")));
-        assert_eq!(embedded_request(&args(&["04-affinity-sourceip"])), Some(Some("04-affinity-sourceip")));
+        assert_eq!(
+            embedded_request(&args(&["02"])),
+            Some(Some("02-no-keepalive"))
+        );
+        assert_eq!(
+            embedded_request(&args(&["04-affinity-sourceip"])),
+            Some(Some("04-affinity-sourceip"))
+        );
         assert_eq!(embedded_request(&args(&["captures/nothing-here"])), None);
         assert_eq!(embedded_request(&args(&["01", "02"])), None);
-        let with_flag = TuiArgs { captures: vec!["x.pcap".into()], ..Default::default() };
+        let with_flag = TuiArgs {
+            captures: vec!["x.pcap".into()],
+            ..Default::default()
+        };
         assert_eq!(embedded_request(&with_flag), None);
     }
 
@@ -251,11 +284,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let bad = dir.join("bad.pcap");
         std::fs::write(&bad, b"\xd4\xc3\xb2\xa1 truncated").unwrap();
-        let src = LazyScenarioSource::new(TuiArgs { inputs: vec![bad.display().to_string()], ..Default::default() });
+        let src = LazyScenarioSource::new(TuiArgs {
+            inputs: vec![bad.display().to_string()],
+            ..Default::default()
+        });
         assert_eq!(src.name(), "bad.pcap");
         let snap = src.snapshot(&WhatIfSettings::default(), &LoadProgress::new());
         assert!(snap.requests.is_empty());
-        assert!(snap.warnings.iter().any(|w| w.contains("bad.pcap")), "{:?}", snap.warnings);
+        assert!(
+            snap.warnings.iter().any(|w| w.contains("bad.pcap")),
+            "{:?}",
+            snap.warnings
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,10 +7,15 @@ use crate::journey::source::ScenarioSource;
 /// Load the inputs (the embedded walkthrough when there are none) with every packet kept, for
 /// the TUI's packet lists.
 pub fn scenario_source(inputs: &[String], seed: u64) -> Result<ScenarioSource, String> {
-    let opts = CaptureOptions { keep_packets: true, ..Default::default() };
+    let opts = CaptureOptions {
+        keep_packets: true,
+        ..Default::default()
+    };
     if inputs.is_empty() {
         let sc = super::embedded::scenario(opts).map_err(|e| e.to_string())?;
-        return Ok(ScenarioSource::new(sc, seed).with_description(description(super::embedded::README)));
+        return Ok(
+            ScenarioSource::new(sc, seed).with_description(description(super::embedded::README))
+        );
     }
     let sc = super::scenario::load(inputs, &[], &[], &[], opts).map_err(|e| e.to_string())?;
     Ok(ScenarioSource::new(sc, seed))
@@ -36,7 +41,11 @@ mod tests {
         let src = scenario_source(&[], 1).unwrap();
         let snap = src.snapshot(&WhatIfSettings::default(), &LoadProgress::new());
         assert_eq!(snap.requests.len(), 30);
-        assert!(snap.scenario.description.contains("cascade"), "{}", snap.scenario.description);
+        assert!(
+            snap.scenario.description.contains("cascade"),
+            "{}",
+            snap.scenario.description
+        );
         assert!(snap.details.values().all(|d| !d.packets.is_empty()));
     }
 }

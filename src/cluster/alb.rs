@@ -17,10 +17,10 @@ use super::maglev::{DEFAULT_TABLE_SIZE, MaglevError, MaglevTable};
 use super::model::Cluster;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// IP protocol numbers used in flow keys.
@@ -32,7 +32,9 @@ pub mod ip_proto {
 
 /// Load-balancer distribution mode (Azure `loadDistribution`). Serialised with interface.md's
 /// names: `default`, `source-ip`, `source-ip-protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlbMode {
     /// 5-tuple: source IP, source port, destination IP, destination port, protocol.
@@ -45,7 +47,9 @@ pub enum AlbMode {
 }
 
 /// Which hash function models the load balancer's bucket choice. Serialised lowercase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AlbHash {
     /// Linux nftables `jhash … mod N seed S`, bit-exact.
@@ -76,7 +80,11 @@ pub enum ExternalTrafficPolicy {
 }
 
 impl AlbMode {
-    pub const ALL: [AlbMode; 3] = [AlbMode::Default, AlbMode::SourceIp, AlbMode::SourceIpProtocol];
+    pub const ALL: [AlbMode; 3] = [
+        AlbMode::Default,
+        AlbMode::SourceIp,
+        AlbMode::SourceIpProtocol,
+    ];
 
     /// cloud-provider-azure (`getExpectedLoadBalancingRulePropertiesForPort`): `ClientIP` ⇒
     /// `SourceIP`, anything else ⇒ `Default`. It never emits `SourceIPProtocol`.
@@ -153,8 +161,11 @@ impl FromStr for AlbMode {
     /// Accepts interface.md's names and Azure's (`SourceIP`, `SourceIPProtocol`), any case,
     /// with `-`/`_` optional.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm: String =
-            s.chars().filter(|c| *c != '-' && *c != '_').flat_map(char::to_lowercase).collect();
+        let norm: String = s
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect();
         match norm.as_str() {
             "default" | "none" | "5tuple" => Ok(AlbMode::Default),
             "sourceip" | "clientip" | "2tuple" => Ok(AlbMode::SourceIp),
@@ -263,7 +274,13 @@ pub struct FlowKey {
 
 impl FlowKey {
     pub fn tcp(src: IpAddr, src_port: u16, dst: IpAddr, dst_port: u16) -> Self {
-        Self { src, src_port, dst, dst_port, protocol: ip_proto::TCP }
+        Self {
+            src,
+            src_port,
+            dst,
+            dst_port,
+            protocol: ip_proto::TCP,
+        }
     }
 
     /// The key bytes nft hashes for `mode` (interface.md's expressions):
@@ -272,7 +289,10 @@ impl FlowKey {
     /// * source-ip-protocol: `saddr . daddr . meta l4proto`
     pub fn nft_key(&self, mode: AlbMode) -> Result<NftKey, AlbError> {
         if self.src.is_ipv4() != self.dst.is_ipv4() {
-            return Err(AlbError::MixedFamilies { src: self.src, dst: self.dst });
+            return Err(AlbError::MixedFamilies {
+                src: self.src,
+                dst: self.dst,
+            });
         }
         let mut k = NftKey::new();
         // At most 16+4+16+4 (+4) bytes = 44 = MAX_KEY_LEN, so the pushes cannot fail.
@@ -311,7 +331,13 @@ impl fmt::Display for FlowKey {
             IpAddr::V4(v4) => format!("{v4}:{port}"),
             IpAddr::V6(v6) => format!("[{v6}]:{port}"),
         };
-        write!(f, "{} → {} proto {}", ep(self.src, self.src_port), ep(self.dst, self.dst_port), self.protocol)
+        write!(
+            f,
+            "{} → {} proto {}",
+            ep(self.src, self.src_port),
+            ep(self.dst, self.dst_port),
+            self.protocol
+        )
     }
 }
 
@@ -319,7 +345,11 @@ impl fmt::Display for FlowKey {
 pub enum AlbError {
     #[error("no backend is eligible: pool of {configured} nodes, {unhealthy} unhealthy{local}",
         local = if *.local_policy { ", externalTrafficPolicy Local leaves none with a local endpoint" } else { "" })]
-    EmptyPool { configured: usize, unhealthy: usize, local_policy: bool },
+    EmptyPool {
+        configured: usize,
+        unhealthy: usize,
+        local_policy: bool,
+    },
     #[error("flow mixes address families: {src} → {dst}")]
     MixedFamilies { src: IpAddr, dst: IpAddr },
     #[error("node {0:?} is not in the load balancer's backend pool")]
@@ -469,7 +499,11 @@ impl AlbModel {
                 return Err(AlbError::DuplicateBackend(b.clone()));
             }
         }
-        let names = config.backends.iter().map(|b| NodeName::from(b.as_str())).collect();
+        let names = config
+            .backends
+            .iter()
+            .map(|b| NodeName::from(b.as_str()))
+            .collect();
         let mut model = Self {
             names,
             config,
@@ -493,7 +527,10 @@ impl AlbModel {
             hash: lb.hash.value,
             seed: lb.seed.value,
             backends: lb.backends.value.clone(),
-            maglev_table_size: lb.maglev_table_size.as_ref().map_or(DEFAULT_TABLE_SIZE, |f| f.value),
+            maglev_table_size: lb
+                .maglev_table_size
+                .as_ref()
+                .map_or(DEFAULT_TABLE_SIZE, |f| f.value),
         })?;
         for u in &lb.unhealthy {
             if model.config.backends.contains(&u.value) {
@@ -519,13 +556,23 @@ impl AlbModel {
             .filter(|&i| {
                 let name = &self.config.backends[i];
                 !self.unhealthy.contains(name)
-                    && self.local_endpoints.as_ref().is_none_or(|l| l.contains(name))
+                    && self
+                        .local_endpoints
+                        .as_ref()
+                        .is_none_or(|l| l.contains(name))
             })
             .collect();
         self.maglev = if self.config.hash == AlbHash::Maglev {
-            let names: Vec<&str> =
-                self.pool.iter().map(|&i| self.config.backends[i].as_str()).collect();
-            Some(MaglevTable::build(&names, self.config.maglev_table_size, self.config.seed)?)
+            let names: Vec<&str> = self
+                .pool
+                .iter()
+                .map(|&i| self.config.backends[i].as_str())
+                .collect();
+            Some(MaglevTable::build(
+                &names,
+                self.config.maglev_table_size,
+                self.config.seed,
+            )?)
         } else {
             None
         };
@@ -646,7 +693,10 @@ impl AlbModel {
             }
             AlbHash::Maglev => {
                 let h = jhash(key.model_key(mode)?.as_bytes(), seed);
-                let table = self.maglev.as_ref().expect("maglev table built for maglev hash");
+                let table = self
+                    .maglev
+                    .as_ref()
+                    .expect("maglev table built for maglev hash");
                 // The table was built for this pool, so both lookups succeed for n > 0.
                 let slot = table.slot(h).unwrap_or(0);
                 let idx = table.lookup(h).unwrap_or(0) as usize;
@@ -671,11 +721,16 @@ impl AlbModel {
         // The non-nft models hash the protocol too in Default mode (see `FlowKey::model_key`).
         let with_proto = decision.hash != AlbHash::Jhash && decision.mode == AlbMode::Default;
         let mut fields = match decision.mode {
-            AlbMode::Default => format!("{} . {} . {} . {}", key.src, key.src_port, key.dst, key.dst_port),
+            AlbMode::Default => format!(
+                "{} . {} . {} . {}",
+                key.src, key.src_port, key.dst, key.dst_port
+            ),
             AlbMode::SourceIp => format!("{} . {}", key.src, key.dst),
             AlbMode::SourceIpProtocol => format!("{} . {} . {}", key.src, key.dst, key.protocol),
         };
-        let mut expr = decision.mode.nft_expression(key.src.is_ipv6(), key.protocol);
+        let mut expr = decision
+            .mode
+            .nft_expression(key.src.is_ipv6(), key.protocol);
         if with_proto {
             expr.push_str(" . meta l4proto");
             fields.push_str(&format!(" . {}", key.protocol));
@@ -710,7 +765,10 @@ impl AlbModel {
         match (self.config.hash, &self.maglev) {
             (AlbHash::Maglev, Some(t)) => {
                 let m = f64::from(t.size());
-                names.zip(t.slot_counts()).map(|(nm, c)| (nm.to_owned(), f64::from(c) / m)).collect()
+                names
+                    .zip(t.slot_counts())
+                    .map(|(nm, c)| (nm.to_owned(), f64::from(c) / m))
+                    .collect()
             }
             (AlbHash::Jhash, _) => {
                 // reciprocal_scale gives bucket i the hash range [⌈i·2³²/n⌉, ⌈(i+1)·2³²/n⌉).
@@ -775,11 +833,20 @@ impl AlbFlowTable {
     /// `capacity` bounds the state: when full, new flows are routed by the hash alone and not
     /// remembered, which is what Ananta's Mux does when its flow memory runs out.
     pub fn new(idle_timeout: Duration, capacity: usize) -> Self {
-        Self { flows: HashMap::new(), idle_timeout, capacity }
+        Self {
+            flows: HashMap::new(),
+            idle_timeout,
+            capacity,
+        }
     }
 
     /// Route one packet of `key` at time `now`.
-    pub fn route(&mut self, model: &AlbModel, key: &FlowKey, now: Duration) -> Result<AlbRoute, AlbError> {
+    pub fn route(
+        &mut self,
+        model: &AlbModel,
+        key: &FlowKey,
+        now: Duration,
+    ) -> Result<AlbRoute, AlbError> {
         if let Some(e) = self.flows.get_mut(key) {
             let idle = now.saturating_sub(e.last_seen) > self.idle_timeout;
             // A flow survives pool changes, but not the removal of its node from the
@@ -787,15 +854,27 @@ impl AlbFlowTable {
             let still_configured = model.names.contains(&e.decision.node);
             if !idle && still_configured {
                 e.last_seen = e.last_seen.max(now);
-                return Ok(AlbRoute { decision: e.decision.clone(), pinned: true });
+                return Ok(AlbRoute {
+                    decision: e.decision.clone(),
+                    pinned: true,
+                });
             }
             self.flows.remove(key);
         }
         let decision = model.decide(key)?;
         if self.flows.len() < self.capacity {
-            self.flows.insert(*key, FlowEntry { decision: decision.clone(), last_seen: now });
+            self.flows.insert(
+                *key,
+                FlowEntry {
+                    decision: decision.clone(),
+                    last_seen: now,
+                },
+            );
         }
-        Ok(AlbRoute { decision, pinned: false })
+        Ok(AlbRoute {
+            decision,
+            pinned: false,
+        })
     }
 
     /// The flow ended (FIN/RST seen): forget it.
@@ -806,7 +885,8 @@ impl AlbFlowTable {
     /// Drop flows idle longer than the timeout at `now`.
     pub fn expire(&mut self, now: Duration) {
         let t = self.idle_timeout;
-        self.flows.retain(|_, e| now.saturating_sub(e.last_seen) <= t);
+        self.flows
+            .retain(|_, e| now.saturating_sub(e.last_seen) <= t);
     }
 
     pub fn len(&self) -> usize {
@@ -845,27 +925,50 @@ mod tests {
         let m = model(AlbHash::Jhash, AlbMode::Default, 3, 0x5eed_0001);
         let got: Vec<u32> = (40000..=40005)
             .map(|sp| {
-                let k = FlowKey { protocol: ip_proto::UDP, ..FlowKey::tcp(ip("127.0.0.1"), sp, ip("127.0.0.2"), 8092) };
+                let k = FlowKey {
+                    protocol: ip_proto::UDP,
+                    ..FlowKey::tcp(ip("127.0.0.1"), sp, ip("127.0.0.2"), 8092)
+                };
                 m.decide(&k).unwrap().bucket
             })
             .collect();
         assert_eq!(got, [2, 2, 0, 2, 1, 1]);
-        let d = m.decide(&FlowKey::tcp(ip("127.0.0.1"), 40002, ip("127.0.0.2"), 8092)).unwrap();
-        assert_eq!((d.bucket, d.node.as_str()), (0, "node0"), "ports layout is the same for tcp");
+        let d = m
+            .decide(&FlowKey::tcp(ip("127.0.0.1"), 40002, ip("127.0.0.2"), 8092))
+            .unwrap();
+        assert_eq!(
+            (d.bucket, d.node.as_str()),
+            (0, "node0"),
+            "ports layout is the same for tcp"
+        );
     }
 
     /// Kernel-observed raw hashes (`mod 4294967295` ⇒ mark = h − 1), same kernel.
     #[test]
     fn jhash_all_modes_match_kernel_marks_v4_and_v6() {
-        let k4 = FlowKey { protocol: ip_proto::UDP, ..FlowKey::tcp(ip("127.0.0.1"), 40000, ip("127.0.0.2"), 8080) };
-        let k6 = FlowKey { protocol: ip_proto::UDP, ..FlowKey::tcp(ip("fd00::1"), 40000, ip("fd00::2"), 8080) };
-        let mark = |k: &FlowKey, mode, seed| reciprocal_scale(jhash(k.nft_key(mode).unwrap().as_bytes(), seed), u32::MAX);
+        let k4 = FlowKey {
+            protocol: ip_proto::UDP,
+            ..FlowKey::tcp(ip("127.0.0.1"), 40000, ip("127.0.0.2"), 8080)
+        };
+        let k6 = FlowKey {
+            protocol: ip_proto::UDP,
+            ..FlowKey::tcp(ip("fd00::1"), 40000, ip("fd00::2"), 8080)
+        };
+        let mark = |k: &FlowKey, mode, seed| {
+            reciprocal_scale(jhash(k.nft_key(mode).unwrap().as_bytes(), seed), u32::MAX)
+        };
         assert_eq!(mark(&k4, AlbMode::Default, 0x1234_5678), 1_454_631_855);
         assert_eq!(mark(&k4, AlbMode::SourceIp, 0x5eed_0001), 3_379_305_656);
-        assert_eq!(mark(&k4, AlbMode::SourceIpProtocol, 0x5eed_0001), 816_399_803);
+        assert_eq!(
+            mark(&k4, AlbMode::SourceIpProtocol, 0x5eed_0001),
+            816_399_803
+        );
         assert_eq!(mark(&k6, AlbMode::Default, 0x1234_5678), 4_138_941_136);
         assert_eq!(mark(&k6, AlbMode::SourceIp, 0x5eed_0001), 2_007_417_990);
-        assert_eq!(mark(&k6, AlbMode::SourceIpProtocol, 0x5eed_0001), 499_160_216);
+        assert_eq!(
+            mark(&k6, AlbMode::SourceIpProtocol, 0x5eed_0001),
+            499_160_216
+        );
         assert_eq!(k6.nft_key(AlbMode::Default).unwrap().as_bytes().len(), 40);
     }
 
@@ -876,24 +979,48 @@ mod tests {
         let d = m.decide(&k).unwrap();
         let e = m.explain(&k, &d);
         assert!(e.starts_with("jhash ip saddr . tcp sport . ip daddr . tcp dport (71.246.222.12 . 58796 . 20.185.96.169 . 80) seed 0x5eed0001 = 0x"), "{e}");
-        assert!(e.contains(&format!("(h·3)>>32 = bucket {} of [node0, node1, node2] → {} (model)", d.bucket, d.node)), "{e}");
+        assert!(
+            e.contains(&format!(
+                "(h·3)>>32 = bucket {} of [node0, node1, node2] → {} (model)",
+                d.bucket, d.node
+            )),
+            "{e}"
+        );
         let m = model(AlbHash::Maglev, AlbMode::SourceIpProtocol, 3, 1);
         let d = m.decide(&k).unwrap();
         let e = m.explain(&k, &d);
-        assert!(e.starts_with("jhash ip saddr . ip daddr . meta l4proto (71.246.222.12 . 20.185.96.169 . 6)"), "{e}");
+        assert!(
+            e.starts_with(
+                "jhash ip saddr . ip daddr . meta l4proto (71.246.222.12 . 20.185.96.169 . 6)"
+            ),
+            "{e}"
+        );
         assert!(e.contains("h mod 65537 = Maglev slot"), "{e}");
         let m = model(AlbHash::Modulo, AlbMode::Default, 3, 1);
         let d = m.decide(&k).unwrap();
         let e = m.explain(&k, &d);
-        assert!(e.contains("tcp dport . meta l4proto (71.246.222.12 . 58796 . 20.185.96.169 . 80 . 6)"), "{e}");
-        assert_eq!(d.hash_value, jhash(k.model_key(AlbMode::Default).unwrap().as_bytes(), 1));
+        assert!(
+            e.contains("tcp dport . meta l4proto (71.246.222.12 . 58796 . 20.185.96.169 . 80 . 6)"),
+            "{e}"
+        );
+        assert_eq!(
+            d.hash_value,
+            jhash(k.model_key(AlbMode::Default).unwrap().as_bytes(), 1)
+        );
     }
 
     #[test]
     fn session_affinity_mapping_is_cloud_provider_azures() {
-        assert_eq!(AlbMode::for_session_affinity(SessionAffinity::ClientIp), AlbMode::SourceIp);
-        assert_eq!(AlbMode::for_session_affinity(SessionAffinity::None), AlbMode::Default);
-        let m = model(AlbHash::Jhash, AlbMode::Default, 3, 1).with_session_affinity(SessionAffinity::ClientIp);
+        assert_eq!(
+            AlbMode::for_session_affinity(SessionAffinity::ClientIp),
+            AlbMode::SourceIp
+        );
+        assert_eq!(
+            AlbMode::for_session_affinity(SessionAffinity::None),
+            AlbMode::Default
+        );
+        let m = model(AlbHash::Jhash, AlbMode::Default, 3, 1)
+            .with_session_affinity(SessionAffinity::ClientIp);
         assert_eq!(m.mode(), AlbMode::SourceIp);
     }
 
@@ -901,12 +1028,30 @@ mod tests {
     fn source_ip_mode_ignores_ports_default_does_not() {
         let m = model(AlbHash::Jhash, AlbMode::SourceIp, 5, 9);
         let nodes: BTreeSet<NodeName> = (1000..1100)
-            .map(|p| m.decide(&FlowKey::tcp(ip("71.246.222.12"), p, ip("20.185.96.169"), 80)).unwrap().node)
+            .map(|p| {
+                m.decide(&FlowKey::tcp(
+                    ip("71.246.222.12"),
+                    p,
+                    ip("20.185.96.169"),
+                    80,
+                ))
+                .unwrap()
+                .node
+            })
             .collect();
         assert_eq!(nodes.len(), 1);
         let m = m.with_mode(AlbMode::Default);
         let nodes: BTreeSet<NodeName> = (1000..1100)
-            .map(|p| m.decide(&FlowKey::tcp(ip("71.246.222.12"), p, ip("20.185.96.169"), 80)).unwrap().node)
+            .map(|p| {
+                m.decide(&FlowKey::tcp(
+                    ip("71.246.222.12"),
+                    p,
+                    ip("20.185.96.169"),
+                    80,
+                ))
+                .unwrap()
+                .node
+            })
             .collect();
         assert_eq!(nodes.len(), 5);
     }
@@ -917,13 +1062,19 @@ mod tests {
             let m = model(hash, AlbMode::SourceIpProtocol, 7, 3);
             let differs = (0..50u8).any(|i| {
                 let t = FlowKey::tcp(ip("10.0.0.1"), 1, IpAddr::from([20, 0, 0, i]), 80);
-                let u = FlowKey { protocol: ip_proto::UDP, ..t };
+                let u = FlowKey {
+                    protocol: ip_proto::UDP,
+                    ..t
+                };
                 m.decide(&t).unwrap().hash_value != m.decide(&u).unwrap().hash_value
             });
             assert!(differs, "{hash}");
             let m = m.with_mode(AlbMode::SourceIp);
             let t = FlowKey::tcp(ip("10.0.0.1"), 1, ip("20.0.0.1"), 80);
-            let u = FlowKey { protocol: ip_proto::UDP, ..t };
+            let u = FlowKey {
+                protocol: ip_proto::UDP,
+                ..t
+            };
             assert_eq!(m.decide(&t).unwrap(), m.decide(&u).unwrap());
         }
     }
@@ -934,8 +1085,14 @@ mod tests {
         let k = FlowKey::tcp(ip("10.0.0.1"), 1, ip("::1"), 80);
         assert!(matches!(m.decide(&k), Err(AlbError::MixedFamilies { .. })));
         let empty = model(AlbHash::Maglev, AlbMode::Default, 0, 0);
-        assert!(matches!(empty.decide(&FlowKey::tcp(ip("1.1.1.1"), 1, ip("2.2.2.2"), 2)), Err(AlbError::EmptyPool { .. })));
-        let dup = AlbModel::new(AlbConfig { backends: vec!["a".into(), "a".into()], ..AlbConfig::default() });
+        assert!(matches!(
+            empty.decide(&FlowKey::tcp(ip("1.1.1.1"), 1, ip("2.2.2.2"), 2)),
+            Err(AlbError::EmptyPool { .. })
+        ));
+        let dup = AlbModel::new(AlbConfig {
+            backends: vec!["a".into(), "a".into()],
+            ..AlbConfig::default()
+        });
         assert!(matches!(dup, Err(AlbError::DuplicateBackend(_))));
     }
 
@@ -950,18 +1107,30 @@ mod tests {
     #[test]
     fn local_policy_and_health_shrink_the_pool_in_order() {
         let mut m = model(AlbHash::Jhash, AlbMode::Default, 4, 5);
-        m.set_local_endpoints(["node1", "node3", "elsewhere"]).unwrap();
+        m.set_local_endpoints(["node1", "node3", "elsewhere"])
+            .unwrap();
         assert_eq!(m.pool().collect::<Vec<_>>(), ["node1", "node3"]);
         assert_eq!(m.external_traffic_policy(), ExternalTrafficPolicy::Local);
         m.set_health("node3", false).unwrap();
         assert_eq!(m.pool().collect::<Vec<_>>(), ["node1"]);
         for p in 0..100 {
-            let d = m.decide(&FlowKey::tcp(ip("1.2.3.4"), p, ip("5.6.7.8"), 80)).unwrap();
+            let d = m
+                .decide(&FlowKey::tcp(ip("1.2.3.4"), p, ip("5.6.7.8"), 80))
+                .unwrap();
             assert_eq!((d.node.as_str(), d.bucket, d.pool_size), ("node1", 0, 1));
         }
         m.set_health("node1", false).unwrap();
-        assert!(matches!(m.decide(&FlowKey::tcp(ip("1.2.3.4"), 1, ip("5.6.7.8"), 80)), Err(AlbError::EmptyPool { local_policy: true, .. })));
-        assert!(matches!(m.set_health("nope", true), Err(AlbError::UnknownBackend(_))));
+        assert!(matches!(
+            m.decide(&FlowKey::tcp(ip("1.2.3.4"), 1, ip("5.6.7.8"), 80)),
+            Err(AlbError::EmptyPool {
+                local_policy: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            m.set_health("nope", true),
+            Err(AlbError::UnknownBackend(_))
+        ));
         m.clear_local_endpoints().unwrap();
         assert_eq!(m.pool().collect::<Vec<_>>(), ["node0", "node2"]);
     }
@@ -976,7 +1145,12 @@ mod tests {
             let total = 20_000u32;
             let same = (0..total)
                 .filter(|i| {
-                    let k = FlowKey::tcp(IpAddr::from(i.to_be_bytes()), (*i % 60000) as u16, ip("20.0.0.1"), 80);
+                    let k = FlowKey::tcp(
+                        IpAddr::from(i.to_be_bytes()),
+                        (*i % 60000) as u16,
+                        ip("20.0.0.1"),
+                        80,
+                    );
                     a.decide(&k).unwrap().node == b.decide(&k).unwrap().node
                 })
                 .count();
@@ -994,9 +1168,14 @@ mod tests {
     fn flow_table_pins_established_flows_across_pool_changes() {
         let mut m = model(AlbHash::Jhash, AlbMode::Default, 3, 77);
         let mut table = AlbFlowTable::default();
-        let keys: Vec<FlowKey> = (0..200).map(|p| FlowKey::tcp(ip("9.9.9.9"), 30000 + p, ip("20.0.0.1"), 80)).collect();
+        let keys: Vec<FlowKey> = (0..200)
+            .map(|p| FlowKey::tcp(ip("9.9.9.9"), 30000 + p, ip("20.0.0.1"), 80))
+            .collect();
         let t0 = Duration::from_secs(0);
-        let first: Vec<AlbBucket> = keys.iter().map(|k| table.route(&m, k, t0).unwrap().decision).collect();
+        let first: Vec<AlbBucket> = keys
+            .iter()
+            .map(|k| table.route(&m, k, t0).unwrap().decision)
+            .collect();
         // node2 fails its probe: existing flows keep their node, new ones avoid node2.
         m.set_health("node2", false).unwrap();
         let t1 = Duration::from_secs(10);
@@ -1010,11 +1189,14 @@ mod tests {
         assert!(!r.pinned && r.decision.node != "node2");
         // After the idle timeout the flow is re-hashed over the new pool.
         let late = t1 + DEFAULT_IDLE_TIMEOUT + Duration::from_secs(1);
-        let moved = keys.iter().filter(|k| {
-            let r = table.route(&m, k, late).unwrap();
-            assert!(!r.pinned);
-            r.decision.node == "node2"
-        }).count();
+        let moved = keys
+            .iter()
+            .filter(|k| {
+                let r = table.route(&m, k, late).unwrap();
+                assert!(!r.pinned);
+                r.decision.node == "node2"
+            })
+            .count();
         assert_eq!(moved, 0);
         table.end(&fresh);
         table.expire(late + DEFAULT_IDLE_TIMEOUT * 2);
@@ -1026,7 +1208,12 @@ mod tests {
         let m = model(AlbHash::Jhash, AlbMode::Default, 3, 1);
         let mut t = AlbFlowTable::new(DEFAULT_IDLE_TIMEOUT, 2);
         for p in 0..10 {
-            t.route(&m, &FlowKey::tcp(ip("1.1.1.1"), p, ip("2.2.2.2"), 80), Duration::ZERO).unwrap();
+            t.route(
+                &m,
+                &FlowKey::tcp(ip("1.1.1.1"), p, ip("2.2.2.2"), 80),
+                Duration::ZERO,
+            )
+            .unwrap();
         }
         assert_eq!(t.len(), 2);
     }
@@ -1048,14 +1235,29 @@ mod tests {
     #[test]
     fn names_parse_and_serialise_as_interface_md() {
         assert_eq!("source-ip".parse::<AlbMode>().unwrap(), AlbMode::SourceIp);
-        assert_eq!("SourceIPProtocol".parse::<AlbMode>().unwrap(), AlbMode::SourceIpProtocol);
+        assert_eq!(
+            "SourceIPProtocol".parse::<AlbMode>().unwrap(),
+            AlbMode::SourceIpProtocol
+        );
         assert_eq!("Default".parse::<AlbMode>().unwrap(), AlbMode::Default);
         assert!("sticky".parse::<AlbMode>().is_err());
         assert_eq!("maglev".parse::<AlbHash>().unwrap(), AlbHash::Maglev);
-        assert_eq!("ClientIP".parse::<SessionAffinity>().unwrap(), SessionAffinity::ClientIp);
-        assert_eq!(serde_json::to_string(&AlbMode::SourceIpProtocol).unwrap(), "\"source-ip-protocol\"");
-        assert_eq!(serde_json::to_string(&AlbHash::Modulo).unwrap(), "\"modulo\"");
-        assert_eq!(serde_json::to_string(&SessionAffinity::ClientIp).unwrap(), "\"ClientIP\"");
+        assert_eq!(
+            "ClientIP".parse::<SessionAffinity>().unwrap(),
+            SessionAffinity::ClientIp
+        );
+        assert_eq!(
+            serde_json::to_string(&AlbMode::SourceIpProtocol).unwrap(),
+            "\"source-ip-protocol\""
+        );
+        assert_eq!(
+            serde_json::to_string(&AlbHash::Modulo).unwrap(),
+            "\"modulo\""
+        );
+        assert_eq!(
+            serde_json::to_string(&SessionAffinity::ClientIp).unwrap(),
+            "\"ClientIP\""
+        );
         for m in AlbMode::ALL {
             assert_eq!(m.as_str().parse::<AlbMode>().unwrap(), m);
             assert_eq!(m.azure_name().parse::<AlbMode>().unwrap(), m);

@@ -38,7 +38,10 @@ impl Diagnostic {
         }
     }
     pub fn note(file: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Note, ..Self::warning(file, message) }
+        Self {
+            severity: Severity::Note,
+            ..Self::warning(file, message)
+        }
     }
     #[must_use]
     pub fn at_line(mut self, line: Option<u32>) -> Self {
@@ -137,7 +140,10 @@ impl LineIndex {
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let start = self.starts[line - 1];
         let col = text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
-        (u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(col).unwrap_or(u32::MAX))
+        (
+            u32::try_from(line).unwrap_or(u32::MAX),
+            u32::try_from(col).unwrap_or(u32::MAX),
+        )
     }
 }
 
@@ -147,7 +153,10 @@ mod tests {
 
     #[test]
     fn display_leaves_out_unknown_parts() {
-        let d = Diagnostic::warning("c.toml", "bad").at_line(Some(3)).at_column(Some(7)).with_key("nodes[0].ip");
+        let d = Diagnostic::warning("c.toml", "bad")
+            .at_line(Some(3))
+            .at_column(Some(7))
+            .with_key("nodes[0].ip");
         assert_eq!(d.to_string(), "c.toml:3:7: nodes[0].ip: bad");
         assert_eq!(Diagnostic::warning("x", "m").to_string(), "x: m");
     }

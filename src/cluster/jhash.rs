@@ -125,7 +125,11 @@ impl std::fmt::Debug for NftKey {
 
 impl NftKey {
     pub const fn new() -> Self {
-        Self { bytes: [0; MAX_KEY_LEN], len: 0, fields: 0 }
+        Self {
+            bytes: [0; MAX_KEY_LEN],
+            len: 0,
+            fields: 0,
+        }
     }
 
     /// Append one field of a concatenation. `raw` is the field in network byte order (as in the
@@ -189,7 +193,11 @@ pub fn nft_key_bytes(fields: &[&[u8]]) -> Vec<u8> {
             break;
         }
     }
-    let single = if fields.len() == 1 { Some(fields[0].len().min(MAX_KEY_LEN)) } else { None };
+    let single = if fields.len() == 1 {
+        Some(fields[0].len().min(MAX_KEY_LEN))
+    } else {
+        None
+    };
     key.as_bytes()[..key.hashed_len(single)].to_vec()
 }
 
@@ -205,7 +213,10 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     /// semantics.md §B3 kernel-verified table, row by row.
@@ -241,7 +252,10 @@ mod tests {
             .collect();
         assert_eq!(got, [105, 103, 104, 101]);
         // The padded 4-byte `1f920000` key differs from the 2-byte single field.
-        assert_eq!(reciprocal_scale(jhash(&hex("1f920000"), 0), u32::MAX), 1_946_769_336);
+        assert_eq!(
+            reciprocal_scale(jhash(&hex("1f920000"), 0), u32::MAX),
+            1_946_769_336
+        );
     }
 
     #[test]
@@ -251,7 +265,10 @@ mod tests {
         assert!(k.push_port(40000));
         assert!(k.push_ip("127.0.0.2".parse().unwrap()));
         assert!(k.push_port(8080));
-        assert_eq!(k.as_bytes(), hex("7f0000019c4000007f0000021f900000").as_slice());
+        assert_eq!(
+            k.as_bytes(),
+            hex("7f0000019c4000007f0000021f900000").as_slice()
+        );
         assert_eq!(nft_jhash_bucket(&k, u32::MAX, 0x1234_5678), 1_454_631_855);
 
         let mut k = NftKey::new();
@@ -262,7 +279,10 @@ mod tests {
 
         // Single field: not padded.
         assert_eq!(nft_key_bytes(&[&8082u16.to_be_bytes()]), hex("1f92"));
-        assert_eq!(nft_key_bytes(&[&[10, 0, 0, 1], &[0, 80]]), hex("0a00000100500000"));
+        assert_eq!(
+            nft_key_bytes(&[&[10, 0, 0, 1], &[0, 80]]),
+            hex("0a00000100500000")
+        );
     }
 
     #[test]

@@ -123,7 +123,11 @@ impl MaglevTable {
     /// The slot a flow hash falls into (the "bucket" shown to users).
     #[inline]
     pub fn slot(&self, flow_hash: u32) -> Option<u32> {
-        if self.slots.is_empty() { None } else { Some(flow_hash % self.slots.len() as u32) }
+        if self.slots.is_empty() {
+            None
+        } else {
+            Some(flow_hash % self.slots.len() as u32)
+        }
     }
 
     /// How many slots each backend owns, by backend index.
@@ -156,8 +160,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_sizes() {
-        assert_eq!(MaglevTable::build(&names(3), 100, 0), Err(MaglevError::NotPrime(100)));
-        assert_eq!(MaglevTable::build(&names(3), 1, 0), Err(MaglevError::BadSize { size: 1 }));
+        assert_eq!(
+            MaglevTable::build(&names(3), 100, 0),
+            Err(MaglevError::NotPrime(100))
+        );
+        assert_eq!(
+            MaglevTable::build(&names(3), 1, 0),
+            Err(MaglevError::BadSize { size: 1 })
+        );
         assert!(MaglevTable::build(&names(3), MAX_TABLE_SIZE + 1, 0).is_err());
     }
 
@@ -167,7 +177,11 @@ mod tests {
             let t = MaglevTable::build(&names(n), 65_537, 42).unwrap();
             let lo = 65_537 / n as u32;
             for c in t.slot_counts() {
-                assert!(c == lo || c == lo + 1, "n={n}: {c} not in {lo}..={}", lo + 1);
+                assert!(
+                    c == lo || c == lo + 1,
+                    "n={n}: {c} not in {lo}..={}",
+                    lo + 1
+                );
             }
         }
     }
@@ -203,7 +217,11 @@ mod tests {
             }
         }
         let frac = f64::from(kept_owner_moved) / f64::from(kept_owner_total);
-        assert!(frac < 0.03, "{:.2}% of surviving backends' slots moved", frac * 100.0);
+        assert!(
+            frac < 0.03,
+            "{:.2}% of surviving backends' slots moved",
+            frac * 100.0
+        );
     }
 
     /// Adding one backend: it takes ≈ M/(N+1) slots, and about N/(N+1) of the keys stay put.

@@ -15,7 +15,9 @@
 use super::alb::{AlbHash, AlbMode, ExternalTrafficPolicy};
 use super::error::Diagnostic;
 use super::infer::guess_pod_cidr;
-use super::model::{CidrIndex, Client, Cluster, ClusterSource, LoadBalancer, LoadBalancerSpec, Node, Pod};
+use super::model::{
+    CidrIndex, Client, Cluster, ClusterSource, LoadBalancer, LoadBalancerSpec, Node, Pod,
+};
 use super::provenance::{Fact, Provenance};
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
@@ -72,7 +74,12 @@ fn merge_opt<T: PartialEq + std::fmt::Display + Clone>(
     }
 }
 
-fn merge_fact<T: PartialEq + std::fmt::Display + Clone>(old: &mut Fact<T>, new: Fact<T>, what: &str, diags: &mut Vec<Diagnostic>) {
+fn merge_fact<T: PartialEq + std::fmt::Display + Clone>(
+    old: &mut Fact<T>,
+    new: Fact<T>,
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
     let higher = new.provenance.rank() > old.provenance.rank();
     if old.value == new.value {
         if higher {
@@ -114,7 +121,10 @@ fn merge_family<T: PartialEq + std::fmt::Display + Clone>(
             if new.provenance.rank() > same.provenance.rank() {
                 same.provenance = new.provenance;
             }
-        } else if let Some(old) = list.iter_mut().find(|f| is_v6(&f.value) == is_v6(&new.value)) {
+        } else if let Some(old) = list
+            .iter_mut()
+            .find(|f| is_v6(&f.value) == is_v6(&new.value))
+        {
             merge_fact(old, new, what, diags);
         } else {
             list.push(new);
@@ -146,12 +156,17 @@ impl ClusterBuilder {
             seed: Some(lb.seed.clone()).filter(|f| keep(&f.provenance)),
             backends: Some(lb.backends.clone()).filter(|f| keep(&f.provenance)),
             session_affinity: lb.session_affinity.clone(),
-            external_traffic_policy: Some(lb.external_traffic_policy.clone()).filter(|f| keep(&f.provenance)),
+            external_traffic_policy: Some(lb.external_traffic_policy.clone())
+                .filter(|f| keep(&f.provenance)),
             maglev_table_size: lb.maglev_table_size.clone(),
             unhealthy: lb.unhealthy.clone(),
         };
         let pods = cluster.pods().to_vec();
-        let pod_index = pods.iter().enumerate().flat_map(|(i, p)| p.ips().map(move |ip| (ip, i))).collect();
+        let pod_index = pods
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.ips().map(move |ip| (ip, i)))
+            .collect();
         Self {
             nodes: cluster.nodes().to_vec(),
             pods,
@@ -195,7 +210,8 @@ impl ClusterBuilder {
             .or_else(|| {
                 // A node named only after its address (route -n) is the node with that address.
                 self.nodes.iter().position(|x| {
-                    (x.name.is_inferred() || n.name.is_inferred()) && n.ips.iter().any(|ip| x.has_ip(ip.value))
+                    (x.name.is_inferred() || n.name.is_inferred())
+                        && n.ips.iter().any(|ip| x.has_ip(ip.value))
                 })
             })
     }
@@ -222,15 +238,33 @@ impl ClusterBuilder {
             old.name.provenance = n.name.provenance.clone();
         }
         let label = format!("node {}", old.name.value);
-        merge_family(&mut old.ips, n.ips, is_v6_ip, &format!("{label} address"), diags);
-        merge_family(&mut old.pod_cidrs, n.pod_cidrs, is_v6_net, &format!("{label} pod CIDR"), diags);
+        merge_family(
+            &mut old.ips,
+            n.ips,
+            is_v6_ip,
+            &format!("{label} address"),
+            diags,
+        );
+        merge_family(
+            &mut old.pod_cidrs,
+            n.pod_cidrs,
+            is_v6_net,
+            &format!("{label} pod CIDR"),
+            diags,
+        );
         merge_opt(&mut old.zone, n.zone, &format!("{label} zone"), diags);
         merge_opt(&mut old.ready, n.ready, &format!("{label} ready"), diags);
         if let Some(r) = n.rules {
             let shown = r.clone().map(|p| p.display().to_string());
-            let mut cur = old.rules.clone().map(|f| f.map(|p| p.display().to_string()));
+            let mut cur = old
+                .rules
+                .clone()
+                .map(|f| f.map(|p| p.display().to_string()));
             merge_opt(&mut cur, Some(shown), &format!("{label} rules file"), diags);
-            if cur.as_ref().is_some_and(|c| c.value == r.value.display().to_string()) {
+            if cur
+                .as_ref()
+                .is_some_and(|c| c.value == r.value.display().to_string())
+            {
                 old.rules = Some(r);
             }
         }
@@ -247,7 +281,10 @@ impl ClusterBuilder {
     pub fn add_pod(&mut self, p: Pod) -> &mut Self {
         let ips: Vec<IpAddr> = p.ips().collect();
         let found = ips.iter().find_map(|ip| {
-            self.pod_index.get(ip).copied().filter(|&i| self.pods.get(i).is_some_and(|x| x.ips().any(|a| a == *ip)))
+            self.pod_index
+                .get(ip)
+                .copied()
+                .filter(|&i| self.pods.get(i).is_some_and(|x| x.ips().any(|a| a == *ip)))
         });
         let Some(i) = found else {
             for ip in &ips {
@@ -286,9 +323,19 @@ impl ClusterBuilder {
             }
             return self;
         }
-        let label = format!("pod {}", p.name().or(old.name()).map_or_else(|| p.ip.value.to_string(), str::to_owned));
+        let label = format!(
+            "pod {}",
+            p.name()
+                .or(old.name())
+                .map_or_else(|| p.ip.value.to_string(), str::to_owned)
+        );
         merge_opt(&mut old.name, p.name, &format!("{label} name"), diags);
-        merge_opt(&mut old.namespace, p.namespace, &format!("{label} namespace"), diags);
+        merge_opt(
+            &mut old.namespace,
+            p.namespace,
+            &format!("{label} namespace"),
+            diags,
+        );
         merge_opt(&mut old.node, p.node, &format!("{label} node"), diags);
         for ip in std::iter::once(p.ip).chain(p.other_ips) {
             if ip.value == old.ip.value {
@@ -305,10 +352,16 @@ impl ClusterBuilder {
 
     /// Merge a client: same name (or, unnamed, a shared address) is the same client.
     pub fn add_client(&mut self, c: Client) -> &mut Self {
-        let same = self.clients.iter().position(|x| match (x.name(), c.name()) {
-            (Some(a), Some(b)) => a == b,
-            _ => x.addresses.iter().any(|a| c.addresses.iter().any(|b| a.value == b.value)),
-        });
+        let same = self
+            .clients
+            .iter()
+            .position(|x| match (x.name(), c.name()) {
+                (Some(a), Some(b)) => a == b,
+                _ => x
+                    .addresses
+                    .iter()
+                    .any(|a| c.addresses.iter().any(|b| a.value == b.value)),
+            });
         let Some(i) = same else {
             self.clients.push(c);
             return self;
@@ -346,7 +399,12 @@ impl ClusterBuilder {
     }
 
     /// Say that `capture` was taken on `node` (creating the node if it is new).
-    pub fn assign_capture(&mut self, node: &str, capture: PathBuf, provenance: Provenance) -> &mut Self {
+    pub fn assign_capture(
+        &mut self,
+        node: &str,
+        capture: PathBuf,
+        provenance: Provenance,
+    ) -> &mut Self {
         let mut n = Node::new(Fact::new(node.to_owned(), provenance.clone()));
         n.captures.push(Fact::new(capture, provenance));
         self.add_node(n)
@@ -377,9 +435,24 @@ impl ClusterBuilder {
                 lb.backends = Some(b);
             }
         }
-        merge_opt(&mut lb.session_affinity, spec.session_affinity, "session affinity", d);
-        merge_opt(&mut lb.external_traffic_policy, spec.external_traffic_policy, "external traffic policy", d);
-        merge_opt(&mut lb.maglev_table_size, spec.maglev_table_size, "Maglev table size", d);
+        merge_opt(
+            &mut lb.session_affinity,
+            spec.session_affinity,
+            "session affinity",
+            d,
+        );
+        merge_opt(
+            &mut lb.external_traffic_policy,
+            spec.external_traffic_policy,
+            "external traffic policy",
+            d,
+        );
+        merge_opt(
+            &mut lb.maglev_table_size,
+            spec.maglev_table_size,
+            "Maglev table size",
+            d,
+        );
         for u in spec.unhealthy {
             if !lb.unhealthy.iter().any(|x| x.value == u.value) {
                 lb.unhealthy.push(u);
@@ -404,24 +477,37 @@ impl ClusterBuilder {
         self.infer_pod_nodes();
         self.check_consistency();
         let lb = self.resolve_lb();
-        let cluster = Cluster::from_parts(self.nodes, self.pods, self.clients, lb, self.node_subnets);
+        let cluster =
+            Cluster::from_parts(self.nodes, self.pods, self.clients, lb, self.node_subnets);
         (cluster, self.diagnostics)
     }
 
     fn place_unplaced_cidrs(&mut self) {
         for (file, cidr) in std::mem::take(&mut self.unplaced_cidrs) {
             let v6 = is_v6_net(&cidr.value);
-            if self.nodes.iter().any(|n| n.pod_cidrs.iter().any(|c| c.value == cidr.value)) {
+            if self
+                .nodes
+                .iter()
+                .any(|n| n.pod_cidrs.iter().any(|c| c.value == cidr.value))
+            {
                 continue; // another source already says whose it is
             }
-            let without: Vec<usize> =
-                (0..self.nodes.len()).filter(|&i| !self.nodes[i].pod_cidrs.iter().any(|c| is_v6_net(&c.value) == v6)).collect();
+            let without: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| {
+                    !self.nodes[i]
+                        .pod_cidrs
+                        .iter()
+                        .any(|c| is_v6_net(&c.value) == v6)
+                })
+                .collect();
             if let [i] = without.as_slice() {
                 let reason = format!(
                     "{file} shows {} as a local pod CIDR and {} is the only node without one",
                     cidr.value, self.nodes[*i].name.value
                 );
-                self.nodes[*i].pod_cidrs.push(Fact::inferred(cidr.value, reason));
+                self.nodes[*i]
+                    .pod_cidrs
+                    .push(Fact::inferred(cidr.value, reason));
             } else {
                 self.diagnostics.push(Diagnostic::warning(
                     &file,
@@ -446,7 +532,11 @@ impl ClusterBuilder {
     }
 
     fn mark_host_network(&mut self) {
-        let node_ips: HashSet<IpAddr> = self.nodes.iter().flat_map(|n| n.ips.iter().map(|f| f.value)).collect();
+        let node_ips: HashSet<IpAddr> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.ips.iter().map(|f| f.value))
+            .collect();
         for p in &mut self.pods {
             if !p.host_network && node_ips.contains(&p.ip.value) {
                 p.host_network = true;
@@ -461,7 +551,13 @@ impl ClusterBuilder {
                 continue;
             }
             if let Some((n, cidr)) = owner(&self.nodes, &index, p.ip.value) {
-                p.node = Some(Fact::inferred(n.name.value.clone(), format!("pod IP {} is in {}'s pod CIDR {cidr}", p.ip.value, n.name.value)));
+                p.node = Some(Fact::inferred(
+                    n.name.value.clone(),
+                    format!(
+                        "pod IP {} is in {}'s pod CIDR {cidr}",
+                        p.ip.value, n.name.value
+                    ),
+                ));
             }
         }
         // Host-network pods sit on the node with their address.
@@ -470,7 +566,10 @@ impl ClusterBuilder {
                 && p.host_network
                 && let Some(n) = self.nodes.iter().find(|n| n.has_ip(p.ip.value))
             {
-                p.node = Some(Fact::inferred(n.name.value.clone(), format!("host-network pod with {}'s address", n.name.value)));
+                p.node = Some(Fact::inferred(
+                    n.name.value.clone(),
+                    format!("host-network pod with {}'s address", n.name.value),
+                ));
             }
         }
     }
@@ -487,17 +586,34 @@ impl ClusterBuilder {
                     continue;
                 }
                 if let Some(n) = p.node.as_ref() {
-                    per_node.entry(n.value.clone()).or_default().extend(p.ips().filter(|ip| ip.is_ipv6() == v6));
+                    per_node
+                        .entry(n.value.clone())
+                        .or_default()
+                        .extend(p.ips().filter(|ip| ip.is_ipv6() == v6));
                 }
             }
             for i in 0..self.nodes.len() {
-                if self.nodes[i].pod_cidrs.iter().any(|c| is_v6_net(&c.value) == v6) {
+                if self.nodes[i]
+                    .pod_cidrs
+                    .iter()
+                    .any(|c| is_v6_net(&c.value) == v6)
+                {
                     continue;
                 }
-                let Some(ips) = per_node.get(&self.nodes[i].name.value).filter(|v| !v.is_empty()) else { continue };
-                let Some(g) = guess_pod_cidr(ips, prefix) else { continue };
+                let Some(ips) = per_node
+                    .get(&self.nodes[i].name.value)
+                    .filter(|v| !v.is_empty())
+                else {
+                    continue;
+                };
+                let Some(g) = guess_pod_cidr(ips, prefix) else {
+                    continue;
+                };
                 let clash = self.nodes.iter().enumerate().find(|(j, n)| {
-                    *j != i && n.pod_cidrs.iter().any(|c| c.value.contains(&g.net.network()) || g.net.contains(&c.value.network()))
+                    *j != i
+                        && n.pod_cidrs.iter().any(|c| {
+                            c.value.contains(&g.net.network()) || g.net.contains(&c.value.network())
+                        })
                 });
                 if let Some((_, other)) = clash {
                     self.diagnostics.push(Diagnostic::warning(
@@ -509,7 +625,9 @@ impl ClusterBuilder {
                     ));
                     continue;
                 }
-                self.nodes[i].pod_cidrs.push(Fact::inferred(g.net, g.reason));
+                self.nodes[i]
+                    .pod_cidrs
+                    .push(Fact::inferred(g.net, g.reason));
             }
         }
     }
@@ -521,7 +639,9 @@ impl ClusterBuilder {
             for b in &self.nodes[i + 1..] {
                 for ca in &a.pod_cidrs {
                     for cb in &b.pod_cidrs {
-                        if ca.value.contains(&cb.value.network()) || cb.value.contains(&ca.value.network()) {
+                        if ca.value.contains(&cb.value.network())
+                            || cb.value.contains(&ca.value.network())
+                        {
                             let (file, line) = origin(&cb.provenance);
                             d.push(Diagnostic::warning(file, format!(
                                 "pod CIDR {} of node {} overlaps pod CIDR {} of node {} ({})",
@@ -540,7 +660,16 @@ impl ClusterBuilder {
                     && other != n.name.value
                 {
                     let (file, line) = origin(&ip.provenance);
-                    d.push(Diagnostic::warning(file, format!("address {} is given for both node {other} and node {}", ip.value, n.name.value)).at_line(line));
+                    d.push(
+                        Diagnostic::warning(
+                            file,
+                            format!(
+                                "address {} is given for both node {other} and node {}",
+                                ip.value, n.name.value
+                            ),
+                        )
+                        .at_line(line),
+                    );
                 }
             }
         }
@@ -553,8 +682,13 @@ impl ClusterBuilder {
             let ip = p.ip.value;
             let v6 = ip.is_ipv6();
             let (file, line) = origin(&p.ip.provenance);
-            let name = p.name().map_or_else(|| ip.to_string(), |n| format!("{n} ({ip})"));
-            let any_cidr = self.nodes.iter().any(|n| n.pod_cidrs.iter().any(|c| is_v6_net(&c.value) == v6));
+            let name = p
+                .name()
+                .map_or_else(|| ip.to_string(), |n| format!("{n} ({ip})"));
+            let any_cidr = self
+                .nodes
+                .iter()
+                .any(|n| n.pod_cidrs.iter().any(|c| is_v6_net(&c.value) == v6));
             match (&p.node, owner(&self.nodes, &index, ip)) {
                 (Some(n), Some((o, cidr))) if o.name.value != n.value && !n.is_inferred() => {
                     d.push(Diagnostic::warning(file, format!(
@@ -563,7 +697,13 @@ impl ClusterBuilder {
                     )).at_line(line));
                 }
                 (_, None) if any_cidr => {
-                    d.push(Diagnostic::warning(file, format!("pod {name} is outside every node's pod CIDR")).at_line(line));
+                    d.push(
+                        Diagnostic::warning(
+                            file,
+                            format!("pod {name} is outside every node's pod CIDR"),
+                        )
+                        .at_line(line),
+                    );
                 }
                 _ => {}
             }
@@ -588,32 +728,59 @@ impl ClusterBuilder {
             (Some(m), None) => m,
             (None, Some(a)) => Fact::inferred(
                 AlbMode::for_session_affinity(a.value),
-                format!("sessionAffinity {}: cloud-provider-azure sets loadDistribution {}", a.value, AlbMode::for_session_affinity(a.value).azure_name()),
+                format!(
+                    "sessionAffinity {}: cloud-provider-azure sets loadDistribution {}",
+                    a.value,
+                    AlbMode::for_session_affinity(a.value).azure_name()
+                ),
             ),
-            (None, None) => Fact::default(AlbMode::Default, "Azure's default loadDistribution (5-tuple)"),
+            (None, None) => Fact::default(
+                AlbMode::Default,
+                "Azure's default loadDistribution (5-tuple)",
+            ),
         };
-        let hash = spec.hash.unwrap_or_else(|| Fact::default(AlbHash::Jhash, "jhash model (nft-compatible)"));
-        let seed = spec.seed.unwrap_or_else(|| Fact::default(0, "no seed given; 0 assumed"));
+        let hash = spec
+            .hash
+            .unwrap_or_else(|| Fact::default(AlbHash::Jhash, "jhash model (nft-compatible)"));
+        let seed = spec
+            .seed
+            .unwrap_or_else(|| Fact::default(0, "no seed given; 0 assumed"));
         let backends = match spec.backends {
             Some(b) => {
                 for name in &b.value {
                     if !self.nodes.iter().any(|n| n.name.value == *name) {
                         let (file, line) = origin(&b.provenance);
-                        d.push(Diagnostic::warning(file, format!("backend {name} is not a known node")).at_line(line));
+                        d.push(
+                            Diagnostic::warning(
+                                file,
+                                format!("backend {name} is not a known node"),
+                            )
+                            .at_line(line),
+                        );
                     }
                 }
                 b
             }
-            None => Fact::default(self.nodes.iter().map(|n| n.name.value.clone()).collect(), "all nodes, in input order"),
+            None => Fact::default(
+                self.nodes.iter().map(|n| n.name.value.clone()).collect(),
+                "all nodes, in input order",
+            ),
         };
         for u in &spec.unhealthy {
             if !backends.value.contains(&u.value) {
                 let (file, line) = origin(&u.provenance);
-                d.push(Diagnostic::warning(file, format!("unhealthy node {} is not a backend", u.value)).at_line(line));
+                d.push(
+                    Diagnostic::warning(
+                        file,
+                        format!("unhealthy node {} is not a backend", u.value),
+                    )
+                    .at_line(line),
+                );
             }
         }
-        let external_traffic_policy =
-            spec.external_traffic_policy.unwrap_or_else(|| Fact::default(ExternalTrafficPolicy::Cluster, "Kubernetes default"));
+        let external_traffic_policy = spec
+            .external_traffic_policy
+            .unwrap_or_else(|| Fact::default(ExternalTrafficPolicy::Cluster, "Kubernetes default"));
         LoadBalancer {
             frontends: spec.frontends,
             mode,
@@ -627,4 +794,3 @@ impl ClusterBuilder {
         }
     }
 }
-

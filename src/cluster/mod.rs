@@ -19,10 +19,12 @@ pub mod model;
 pub mod provenance;
 
 pub use alb::{
-    AlbBucket, AlbConfig, AlbError, AlbFlowTable, AlbHash, AlbMode, AlbModel, AlbRoute, NodeName,
-    ExternalTrafficPolicy, FlowKey, SessionAffinity,
+    AlbBucket, AlbConfig, AlbError, AlbFlowTable, AlbHash, AlbMode, AlbModel, AlbRoute,
+    ExternalTrafficPolicy, FlowKey, NodeName, SessionAffinity,
 };
 pub use error::{Diagnostic, LoadError, LoadErrorKind, Severity};
 pub use merge::ClusterBuilder;
-pub use model::{Client, Cluster, ClusterSource, IpRole, LoadBalancer, LoadBalancerSpec, Node, Pod};
+pub use model::{
+    Client, Cluster, ClusterSource, IpRole, LoadBalancer, LoadBalancerSpec, Node, Pod,
+};
 pub use provenance::{Fact, Provenance, SourceKind, SourceRef};

@@ -70,7 +70,11 @@ impl Node {
     /// The bridge address a kubenet node holds on `cbr0`: the first address of its pod CIDR of
     /// the given family. MASQUERADE towards a local pod uses it as the new source.
     pub fn bridge_address(&self, ipv6: bool) -> Option<IpAddr> {
-        let net = self.pod_cidrs.iter().find(|c| c.value.addr().is_ipv6() == ipv6)?.value;
+        let net = self
+            .pod_cidrs
+            .iter()
+            .find(|c| c.value.addr().is_ipv6() == ipv6)?
+            .value;
         first_host(net)
     }
 }
@@ -105,7 +109,14 @@ pub struct Pod {
 
 impl Pod {
     pub fn new(ip: Fact<IpAddr>) -> Self {
-        Self { name: None, namespace: None, ip, other_ips: Vec::new(), node: None, host_network: false }
+        Self {
+            name: None,
+            namespace: None,
+            ip,
+            other_ips: Vec::new(),
+            node: None,
+            host_network: false,
+        }
     }
     pub fn name(&self) -> Option<&str> {
         self.name.as_ref().map(|n| n.value.as_str())
@@ -234,7 +245,11 @@ impl CidrIndex {
             for c in &n.pod_cidrs {
                 let (v6, bits) = ip_bits(c.value.network());
                 let len = c.value.prefix_len();
-                let level = match idx.levels.iter_mut().position(|(f, l, _)| *f == v6 && *l == len) {
+                let level = match idx
+                    .levels
+                    .iter_mut()
+                    .position(|(f, l, _)| *f == v6 && *l == len)
+                {
                     Some(p) => p,
                     None => {
                         idx.levels.push((v6, len, HashMap::new()));
@@ -333,7 +348,18 @@ impl Cluster {
         }
         let frontends = load_balancer.frontends.iter().map(|f| f.value).collect();
         let pod_cidrs = CidrIndex::new(&nodes);
-        Self { nodes, pods, clients, load_balancer, node_subnets, node_by_name, node_by_ip, pod_by_ip, pod_cidrs, frontends }
+        Self {
+            nodes,
+            pods,
+            clients,
+            load_balancer,
+            node_subnets,
+            node_by_name,
+            node_by_ip,
+            pod_by_ip,
+            pod_cidrs,
+            frontends,
+        }
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -353,14 +379,25 @@ impl Cluster {
     pub fn client_by_ip(&self, ip: IpAddr) -> Option<&Client> {
         self.clients
             .iter()
-            .filter_map(|c| c.addresses.iter().filter(|a| a.value.contains(&ip)).map(|a| a.value.prefix_len()).max().map(|l| (l, c)))
+            .filter_map(|c| {
+                c.addresses
+                    .iter()
+                    .filter(|a| a.value.contains(&ip))
+                    .map(|a| a.value.prefix_len())
+                    .max()
+                    .map(|l| (l, c))
+            })
             .max_by_key(|(l, _)| *l)
             .map(|(_, c)| c)
     }
 
     /// The declared client a capture was taken on (full path first, then file name).
     pub fn client_for_capture(&self, path: &Path) -> Option<&Client> {
-        let by = |f: &dyn Fn(&Path) -> bool| self.clients.iter().find(|c| c.captures.iter().any(|x| f(&x.value)));
+        let by = |f: &dyn Fn(&Path) -> bool| {
+            self.clients
+                .iter()
+                .find(|c| c.captures.iter().any(|x| f(&x.value)))
+        };
         by(&|c| c == path).or_else(|| {
             let name = path.file_name()?;
             by(&|c| c.file_name() == Some(name))
@@ -456,7 +493,9 @@ impl Cluster {
     /// full path first, then by file name.
     pub fn node_for_capture(&self, path: &Path) -> Option<&Node> {
         let by = |f: &dyn Fn(&Path) -> bool| {
-            self.nodes.iter().find(|n| n.captures.iter().any(|c| f(&c.value)))
+            self.nodes
+                .iter()
+                .find(|n| n.captures.iter().any(|c| f(&c.value)))
         };
         by(&|c| c == path).or_else(|| {
             let name = path.file_name()?;
@@ -488,7 +527,10 @@ mod tests {
     fn cidr_index_longest_prefix_and_families() {
         let node = |name: &str, cidrs: &[&str]| {
             let mut n = Node::new(Fact::inferred(name.to_owned(), "t"));
-            n.pod_cidrs = cidrs.iter().map(|c| Fact::inferred(c.parse().unwrap(), "t")).collect();
+            n.pod_cidrs = cidrs
+                .iter()
+                .map(|c| Fact::inferred(c.parse().unwrap(), "t"))
+                .collect();
             n
         };
         let nodes = [
@@ -507,12 +549,27 @@ mod tests {
         assert_eq!(at("fd00:1::5"), Some("a"));
         assert_eq!(at("fd00:2::5"), None);
         // The same answer as a linear scan over every node.
-        for s in ["10.1.0.7", "10.1.1.200", "10.200.0.1", "8.8.8.8", "fd00:1::ffff"] {
+        for s in [
+            "10.1.0.7",
+            "10.1.1.200",
+            "10.200.0.1",
+            "8.8.8.8",
+            "fd00:1::ffff",
+        ] {
             let ip: IpAddr = s.parse().unwrap();
             let linear = nodes
                 .iter()
-                .filter_map(|n| n.pod_cidr_containing(ip).map(|c| (c.value.prefix_len(), n.name())))
-                .fold(None::<(u8, &str)>, |best, x| if best.is_none_or(|b| x.0 > b.0) { Some(x) } else { best })
+                .filter_map(|n| {
+                    n.pod_cidr_containing(ip)
+                        .map(|c| (c.value.prefix_len(), n.name()))
+                })
+                .fold(None::<(u8, &str)>, |best, x| {
+                    if best.is_none_or(|b| x.0 > b.0) {
+                        Some(x)
+                    } else {
+                        best
+                    }
+                })
                 .map(|x| x.1);
             assert_eq!(at(s), linear, "{s}");
         }
@@ -520,11 +577,18 @@ mod tests {
 
     #[test]
     fn first_host_and_bridge() {
-        assert_eq!(first_host("10.100.0.0/24".parse().unwrap()), Some("10.100.0.1".parse().unwrap()));
+        assert_eq!(
+            first_host("10.100.0.0/24".parse().unwrap()),
+            Some("10.100.0.1".parse().unwrap())
+        );
         assert_eq!(first_host("10.100.0.9/32".parse().unwrap()), None);
-        assert_eq!(first_host("fd00:10::/64".parse().unwrap()), Some("fd00:10::1".parse().unwrap()));
+        assert_eq!(
+            first_host("fd00:10::/64".parse().unwrap()),
+            Some("fd00:10::1".parse().unwrap())
+        );
         let mut n = Node::new(Fact::new("n".into(), Provenance::inferred("t")));
-        n.pod_cidrs.push(Fact::inferred("10.1.2.0/24".parse().unwrap(), "t"));
+        n.pod_cidrs
+            .push(Fact::inferred("10.1.2.0/24".parse().unwrap(), "t"));
         assert_eq!(n.bridge_address(false), Some("10.1.2.1".parse().unwrap()));
         assert_eq!(n.bridge_address(true), None);
     }

@@ -68,13 +68,23 @@ pub enum Provenance {
 
 impl Provenance {
     pub fn given(kind: SourceKind, file: impl Into<String>, line: Option<u32>) -> Self {
-        Provenance::Given { source: SourceRef { kind, file: file.into(), line } }
+        Provenance::Given {
+            source: SourceRef {
+                kind,
+                file: file.into(),
+                line,
+            },
+        }
     }
     pub fn inferred(reason: impl Into<String>) -> Self {
-        Provenance::Inferred { reason: reason.into() }
+        Provenance::Inferred {
+            reason: reason.into(),
+        }
     }
     pub fn default(reason: impl Into<String>) -> Self {
-        Provenance::Default { reason: reason.into() }
+        Provenance::Default {
+            reason: reason.into(),
+        }
     }
     pub fn is_given(&self) -> bool {
         matches!(self, Provenance::Given { .. })
@@ -98,8 +108,12 @@ impl fmt::Display for Provenance {
         match self {
             Provenance::Given { source } => write!(f, "{} ({})", source, source.kind.describe()),
             // Reasons quote input text (file names, node names): escape like everything else.
-            Provenance::Inferred { reason } => write!(f, "inferred: {}", crate::sanitize::escape_str(reason)),
-            Provenance::Default { reason } => write!(f, "default: {}", crate::sanitize::escape_str(reason)),
+            Provenance::Inferred { reason } => {
+                write!(f, "inferred: {}", crate::sanitize::escape_str(reason))
+            }
+            Provenance::Default { reason } => {
+                write!(f, "default: {}", crate::sanitize::escape_str(reason))
+            }
         }
     }
 }
@@ -116,10 +130,16 @@ impl<T> Fact<T> {
         Self { value, provenance }
     }
     pub fn inferred(value: T, reason: impl Into<String>) -> Self {
-        Self { value, provenance: Provenance::inferred(reason) }
+        Self {
+            value,
+            provenance: Provenance::inferred(reason),
+        }
     }
     pub fn default(value: T, reason: impl Into<String>) -> Self {
-        Self { value, provenance: Provenance::default(reason) }
+        Self {
+            value,
+            provenance: Provenance::default(reason),
+        }
     }
     pub fn is_inferred(&self) -> bool {
         self.provenance.is_inferred()
@@ -128,7 +148,10 @@ impl<T> Fact<T> {
         self.provenance.is_given()
     }
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Fact<U> {
-        Fact { value: f(self.value), provenance: self.provenance }
+        Fact {
+            value: f(self.value),
+            provenance: self.provenance,
+        }
     }
 }
 

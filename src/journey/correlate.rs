@@ -81,11 +81,19 @@ pub fn stitch(sc: &Scenario) -> Vec<Flow> {
             let server = conn.server();
             let kind = match c.owner {
                 CaptureOwner::Client { .. } => LegKind::Client,
-                _ if sc.is_endpoint_address(server.ip()) && !sc.cluster.is_frontend(server.ip()) => LegKind::Back,
+                _ if sc.is_endpoint_address(server.ip())
+                    && !sc.cluster.is_frontend(server.ip()) =>
+                {
+                    LegKind::Back
+                }
                 _ => LegKind::Front,
             };
             cands.push(Cand {
-                leg: Leg { capture: ci, connection: conn.id, kind },
+                leg: Leg {
+                    capture: ci,
+                    connection: conn.id,
+                    kind,
+                },
                 first: conn.first_ts_ns,
                 client,
                 server,
@@ -97,7 +105,14 @@ pub fn stitch(sc: &Scenario) -> Vec<Flow> {
         }
     }
     // Pre-NAT legs first so a flow's client/frontend come from them; then by time.
-    cands.sort_by_key(|c| (c.leg.kind == LegKind::Back, c.first, c.leg.capture, c.leg.connection));
+    cands.sort_by_key(|c| {
+        (
+            c.leg.kind == LegKind::Back,
+            c.first,
+            c.leg.capture,
+            c.leg.connection,
+        )
+    });
 
     let mut flows: Vec<Flow> = Vec::new();
     // Pre-NAT legs keep the client's 4-tuple on every capture: matched by it (and the ISNs when
@@ -117,18 +132,30 @@ pub fn stitch(sc: &Scenario) -> Vec<Flow> {
     };
     for c in cands {
         let free = |f: &Flow| {
-            f.protocol == c.protocol && close(f, c.first) && !f.legs.iter().any(|l| l.capture == c.leg.capture && l.kind == c.leg.kind)
+            f.protocol == c.protocol
+                && close(f, c.first)
+                && !f
+                    .legs
+                    .iter()
+                    .any(|l| l.capture == c.leg.capture && l.kind == c.leg.kind)
         };
         let pick = |v: Option<&Vec<usize>>, extra: &dyn Fn(&Flow) -> bool| -> Option<usize> {
-            v?.iter().rev().take(SCAN).copied().find(|&i| free(&flows[i]) && isn_ok(&flows[i], &c) && extra(&flows[i]))
+            v?.iter()
+                .rev()
+                .take(SCAN)
+                .copied()
+                .find(|&i| free(&flows[i]) && isn_ok(&flows[i], &c) && extra(&flows[i]))
         };
         let no_back = |f: &Flow| !f.legs.iter().any(|l| l.kind == LegKind::Back);
         let found: Option<usize> = if c.leg.kind != LegKind::Back {
             pick(by_tuple.get(&(c.client, c.server)), &|_| true)
         } else if let Some(isn) = c.isn.0 {
-            pick(by_isn_port.get(&(isn, c.client.port())), &|_| true).or_else(|| pick(by_isn.get(&isn), &no_back))
+            pick(by_isn_port.get(&(isn, c.client.port())), &|_| true)
+                .or_else(|| pick(by_isn.get(&isn), &no_back))
         } else {
-            pick(by_port.get(&c.client.port()), &|f: &Flow| no_back(f) && f.frontend.port() != 0)
+            pick(by_port.get(&c.client.port()), &|f: &Flow| {
+                no_back(f) && f.frontend.port() != 0
+            })
         };
         match found {
             Some(i) => {
@@ -153,7 +180,10 @@ pub fn stitch(sc: &Scenario) -> Vec<Flow> {
                 });
                 if let Some(isn) = c.isn.0 {
                     by_isn.entry(isn).or_default().push(i);
-                    by_isn_port.entry((isn, c.client.port())).or_default().push(i);
+                    by_isn_port
+                        .entry((isn, c.client.port()))
+                        .or_default()
+                        .push(i);
                 }
                 by_tuple.entry((c.client, c.server)).or_default().push(i);
                 by_port.entry(c.client.port()).or_default().push(i);
@@ -193,67 +223,149 @@ mod tests {
 [[pods]]\nip = \"10.1.1.5\"\nnode = \"nb\"\n";
 
     fn conv(client: &str, server: &str, t: i64, isns: (u32, u32), handshake: bool) -> Conversation {
-        let mut c = Conversation::new(client.parse().unwrap(), server.parse().unwrap(), t).with_isns(isns.0, isns.1);
+        let mut c = Conversation::new(client.parse().unwrap(), server.parse().unwrap(), t)
+            .with_isns(isns.0, isns.1);
         if handshake {
             c.handshake();
         }
-        c.request(&synth::get("/", "h")).response(&synth::ok(200, b"hi")).close();
+        c.request(&synth::get("/", "h"))
+            .response(&synth::ok(200, b"hi"))
+            .close();
         c
     }
 
     fn capture(i: u32, name: &str, convs: &[Conversation]) -> CaptureInput {
-        let bytes = synth::write_pcap(Vec::new(), &PcapSpec::default(), &synth::interleave(convs)).unwrap();
-        CaptureInput { capture: Capture::from_bytes(i, name, &bytes, CaptureOptions::default()).unwrap(), node: None, path: Some(PathBuf::from(name)) }
+        let bytes =
+            synth::write_pcap(Vec::new(), &PcapSpec::default(), &synth::interleave(convs)).unwrap();
+        CaptureInput {
+            capture: Capture::from_bytes(i, name, &bytes, CaptureOptions::default()).unwrap(),
+            node: None,
+            path: Some(PathBuf::from(name)),
+        }
     }
 
     fn scenario(captures: Vec<CaptureInput>) -> Scenario {
         let src = load_bytes(CLUSTER.as_bytes(), "cluster.toml", Path::new(""), None).unwrap();
-        Scenario::assemble(ScenarioInputs { captures, cluster_sources: vec![src], ..Default::default() })
+        Scenario::assemble(ScenarioInputs {
+            captures,
+            cluster_sources: vec![src],
+            ..Default::default()
+        })
     }
 
     #[test]
     fn one_flow_across_nat_and_captures_by_isn() {
         let front = conv("71.0.0.1:5000", "20.0.0.1:80", T0, (1000, 2000), true);
-        let back = conv("10.0.0.4:5000", "10.1.1.5:80", T0 + 50_000, (1000, 2000), true);
-        let other = conv("71.0.0.1:5002", "20.0.0.1:80", T0 + 70_000, (3000, 4000), true);
-        let at_pod = conv("10.0.0.4:5000", "10.1.1.5:80", T0 + 90_000, (1000, 2000), true);
-        let client = conv("71.0.0.1:5000", "20.0.0.1:80", T0 - 30_000, (1000, 2000), true);
+        let back = conv(
+            "10.0.0.4:5000",
+            "10.1.1.5:80",
+            T0 + 50_000,
+            (1000, 2000),
+            true,
+        );
+        let other = conv(
+            "71.0.0.1:5002",
+            "20.0.0.1:80",
+            T0 + 70_000,
+            (3000, 4000),
+            true,
+        );
+        let at_pod = conv(
+            "10.0.0.4:5000",
+            "10.1.1.5:80",
+            T0 + 90_000,
+            (1000, 2000),
+            true,
+        );
+        let client = conv(
+            "71.0.0.1:5000",
+            "20.0.0.1:80",
+            T0 - 30_000,
+            (1000, 2000),
+            true,
+        );
         let sc = scenario(vec![
             capture(0, "na.pcap", &[front, back, other]),
             capture(1, "nb.pcap", &[at_pod]),
             capture(2, "client.pcap", &[client]),
         ]);
-        assert!(matches!(sc.captures[2].owner, CaptureOwner::Client { .. }), "{:?}", sc.captures[2].owner);
+        assert!(
+            matches!(sc.captures[2].owner, CaptureOwner::Client { .. }),
+            "{:?}",
+            sc.captures[2].owner
+        );
         let flows = stitch(&sc);
         assert_eq!(flows.len(), 2, "{flows:#?}");
         let f = &flows[0];
         assert_eq!(f.client, "71.0.0.1:5000".parse().unwrap());
         assert_eq!(f.frontend, "20.0.0.1:80".parse().unwrap());
-        assert_eq!(f.start_ns, T0, "the NAT decision time is the ingress node's");
+        assert_eq!(
+            f.start_ns, T0,
+            "the NAT decision time is the ingress node's"
+        );
         let kinds: Vec<LegKind> = f.legs.iter().map(|l| l.kind).collect();
-        assert_eq!(kinds, [LegKind::Client, LegKind::Front, LegKind::Back, LegKind::Back]);
+        assert_eq!(
+            kinds,
+            [
+                LegKind::Client,
+                LegKind::Front,
+                LegKind::Back,
+                LegKind::Back
+            ]
+        );
         assert_eq!(flows[1].legs.len(), 1);
         let facts = crate::journey::replay::FlowFacts::from_flow(&sc, f);
         assert_eq!(facts.observed_node.as_deref(), Some("na"));
-        assert_eq!(facts.observed_endpoint, Some("10.1.1.5:80".parse().unwrap()));
-        assert_eq!(facts.observed_source, Some("10.0.0.4:5000".parse().unwrap()));
+        assert_eq!(
+            facts.observed_endpoint,
+            Some("10.1.1.5:80".parse().unwrap())
+        );
+        assert_eq!(
+            facts.observed_source,
+            Some("10.0.0.4:5000".parse().unwrap())
+        );
         assert!(!facts.no_egress_on_ingress);
     }
 
     #[test]
     fn same_isn_far_apart_in_time_is_two_connections() {
         let a = conv("71.0.0.1:5000", "20.0.0.1:80", T0, (1000, 2000), true);
-        let b = conv("71.0.0.1:5000", "20.0.0.1:80", T0 + 60 * 1_000_000_000, (1000, 2000), true);
-        let sc = scenario(vec![capture(0, "na.pcap", &[a]), capture(1, "nb.pcap", &[b])]);
+        let b = conv(
+            "71.0.0.1:5000",
+            "20.0.0.1:80",
+            T0 + 60 * 1_000_000_000,
+            (1000, 2000),
+            true,
+        );
+        let sc = scenario(vec![
+            capture(0, "na.pcap", &[a]),
+            capture(1, "nb.pcap", &[b]),
+        ]);
         assert_eq!(stitch(&sc).len(), 2);
     }
 
     #[test]
     fn mid_stream_legs_are_matched_by_tuple_and_kept_port() {
         let front = conv("71.0.0.1:5000", "20.0.0.1:80", T0, (1000, 2000), false);
-        let client = conv("71.0.0.1:5000", "20.0.0.1:80", T0 - 10_000, (1000, 2000), false);
-        let back = conv("10.0.0.4:5000", "10.1.1.5:80", T0 + 20_000, (1000, 2000), false);
-        let sc = scenario(vec![capture(0, "na.pcap", &[front]), capture(1, "nb.pcap", &[back]), capture(2, "client.pcap", &[client])]);
+        let client = conv(
+            "71.0.0.1:5000",
+            "20.0.0.1:80",
+            T0 - 10_000,
+            (1000, 2000),
+            false,
+        );
+        let back = conv(
+            "10.0.0.4:5000",
+            "10.1.1.5:80",
+            T0 + 20_000,
+            (1000, 2000),
+            false,
+        );
+        let sc = scenario(vec![
+            capture(0, "na.pcap", &[front]),
+            capture(1, "nb.pcap", &[back]),
+            capture(2, "client.pcap", &[client]),
+        ]);
         let flows = stitch(&sc);
         assert_eq!(flows.len(), 1, "{flows:#?}");
         assert!(!flows[0].syn_seen);

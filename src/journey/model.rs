@@ -125,18 +125,30 @@ mod tests {
 
     #[test]
     fn enums_serialise_as_interface_md_names() {
-        assert_eq!(serde_json::to_string(&AlbMode::SourceIp).unwrap(), "\"source-ip\"");
+        assert_eq!(
+            serde_json::to_string(&AlbMode::SourceIp).unwrap(),
+            "\"source-ip\""
+        );
         assert_eq!(
             serde_json::to_string(&AlbMode::SourceIpProtocol).unwrap(),
             "\"source-ip-protocol\""
         );
-        assert_eq!(serde_json::to_string(&Evidence::Modeled).unwrap(), "\"modeled\"");
+        assert_eq!(
+            serde_json::to_string(&Evidence::Modeled).unwrap(),
+            "\"modeled\""
+        );
         assert_eq!(serde_json::to_string(&AlbHash::Jhash).unwrap(), "\"jhash\"");
     }
 
     #[test]
     fn unknown_probability_round_trips_as_null() {
-        let e = EndpointChoice { ip: "10.0.0.1".parse().unwrap(), port: 80, chain: String::new(), probability: f64::NAN, evidence: Evidence::Observed };
+        let e = EndpointChoice {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: 80,
+            chain: String::new(),
+            probability: f64::NAN,
+            evidence: Evidence::Observed,
+        };
         let json = serde_json::to_string(&e).unwrap();
         assert!(json.contains("\"probability\":null"), "{json}");
         let back: EndpointChoice = serde_json::from_str(&json).unwrap();

@@ -18,10 +18,12 @@
 use super::correlate::{Flow, LegKind};
 use super::model::{AlbDecision, Endpoint, EndpointChoice, Evidence, PathStep, PodRef};
 use super::scenario::Scenario;
-use crate::cluster::{AlbModel, AlbMode, FlowKey as AlbFlowKey};
+use crate::cluster::{AlbMode, AlbModel, FlowKey as AlbFlowKey};
 use crate::netfilter::eval::{Hook, Outcome};
 use crate::netfilter::model::TableName;
-use crate::netfilter::{ChaChaRandom, NodeContext, NodeEvaluator, Origin, Packet, Ruleset, Trace, TraceOptions};
+use crate::netfilter::{
+    ChaChaRandom, NodeContext, NodeEvaluator, Origin, Packet, Ruleset, Trace, TraceOptions,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -50,13 +52,19 @@ pub struct FlowFacts {
 
 impl FlowFacts {
     pub fn from_flow(sc: &Scenario, f: &Flow) -> FlowFacts {
-        let conn = |l: &super::correlate::Leg| &sc.captures[l.capture].capture.connections[l.connection as usize];
-        let observed_node = f.legs_of(LegKind::Front).find_map(|l| sc.captures[l.capture].owner.node().map(str::to_string));
+        let conn = |l: &super::correlate::Leg| {
+            &sc.captures[l.capture].capture.connections[l.connection as usize]
+        };
+        let observed_node = f
+            .legs_of(LegKind::Front)
+            .find_map(|l| sc.captures[l.capture].owner.node().map(str::to_string));
         let back = f.legs_of(LegKind::Back).next();
         let observed_endpoint = back.map(|l| conn(l).server());
         let observed_source = back.map(|l| conn(l).client());
         let no_egress_on_ingress = match &observed_node {
-            Some(n) => !f.legs_of(LegKind::Back).any(|l| sc.captures[l.capture].owner.node() == Some(n)),
+            Some(n) => !f
+                .legs_of(LegKind::Back)
+                .any(|l| sc.captures[l.capture].owner.node() == Some(n)),
             None => false,
         };
         FlowFacts {
@@ -109,7 +117,10 @@ pub struct ReplayConfig {
 
 impl Default for ReplayConfig {
     fn default() -> Self {
-        ReplayConfig { seed: 1, full_walk: true }
+        ReplayConfig {
+            seed: 1,
+            full_walk: true,
+        }
     }
 }
 
@@ -150,9 +161,15 @@ pub fn acting_path(out: &Outcome) -> Vec<PathStep> {
                 && s.table == TableName::Nat
                 && s.matched
                 && s.rule > 0
-                && s.action.as_deref().is_some_and(|a| !a.starts_with("no target"))
+                && s.action
+                    .as_deref()
+                    .is_some_and(|a| !a.starts_with("no target"))
         })
-        .map(|s| PathStep { table: s.table.as_str().to_string(), chain: s.chain.to_string(), rule: s.rule })
+        .map(|s| PathStep {
+            table: s.table.as_str().to_string(),
+            chain: s.chain.to_string(),
+            rule: s.rule,
+        })
         .collect()
 }
 
@@ -171,7 +188,17 @@ impl<'s> Replayer<'s> {
                 }
             }
         };
-        Replayer { sc, alb, rules: BTreeMap::new(), evaluators: BTreeMap::new(), scripts: HashMap::new(), stateless: HashMap::new(), start_states: HashMap::new(), cfg, warnings }
+        Replayer {
+            sc,
+            alb,
+            rules: BTreeMap::new(),
+            evaluators: BTreeMap::new(),
+            scripts: HashMap::new(),
+            stateless: HashMap::new(),
+            start_states: HashMap::new(),
+            cfg,
+            warnings,
+        }
     }
 
     /// Use another ALB mode (what-if).
@@ -188,7 +215,10 @@ impl<'s> Replayer<'s> {
     /// The replayed netfilter state of `node` so far (`recent` tables, conntrack), when it has
     /// rules and saw a connection.
     pub fn node_state(&self, node: &str) -> Option<&crate::netfilter::NodeState> {
-        self.evaluators.get(node)?.as_ref().map(NodeEvaluator::state)
+        self.evaluators
+            .get(node)?
+            .as_ref()
+            .map(NodeEvaluator::state)
     }
 
     /// Replace rule sets (what-if): by node name, `None` = the shared set.
@@ -199,7 +229,10 @@ impl<'s> Replayer<'s> {
 
     fn ruleset_for(&self, node: &str) -> Option<Arc<Ruleset>> {
         let nr = self.sc.rules_for(node)?;
-        self.rules.get(&nr.node).cloned().or_else(|| Some(nr.ruleset.clone()))
+        self.rules
+            .get(&nr.node)
+            .cloned()
+            .or_else(|| Some(nr.ruleset.clone()))
     }
 
     fn evaluator(&mut self, node: &str) -> Option<&mut NodeEvaluator<ChaChaRandom>> {
@@ -208,7 +241,11 @@ impl<'s> Replayer<'s> {
                 let mut local: Vec<IpAddr> = Vec::new();
                 if let Some(n) = self.sc.cluster.node(node) {
                     local.extend(n.ips.iter().map(|f| f.value));
-                    local.extend([false, true].into_iter().filter_map(|v6| n.bridge_address(v6)));
+                    local.extend(
+                        [false, true]
+                            .into_iter()
+                            .filter_map(|v6| n.bridge_address(v6)),
+                    );
                 }
                 let ctx = NodeContext::new(local);
                 let start = self
@@ -223,10 +260,14 @@ impl<'s> Replayer<'s> {
             });
             if let Some(e) = &ev {
                 let rs = e.ruleset();
-                self.stateless.entry(Arc::as_ptr(rs) as usize).or_insert_with(|| stateless(rs));
+                self.stateless
+                    .entry(Arc::as_ptr(rs) as usize)
+                    .or_insert_with(|| stateless(rs));
             }
             if ev.is_none() && !self.sc.rules.is_empty() {
-                self.warnings.push(format!("node {node}: no rules: its chain paths and endpoints are not modelled"));
+                self.warnings.push(format!(
+                    "node {node}: no rules: its chain paths and endpoints are not modelled"
+                ));
             }
             self.evaluators.insert(node.to_string(), ev);
         }
@@ -239,7 +280,15 @@ impl<'s> Replayer<'s> {
             return None;
         }
         let m = self.alb.as_ref()?;
-        let key = AlbFlowKey { protocol: f.protocol, ..AlbFlowKey::tcp(f.client.ip(), f.client.port(), f.frontend.ip(), f.frontend.port()) };
+        let key = AlbFlowKey {
+            protocol: f.protocol,
+            ..AlbFlowKey::tcp(
+                f.client.ip(),
+                f.client.port(),
+                f.frontend.ip(),
+                f.frontend.port(),
+            )
+        };
         let d = m.decide(&key).ok();
         Some(AlbDecision {
             mode: m.mode(),
@@ -273,7 +322,13 @@ impl<'s> Replayer<'s> {
         let time = f.start_ns.max(0) as u64;
         let Some(pkt) = first_packet(f) else {
             if let Some((ep, e)) = known {
-                j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: e });
+                j.endpoint = Some(EndpointChoice {
+                    ip: ep.ip(),
+                    port: ep.port(),
+                    chain: String::new(),
+                    probability: f64::NAN,
+                    evidence: e,
+                });
             }
             return;
         };
@@ -285,15 +340,29 @@ impl<'s> Replayer<'s> {
         let stateless_map = &self.stateless;
         let Some(ev) = self.evaluators.get_mut(node).and_then(Option::as_mut) else {
             if let Some((ep, ev)) = known {
-                j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: ev });
+                j.endpoint = Some(EndpointChoice {
+                    ip: ep.ip(),
+                    port: ep.port(),
+                    chain: String::new(),
+                    probability: f64::NAN,
+                    evidence: ev,
+                });
             }
             return;
         };
         if !f.syn_seen {
             // The kernel decided before the capture began: no rule runs now.
-            j.notes.push("the connection began before the capture: its NAT decision is not replayed".into());
+            j.notes.push(
+                "the connection began before the capture: its NAT decision is not replayed".into(),
+            );
             if let Some((ep, e)) = known {
-                j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: e });
+                j.endpoint = Some(EndpointChoice {
+                    ip: ep.ip(),
+                    port: ep.port(),
+                    chain: String::new(),
+                    probability: f64::NAN,
+                    evidence: e,
+                });
             } else {
                 let tr = ev.preview(&pkt, time);
                 j.candidates = candidates(&tr);
@@ -305,13 +374,27 @@ impl<'s> Replayer<'s> {
         let tr: Option<Trace> = if known.is_some() {
             None
         } else {
-            let opts = TraceOptions { max_outcomes: 4096, time_ns: time, state: Some(ev.state()), record_path: false };
-            Some(crate::netfilter::trace(ev.ruleset(), ev.context(), &pkt, opts))
+            let opts = TraceOptions {
+                max_outcomes: 4096,
+                time_ns: time,
+                state: Some(ev.state()),
+                record_path: false,
+            };
+            Some(crate::netfilter::trace(
+                ev.ruleset(),
+                ev.context(),
+                &pkt,
+                opts,
+            ))
         };
         let mut choice = known;
         if let Some(tr) = tr.as_ref().filter(|t| !t.endpoints.is_empty()) {
             if f.no_egress_on_ingress && f.observed_node.as_deref() == Some(node) {
-                let local: Vec<_> = tr.endpoints.iter().filter(|e| is_local(e.ip) == Some(true)).collect();
+                let local: Vec<_> = tr
+                    .endpoints
+                    .iter()
+                    .filter(|e| is_local(e.ip) == Some(true))
+                    .collect();
                 if let [one] = local.as_slice() {
                     choice = Some((SocketAddr::new(one.ip, one.port), Evidence::Inferred));
                     j.notes.push(format!(
@@ -320,15 +403,29 @@ impl<'s> Replayer<'s> {
                     ));
                 }
             }
-            if choice.is_none() && tr.endpoints.len() == 1 && (tr.endpoints[0].probability - 1.0).abs() < 1e-9 {
+            if choice.is_none()
+                && tr.endpoints.len() == 1
+                && (tr.endpoints[0].probability - 1.0).abs() < 1e-9
+            {
                 let e = &tr.endpoints[0];
                 let o = &tr.outcomes[e.outcome];
-                let ev = if o.recent_hits.is_empty() { Evidence::Inferred } else { Evidence::Affinity };
+                let ev = if o.recent_hits.is_empty() {
+                    Evidence::Inferred
+                } else {
+                    Evidence::Affinity
+                };
                 choice = Some((SocketAddr::new(e.ip, e.port), ev));
             }
         }
         let decision = match choice {
-            Some((ep, _)) => match force(ev, scripts, stateless_map.get(&(Arc::as_ptr(ev.ruleset()) as usize)) == Some(&true), &pkt, time, ep) {
+            Some((ep, _)) => match force(
+                ev,
+                scripts,
+                stateless_map.get(&(Arc::as_ptr(ev.ruleset()) as usize)) == Some(&true),
+                &pkt,
+                time,
+                ep,
+            ) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     j.notes.push(format!("contradiction: {e}"));
@@ -339,12 +436,16 @@ impl<'s> Replayer<'s> {
             None => Some(ev.new_connection(&pkt, time)),
         };
         if let Some((ep, e)) = choice {
-            let chain = decision.as_ref().and_then(|d| d.outcome.dnat.as_ref().map(|x| x.chain.clone()));
+            let chain = decision
+                .as_ref()
+                .and_then(|d| d.outcome.dnat.as_ref().map(|x| x.chain.clone()));
             // From this state: 1 when a `recent` entry pinned it, else the cascade's product.
             let probability = match (&decision, &chain) {
                 (Some(d), _) if !d.outcome.recent_hits.is_empty() => 1.0,
                 (Some(d), Some(c)) => nr_probability(sc, node, c, &d.outcome).unwrap_or(f64::NAN),
-                _ => tr.as_ref().map_or(f64::NAN, |t| t.probability_of(ep.ip(), ep.port())),
+                _ => tr
+                    .as_ref()
+                    .map_or(f64::NAN, |t| t.probability_of(ep.ip(), ep.port())),
             };
             j.endpoint = Some(EndpointChoice {
                 ip: ep.ip(),
@@ -372,7 +473,12 @@ impl<'s> Replayer<'s> {
                     let ip = if local {
                         n.and_then(|n| n.bridge_address(ep.ip.is_ipv6()))
                     } else {
-                        n.and_then(|n| n.ips.iter().map(|f| f.value).find(|a| a.is_ipv6() == ep.ip.is_ipv6()))
+                        n.and_then(|n| {
+                            n.ips
+                                .iter()
+                                .map(|f| f.value)
+                                .find(|a| a.is_ipv6() == ep.ip.is_ipv6())
+                        })
                     };
                     let ip = sn.to_source.or(ip);
                     if let Some(ip) = ip {
@@ -386,7 +492,8 @@ impl<'s> Replayer<'s> {
                 }
             }
             for e in d.evictions() {
-                if let crate::netfilter::recent::RecentEventKind::Evicted { last_seen_ns } = e.kind {
+                if let crate::netfilter::recent::RecentEventKind::Evicted { last_seen_ns } = e.kind
+                {
                     j.notes.push(format!(
                         "recent table {} was full (100 entries): {} evicted (last set {}), its affinity silently lost",
                         e.table,
@@ -407,23 +514,42 @@ impl<'s> Replayer<'s> {
     /// state. `reuse` is the kernel's draw a capture showed: taken whenever the rules can still
     /// reach it (the cascade), otherwise (affinity pins the client elsewhere, the endpoint is
     /// not in this node's chain) the state and the seeded RNG decide.
-    pub fn whatif_endpoint(&mut self, f: &FlowFacts, node: &str, reuse: Option<SocketAddr>) -> Option<SocketAddr> {
+    pub fn whatif_endpoint(
+        &mut self,
+        f: &FlowFacts,
+        node: &str,
+        reuse: Option<SocketAddr>,
+    ) -> Option<SocketAddr> {
         let time = f.start_ns.max(0) as u64;
-        let Some(pkt) = first_packet(f) else { return reuse };
+        let Some(pkt) = first_packet(f) else {
+            return reuse;
+        };
         self.evaluator(node);
         let scripts = &mut self.scripts;
         let stateless_map = &self.stateless;
-        let Some(ev) = self.evaluators.get_mut(node).and_then(Option::as_mut) else { return reuse };
+        let Some(ev) = self.evaluators.get_mut(node).and_then(Option::as_mut) else {
+            return reuse;
+        };
         if !f.syn_seen {
             // Established before the capture: it keeps its DNAT.
             return reuse;
         }
         if let Some(ep) = reuse
-            && let Ok(d) = force(ev, scripts, stateless_map.get(&(Arc::as_ptr(ev.ruleset()) as usize)) == Some(&true), &pkt, time, ep)
+            && let Ok(d) = force(
+                ev,
+                scripts,
+                stateless_map.get(&(Arc::as_ptr(ev.ruleset()) as usize)) == Some(&true),
+                &pkt,
+                time,
+                ep,
+            )
         {
             return d.outcome.dnat.map(|x| SocketAddr::new(x.ip, x.port));
         }
-        ev.new_connection(&pkt, time).outcome.dnat.map(|x| SocketAddr::new(x.ip, x.port))
+        ev.new_connection(&pkt, time)
+            .outcome
+            .dnat
+            .map(|x| SocketAddr::new(x.ip, x.port))
     }
 
     /// One connection, in time order.
@@ -454,14 +580,19 @@ impl<'s> Replayer<'s> {
             .or_else(|| c.node_by_ip(f.frontend.ip()).map(|n| n.name().to_string()));
         if j.node.is_none()
             && f.observed_endpoint == Some(f.frontend)
-            && let Some(n) = c.node_by_ip(f.client.ip()).or_else(|| c.node_owning_pod_cidr(f.client.ip()))
+            && let Some(n) = c
+                .node_by_ip(f.client.ip())
+                .or_else(|| c.node_owning_pod_cidr(f.client.ip()))
         {
             j.node = Some(n.name().to_string());
         }
         if let (Some(src), Some(_)) = (f.observed_source, f.observed_endpoint)
             && src != f.client
         {
-            j.masquerade = Some(Endpoint { ip: src.ip(), port: src.port() });
+            j.masquerade = Some(Endpoint {
+                ip: src.ip(),
+                port: src.port(),
+            });
             j.masquerade_evidence = Some(Evidence::Observed);
         }
         let known = f.observed_endpoint.map(|e| (e, Evidence::Observed));
@@ -471,7 +602,13 @@ impl<'s> Replayer<'s> {
         if let (Some(node), false) = (j.node.clone(), back_only) {
             self.netfilter(f, &node, known, &mut j);
         } else if let Some((ep, e)) = known {
-            j.endpoint = Some(EndpointChoice { ip: ep.ip(), port: ep.port(), chain: String::new(), probability: f64::NAN, evidence: e });
+            j.endpoint = Some(EndpointChoice {
+                ip: ep.ip(),
+                port: ep.port(),
+                chain: String::new(),
+                probability: f64::NAN,
+                evidence: e,
+            });
         }
         if let Some(ep) = &j.endpoint {
             let pod = self.pod_ref(ep.ip);
@@ -491,7 +628,13 @@ impl<'s> Replayer<'s> {
 fn candidates(tr: &Trace) -> Vec<EndpointChoice> {
     tr.endpoints
         .iter()
-        .map(|e| EndpointChoice { ip: e.ip, port: e.port, chain: e.chain.to_string(), probability: e.probability, evidence: Evidence::Modeled })
+        .map(|e| EndpointChoice {
+            ip: e.ip,
+            port: e.port,
+            chain: e.chain.to_string(),
+            probability: e.probability,
+            evidence: Evidence::Modeled,
+        })
         .collect()
 }
 
@@ -505,15 +648,34 @@ pub fn first_packet(f: &FlowFacts) -> Option<Packet> {
         132 => Protocol::Sctp,
         _ => return None,
     };
-    Some(Packet::new(proto, f.client.ip(), Some(f.client.port()), f.frontend.ip(), f.frontend.port()).with_in_iface("eth0").with_origin(Origin::Incoming))
+    Some(
+        Packet::new(
+            proto,
+            f.client.ip(),
+            Some(f.client.port()),
+            f.frontend.ip(),
+            f.frontend.port(),
+        )
+        .with_in_iface("eth0")
+        .with_origin(Origin::Incoming),
+    )
 }
 
 /// The rule set keeps no per-node state a walk could change (`recent`, `statistic --mode nth`).
 fn stateless(rs: &Ruleset) -> bool {
     use crate::netfilter::model::{Match, StatisticMatch};
-    rs.tables.iter().flat_map(|t| &t.chains).flat_map(|c| &c.rules).all(|r| {
-        r.spec.matches.iter().all(|m| !matches!(m, Match::Recent(_) | Match::Statistic(StatisticMatch::Nth { .. })))
-    })
+    rs.tables
+        .iter()
+        .flat_map(|t| &t.chains)
+        .flat_map(|c| &c.rules)
+        .all(|r| {
+            r.spec.matches.iter().all(|m| {
+                !matches!(
+                    m,
+                    Match::Recent(_) | Match::Statistic(StatisticMatch::Nth { .. })
+                )
+            })
+        })
 }
 
 /// Force a new connection to `ep`: a remembered branch when a read-only walk confirms it still
@@ -526,12 +688,27 @@ fn force(
     time: u64,
     ep: SocketAddr,
 ) -> Result<crate::netfilter::Decision, crate::netfilter::stateful::NotReachable> {
-    let key = (Arc::as_ptr(ev.ruleset()) as usize, SocketAddr::new(pkt.dst, pkt.dst_port), ep);
-    let reaches = |o: &Outcome| o.dnat.as_ref().is_some_and(|d| d.ip == ep.ip() && d.port == ep.port());
+    let key = (
+        Arc::as_ptr(ev.ruleset()) as usize,
+        SocketAddr::new(pkt.dst, pkt.dst_port),
+        ep,
+    );
+    let reaches = |o: &Outcome| {
+        o.dnat
+            .as_ref()
+            .is_some_and(|d| d.ip == ep.ip() && d.port == ep.port())
+    };
     if let Some(script) = scripts.get(&key) {
         if !stateless_rules {
             // `recent`/nth state could change the branch: check it read-only first.
-            let dry = crate::netfilter::trace::follow(ev.ruleset(), ev.context(), pkt, Some(ev.state()), time, script);
+            let dry = crate::netfilter::trace::follow(
+                ev.ruleset(),
+                ev.context(),
+                pkt,
+                Some(ev.state()),
+                time,
+                script,
+            );
             if reaches(&dry) {
                 let d = ev.new_connection_scripted(pkt, time, script);
                 if reaches(&d.outcome) {
@@ -570,26 +747,50 @@ fn force(
 /// walk went through (node-local for externalTrafficPolicy Local, else cluster-wide).
 fn nr_probability(sc: &Scenario, node: &str, sep: &str, out: &Outcome) -> Option<f64> {
     let info = sc.rules_for(node)?.endpoints.get(sep)?;
-    let local = out.path.iter().any(|s| s.matched && (s.chain.starts_with("KUBE-SVL-") || s.chain.starts_with("KUBE-XLB-")));
-    if local { info.local_probability.or(info.probability) } else { info.probability.or(info.local_probability) }
+    let local = out.path.iter().any(|s| {
+        s.matched && (s.chain.starts_with("KUBE-SVL-") || s.chain.starts_with("KUBE-XLB-"))
+    });
+    if local {
+        info.local_probability.or(info.probability)
+    } else {
+        info.probability.or(info.local_probability)
+    }
 }
 
 /// The Service port whose chains the walk went through (from the node's service map).
 fn service_of(sc: &Scenario, node: &str, out: &Outcome) -> Option<String> {
     let dnat = out.dnat.as_ref()?;
-    Some(sc.rules_for(node)?.endpoints.get(&dnat.chain)?.service.to_string())
+    Some(
+        sc.rules_for(node)?
+            .endpoints
+            .get(&dnat.chain)?
+            .service
+            .to_string(),
+    )
 }
 
 /// The acting steps of a sampled walk up to (not including) the first `statistic` rule: what
 /// every branch shares, when the branch itself is only a model.
 fn path_before_draw(out: &Outcome) -> Vec<PathStep> {
     let mut v = Vec::new();
-    for s in out.path.iter().filter(|s| s.hook == Hook::Prerouting && s.table == TableName::Nat && s.rule > 0) {
+    for s in out
+        .path
+        .iter()
+        .filter(|s| s.hook == Hook::Prerouting && s.table == TableName::Nat && s.rule > 0)
+    {
         if s.text.contains(" -m statistic ") {
             break;
         }
-        if s.matched && s.action.as_deref().is_some_and(|a| !a.starts_with("no target")) {
-            v.push(PathStep { table: s.table.as_str().to_string(), chain: s.chain.to_string(), rule: s.rule });
+        if s.matched
+            && s.action
+                .as_deref()
+                .is_some_and(|a| !a.starts_with("no target"))
+        {
+            v.push(PathStep {
+                table: s.table.as_str().to_string(),
+                chain: s.chain.to_string(),
+                rule: s.rule,
+            });
         }
     }
     v
@@ -621,7 +822,10 @@ mod tests {
         assert_eq!(first_packet(&facts(132)).unwrap().proto, Protocol::Sctp);
         assert!(first_packet(&facts(1)).is_none());
         let p = first_packet(&facts(17)).unwrap();
-        assert_eq!((p.src_port, p.dst_port, p.in_iface.as_deref()), (Some(5353), 53, Some("eth0")));
+        assert_eq!(
+            (p.src_port, p.dst_port, p.in_iface.as_deref()),
+            (Some(5353), 53, Some("eth0"))
+        );
     }
 
     #[test]

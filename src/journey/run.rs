@@ -115,7 +115,10 @@ pub struct Journeys {
 pub fn run(sc: &Scenario, opts: &RunOptions) -> Journeys {
     let flows = sc.flows().to_vec();
     let facts: Vec<FlowFacts> = flows.iter().map(|f| FlowFacts::from_flow(sc, f)).collect();
-    let cfg = ReplayConfig { seed: opts.seed, full_walk: opts.full_walk };
+    let cfg = ReplayConfig {
+        seed: opts.seed,
+        full_walk: opts.full_walk,
+    };
     let mut rp = Replayer::new(sc, cfg);
     let flow_journeys: Vec<FlowJourney> = facts.iter().map(|f| rp.step(f)).collect();
     let mut warnings = std::mem::take(&mut rp.warnings);
@@ -128,7 +131,13 @@ pub fn run(sc: &Scenario, opts: &RunOptions) -> Journeys {
     }
     let disagree = flow_journeys
         .iter()
-        .filter(|j| j.alb.as_ref().is_some_and(|a| a.observed_node.is_some() && a.predicted_node.is_some() && a.observed_node != a.predicted_node))
+        .filter(|j| {
+            j.alb.as_ref().is_some_and(|a| {
+                a.observed_node.is_some()
+                    && a.predicted_node.is_some()
+                    && a.observed_node != a.predicted_node
+            })
+        })
         .count();
     if disagree > 0 {
         warnings.push(format!(
@@ -136,7 +145,9 @@ pub fn run(sc: &Scenario, opts: &RunOptions) -> Journeys {
         ));
     }
     let (requests, sources) = records(sc, &flows, &flow_journeys);
-    let balance = balance(sc, &flows, &flow_journeys, &sources, |j| (j.node.clone(), j.pod.as_ref().map(pod_name)));
+    let balance = balance(sc, &flows, &flow_journeys, &sources, |j| {
+        (j.node.clone(), j.pod.as_ref().map(pod_name))
+    });
     let mut out = Journeys {
         flows,
         facts,
@@ -164,14 +175,23 @@ pub fn sightings(sc: &Scenario) -> (Vec<MasqueradeSighting>, Vec<PodPlacement>) 
         if let (Some(src), Some(n)) = (facts.observed_source, &facts.observed_node)
             && src != facts.client
         {
-            masq.push(MasqueradeSighting { ingress_node: n.clone(), snat_source: src.ip() });
+            masq.push(MasqueradeSighting {
+                ingress_node: n.clone(),
+                snat_source: src.ip(),
+            });
         }
         for l in f.legs_of(LegKind::Back) {
             let cap = &sc.captures[l.capture];
-            let Some(node) = cap.owner.node() else { continue };
+            let Some(node) = cap.owner.node() else {
+                continue;
+            };
             let conn = &cap.capture.connections[l.connection as usize];
             if facts.observed_node.as_deref().is_some_and(|n| n != node) {
-                place.push(PodPlacement { node: node.to_string(), pod: conn.server().ip(), capture: cap.label.clone() });
+                place.push(PodPlacement {
+                    node: node.to_string(),
+                    pod: conn.server().ip(),
+                    capture: cap.label.clone(),
+                });
             }
         }
     }
@@ -208,33 +228,70 @@ fn requests_by_connection(sc: &Scenario) -> Vec<HashMap<u32, Vec<usize>>> {
         .collect()
 }
 
-fn records(sc: &Scenario, flows: &[Flow], js: &[FlowJourney]) -> (Vec<RequestJourney>, Vec<RequestSource>) {
+fn records(
+    sc: &Scenario,
+    flows: &[Flow],
+    js: &[FlowJourney],
+) -> (Vec<RequestJourney>, Vec<RequestSource>) {
     let index = requests_by_connection(sc);
     let on = |capture: usize, conn: u32| -> Vec<(usize, &HttpRequest)> {
-        index[capture].get(&conn).map_or_else(Vec::new, |v| v.iter().map(|&i| (i, &sc.captures[capture].capture.requests[i])).collect())
+        index[capture].get(&conn).map_or_else(Vec::new, |v| {
+            v.iter()
+                .map(|&i| (i, &sc.captures[capture].capture.requests[i]))
+                .collect()
+        })
     };
     let mut all: Vec<(i64, usize, RequestJourney, RequestSource)> = Vec::new();
     for (fi, (f, j)) in flows.iter().zip(js).enumerate() {
-        let Some(leg) = primary_leg(sc, f, j.node.as_deref()) else { continue };
+        let Some(leg) = primary_leg(sc, f, j.node.as_deref()) else {
+            continue;
+        };
         let cap = &sc.captures[leg.capture];
         let reqs = on(leg.capture, leg.connection);
         // Other legs' requests, by position, fill what this leg lacks (a response cut off).
-        let others: Vec<Vec<&HttpRequest>> =
-            f.legs.iter().filter(|l| **l != leg).map(|l| on(l.capture, l.connection).into_iter().map(|(_, r)| r).collect()).collect();
+        let others: Vec<Vec<&HttpRequest>> = f
+            .legs
+            .iter()
+            .filter(|l| **l != leg)
+            .map(|l| {
+                on(l.capture, l.connection)
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .collect()
+            })
+            .collect();
         for (k, (ri, r)) in reqs.iter().enumerate() {
-            let status = r
-                .response
-                .as_ref()
-                .map(|s| s.status)
-                .or_else(|| others.iter().find_map(|o| o.get(k).and_then(|x| x.response.as_ref().map(|s| s.status))));
+            let status = r.response.as_ref().map(|s| s.status).or_else(|| {
+                others
+                    .iter()
+                    .find_map(|o| o.get(k).and_then(|x| x.response.as_ref().map(|s| s.status)))
+            });
             let http = HttpFields {
                 method: escape_bytes(r.method()),
                 target: escape_bytes(r.target()),
                 host: r.host().map(escape_bytes),
                 status,
             };
-            let rec = request_record(0, fi as u64 + 1, r.ts_ns, &cap.label, f.client, f.frontend, http, j);
-            all.push((r.ts_ns, fi, rec, RequestSource { flow: fi, capture: leg.capture, request: *ri }));
+            let rec = request_record(
+                0,
+                fi as u64 + 1,
+                r.ts_ns,
+                &cap.label,
+                f.client,
+                f.frontend,
+                http,
+                j,
+            );
+            all.push((
+                r.ts_ns,
+                fi,
+                rec,
+                RequestSource {
+                    flow: fi,
+                    capture: leg.capture,
+                    request: *ri,
+                },
+            ));
         }
     }
     all.sort_by_key(|(t, fi, _, s)| (*t, *fi, s.request));
@@ -294,40 +351,73 @@ pub fn request_record(
 }
 
 fn ep(a: SocketAddr) -> Endpoint {
-    Endpoint { ip: a.ip(), port: a.port() }
+    Endpoint {
+        ip: a.ip(),
+        port: a.port(),
+    }
 }
 
 /// Expected pod shares: Σ over ingress nodes of P(node) · P(endpoint | node's rules, fresh state).
-fn expected_pods(sc: &Scenario, flows: &[Flow], node_shares: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+fn expected_pods(
+    sc: &Scenario,
+    flows: &[Flow],
+    node_shares: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
     let mut out: BTreeMap<String, f64> = BTreeMap::new();
     // The most used frontend stands for the Service.
     let mut by_frontend: BTreeMap<(SocketAddr, SocketAddr), usize> = BTreeMap::new();
     for f in flows.iter().filter(|f| f.protocol == 6) {
         *by_frontend.entry((f.frontend, f.client)).or_default() += 1;
     }
-    let Some(((frontend, client), _)) = by_frontend.into_iter().max_by_key(|(k, n)| (*n, std::cmp::Reverse(*k))) else {
+    let Some(((frontend, client), _)) = by_frontend
+        .into_iter()
+        .max_by_key(|(k, n)| (*n, std::cmp::Reverse(*k)))
+    else {
         return out;
     };
     for (node, p_node) in node_shares {
-        let Some(nr) = sc.rules_for(node) else { continue };
+        let Some(nr) = sc.rules_for(node) else {
+            continue;
+        };
         let mut local: Vec<IpAddr> = Vec::new();
         if let Some(n) = sc.cluster.node(node) {
             local.extend(n.ips.iter().map(|f| f.value));
         }
-        let pkt = Packet::tcp(client.ip(), Some(client.port()), frontend.ip(), frontend.port())
-            .with_in_iface("eth0")
-            .with_origin(crate::netfilter::Origin::Incoming);
+        let pkt = Packet::tcp(
+            client.ip(),
+            Some(client.port()),
+            frontend.ip(),
+            frontend.port(),
+        )
+        .with_in_iface("eth0")
+        .with_origin(crate::netfilter::Origin::Incoming);
         // (Expected shares are for the HTTP traffic being explained: TCP.)
-        let tr = trace(&nr.ruleset, &NodeContext::new(local), &pkt, TraceOptions { record_path: false, ..Default::default() });
+        let tr = trace(
+            &nr.ruleset,
+            &NodeContext::new(local),
+            &pkt,
+            TraceOptions {
+                record_path: false,
+                ..Default::default()
+            },
+        );
         for e in &tr.endpoints {
-            let name = sc.cluster.pod_by_ip(e.ip).and_then(|p| p.name().map(str::to_string)).unwrap_or_else(|| e.ip.to_string());
+            let name = sc
+                .cluster
+                .pod_by_ip(e.ip)
+                .and_then(|p| p.name().map(str::to_string))
+                .unwrap_or_else(|| e.ip.to_string());
             *out.entry(name).or_default() += p_node * e.probability;
         }
     }
     out
 }
 
-fn to_shares(rows: Vec<ShareRow<String>>, requests: &BTreeMap<String, u64>, place: impl Fn(&str) -> (Option<String>, Option<String>)) -> Vec<Share> {
+fn to_shares(
+    rows: Vec<ShareRow<String>>,
+    requests: &BTreeMap<String, u64>,
+    place: impl Fn(&str) -> (Option<String>, Option<String>),
+) -> Vec<Share> {
     rows.into_iter()
         .map(|r| {
             let (node, zone) = place(&r.key);
@@ -381,26 +471,47 @@ fn balance(
     }
     let alb_shares: BTreeMap<String, f64> = Replayer::new(sc, ReplayConfig::default())
         .alb()
-        .filter(|_| flows.iter().any(|f| sc.cluster.is_frontend(f.frontend.ip())))
+        .filter(|_| {
+            flows
+                .iter()
+                .any(|f| sc.cluster.is_frontend(f.frontend.ip()))
+        })
         .map(|m| m.expected_shares().into_iter().collect())
         .unwrap_or_default();
     let node_for_expectation: BTreeMap<String, f64> = if alb_shares.is_empty() {
         let total: u64 = node_conns.values().sum();
-        node_conns.iter().map(|(k, v)| (k.clone(), *v as f64 / total.max(1) as f64)).collect()
+        node_conns
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as f64 / total.max(1) as f64))
+            .collect()
     } else {
         alb_shares.clone()
     };
     let exp_pods = expected_pods(sc, flows, &node_for_expectation);
     let node_rows = share_rows(&node_conns, &alb_shares);
     let pod_rows = share_rows(&pod_conns, &exp_pods);
-    let node_fit = if alb_shares.is_empty() { None } else { share_rows_fit(&node_rows) };
+    let node_fit = if alb_shares.is_empty() {
+        None
+    } else {
+        share_rows_fit(&node_rows)
+    };
     let pod_fit = share_rows_fit(&pod_rows);
     let c = &sc.cluster;
-    let nodes = to_shares(node_rows, &node_reqs, |n| (Some(n.to_string()), c.zone_of_node(n).map(str::to_string)));
+    let nodes = to_shares(node_rows, &node_reqs, |n| {
+        (Some(n.to_string()), c.zone_of_node(n).map(str::to_string))
+    });
     let pods = to_shares(pod_rows, &pod_reqs, |p| {
-        let pod = c.pods().iter().find(|x| x.name() == Some(p)).map(|x| x.ip.value).or_else(|| p.parse().ok());
+        let pod = c
+            .pods()
+            .iter()
+            .find(|x| x.name() == Some(p))
+            .map(|x| x.ip.value)
+            .or_else(|| p.parse().ok());
         let node = pod.and_then(|ip| c.node_of_endpoint(ip));
-        (node.map(|n| n.name().to_string()), node.and_then(|n| n.zone().map(str::to_string)))
+        (
+            node.map(|n| n.name().to_string()),
+            node.and_then(|n| n.zone().map(str::to_string)),
+        )
     });
     let mut zone_known = 0u64;
     let mut zone_crossed = 0u64;
@@ -447,9 +558,17 @@ pub fn service_names(sc: &Scenario) -> Vec<String> {
 pub fn traffic_services(sc: &Scenario) -> Vec<String> {
     use crate::netfilter::kube::FrontendKind;
     // The Services the explained traffic (connections that carried HTTP) went to.
-    let carried_http =
-        |f: &Flow| f.legs.iter().any(|l| sc.captures[l.capture].capture.connections[l.connection as usize].http_requests > 0);
-    let targets: BTreeSet<SocketAddr> = sc.flows().iter().filter(|f| carried_http(f)).map(|f| f.frontend).collect();
+    let carried_http = |f: &Flow| {
+        f.legs.iter().any(|l| {
+            sc.captures[l.capture].capture.connections[l.connection as usize].http_requests > 0
+        })
+    };
+    let targets: BTreeSet<SocketAddr> = sc
+        .flows()
+        .iter()
+        .filter(|f| carried_http(f))
+        .map(|f| f.frontend)
+        .collect();
     let mut out: BTreeSet<String> = BTreeSet::new();
     for r in &sc.rules {
         for s in &r.services.services {
@@ -458,7 +577,9 @@ pub fn traffic_services(sc: &Scenario) -> Vec<String> {
                     f.port == t.port()
                         && match f.ip {
                             Some(ip) => ip == t.ip(),
-                            None => f.kind == FrontendKind::NodePort && sc.cluster.is_node_ip(t.ip()),
+                            None => {
+                                f.kind == FrontendKind::NodePort && sc.cluster.is_node_ip(t.ip())
+                            }
                         }
                 })
             });
@@ -472,8 +593,15 @@ pub fn traffic_services(sc: &Scenario) -> Vec<String> {
 
 /// What-if settings turning affinity on/off for the Services the traffic reached (all Services
 /// with endpoints when none can be told), and/or the ALB mode.
-pub fn whatif_settings(sc: &Scenario, affinity: Option<bool>, alb_mode: Option<AlbMode>) -> WhatIfSettings {
-    let mut w = WhatIfSettings { alb_mode, ..Default::default() };
+pub fn whatif_settings(
+    sc: &Scenario,
+    affinity: Option<bool>,
+    alb_mode: Option<AlbMode>,
+) -> WhatIfSettings {
+    let mut w = WhatIfSettings {
+        alb_mode,
+        ..Default::default()
+    };
     if let Some(on) = affinity {
         let mut names = traffic_services(sc);
         if names.is_empty() {
@@ -488,7 +616,13 @@ pub fn whatif_settings(sc: &Scenario, affinity: Option<bool>, alb_mode: Option<A
 
 fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
     let w = &opts.whatif;
-    let mut rp = Replayer::new(sc, ReplayConfig { seed: opts.seed, full_walk: false });
+    let mut rp = Replayer::new(
+        sc,
+        ReplayConfig {
+            seed: opts.seed,
+            full_walk: false,
+        },
+    );
     let recorded_mode = rp.alb().map(|m| m.mode());
     // cloud-provider-azure: ClientIP → SourceIP, None → Default.
     let derived = if w.affinity.values().any(|on| *on) {
@@ -508,7 +642,9 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
         let mut rs = (*nr.ruleset).clone();
         let mut changed = false;
         for (svc, on) in &w.affinity {
-            let Some(sp) = nr.services.find(svc) else { continue };
+            let Some(sp) = nr.services.find(svc) else {
+                continue;
+            };
             let timeout = on.then(|| sp.affinity_timeout.unwrap_or(DEFAULT_AFFINITY_TIMEOUT));
             match set_session_affinity(&rs, svc, timeout) {
                 Ok(x) => {
@@ -533,7 +669,9 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
         let drawn = j
             .endpoint
             .as_ref()
-            .filter(|e| matches!(e.evidence, Evidence::Observed | Evidence::Inferred) && !j.affinity_hit)
+            .filter(|e| {
+                matches!(e.evidence, Evidence::Observed | Evidence::Inferred) && !j.affinity_hit
+            })
             .map(|e| SocketAddr::new(e.ip, e.port));
         let endpoint = match &node {
             Some(n) if f.observed_endpoint != Some(f.frontend) => rp.whatif_endpoint(f, n, drawn),
@@ -543,7 +681,12 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
     }
     out.warnings.append(&mut rp.warnings);
     let pod_of = |ep: Option<SocketAddr>| {
-        ep.map(|e| sc.cluster.pod_by_ip(e.ip()).and_then(|p| p.name().map(str::to_string)).unwrap_or_else(|| e.ip().to_string()))
+        ep.map(|e| {
+            sc.cluster
+                .pod_by_ip(e.ip())
+                .and_then(|p| p.name().map(str::to_string))
+                .unwrap_or_else(|| e.ip().to_string())
+        })
     };
     let mut moved = 0u64;
     /// Requests, requests per pod, requests per node.
@@ -553,7 +696,9 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
         let (node, endpoint) = &cf[s.flow];
         let pod = pod_of(*endpoint);
         let rec_pod = r.pod.as_ref().map(pod_name);
-        let is_moved = node != &r.node || (rec_pod.is_some() && pod != rec_pod) || (rec_pod.is_none() && pod.is_some());
+        let is_moved = node != &r.node
+            || (rec_pod.is_some() && pod != rec_pod)
+            || (rec_pod.is_none() && pod.is_some());
         moved += u64::from(is_moved);
         let e = per_client.entry(r.client.ip).or_default();
         e.0 += 1;
@@ -563,7 +708,11 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
         if let Some(n) = node {
             *e.2.entry(n.clone()).or_default() += 1;
         }
-        r.whatif = Some(WhatIf { node: node.clone(), pod, moved: is_moved });
+        r.whatif = Some(WhatIf {
+            node: node.clone(),
+            pod,
+            moved: is_moved,
+        });
     }
     let sorted = |m: BTreeMap<String, u64>| {
         let mut v: Vec<(String, u64)> = m.into_iter().collect();
@@ -572,7 +721,12 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
     };
     let clients = per_client
         .into_iter()
-        .map(|(client, (requests, pods, nodes))| Stickiness { client, requests, pods: sorted(pods), nodes: sorted(nodes) })
+        .map(|(client, (requests, pods, nodes))| Stickiness {
+            client,
+            requests,
+            pods: sorted(pods),
+            nodes: sorted(nodes),
+        })
         .collect();
     // Counterfactual balance, in the same shape as the recorded one.
     let cjs: Vec<FlowJourney> = out
@@ -585,7 +739,10 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
             k.pod = endpoint.map(|e| {
                 let n = sc.cluster.node_of_endpoint(e.ip());
                 super::model::PodRef {
-                    name: sc.cluster.pod_by_ip(e.ip()).and_then(|p| p.name().map(str::to_string)),
+                    name: sc
+                        .cluster
+                        .pod_by_ip(e.ip())
+                        .and_then(|p| p.name().map(str::to_string)),
                     ip: e.ip(),
                     node: n.map(|n| n.name().to_string()),
                     zone: n.and_then(|n| n.zone().map(str::to_string)),
@@ -595,7 +752,10 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
                 (Some(a), Some(b)) => Some(*a != b),
                 _ => None,
             };
-            k.crossed_zone = match (k.node.as_deref().and_then(|n| sc.cluster.zone_of_node(n)), k.pod.as_ref().and_then(|p| p.zone.clone())) {
+            k.crossed_zone = match (
+                k.node.as_deref().and_then(|n| sc.cluster.zone_of_node(n)),
+                k.pod.as_ref().and_then(|p| p.zone.clone()),
+            ) {
                 (Some(a), Some(b)) => Some(a != b),
                 _ => None,
             };
@@ -603,7 +763,9 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
         })
         .collect();
     let sc_bal = {
-        let mut b = balance(sc, &out.flows, &cjs, &out.sources, |j| (j.node.clone(), j.pod.as_ref().map(pod_name)));
+        let mut b = balance(sc, &out.flows, &cjs, &out.sources, |j| {
+            (j.node.clone(), j.pod.as_ref().map(pod_name))
+        });
         // Expected node shares follow the what-if mode's model (uniform hash either way).
         b.node_fit = None;
         b.pod_fit = None;
@@ -635,7 +797,12 @@ pub fn rfc3339_micros(ts_ns: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", sod / 3600, sod / 60 % 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
 }
 
 #[cfg(test)]
@@ -645,6 +812,9 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339_micros(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339_micros(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 }

@@ -18,7 +18,9 @@
 
 use crate::capture::Capture;
 use crate::cluster::infer::{self, AddressTally, CaptureAttribution, MasqueradeSighting};
-use crate::cluster::{Cluster, ClusterBuilder, ClusterSource, Diagnostic, Fact, Provenance, Severity};
+use crate::cluster::{
+    Cluster, ClusterBuilder, ClusterSource, Diagnostic, Fact, Provenance, Severity,
+};
 use crate::netfilter::kube::{FrontendKind, ServiceMap, service_map};
 use crate::netfilter::{self, Ruleset};
 use ipnet::IpNet;
@@ -31,7 +33,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureOwner {
     /// A node's primary interface. `inferred` when no input said so.
-    Node { name: String, inferred: bool, reason: String },
+    Node {
+        name: String,
+        inferred: bool,
+        reason: String,
+    },
     /// The client side (`[[clients]]`, or inferred from its traffic).
     Client { name: String },
     /// Nobody known: its connections are still stitched, but it says nothing about a node.
@@ -145,7 +151,14 @@ fn file_name(p: &Path) -> Option<&std::ffi::OsStr> {
 impl Scenario {
     /// Assemble a scenario: parse rules, merge cluster sources, infer what is missing.
     pub fn assemble(inputs: ScenarioInputs) -> Scenario {
-        let ScenarioInputs { title, captures, rules, cluster_sources, mut warnings, inputs } = inputs;
+        let ScenarioInputs {
+            title,
+            captures,
+            rules,
+            cluster_sources,
+            mut warnings,
+            inputs,
+        } = inputs;
 
         // Rules.
         let mut parsed: Vec<(RulesInput, Ruleset)> = Vec::new();
@@ -155,7 +168,11 @@ impl Scenario {
                 warnings.push(format!("{e}"));
             }
             if errors.len() > 20 {
-                warnings.push(format!("{}: {} more rule lines could not be parsed", r.source, errors.len() - 20));
+                warnings.push(format!(
+                    "{}: {} more rule lines could not be parsed",
+                    r.source,
+                    errors.len() - 20
+                ));
             }
             for w in &rs.warnings {
                 match w.line {
@@ -179,7 +196,10 @@ impl Scenario {
             for svc in &map.services {
                 for ep in &svc.endpoints {
                     if endpoint_ips.insert(ep.ip) {
-                        targets.push((ep.ip, format!("DNAT target of {} in {}", ep.chain, input.source)));
+                        targets.push((
+                            ep.ip,
+                            format!("DNAT target of {} in {}", ep.chain, input.source),
+                        ));
                     }
                 }
                 for f in &svc.frontends {
@@ -198,13 +218,19 @@ impl Scenario {
         let any_cidr = given.nodes().iter().any(|n| !n.pod_cidrs.is_empty());
         let mut b = ClusterBuilder::from_cluster(&given);
         for (ip, reason) in targets {
-            if given.pod_by_ip(ip).is_none() && !given.is_node_ip(ip) && (!any_cidr || given.in_pod_network(ip)) {
+            if given.pod_by_ip(ip).is_none()
+                && !given.is_node_ip(ip)
+                && (!any_cidr || given.in_pod_network(ip))
+            {
                 b.add_inferred_pod(ip, reason);
             }
         }
         if given.frontends().next().is_none() {
             for ip in &lb_ips {
-                b.add_frontend(Fact::inferred(*ip, "kube-proxy's \"loadbalancer IP\" rule comment"));
+                b.add_frontend(Fact::inferred(
+                    *ip,
+                    "kube-proxy's \"loadbalancer IP\" rule comment",
+                ));
             }
         }
         let (mut cluster, d) = b.build();
@@ -220,7 +246,11 @@ impl Scenario {
                     cluster
                         .nodes()
                         .iter()
-                        .find(|n| n.rules.as_ref().is_some_and(|r| file_name(&r.value) == Some(name)))
+                        .find(|n| {
+                            n.rules
+                                .as_ref()
+                                .is_some_and(|r| file_name(&r.value) == Some(name))
+                        })
                         .map(|n| n.name().to_string())
                 });
                 let endpoints = map
@@ -229,7 +259,14 @@ impl Scenario {
                     .flat_map(|s| {
                         let label: Arc<str> = s.label().into();
                         s.endpoints.iter().map(move |e| {
-                            (e.chain.clone(), EndpointInfo { service: label.clone(), probability: e.probability, local_probability: e.local_probability })
+                            (
+                                e.chain.clone(),
+                                EndpointInfo {
+                                    service: label.clone(),
+                                    probability: e.probability,
+                                    local_probability: e.local_probability,
+                                },
+                            )
                         })
                     })
                     .collect();
@@ -249,10 +286,24 @@ impl Scenario {
         for c in captures {
             let label = capture_label(&c.capture);
             let owner = attribute(&c, &label, &cluster, !rules.is_empty(), &mut warnings);
-            if let CaptureOwner::Node { name, inferred: true, reason } = &owner {
-                assign.push((name.clone(), c.path.clone().unwrap_or_else(|| PathBuf::from(&label)), Provenance::inferred(reason.clone())));
+            if let CaptureOwner::Node {
+                name,
+                inferred: true,
+                reason,
+            } = &owner
+            {
+                assign.push((
+                    name.clone(),
+                    c.path.clone().unwrap_or_else(|| PathBuf::from(&label)),
+                    Provenance::inferred(reason.clone()),
+                ));
             }
-            out_caps.push(ScenarioCapture { capture: c.capture, label, path: c.path, owner });
+            out_caps.push(ScenarioCapture {
+                capture: c.capture,
+                label,
+                path: c.path,
+                owner,
+            });
         }
         if !assign.is_empty() {
             let mut b = ClusterBuilder::from_cluster(&cluster);
@@ -268,22 +319,38 @@ impl Scenario {
                 && cluster.node(n).is_none()
                 && names.insert(n)
             {
-                warnings.push(format!("{}: rules for node {n}, which no cluster input names", r.source));
+                warnings.push(format!(
+                    "{}: rules for node {n}, which no cluster input names",
+                    r.source
+                ));
             }
         }
         if !rules.is_empty() && !rules.iter().any(|r| r.node.is_none()) {
             for n in cluster.nodes() {
                 if !rules.iter().any(|r| r.node.as_deref() == Some(n.name())) {
-                    warnings.push(format!("node {}: no rules dump for it (its chain paths are unknown)", n.name()));
+                    warnings.push(format!(
+                        "node {}: no rules dump for it (its chain paths are unknown)",
+                        n.name()
+                    ));
                 }
             }
         }
-        Scenario { title, inputs, cluster, captures: out_caps, rules, warnings, endpoint_ips, flows: std::sync::OnceLock::new() }
+        Scenario {
+            title,
+            inputs,
+            cluster,
+            captures: out_caps,
+            rules,
+            warnings,
+            endpoint_ips,
+            flows: std::sync::OnceLock::new(),
+        }
     }
 
     /// Every connection stitched across captures and NAT, in time order (computed once).
     pub fn flows(&self) -> &[crate::journey::correlate::Flow] {
-        self.flows.get_or_init(|| crate::journey::correlate::stitch(self))
+        self.flows
+            .get_or_init(|| crate::journey::correlate::stitch(self))
     }
 
     /// The rule set in force on `node`: its own, else the shared one.
@@ -296,24 +363,38 @@ impl Scenario {
 
     /// Is `ip` the far end of a post-DNAT leg (a pod or a DNAT target)?
     pub fn is_endpoint_address(&self, ip: IpAddr) -> bool {
-        self.endpoint_ips.contains(&ip) || self.cluster.is_pod_ip(ip) || self.cluster.in_pod_network(ip)
+        self.endpoint_ips.contains(&ip)
+            || self.cluster.is_pod_ip(ip)
+            || self.cluster.in_pod_network(ip)
     }
 
     /// Second inference pass, after stitching: node IPs from masqueraded sources, and pod
     /// placement from post-DNAT packets arriving on a node's capture from another node (the pod
     /// lives there; a node without a pod CIDR gets the /24 holding its pods). Adds only what the
     /// cluster lacks, marked inferred, with warnings on conflicts.
-    pub fn infer_from_flows(&mut self, sightings: &[MasqueradeSighting], placements: &[PodPlacement]) {
+    pub fn infer_from_flows(
+        &mut self,
+        sightings: &[MasqueradeSighting],
+        placements: &[PodPlacement],
+    ) {
         self.infer_placements(placements);
         if sightings.is_empty() {
             return;
         }
-        let cidrs: Vec<IpNet> = self.cluster.nodes().iter().flat_map(|n| n.pod_cidrs.iter().map(|c| c.value)).collect();
+        let cidrs: Vec<IpNet> = self
+            .cluster
+            .nodes()
+            .iter()
+            .flat_map(|n| n.pod_cidrs.iter().map(|c| c.value))
+            .collect();
         let (found, problems) = infer::node_ips_from_masquerade(sightings, &cidrs);
         self.warnings.extend(problems);
         let missing: Vec<_> = found
             .into_iter()
-            .filter(|f| self.cluster.node(&f.node).is_none_or(|n| n.ips.is_empty()) && !self.cluster.is_node_ip(f.ip))
+            .filter(|f| {
+                self.cluster.node(&f.node).is_none_or(|n| n.ips.is_empty())
+                    && !self.cluster.is_node_ip(f.ip)
+            })
             .collect();
         if missing.is_empty() {
             return;
@@ -342,10 +423,18 @@ impl Scenario {
     fn infer_placements(&mut self, placements: &[PodPlacement]) {
         let mut by_node: BTreeMap<&str, (BTreeSet<IpAddr>, &str)> = BTreeMap::new();
         for p in placements {
-            let known = self.cluster.pod_by_ip(p.pod).and_then(|x| self.cluster.node_of_pod(x)).is_some()
+            let known = self
+                .cluster
+                .pod_by_ip(p.pod)
+                .and_then(|x| self.cluster.node_of_pod(x))
+                .is_some()
                 || self.cluster.node_owning_pod_cidr(p.pod).is_some();
             if !known {
-                by_node.entry(&p.node).or_insert_with(|| (BTreeSet::new(), &p.capture)).0.insert(p.pod);
+                by_node
+                    .entry(&p.node)
+                    .or_insert_with(|| (BTreeSet::new(), &p.capture))
+                    .0
+                    .insert(p.pod);
             }
         }
         if by_node.is_empty() {
@@ -354,15 +443,32 @@ impl Scenario {
         let mut b = ClusterBuilder::from_cluster(&self.cluster);
         for (node, (ips, capture)) in by_node {
             let ips: Vec<IpAddr> = ips.into_iter().collect();
-            let has_cidr = self.cluster.node(node).is_some_and(|n| !n.pod_cidrs.is_empty());
-            if !has_cidr && let Some(g) = infer::guess_pod_cidr(&ips, if ips[0].is_ipv6() { 64 } else { 24 }) {
-                let mut n = crate::cluster::Node::new(Fact::inferred(node.to_string(), format!("capture {capture}")));
-                n.pod_cidrs.push(Fact::inferred(g.net, format!("{}; packets to them arrive on {node}'s capture {capture} from other nodes", g.reason)));
+            let has_cidr = self
+                .cluster
+                .node(node)
+                .is_some_and(|n| !n.pod_cidrs.is_empty());
+            if !has_cidr
+                && let Some(g) = infer::guess_pod_cidr(&ips, if ips[0].is_ipv6() { 64 } else { 24 })
+            {
+                let mut n = crate::cluster::Node::new(Fact::inferred(
+                    node.to_string(),
+                    format!("capture {capture}"),
+                ));
+                n.pod_cidrs.push(Fact::inferred(
+                    g.net,
+                    format!(
+                        "{}; packets to them arrive on {node}'s capture {capture} from other nodes",
+                        g.reason
+                    ),
+                ));
                 b.add_node(n);
             }
             for ip in ips {
                 let mut pod = crate::cluster::Pod::new(Fact::inferred(ip, "post-DNAT destination"));
-                pod.node = Some(Fact::inferred(node.to_string(), format!("packets to it arrive on {node}'s capture {capture} from another node")));
+                pod.node = Some(Fact::inferred(
+                    node.to_string(),
+                    format!("packets to it arrive on {node}'s capture {capture} from another node"),
+                ));
                 b.add_pod(pod);
             }
         }
@@ -379,7 +485,9 @@ pub fn capture_label(c: &Capture) -> String {
     if c.name == "-" {
         return "stdin".into();
     }
-    Path::new(&c.name).file_name().map_or_else(|| c.name.clone(), |n| n.to_string_lossy().into_owned())
+    Path::new(&c.name)
+        .file_name()
+        .map_or_else(|| c.name.clone(), |n| n.to_string_lossy().into_owned())
 }
 
 fn tallies(c: &Capture) -> Vec<AddressTally> {
@@ -389,7 +497,9 @@ fn tallies(c: &Capture) -> Vec<AddressTally> {
         *m.entry(conn.a.ip()).or_default() += n;
         *m.entry(conn.b.ip()).or_default() += n;
     }
-    m.into_iter().map(|(ip, packets)| AddressTally { ip, packets }).collect()
+    m.into_iter()
+        .map(|(ip, packets)| AddressTally { ip, packets })
+        .collect()
 }
 
 fn attribute(
@@ -401,26 +511,52 @@ fn attribute(
 ) -> CaptureOwner {
     if let Some(n) = &c.node {
         if cluster.node(n).is_none() && !cluster.nodes().is_empty() {
-            warnings.push(format!("{label}: taken on node {n} (NODE=FILE), which no cluster input names"));
+            warnings.push(format!(
+                "{label}: taken on node {n} (NODE=FILE), which no cluster input names"
+            ));
         }
-        return CaptureOwner::Node { name: n.clone(), inferred: false, reason: "given as NODE=FILE".into() };
+        return CaptureOwner::Node {
+            name: n.clone(),
+            inferred: false,
+            reason: "given as NODE=FILE".into(),
+        };
     }
     let path = c.path.clone().unwrap_or_else(|| PathBuf::from(label));
     if let Some(n) = cluster.node_for_capture(&path) {
-        let inferred = n.captures.iter().any(|f| f.is_inferred() && file_name(&f.value) == file_name(&path));
-        return CaptureOwner::Node { name: n.name().to_string(), inferred, reason: "listed in the cluster file".into() };
+        let inferred = n
+            .captures
+            .iter()
+            .any(|f| f.is_inferred() && file_name(&f.value) == file_name(&path));
+        return CaptureOwner::Node {
+            name: n.name().to_string(),
+            inferred,
+            reason: "listed in the cluster file".into(),
+        };
     }
     if let Some(cl) = cluster.client_for_capture(&path) {
-        return CaptureOwner::Client { name: cl.name().map_or_else(|| label.to_string(), str::to_string) };
+        return CaptureOwner::Client {
+            name: cl.name().map_or_else(|| label.to_string(), str::to_string),
+        };
     }
     // Client-side by its traffic: every connection from outside the cluster to a frontend.
     let conns = &c.capture.connections;
     let to_frontend = |conn: &crate::capture::Connection| cluster.is_frontend(conn.server().ip());
-    let outside = |ip: IpAddr| !cluster.is_node_ip(ip) && !cluster.in_pod_network(ip) && !cluster.is_pod_ip(ip);
-    if !conns.is_empty() && cluster.frontends().next().is_some() && conns.iter().all(|x| to_frontend(x) && outside(x.client().ip())) {
+    let outside = |ip: IpAddr| {
+        !cluster.is_node_ip(ip) && !cluster.in_pod_network(ip) && !cluster.is_pod_ip(ip)
+    };
+    if !conns.is_empty()
+        && cluster.frontends().next().is_some()
+        && conns
+            .iter()
+            .all(|x| to_frontend(x) && outside(x.client().ip()))
+    {
         let name = conns
             .iter()
-            .find_map(|x| cluster.client_by_ip(x.client().ip()).and_then(|cl| cl.name()))
+            .find_map(|x| {
+                cluster
+                    .client_by_ip(x.client().ip())
+                    .and_then(|cl| cl.name())
+            })
             .map_or_else(|| format!("client ({label})"), str::to_string);
         return CaptureOwner::Client { name };
     }
@@ -431,19 +567,36 @@ fn attribute(
             return CaptureOwner::Unknown;
         }
         if let Some(n) = infer::node_name_from_capture_file(label) {
-            return CaptureOwner::Node { name: n, inferred: true, reason: format!("named in the file name {label}") };
+            return CaptureOwner::Node {
+                name: n,
+                inferred: true,
+                reason: format!("named in the file name {label}"),
+            };
         }
-        warnings.push(format!("{label}: no cluster input and the file name names no node: treated as taken on no node"));
+        warnings.push(format!(
+            "{label}: no cluster input and the file name names no node: treated as taken on no node"
+        ));
         return CaptureOwner::Unknown;
     }
     let (att, diags) = infer::attribute_capture(label, &tallies(&c.capture), cluster);
     diag_warnings(&diags, warnings);
     match att {
-        CaptureAttribution::Node { node, reason } => CaptureOwner::Node { name: node, inferred: true, reason },
-        CaptureAttribution::Client { name, .. } => CaptureOwner::Client { name: name.unwrap_or_else(|| label.to_string()) },
+        CaptureAttribution::Node { node, reason } => CaptureOwner::Node {
+            name: node,
+            inferred: true,
+            reason,
+        },
+        CaptureAttribution::Client { name, .. } => CaptureOwner::Client {
+            name: name.unwrap_or_else(|| label.to_string()),
+        },
         CaptureAttribution::Ambiguous { reason, .. } | CaptureAttribution::NoNode { reason } => {
-            let w = format!("{label}: matches no node ({reason}); its packets are stitched but say nothing about an ingress node");
-            if !warnings.iter().any(|x| x.starts_with(label) && x.contains("no node")) {
+            let w = format!(
+                "{label}: matches no node ({reason}); its packets are stitched but say nothing about an ingress node"
+            );
+            if !warnings
+                .iter()
+                .any(|x| x.starts_with(label) && x.contains("no node"))
+            {
                 warnings.push(w);
             }
             CaptureOwner::Unknown

@@ -476,7 +476,12 @@ pub trait SnapshotSource: Send + Sync {
     }
 
     /// The snapshot of scenario `scenario` (one of [`Self::scenarios`]; `None`: the default one).
-    fn snapshot_in(&self, scenario: Option<&str>, whatif: &WhatIfSettings, progress: &LoadProgress) -> Snapshot {
+    fn snapshot_in(
+        &self,
+        scenario: Option<&str>,
+        whatif: &WhatIfSettings,
+        progress: &LoadProgress,
+    ) -> Snapshot {
         let _ = scenario;
         self.snapshot(whatif, progress)
     }

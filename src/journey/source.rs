@@ -7,9 +7,10 @@ use super::replay::FlowJourney;
 use super::run::{Journeys, RunOptions, rfc3339_micros, run};
 use super::scenario::Scenario;
 use super::snapshot::{
-    ChainRules, ChainWalkStep, ClientStickiness, ConnectionState, ConnectionSummary, Counters, DirectionStats, Direction,
-    Distribution, Initiator, LoadProgress, NodeRules, PacketLine, RecentCheck, RequestDetail, RuleOutcome, RuleRow,
-    ScenarioInfo, ServiceInfo, ShareStat, Snapshot, SnapshotSource, TableRules, WhatIfSettings, WhatIfState, WhatIfSummary,
+    ChainRules, ChainWalkStep, ClientStickiness, ConnectionState, ConnectionSummary, Counters,
+    Direction, DirectionStats, Distribution, Initiator, LoadProgress, NodeRules, PacketLine,
+    RecentCheck, RequestDetail, RuleOutcome, RuleRow, ScenarioInfo, ServiceInfo, ShareStat,
+    Snapshot, SnapshotSource, TableRules, WhatIfSettings, WhatIfState, WhatIfSummary,
 };
 use crate::capture::{Connection, TcpState};
 use crate::netfilter::recent::RecentEventKind;
@@ -30,7 +31,11 @@ pub struct ScenarioSource {
 
 impl ScenarioSource {
     pub fn new(scenario: Scenario, seed: u64) -> Self {
-        ScenarioSource { scenario: Arc::new(scenario), seed, description: String::new() }
+        ScenarioSource {
+            scenario: Arc::new(scenario),
+            seed,
+            description: String::new(),
+        }
     }
 
     /// A paragraph shown in help and the tour's first step.
@@ -53,7 +58,14 @@ impl SnapshotSource for ScenarioSource {
     fn snapshot(&self, whatif: &WhatIfSettings, progress: &LoadProgress) -> Snapshot {
         let sc = &*self.scenario;
         progress.begin("replaying connections", 3);
-        let js = run(sc, &RunOptions { seed: self.seed, whatif: whatif.clone(), full_walk: true });
+        let js = run(
+            sc,
+            &RunOptions {
+                seed: self.seed,
+                whatif: whatif.clone(),
+                full_walk: true,
+            },
+        );
         progress.advance(1);
         let mut snap = build(sc, &js, whatif, &self.description);
         progress.advance(1);
@@ -75,10 +87,19 @@ pub fn build(sc: &Scenario, js: &Journeys, whatif: &WhatIfSettings, description:
         .iter()
         .zip(&js.sources)
         .take(MAX_DETAILS)
-        .map(|(r, s)| (r.id, detail(sc, &js.flows[s.flow], &js.flow_journeys[s.flow], s)))
+        .map(|(r, s)| {
+            (
+                r.id,
+                detail(sc, &js.flows[s.flow], &js.flow_journeys[s.flow], s),
+            )
+        })
         .collect();
     Snapshot {
-        scenario: ScenarioInfo { title: sc.title.clone(), description: description.to_string(), inputs: sc.inputs.clone() },
+        scenario: ScenarioInfo {
+            title: sc.title.clone(),
+            description: description.to_string(),
+            inputs: sc.inputs.clone(),
+        },
         requests: js.requests.clone(),
         details,
         connections: connections(sc, js, &requests_of_flow),
@@ -94,7 +115,12 @@ pub fn build(sc: &Scenario, js: &Journeys, whatif: &WhatIfSettings, description:
                 clients: w
                     .clients
                     .iter()
-                    .map(|c| ClientStickiness { client: c.client, requests: c.requests, pods: c.pods.clone(), nodes: c.nodes.clone() })
+                    .map(|c| ClientStickiness {
+                        client: c.client,
+                        requests: c.requests,
+                        pods: c.pods.clone(),
+                        nodes: c.nodes.clone(),
+                    })
                     .collect(),
             }),
         },
@@ -106,7 +132,12 @@ fn conn_of<'a>(sc: &'a Scenario, l: &super::correlate::Leg) -> &'a Connection {
     &sc.captures[l.capture].capture.connections[l.connection as usize]
 }
 
-fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSource) -> RequestDetail {
+fn detail(
+    sc: &Scenario,
+    f: &Flow,
+    j: &FlowJourney,
+    s: &super::run::RequestSource,
+) -> RequestDetail {
     let req = &sc.captures[s.capture].capture.requests[s.request];
     let mut packets = Vec::new();
     for l in &f.legs {
@@ -115,9 +146,17 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
             continue;
         }
         let conn = conn_of(sc, l);
-        for frame in cap.capture.frames_of(l.connection).take(MAX_PACKETS_PER_DETAIL) {
-            let Some(p) = cap.capture.packet(frame) else { continue };
-            let (Some(src), Some(dst)) = (p.src, p.dst) else { continue };
+        for frame in cap
+            .capture
+            .frames_of(l.connection)
+            .take(MAX_PACKETS_PER_DETAIL)
+        {
+            let Some(p) = cap.capture.packet(frame) else {
+                continue;
+            };
+            let (Some(src), Some(dst)) = (p.src, p.dst) else {
+                continue;
+            };
             let to_server = src == conn.client().ip() && p.src_port == conn.client().port();
             let info = if frame == req.first_frame && l.capture == s.capture {
                 let line = req.head().split(|b| *b == b'\n').next().unwrap_or_default();
@@ -128,9 +167,19 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
             packets.push(PacketLine {
                 time: rfc3339_micros(p.ts_ns),
                 capture: cap.label.clone(),
-                direction: if to_server { Direction::ToServer } else { Direction::ToClient },
-                src: Endpoint { ip: src, port: p.src_port },
-                dst: Endpoint { ip: dst, port: p.dst_port },
+                direction: if to_server {
+                    Direction::ToServer
+                } else {
+                    Direction::ToClient
+                },
+                src: Endpoint {
+                    ip: src,
+                    port: p.src_port,
+                },
+                dst: Endpoint {
+                    ip: dst,
+                    port: p.dst_port,
+                },
                 flags: p.tcp_flags.to_string(),
                 payload_len: p.payload_len,
                 info,
@@ -143,7 +192,10 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
     // on the way to it is determined by it: the kernel must have walked exactly these rules, so
     // they are inferred, not modelled. Only when nothing shows the endpoint are the statistic
     // draws (and what follows from them) the model's guess.
-    let endpoint_known = matches!(ep_evidence, Some(Evidence::Observed | Evidence::Inferred | Evidence::Affinity));
+    let endpoint_known = matches!(
+        ep_evidence,
+        Some(Evidence::Observed | Evidence::Inferred | Evidence::Affinity)
+    );
     let mut drawn = false;
     let (chain_walk, recent) = match &j.walk {
         Some(w) => {
@@ -155,14 +207,18 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
                 .map(|st| {
                     let probability = statistic_probability(&st.text);
                     let outcome = if !st.matched {
-                        RuleOutcome::NotMatched { reason: st.why_not.clone().unwrap_or_default() }
+                        RuleOutcome::NotMatched {
+                            reason: st.why_not.clone().unwrap_or_default(),
+                        }
                     } else if probability.is_some() {
                         RuleOutcome::Statistic { taken: true }
                     } else {
                         RuleOutcome::Matched
                     };
                     let outcome = match outcome {
-                        RuleOutcome::NotMatched { reason } if probability.is_some() && reason.contains("statistic") => {
+                        RuleOutcome::NotMatched { reason }
+                            if probability.is_some() && reason.contains("statistic") =>
+                        {
                             RuleOutcome::Statistic { taken: false }
                         }
                         o => o,
@@ -177,7 +233,11 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
                         // Rules before the first statistic draw follow from the packet's headers
                         // and the rules; from the draw on, the path is one of the model's choices.
                         drawn |= probability.is_some();
-                        if drawn { Evidence::Modeled } else { Evidence::Inferred }
+                        if drawn {
+                            Evidence::Modeled
+                        } else {
+                            Evidence::Inferred
+                        }
                     };
                     ChainWalkStep {
                         table: st.table.as_str().to_string(),
@@ -193,13 +253,22 @@ fn detail(sc: &Scenario, f: &Flow, j: &FlowJourney, s: &super::run::RequestSourc
             let mut recent: Vec<RecentCheck> = w
                 .recent_hits
                 .iter()
-                .map(|name| RecentCheck { name: name.to_string(), op: "rcheck".into(), seconds: None, address: f.client.ip(), hit: true, last_seen: None })
+                .map(|name| RecentCheck {
+                    name: name.to_string(),
+                    op: "rcheck".into(),
+                    seconds: None,
+                    address: f.client.ip(),
+                    hit: true,
+                    last_seen: None,
+                })
                 .collect();
             for e in &w.recent_events {
                 let (op, hit, last) = match e.kind {
                     RecentEventKind::Added => ("set", false, None),
                     RecentEventKind::Refreshed => ("set", true, None),
-                    RecentEventKind::Evicted { last_seen_ns } => ("evict", true, Some(last_seen_ns)),
+                    RecentEventKind::Evicted { last_seen_ns } => {
+                        ("evict", true, Some(last_seen_ns))
+                    }
                     RecentEventKind::Reaped { last_seen_ns } => ("reap", true, Some(last_seen_ns)),
                     RecentEventKind::Removed => ("remove", true, None),
                 };
@@ -233,7 +302,11 @@ fn statistic_probability(text: &str) -> Option<f64> {
     text[i + 14..].split_whitespace().next()?.parse().ok()
 }
 
-fn connections(sc: &Scenario, js: &Journeys, requests_of_flow: &[Vec<u64>]) -> Vec<ConnectionSummary> {
+fn connections(
+    sc: &Scenario,
+    js: &Journeys,
+    requests_of_flow: &[Vec<u64>],
+) -> Vec<ConnectionSummary> {
     let mut out = Vec::new();
     for (fi, f) in js.flows.iter().enumerate() {
         for l in &f.legs {
@@ -262,19 +335,40 @@ fn connections(sc: &Scenario, js: &Journeys, requests_of_flow: &[Vec<u64>]) -> V
                 capture: cap.label.clone(),
                 node: cap.owner.node().map(str::to_string),
                 protocol: c.protocol_name(),
-                client: Endpoint { ip: c.client().ip(), port: c.client().port() },
-                server: Endpoint { ip: c.server().ip(), port: c.server().port() },
-                initiator: if c.initiator_evidence == crate::capture::InitiatorEvidence::Syn { Initiator::Syn } else { Initiator::Inferred },
+                client: Endpoint {
+                    ip: c.client().ip(),
+                    port: c.client().port(),
+                },
+                server: Endpoint {
+                    ip: c.server().ip(),
+                    port: c.server().port(),
+                },
+                initiator: if c.initiator_evidence == crate::capture::InitiatorEvidence::Syn {
+                    Initiator::Syn
+                } else {
+                    Initiator::Inferred
+                },
                 first: rfc3339_micros(c.first_ts_ns),
                 last: rfc3339_micros(c.last_ts_ns),
-                to_server: DirectionStats { packets: pc, bytes: bc },
-                to_client: DirectionStats { packets: ps, bytes: bs },
+                to_server: DirectionStats {
+                    packets: pc,
+                    bytes: bc,
+                },
+                to_client: DirectionStats {
+                    packets: ps,
+                    bytes: bs,
+                },
                 state,
                 requests: requests_of_flow[fi].clone(),
             });
         }
     }
-    out.sort_by(|a, b| a.first.cmp(&b.first).then(a.capture.cmp(&b.capture)).then(a.id.cmp(&b.id)));
+    out.sort_by(|a, b| {
+        a.first
+            .cmp(&b.first)
+            .then(a.capture.cmp(&b.capture))
+            .then(a.id.cmp(&b.id))
+    });
     out
 }
 
@@ -287,7 +381,13 @@ fn services(sc: &Scenario) -> Vec<ServiceInfo> {
             }
             by.entry(s.label()).or_insert_with(|| ServiceInfo {
                 name: s.label(),
-                chain: s.chains.svc.as_deref().or(s.chains.svl.as_deref()).unwrap_or_default().to_string(),
+                chain: s
+                    .chains
+                    .svc
+                    .as_deref()
+                    .or(s.chains.svl.as_deref())
+                    .unwrap_or_default()
+                    .to_string(),
                 session_affinity: s.affinity_timeout.is_some(),
                 endpoints: s.endpoints.iter().map(|e| e.chain.to_string()).collect(),
             });
@@ -310,10 +410,21 @@ fn rules(sc: &Scenario, js: &Journeys) -> Vec<NodeRules> {
     // Replay hits: rules that matched in the recorded walks, by (rule source, table, chain, rule).
     let mut hits: HashMap<(String, &'static str, String, u32), u64> = HashMap::new();
     for j in &js.flow_journeys {
-        let (Some(w), Some(node)) = (&j.walk, &j.node) else { continue };
-        let Some(nr) = sc.rules_for(node) else { continue };
+        let (Some(w), Some(node)) = (&j.walk, &j.node) else {
+            continue;
+        };
+        let Some(nr) = sc.rules_for(node) else {
+            continue;
+        };
         for st in w.path.iter().filter(|s| s.matched && s.rule > 0) {
-            *hits.entry((nr.source.clone(), st.table.as_str(), st.chain.to_string(), st.rule)).or_default() += 1;
+            *hits
+                .entry((
+                    nr.source.clone(),
+                    st.table.as_str(),
+                    st.chain.to_string(),
+                    st.rule,
+                ))
+                .or_default() += 1;
         }
     }
     sc.rules
@@ -333,7 +444,10 @@ fn rules(sc: &Scenario, js: &Journeys) -> Vec<NodeRules> {
                         .map(|c| ChainRules {
                             name: c.name.to_string(),
                             policy: c.policy.map(|p| p.as_str().to_string()),
-                            counters: c.policy.map(|_| Counters { packets: c.counters.packets, bytes: c.counters.bytes }),
+                            counters: c.policy.map(|_| Counters {
+                                packets: c.counters.packets,
+                                bytes: c.counters.bytes,
+                            }),
                             rules: c
                                 .rules
                                 .iter()
@@ -342,9 +456,17 @@ fn rules(sc: &Scenario, js: &Journeys) -> Vec<NodeRules> {
                                     number: i as u32 + 1,
                                     text: r.text.to_string(),
                                     target: target_of(&r.text),
-                                    counters: r.counters.map(|k| Counters { packets: k.packets, bytes: k.bytes }),
+                                    counters: r.counters.map(|k| Counters {
+                                        packets: k.packets,
+                                        bytes: k.bytes,
+                                    }),
                                     replay_hits: hits
-                                        .get(&(nr.source.clone(), t.name.as_str(), c.name.to_string(), i as u32 + 1))
+                                        .get(&(
+                                            nr.source.clone(),
+                                            t.name.as_str(),
+                                            c.name.to_string(),
+                                            i as u32 + 1,
+                                        ))
                                         .copied()
                                         .unwrap_or(0),
                                 })
@@ -359,7 +481,11 @@ fn rules(sc: &Scenario, js: &Journeys) -> Vec<NodeRules> {
 
 fn distribution(js: &Journeys) -> Distribution {
     let bal = js.whatif.as_ref().map_or(&js.balance, |w| &w.balance);
-    let times: Vec<i64> = js.requests.iter().filter_map(|r| super::snapshot::time_micros(&r.time)).collect();
+    let times: Vec<i64> = js
+        .requests
+        .iter()
+        .filter_map(|r| super::snapshot::time_micros(&r.time))
+        .collect();
     let start = times.iter().copied().min();
     let end = times.iter().copied().max();
     const BUCKETS: i64 = 30;
@@ -371,35 +497,70 @@ fn distribution(js: &Journeys) -> Distribution {
     let mut node_tl: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut pod_tl: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for r in &js.requests {
-        let Some(t) = super::snapshot::time_micros(&r.time) else { continue };
+        let Some(t) = super::snapshot::time_micros(&r.time) else {
+            continue;
+        };
         let b = ((t - start.unwrap_or(t)) / width_us).clamp(0, BUCKETS - 1) as usize;
         let (node, pod) = match &r.whatif {
             Some(w) => (w.node.clone(), w.pod.clone()),
-            None => (r.node.clone(), r.pod.as_ref().map(|p| p.name.clone().unwrap_or_else(|| p.ip.to_string()))),
+            None => (
+                r.node.clone(),
+                r.pod
+                    .as_ref()
+                    .map(|p| p.name.clone().unwrap_or_else(|| p.ip.to_string())),
+            ),
         };
         if let Some(n) = node {
-            node_tl.entry(n).or_insert_with(|| vec![0; BUCKETS as usize])[b] += 1;
+            node_tl
+                .entry(n)
+                .or_insert_with(|| vec![0; BUCKETS as usize])[b] += 1;
         }
         if let Some(p) = pod {
             pod_tl.entry(p).or_insert_with(|| vec![0; BUCKETS as usize])[b] += 1;
         }
     }
-    let stat = |s: &super::run::Share, tl: &BTreeMap<String, Vec<u64>>, total: u64, pod: bool| ShareStat {
-        name: s.name.clone(),
-        node: if pod { s.node.clone() } else { None },
-        zone: s.zone.clone(),
-        count: s.requests,
-        share: if total == 0 { 0.0 } else { s.requests as f64 / total as f64 },
-        expected_share: s.expected_share.unwrap_or(0.0),
-        timeline: tl.get(&s.name).cloned().unwrap_or_else(|| vec![0; BUCKETS as usize]),
-    };
+    let stat =
+        |s: &super::run::Share, tl: &BTreeMap<String, Vec<u64>>, total: u64, pod: bool| ShareStat {
+            name: s.name.clone(),
+            node: if pod { s.node.clone() } else { None },
+            zone: s.zone.clone(),
+            count: s.requests,
+            share: if total == 0 {
+                0.0
+            } else {
+                s.requests as f64 / total as f64
+            },
+            expected_share: s.expected_share.unwrap_or(0.0),
+            timeline: tl
+                .get(&s.name)
+                .cloned()
+                .unwrap_or_else(|| vec![0; BUCKETS as usize]),
+        };
     let nt: u64 = bal.nodes.iter().map(|s| s.requests).sum();
     let pt: u64 = bal.pods.iter().map(|s| s.requests).sum();
     Distribution {
-        nodes: bal.nodes.iter().map(|s| stat(s, &node_tl, nt, false)).collect(),
-        pods: bal.pods.iter().map(|s| stat(s, &pod_tl, pt, true)).collect(),
-        node_p_value: js.balance.node_fit.as_ref().filter(|_| js.whatif.is_none()).map(|f| f.p_value),
-        pod_p_value: js.balance.pod_fit.as_ref().filter(|_| js.whatif.is_none()).map(|f| f.p_value),
+        nodes: bal
+            .nodes
+            .iter()
+            .map(|s| stat(s, &node_tl, nt, false))
+            .collect(),
+        pods: bal
+            .pods
+            .iter()
+            .map(|s| stat(s, &pod_tl, pt, true))
+            .collect(),
+        node_p_value: js
+            .balance
+            .node_fit
+            .as_ref()
+            .filter(|_| js.whatif.is_none())
+            .map(|f| f.p_value),
+        pod_p_value: js
+            .balance
+            .pod_fit
+            .as_ref()
+            .filter(|_| js.whatif.is_none())
+            .map(|f| f.p_value),
         bucket_seconds: width_us as f64 / 1e6,
         start: start.map(|s| rfc3339_micros(s * 1000)),
     }
@@ -412,10 +573,15 @@ mod tests {
     #[test]
     fn probability_from_rule_text() {
         assert_eq!(
-            statistic_probability("-A KUBE-SVC-X -m statistic --mode random --probability 0.33333333349 -j KUBE-SEP-Y"),
+            statistic_probability(
+                "-A KUBE-SVC-X -m statistic --mode random --probability 0.33333333349 -j KUBE-SEP-Y"
+            ),
             Some(0.33333333349)
         );
         assert_eq!(statistic_probability("-A KUBE-SVC-X -j KUBE-SEP-Y"), None);
-        assert_eq!(target_of("-A KUBE-SVC-X -m comment --comment \"a b\" -j KUBE-SEP-Y"), Some("KUBE-SEP-Y".into()));
+        assert_eq!(
+            target_of("-A KUBE-SVC-X -m comment --comment \"a b\" -j KUBE-SEP-Y"),
+            Some("KUBE-SEP-Y".into())
+        );
     }
 }

@@ -95,7 +95,11 @@ pub fn regularized_gamma_q(a: f64, x: f64) -> f64 {
     if x.is_infinite() {
         return 0.0;
     }
-    if x < a + 1.0 { 1.0 - gamma_p_series(a, x) } else { gamma_q_fraction(a, x) }
+    if x < a + 1.0 {
+        1.0 - gamma_p_series(a, x)
+    } else {
+        gamma_q_fraction(a, x)
+    }
 }
 
 /// Regularized lower incomplete gamma `P(a, x) = 1 − Q(a, x)`.
@@ -109,7 +113,11 @@ pub fn regularized_gamma_p(a: f64, x: f64) -> f64 {
     if x.is_infinite() {
         return 1.0;
     }
-    if x < a + 1.0 { gamma_p_series(a, x) } else { 1.0 - gamma_q_fraction(a, x) }
+    if x < a + 1.0 {
+        gamma_p_series(a, x)
+    } else {
+        1.0 - gamma_q_fraction(a, x)
+    }
 }
 
 /// Chi-squared survival function: P(X ≥ `statistic`) for `df` degrees of freedom.
@@ -165,14 +173,24 @@ pub enum FitError {
 
 /// Pearson's chi-squared goodness-of-fit of `observed` counts against `expected_shares`
 /// (any non-negative weights; they are normalised to sum to 1).
-pub fn chi_squared_gof(observed: &[u64], expected_shares: &[f64]) -> Result<GoodnessOfFit, FitError> {
+pub fn chi_squared_gof(
+    observed: &[u64],
+    expected_shares: &[f64],
+) -> Result<GoodnessOfFit, FitError> {
     if observed.len() != expected_shares.len() {
-        return Err(FitError::LengthMismatch { observed: observed.len(), expected: expected_shares.len() });
+        return Err(FitError::LengthMismatch {
+            observed: observed.len(),
+            expected: expected_shares.len(),
+        });
     }
     if observed.is_empty() {
         return Err(FitError::NoCategories);
     }
-    if let Some((index, &value)) = expected_shares.iter().enumerate().find(|(_, s)| !s.is_finite() || **s < 0.0) {
+    if let Some((index, &value)) = expected_shares
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !s.is_finite() || **s < 0.0)
+    {
         return Err(FitError::BadShare { index, value });
     }
     let weight: f64 = expected_shares.iter().sum();
@@ -199,8 +217,18 @@ pub fn chi_squared_gof(observed: &[u64], expected_shares: &[f64]) -> Result<Good
         }
     }
     let degrees_of_freedom = categories.saturating_sub(1);
-    let p_value = if statistic.is_infinite() { 0.0 } else { chi_squared_sf(statistic, degrees_of_freedom) };
-    Ok(GoodnessOfFit { statistic, degrees_of_freedom, p_value, total, min_expected })
+    let p_value = if statistic.is_infinite() {
+        0.0
+    } else {
+        chi_squared_sf(statistic, degrees_of_freedom)
+    };
+    Ok(GoodnessOfFit {
+        statistic,
+        degrees_of_freedom,
+        p_value,
+        total,
+        min_expected,
+    })
 }
 
 /// Each count's share of the total (all zeros when the total is zero).
@@ -224,9 +252,15 @@ pub struct ShareRow<K> {
 
 /// Join observed counts with expected shares into rows ordered by key. Keys only in
 /// `expected` appear with count 0; keys only in `observed` have no expected share.
-pub fn share_rows<K: Ord + Clone>(observed: &BTreeMap<K, u64>, expected: &BTreeMap<K, f64>) -> Vec<ShareRow<K>> {
+pub fn share_rows<K: Ord + Clone>(
+    observed: &BTreeMap<K, u64>,
+    expected: &BTreeMap<K, f64>,
+) -> Vec<ShareRow<K>> {
     let total: u64 = observed.values().fold(0u64, |a, b| a.saturating_add(*b));
-    let weight: f64 = expected.values().filter(|w| w.is_finite() && **w > 0.0).sum();
+    let weight: f64 = expected
+        .values()
+        .filter(|w| w.is_finite() && **w > 0.0)
+        .sum();
     let mut keys: Vec<&K> = observed.keys().chain(expected.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -236,10 +270,18 @@ pub fn share_rows<K: Ord + Clone>(observed: &BTreeMap<K, u64>, expected: &BTreeM
             ShareRow {
                 key: k.clone(),
                 count,
-                share: if total == 0 { 0.0 } else { count as f64 / total as f64 },
-                expected_share: expected
-                    .get(k)
-                    .map(|w| if weight > 0.0 && w.is_finite() && *w > 0.0 { w / weight } else { 0.0 }),
+                share: if total == 0 {
+                    0.0
+                } else {
+                    count as f64 / total as f64
+                },
+                expected_share: expected.get(k).map(|w| {
+                    if weight > 0.0 && w.is_finite() && *w > 0.0 {
+                        w / weight
+                    } else {
+                        0.0
+                    }
+                }),
             }
         })
         .collect()
@@ -248,8 +290,10 @@ pub fn share_rows<K: Ord + Clone>(observed: &BTreeMap<K, u64>, expected: &BTreeM
 /// Goodness of fit over share rows: categories the model does not know are left out (and
 /// their count with them); `None` when nothing is left to test.
 pub fn share_rows_fit<K>(rows: &[ShareRow<K>]) -> Option<GoodnessOfFit> {
-    let (obs, exp): (Vec<u64>, Vec<f64>) =
-        rows.iter().filter_map(|r| r.expected_share.map(|e| (r.count, e))).unzip();
+    let (obs, exp): (Vec<u64>, Vec<f64>) = rows
+        .iter()
+        .filter_map(|r| r.expected_share.map(|e| (r.count, e)))
+        .unzip();
     chi_squared_gof(&obs, &exp).ok()
 }
 
@@ -258,7 +302,11 @@ mod tests {
     use super::*;
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
-        if b == 0.0 { a.abs() < 1e-300 } else { ((a - b) / b).abs() < rel }
+        if b == 0.0 {
+            a.abs() < 1e-300
+        } else {
+            ((a - b) / b).abs() < rel
+        }
     }
 
     /// Reference values from mpmath (30 digits): `gammainc(k/2, x/2, inf, regularized=True)`.
@@ -280,7 +328,10 @@ mod tests {
         ];
         for &(x, k, want) in cases {
             let got = chi_squared_sf(x, k);
-            assert!(close(got, want, 1e-9), "sf({x}, {k}) = {got:e}, want {want:e}");
+            assert!(
+                close(got, want, 1e-9),
+                "sf({x}, {k}) = {got:e}, want {want:e}"
+            );
         }
         assert_eq!(chi_squared_sf(0.0, 3), 1.0);
         assert_eq!(chi_squared_sf(5.0, 0), 0.0);
@@ -288,14 +339,35 @@ mod tests {
 
     #[test]
     fn incomplete_gamma_reference_and_identities() {
-        assert!(close(regularized_gamma_q(0.5, 2.0), 0.045_500_263_896_358_41, 1e-10));
-        assert!(close(regularized_gamma_q(3.0, 0.1), 0.999_845_346_929_735_3, 1e-12));
-        assert!(close(regularized_gamma_q(10.0, 30.0), 7.121_750_862_815_577e-6, 1e-9));
-        assert!(close(regularized_gamma_q(0.001, 0.001), 0.006_312_353_291_139_71, 1e-8));
+        assert!(close(
+            regularized_gamma_q(0.5, 2.0),
+            0.045_500_263_896_358_41,
+            1e-10
+        ));
+        assert!(close(
+            regularized_gamma_q(3.0, 0.1),
+            0.999_845_346_929_735_3,
+            1e-12
+        ));
+        assert!(close(
+            regularized_gamma_q(10.0, 30.0),
+            7.121_750_862_815_577e-6,
+            1e-9
+        ));
+        assert!(close(
+            regularized_gamma_q(0.001, 0.001),
+            0.006_312_353_291_139_71,
+            1e-8
+        ));
         // Q(1, x) = e^-x.
         for x in [0.01, 0.5, 1.0, 2.0, 7.5, 40.0] {
-            assert!(close(regularized_gamma_q(1.0, x), (-x).exp(), 1e-12), "x={x}");
-            assert!((regularized_gamma_p(1.0, x) + regularized_gamma_q(1.0, x) - 1.0).abs() < 1e-14);
+            assert!(
+                close(regularized_gamma_q(1.0, x), (-x).exp(), 1e-12),
+                "x={x}"
+            );
+            assert!(
+                (regularized_gamma_p(1.0, x) + regularized_gamma_q(1.0, x) - 1.0).abs() < 1e-14
+            );
         }
         assert!(regularized_gamma_q(-1.0, 1.0).is_nan());
         assert!(regularized_gamma_q(1.0, f64::NAN).is_nan());
@@ -307,7 +379,11 @@ mod tests {
         assert!(ln_gamma(1.0).abs() < 1e-14);
         assert!(ln_gamma(2.0).abs() < 1e-14);
         assert!(close(ln_gamma(10.0), 362_880f64.ln(), 1e-13));
-        assert!(close(ln_gamma(0.5), std::f64::consts::PI.sqrt().ln(), 1e-13));
+        assert!(close(
+            ln_gamma(0.5),
+            std::f64::consts::PI.sqrt().ln(),
+            1e-13
+        ));
     }
 
     #[test]
@@ -320,9 +396,14 @@ mod tests {
         assert!(g.approximation_reliable());
         // Shares need not be normalised.
         let g2 = chi_squared_gof(&[30, 30, 40], &[0.2, 0.2, 0.2]).unwrap();
-        assert!((g2.statistic - g.statistic).abs() < 1e-12 && (g2.p_value - g.p_value).abs() < 1e-12);
+        assert!(
+            (g2.statistic - g.statistic).abs() < 1e-12 && (g2.p_value - g.p_value).abs() < 1e-12
+        );
         // Perfect fit.
-        assert_eq!(chi_squared_gof(&[50, 50], &[0.5, 0.5]).unwrap().p_value, 1.0);
+        assert_eq!(
+            chi_squared_gof(&[50, 50], &[0.5, 0.5]).unwrap().p_value,
+            1.0
+        );
         // A category the model excludes but traffic reached: impossible under the model.
         let g = chi_squared_gof(&[10, 0, 3], &[0.5, 0.5, 0.0]).unwrap();
         assert_eq!(g.p_value, 0.0);
@@ -331,16 +412,35 @@ mod tests {
         let g = chi_squared_gof(&[10, 10, 0], &[0.5, 0.5, 0.0]).unwrap();
         assert_eq!(g.degrees_of_freedom, 1);
         // Small expected counts are flagged.
-        assert!(!chi_squared_gof(&[1, 2], &[0.5, 0.5]).unwrap().approximation_reliable());
+        assert!(
+            !chi_squared_gof(&[1, 2], &[0.5, 0.5])
+                .unwrap()
+                .approximation_reliable()
+        );
     }
 
     #[test]
     fn goodness_of_fit_errors() {
-        assert_eq!(chi_squared_gof(&[1], &[0.5, 0.5]), Err(FitError::LengthMismatch { observed: 1, expected: 2 }));
+        assert_eq!(
+            chi_squared_gof(&[1], &[0.5, 0.5]),
+            Err(FitError::LengthMismatch {
+                observed: 1,
+                expected: 2
+            })
+        );
         assert_eq!(chi_squared_gof(&[], &[]), Err(FitError::NoCategories));
-        assert_eq!(chi_squared_gof(&[0, 0], &[0.5, 0.5]), Err(FitError::NoObservations));
-        assert!(matches!(chi_squared_gof(&[1, 1], &[f64::NAN, 0.5]), Err(FitError::BadShare { index: 0, .. })));
-        assert_eq!(chi_squared_gof(&[1, 1], &[0.0, 0.0]), Err(FitError::ZeroShares));
+        assert_eq!(
+            chi_squared_gof(&[0, 0], &[0.5, 0.5]),
+            Err(FitError::NoObservations)
+        );
+        assert!(matches!(
+            chi_squared_gof(&[1, 1], &[f64::NAN, 0.5]),
+            Err(FitError::BadShare { index: 0, .. })
+        ));
+        assert_eq!(
+            chi_squared_gof(&[1, 1], &[0.0, 0.0]),
+            Err(FitError::ZeroShares)
+        );
     }
 
     #[test]

@@ -223,7 +223,11 @@ impl Tour {
     /// The scenario in force at `step`: the last one a step up to it names.
     #[must_use]
     pub fn scenario_at(&self, step: usize) -> Option<&str> {
-        self.steps.iter().take(step + 1).rev().find_map(|s| s.scenario.as_deref())
+        self.steps
+            .iter()
+            .take(step + 1)
+            .rev()
+            .find_map(|s| s.scenario.as_deref())
     }
 
     /// Steps that refer to something the snapshot does not have (a request id, connection id,

@@ -446,7 +446,12 @@ impl<R: RandomSource> NodeEvaluator<R> {
             &self.ruleset,
             &self.ctx,
             pkt,
-            TraceOptions { max_outcomes: 4096, time_ns, state: Some(&self.state), record_path: false },
+            TraceOptions {
+                max_outcomes: 4096,
+                time_ns,
+                state: Some(&self.state),
+                record_path: false,
+            },
         );
         let best = tr
             .outcomes
@@ -537,12 +542,22 @@ impl<R: RandomSource> NodeEvaluator<R> {
     /// tables, nth counters and conntrack advance as in [`new_connection`](Self::new_connection).
     /// The caller checks the result (e.g. with [`super::trace::follow`] first); no random number
     /// is drawn.
-    pub fn new_connection_scripted(&mut self, pkt: &Packet, time_ns: u64, script: &[bool]) -> Decision {
+    pub fn new_connection_scripted(
+        &mut self,
+        pkt: &Packet,
+        time_ns: u64,
+        script: &[bool],
+    ) -> Decision {
         let key = FlowKey::of(pkt);
         if let Some(d) = self.lookup(&key, time_ns) {
             return d;
         }
         let outcome = self.walk_and_remember(pkt, key, time_ns, Some(script));
-        Decision { key, outcome, reused: false, forced: true }
+        Decision {
+            key,
+            outcome,
+            reused: false,
+            forced: true,
+        }
     }
 }

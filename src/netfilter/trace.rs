@@ -206,8 +206,23 @@ pub fn trace(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, opts: TraceOptions<'
 /// in order; "match" past the end) against `state`. The journey replay uses it to check a
 /// remembered branch before replaying it for real with
 /// [`super::stateful::NodeEvaluator::new_connection_scripted`].
-pub fn follow(rs: &Ruleset, ctx: &NodeContext, pkt: &Packet, state: Option<&NodeState>, time_ns: u64, script: &[bool]) -> Outcome {
-    let mut env = ForkEnv { script: script.to_vec(), pos: 0, state, tables: HashMap::new(), nth: HashMap::new(), time_ns, hz: ctx.hz };
+pub fn follow(
+    rs: &Ruleset,
+    ctx: &NodeContext,
+    pkt: &Packet,
+    state: Option<&NodeState>,
+    time_ns: u64,
+    script: &[bool],
+) -> Outcome {
+    let mut env = ForkEnv {
+        script: script.to_vec(),
+        pos: 0,
+        state,
+        tables: HashMap::new(),
+        nth: HashMap::new(),
+        time_ns,
+        hz: ctx.hz,
+    };
     eval::walk(rs, ctx, pkt, &mut env, WalkOptions { record_path: false })
 }
 

@@ -42,7 +42,8 @@ pub fn apply_effects_blocking(
                 scenario,
             } => {
                 let progress = LoadProgress::new();
-                let snapshot = Box::new(source.snapshot_in(scenario.as_deref(), &whatif, &progress));
+                let snapshot =
+                    Box::new(source.snapshot_in(scenario.as_deref(), &whatif, &progress));
                 queue.extend(app.update(Msg::Loaded {
                     generation,
                     snapshot,

@@ -184,7 +184,10 @@ pub fn head_lines(head: &[u8]) -> Vec<String> {
 /// leading run of blanks, tree glyphs and the evidence mark), so a long diagram line does not
 /// fall back to column 0. `▼` continues as `│`; a word longer than a row is cut.
 #[must_use]
-pub fn wrap_indented(lines: Vec<ratatui::text::Line<'static>>, width: usize) -> Vec<ratatui::text::Line<'static>> {
+pub fn wrap_indented(
+    lines: Vec<ratatui::text::Line<'static>>,
+    width: usize,
+) -> Vec<ratatui::text::Line<'static>> {
     use ratatui::text::{Line, Span};
     use unicode_width::UnicodeWidthChar as _;
     let mut out = Vec::with_capacity(lines.len());
@@ -218,13 +221,23 @@ pub fn wrap_indented(lines: Vec<ratatui::text::Line<'static>>, width: usize) -> 
         let mut rows: Vec<Vec<(char, ratatui::style::Style)>> = Vec::new();
         let mut row: Vec<(char, ratatui::style::Style)> = Vec::new();
         let mut row_w = 0usize;
-        let avail = |first: bool| if first { width } else { width.saturating_sub(indent.width()).max(1) };
+        let avail = |first: bool| {
+            if first {
+                width
+            } else {
+                width.saturating_sub(indent.width()).max(1)
+            }
+        };
         for &(c, st) in &cells {
             let cw = c.width().unwrap_or(0);
             if row_w + cw > avail(rows.is_empty()) {
                 let first_row = rows.is_empty();
                 let min_keep = if first_row { prefix_len + 1 } else { 1 };
-                match row.iter().rposition(|(ch, _)| *ch == ' ').filter(|&i| i >= min_keep) {
+                match row
+                    .iter()
+                    .rposition(|(ch, _)| *ch == ' ')
+                    .filter(|&i| i >= min_keep)
+                {
                     Some(i) => {
                         let rest: Vec<_> = row.split_off(i + 1);
                         rows.push(std::mem::take(&mut row));
@@ -252,7 +265,10 @@ pub fn wrap_indented(lines: Vec<ratatui::text::Line<'static>>, width: usize) -> 
             let mut cur_style = None;
             for (c, st) in r {
                 if cur_style.is_some_and(|s| s != st) {
-                    spans.push(Span::styled(std::mem::take(&mut cur), cur_style.unwrap_or_default()));
+                    spans.push(Span::styled(
+                        std::mem::take(&mut cur),
+                        cur_style.unwrap_or_default(),
+                    ));
                 }
                 cur_style = Some(st);
                 cur.push(c);
@@ -312,7 +328,10 @@ mod tests {
         let text: Vec<String> = rows.iter().map(|l| l.to_string()).collect();
         assert!(text.len() >= 2, "{text:?}");
         assert!(text.iter().all(|t| t.width() <= 40), "{text:?}");
-        assert!(text[1].starts_with(" │ ") && !text[1][" │ ".len()..].starts_with(' '), "{text:?}");
+        assert!(
+            text[1].starts_with(" │ ") && !text[1][" │ ".len()..].starts_with(' '),
+            "{text:?}"
+        );
         assert!(text.join(" ").contains("a new connection"), "{text:?}");
     }
 }

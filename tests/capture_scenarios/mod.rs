@@ -1,7 +1,9 @@
 //! Generated conversations shared by the capture integration tests (included with `mod`).
 #![allow(dead_code)]
 
-use hoptrace::capture::synth::{self, Conversation, Framing, NgInterface, NgPacket, NgSection, PcapSpec, Segment};
+use hoptrace::capture::synth::{
+    self, Conversation, Framing, NgInterface, NgPacket, NgSection, PcapSpec, Segment,
+};
 use std::net::SocketAddr;
 
 pub const T0: i64 = 1_795_774_000_000_000_000;
@@ -19,7 +21,11 @@ pub fn keepalive(client: &str, t0: i64) -> Conversation {
         .response(&synth::ok(200, b"first"))
         .request(&synth::with_body("GET", "/yo", "svc.example", b"YO"))
         .response(&synth::ok(201, b"second"))
-        .request(&synth::chunked_post("/post", "svc.example", &[b"abc", b"defgh"]))
+        .request(&synth::chunked_post(
+            "/post",
+            "svc.example",
+            &[b"abc", b"defgh"],
+        ))
         .response(&synth::ok_chunked(&[b"chunk-one", b"two"]))
         .close();
     c
@@ -43,7 +49,10 @@ pub fn split(client: &str, t0: i64) -> Conversation {
     let mut c = Conversation::new(sa(client), sa("10.0.0.80:80"), t0);
     let req = synth::with_body("PUT", "/split/target", "h", b"0123456789");
     let head_len = req.len() - 10;
-    c.handshake().send_pieces(true, &req, &[2, 9, 30, head_len]).response(&synth::ok(200, b"ok")).close();
+    c.handshake()
+        .send_pieces(true, &req, &[2, 9, 30, head_len])
+        .response(&synth::ok(200, b"ok"))
+        .close();
     c
 }
 
@@ -69,7 +78,10 @@ pub fn reordered(client: &str, t0: i64) -> Conversation {
 
 pub fn ipv6(t0: i64) -> Conversation {
     let mut c = Conversation::new(sa("[2001:db8::7]:50123"), sa("[2001:db8::80]:80"), t0);
-    c.handshake().request(&synth::get("/v6", "[2001:db8::80]")).response(&synth::ok(200, b"six")).close();
+    c.handshake()
+        .request(&synth::get("/v6", "[2001:db8::80]"))
+        .response(&synth::ok(200, b"six"))
+        .close();
     c
 }
 
@@ -82,7 +94,10 @@ pub fn eth() -> PcapSpec {
 }
 
 pub fn with_framing(f: Framing) -> PcapSpec {
-    PcapSpec { framing: f, ..PcapSpec::default() }
+    PcapSpec {
+        framing: f,
+        ..PcapSpec::default()
+    }
 }
 
 /// A two-section pcapng: section 1 has an Ethernet interface at µs and a SLL2 interface at ns;
@@ -95,8 +110,18 @@ pub fn multi_pcapng() -> Vec<u8> {
         big_endian: false,
         comment: Some("section one".into()),
         interfaces: vec![
-            NgInterface { framing: Framing::Ethernet { vlans: vec![7] }, name: Some("eth0".into()), tsresol: 6, snaplen: 262_144 },
-            NgInterface { framing: Framing::LinuxSll2, name: Some("any".into()), tsresol: 9, snaplen: 262_144 },
+            NgInterface {
+                framing: Framing::Ethernet { vlans: vec![7] },
+                name: Some("eth0".into()),
+                tsresol: 6,
+                snaplen: 262_144,
+            },
+            NgInterface {
+                framing: Framing::LinuxSll2,
+                name: Some("any".into()),
+                tsresol: 9,
+                snaplen: 262_144,
+            },
         ],
         packets: vec![],
     };
@@ -105,14 +130,33 @@ pub fn multi_pcapng() -> Vec<u8> {
     all.sort_by_key(|(_, s)| s.ts_ns);
     s1.packets = all
         .into_iter()
-        .map(|(i, s)| NgPacket { interface: i, segment: s, comment: None, simple: false })
+        .map(|(i, s)| NgPacket {
+            interface: i,
+            segment: s,
+            comment: None,
+            simple: false,
+        })
         .collect();
     s1.packets[0].comment = Some("first packet".into());
     let s2 = NgSection {
         big_endian: true,
         comment: None,
-        interfaces: vec![NgInterface { framing: Framing::Raw, name: Some("tun0".into()), tsresol: 0x80 | 20, snaplen: 0 }],
-        packets: c.segments().iter().map(|s| NgPacket { interface: 0, segment: s.clone(), comment: None, simple: false }).collect(),
+        interfaces: vec![NgInterface {
+            framing: Framing::Raw,
+            name: Some("tun0".into()),
+            tsresol: 0x80 | 20,
+            snaplen: 0,
+        }],
+        packets: c
+            .segments()
+            .iter()
+            .map(|s| NgPacket {
+                interface: 0,
+                segment: s.clone(),
+                comment: None,
+                simple: false,
+            })
+            .collect(),
     };
     synth::write_pcapng(Vec::new(), &[s1, s2]).unwrap()
 }
@@ -130,7 +174,14 @@ pub fn all_captures() -> Vec<(String, Vec<u8>)> {
     out.push(("mixed-eth.pcap".to_string(), pcap(&eth(), &segs)));
     out.push((
         "mixed-be-ns.pcap".to_string(),
-        pcap(&PcapSpec { big_endian: true, nanosecond: true, ..eth() }, &segs),
+        pcap(
+            &PcapSpec {
+                big_endian: true,
+                nanosecond: true,
+                ..eth()
+            },
+            &segs,
+        ),
     ));
     for (i, f) in Framing::all().into_iter().enumerate() {
         let mut c = Vec::new();
@@ -142,7 +193,10 @@ pub fn all_captures() -> Vec<(String, Vec<u8>)> {
         }
         let spec = with_framing(f.clone());
         let segs = synth::interleave(&c);
-        out.push((format!("link-{}-{i}.pcap", f.link_type()), pcap(&spec, &segs)));
+        out.push((
+            format!("link-{}-{i}.pcap", f.link_type()),
+            pcap(&spec, &segs),
+        ));
     }
     out.push(("multi.pcapng".to_string(), multi_pcapng()));
     out

@@ -27,7 +27,11 @@ pub fn keys(app: &mut App, script: &str) {
 }
 
 /// [`keys`] with the effects carried out on `source`.
-pub fn keys_on(app: &mut App, script: &str, source: &dyn hoptrace::journey::snapshot::SnapshotSource) {
+pub fn keys_on(
+    app: &mut App,
+    script: &str,
+    source: &dyn hoptrace::journey::snapshot::SnapshotSource,
+) {
     let mut rest = script;
     while !rest.is_empty() {
         let (code, len) = if rest.starts_with('<') {

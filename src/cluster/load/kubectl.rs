@@ -28,7 +28,10 @@ fn is_none(cell: &str) -> bool {
 }
 
 fn strip_kind_prefix<'a>(name: &'a str, prefixes: &[&str]) -> &'a str {
-    prefixes.iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name)
+    prefixes
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -58,7 +61,10 @@ pub fn parse_kubectl_text(text: &str, file: &str) -> Result<ClusterSource, LoadE
         }
         if recognised > before {
             for (line, reason) in &t.bad_rows {
-                src.diagnostics.push(Diagnostic::warning(file, format!("{reason}; row skipped")).at_line(Some(*line)));
+                src.diagnostics.push(
+                    Diagnostic::warning(file, format!("{reason}; row skipped"))
+                        .at_line(Some(*line)),
+                );
             }
         }
     }
@@ -66,10 +72,22 @@ pub fn parse_kubectl_text(text: &str, file: &str) -> Result<ClusterSource, LoadE
     // blank splits a table in two, for instance): say so rather than drop them silently.
     const MAX_ORPHAN_NOTES: usize = 20;
     for &line in orphans.iter().take(MAX_ORPHAN_NOTES) {
-        src.diagnostics.push(Diagnostic::warning(file, "line outside any table (no header above it since the last blank line); ignored").at_line(Some(line)));
+        src.diagnostics.push(
+            Diagnostic::warning(
+                file,
+                "line outside any table (no header above it since the last blank line); ignored",
+            )
+            .at_line(Some(line)),
+        );
     }
     if orphans.len() > MAX_ORPHAN_NOTES {
-        src.diagnostics.push(Diagnostic::warning(file, format!("{} more lines outside any table ignored", orphans.len() - MAX_ORPHAN_NOTES)));
+        src.diagnostics.push(Diagnostic::warning(
+            file,
+            format!(
+                "{} more lines outside any table ignored",
+                orphans.len() - MAX_ORPHAN_NOTES
+            ),
+        ));
     }
     if recognised == 0 {
         let first = tables.first().map(|t| t.header_line);
@@ -94,13 +112,18 @@ struct RowCx<'a> {
 
 impl RowCx<'_> {
     fn cell(&self, col: &str) -> Option<&str> {
-        self.t.column(col).and_then(|i| self.cells.get(i)).map(String::as_str)
+        self.t
+            .column(col)
+            .and_then(|i| self.cells.get(i))
+            .map(String::as_str)
     }
     fn given(&self) -> Provenance {
         Provenance::given(SourceKind::KubectlText, self.file, Some(self.line))
     }
     fn warn(&self, col: &str, msg: String) -> Diagnostic {
-        Diagnostic::warning(self.file, msg).at_line(Some(self.line)).with_key(col)
+        Diagnostic::warning(self.file, msg)
+            .at_line(Some(self.line))
+            .with_key(col)
     }
     fn ip(&self, col: &str) -> Result<Option<IpAddr>, Diagnostic> {
         match self.cell(col) {
@@ -116,12 +139,22 @@ impl RowCx<'_> {
 
 fn node_table(t: &TextTable, src: &mut ClusterSource) {
     let file = src.file.clone();
-    let zone_col = t.columns.iter().find(|c| c.name == "ZONE" || c.name.ends_with("/ZONE")).map(|c| c.name.clone());
+    let zone_col = t
+        .columns
+        .iter()
+        .find(|c| c.name == "ZONE" || c.name.ends_with("/ZONE"))
+        .map(|c| c.name.clone());
     for row in &t.rows {
-        let r = RowCx { file: &file, t, line: row.line, cells: &row.cells };
+        let r = RowCx {
+            file: &file,
+            t,
+            line: row.line,
+            cells: &row.cells,
+        };
         let name = strip_kind_prefix(r.cell("NAME").unwrap_or(""), &["node/", "nodes/"]);
         if is_none(name) {
-            src.diagnostics.push(r.warn("NAME", "empty node name; row skipped".into()));
+            src.diagnostics
+                .push(r.warn("NAME", "empty node name; row skipped".into()));
             continue;
         }
         let ip = match r.ip("INTERNAL-IP") {
@@ -134,13 +167,20 @@ fn node_table(t: &TextTable, src: &mut ClusterSource) {
         let mut node = Node::new(Fact::new(name.to_owned(), r.given()));
         match ip {
             Some(ip) => node.ips.push(Fact::new(ip, r.given())),
-            None => src.diagnostics.push(Diagnostic::note(&file, format!("node {name} has no INTERNAL-IP")).at_line(Some(row.line))),
+            None => src.diagnostics.push(
+                Diagnostic::note(&file, format!("node {name} has no INTERNAL-IP"))
+                    .at_line(Some(row.line)),
+            ),
         }
         if let Some(status) = r.cell("STATUS").filter(|s| !is_none(s)) {
             let ready = status.split(',').any(|s| s == "Ready");
             node.ready = Some(Fact::new(ready, r.given()));
         }
-        if let Some(z) = zone_col.as_deref().and_then(|c| r.cell(c)).filter(|z| !is_none(z)) {
+        if let Some(z) = zone_col
+            .as_deref()
+            .and_then(|c| r.cell(c))
+            .filter(|z| !is_none(z))
+        {
             node.zone = Some(Fact::new(z.to_owned(), r.given()));
         }
         src.nodes.push(node);
@@ -150,24 +190,38 @@ fn node_table(t: &TextTable, src: &mut ClusterSource) {
 fn pod_table(t: &TextTable, src: &mut ClusterSource) {
     let file = src.file.clone();
     for row in &t.rows {
-        let r = RowCx { file: &file, t, line: row.line, cells: &row.cells };
+        let r = RowCx {
+            file: &file,
+            t,
+            line: row.line,
+            cells: &row.cells,
+        };
         let name = strip_kind_prefix(r.cell("NAME").unwrap_or(""), &["pod/", "pods/"]);
         if is_none(name) {
-            src.diagnostics.push(r.warn("NAME", "empty pod name; row skipped".into()));
+            src.diagnostics
+                .push(r.warn("NAME", "empty pod name; row skipped".into()));
             continue;
         }
         let status = r.cell("STATUS").unwrap_or("");
         if FINISHED.contains(&status) {
             src.diagnostics.push(
-                Diagnostic::note(&file, format!("pod {name} is {status}; its IP may belong to another pod now, not loaded"))
-                    .at_line(Some(row.line)),
+                Diagnostic::note(
+                    &file,
+                    format!(
+                        "pod {name} is {status}; its IP may belong to another pod now, not loaded"
+                    ),
+                )
+                .at_line(Some(row.line)),
             );
             continue;
         }
         let ip = match r.ip("IP") {
             Ok(Some(ip)) => ip,
             Ok(None) => {
-                src.diagnostics.push(Diagnostic::note(&file, format!("pod {name} has no IP yet; not loaded")).at_line(Some(row.line)));
+                src.diagnostics.push(
+                    Diagnostic::note(&file, format!("pod {name} has no IP yet; not loaded"))
+                        .at_line(Some(row.line)),
+                );
                 continue;
             }
             Err(d) => {
@@ -181,7 +235,10 @@ fn pod_table(t: &TextTable, src: &mut ClusterSource) {
             pod.namespace = Some(Fact::new(ns.to_owned(), r.given()));
         }
         if let Some(n) = r.cell("NODE").filter(|s| !is_none(s)) {
-            pod.node = Some(Fact::new(strip_kind_prefix(n, &["node/"]).to_owned(), r.given()));
+            pod.node = Some(Fact::new(
+                strip_kind_prefix(n, &["node/"]).to_owned(),
+                r.given(),
+            ));
         }
         src.pods.push(pod);
     }
@@ -190,11 +247,18 @@ fn pod_table(t: &TextTable, src: &mut ClusterSource) {
 fn service_table(t: &TextTable, src: &mut ClusterSource) {
     let file = src.file.clone();
     for row in &t.rows {
-        let r = RowCx { file: &file, t, line: row.line, cells: &row.cells };
+        let r = RowCx {
+            file: &file,
+            t,
+            line: row.line,
+            cells: &row.cells,
+        };
         if r.cell("TYPE") != Some("LoadBalancer") {
             continue;
         }
-        let Some(ext) = r.cell("EXTERNAL-IP").filter(|s| !is_none(s)) else { continue };
+        let Some(ext) = r.cell("EXTERNAL-IP").filter(|s| !is_none(s)) else {
+            continue;
+        };
         for part in ext.split(',') {
             match part.trim().parse::<IpAddr>() {
                 Ok(ip) if !src.load_balancer.frontends.iter().any(|f| f.value == ip) => {
@@ -202,7 +266,10 @@ fn service_table(t: &TextTable, src: &mut ClusterSource) {
                 }
                 Ok(_) => {}
                 // Hostname ingresses (AWS-style) are not addresses we can match packets on.
-                Err(_) => src.diagnostics.push(r.warn("EXTERNAL-IP", format!("{part:?} is not an IP address; ignored"))),
+                Err(_) => src.diagnostics.push(r.warn(
+                    "EXTERNAL-IP",
+                    format!("{part:?} is not an IP address; ignored"),
+                )),
             }
         }
     }
@@ -291,7 +358,9 @@ impl ItemCx<'_> {
         Provenance::given(SourceKind::KubectlJson, self.file, self.line)
     }
     fn diag(&self, key: &str, msg: String) -> Diagnostic {
-        Diagnostic::warning(self.file, msg).at_line(self.line).with_key(format!("{}{key}", self.path))
+        Diagnostic::warning(self.file, msg)
+            .at_line(self.line)
+            .with_key(format!("{}{key}", self.path))
     }
 }
 
@@ -318,19 +387,40 @@ pub fn parse_kubectl_json(text: &str, file: &str) -> Result<ClusterSource, LoadE
             let offsets = item_offsets(text);
             for (i, item) in items.iter().enumerate() {
                 let line = offsets.get(i).map(|&o| lines.line_col(text, o).0);
-                let cx = ItemCx { file, path: format!("items[{i}]"), line };
-                let k = item.get("kind").and_then(Value::as_str).or(default_kind).unwrap_or("");
+                let cx = ItemCx {
+                    file,
+                    path: format!("items[{i}]"),
+                    line,
+                };
+                let k = item
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .or(default_kind)
+                    .unwrap_or("");
                 parse_item(&cx, k, item, &mut src);
             }
         }
-        None if matches!(kind, "Node" | "Pod" | "Service" | "EndpointSlice" | "Endpoints") => {
-            let cx = ItemCx { file, path: String::new(), line: Some(1) };
+        None if matches!(
+            kind,
+            "Node" | "Pod" | "Service" | "EndpointSlice" | "Endpoints"
+        ) =>
+        {
+            let cx = ItemCx {
+                file,
+                path: String::new(),
+                line: Some(1),
+            };
             parse_item(&cx, kind, &root, &mut src);
         }
         None => {
             return Err(LoadError::new(
                 LoadErrorKind::NotRecognised,
-                Diagnostic::warning(file, format!("JSON is not kubectl output (kind {kind:?}; expected a List or a Node, Pod, Service, EndpointSlice or Endpoints)")),
+                Diagnostic::warning(
+                    file,
+                    format!(
+                        "JSON is not kubectl output (kind {kind:?}; expected a List or a Node, Pod, Service, EndpointSlice or Endpoints)"
+                    ),
+                ),
             ));
         }
     }
@@ -344,7 +434,10 @@ fn parse_item(cx: &ItemCx<'_>, kind: &str, item: &Value, src: &mut ClusterSource
         "Service" => json_service(cx, item, src),
         "EndpointSlice" => json_endpoint_slice(cx, item, src),
         "Endpoints" => json_endpoints(cx, item, src),
-        _ => src.diagnostics.push(Diagnostic::note(cx.file, format!("{}: kind {kind:?} ignored", cx.path)).at_line(cx.line)),
+        _ => src.diagnostics.push(
+            Diagnostic::note(cx.file, format!("{}: kind {kind:?} ignored", cx.path))
+                .at_line(cx.line),
+        ),
     }
 }
 
@@ -352,7 +445,8 @@ fn json_ip(cx: &ItemCx<'_>, key: &str, s: &str, src: &mut ClusterSource) -> Opti
     match s.parse() {
         Ok(ip) => Some(ip),
         Err(_) => {
-            src.diagnostics.push(cx.diag(key, format!("{s:?} is not an IP address")));
+            src.diagnostics
+                .push(cx.diag(key, format!("{s:?} is not an IP address")));
             None
         }
     }
@@ -360,36 +454,49 @@ fn json_ip(cx: &ItemCx<'_>, key: &str, s: &str, src: &mut ClusterSource) -> Opti
 
 fn json_node(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
     let Some(name) = str_at(item, &["metadata", "name"]).filter(|n| !n.is_empty()) else {
-        src.diagnostics.push(cx.diag(".metadata.name", "node without a name; skipped".into()));
+        src.diagnostics
+            .push(cx.diag(".metadata.name", "node without a name; skipped".into()));
         return;
     };
     let mut node = Node::new(Fact::new(name.to_owned(), cx.given()));
-    let addresses = item.pointer("/status/addresses").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let addresses = item
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     for (j, a) in addresses.iter().enumerate() {
         if a.get("type").and_then(Value::as_str) != Some("InternalIP") {
             continue;
         }
-        let Some(addr) = a.get("address").and_then(Value::as_str) else { continue };
+        let Some(addr) = a.get("address").and_then(Value::as_str) else {
+            continue;
+        };
         if let Some(ip) = json_ip(cx, &format!(".status.addresses[{j}].address"), addr, src) {
             node.ips.push(Fact::new(ip, cx.given()));
         }
     }
     if node.ips.is_empty() {
-        src.diagnostics.push(Diagnostic::note(cx.file, format!("node {name} has no InternalIP")).at_line(cx.line));
+        src.diagnostics.push(
+            Diagnostic::note(cx.file, format!("node {name} has no InternalIP")).at_line(cx.line),
+        );
     }
-    let cidrs: Vec<(String, &str)> = match item.pointer("/spec/podCIDRs").and_then(Value::as_array) {
+    let cidrs: Vec<(String, &str)> = match item.pointer("/spec/podCIDRs").and_then(Value::as_array)
+    {
         Some(list) => list
             .iter()
             .enumerate()
             .filter_map(|(j, v)| v.as_str().map(|s| (format!(".spec.podCIDRs[{j}]"), s)))
             .collect(),
-        None => str_at(item, &["spec", "podCIDR"]).map(|s| vec![(".spec.podCIDR".to_owned(), s)]).unwrap_or_default(),
+        None => str_at(item, &["spec", "podCIDR"])
+            .map(|s| vec![(".spec.podCIDR".to_owned(), s)])
+            .unwrap_or_default(),
     };
     for (key, s) in cidrs {
         match parse_cidr_text(s) {
             Ok((net, host_bits)) => {
                 if host_bits {
-                    src.diagnostics.push(cx.diag(&key, format!("{s:?} has host bits set; using {net}")));
+                    src.diagnostics
+                        .push(cx.diag(&key, format!("{s:?} has host bits set; using {net}")));
                 }
                 node.pod_cidrs.push(Fact::new(net, cx.given()));
             }
@@ -397,14 +504,19 @@ fn json_node(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
         }
     }
     let labels = item.pointer("/metadata/labels");
-    let zone = ["topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone"]
-        .iter()
-        .find_map(|l| labels.and_then(|m| m.get(*l)).and_then(Value::as_str));
+    let zone = [
+        "topology.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/zone",
+    ]
+    .iter()
+    .find_map(|l| labels.and_then(|m| m.get(*l)).and_then(Value::as_str));
     if let Some(z) = zone.filter(|z| !z.is_empty()) {
         node.zone = Some(Fact::new(z.to_owned(), cx.given()));
     }
     if let Some(conds) = item.pointer("/status/conditions").and_then(Value::as_array)
-        && let Some(ready) = conds.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+        && let Some(ready) = conds
+            .iter()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
     {
         let r = ready.get("status").and_then(Value::as_str) == Some("True");
         node.ready = Some(Fact::new(r, cx.given()));
@@ -419,7 +531,11 @@ fn json_pod(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
         && FINISHED.contains(&phase)
     {
         src.diagnostics.push(
-            Diagnostic::note(cx.file, format!("pod {shown} is {phase}; its IP may belong to another pod now, not loaded")).at_line(cx.line),
+            Diagnostic::note(
+                cx.file,
+                format!("pod {shown} is {phase}; its IP may belong to another pod now, not loaded"),
+            )
+            .at_line(cx.line),
         );
         return;
     }
@@ -442,14 +558,21 @@ fn json_pod(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
         ips.insert(0, ip);
     }
     let Some((&primary, rest)) = ips.split_first() else {
-        src.diagnostics.push(Diagnostic::note(cx.file, format!("pod {shown} has no IP yet; not loaded")).at_line(cx.line));
+        src.diagnostics.push(
+            Diagnostic::note(cx.file, format!("pod {shown} has no IP yet; not loaded"))
+                .at_line(cx.line),
+        );
         return;
     };
     let mut pod = Pod::new(Fact::new(primary, cx.given()));
     pod.other_ips = rest.iter().map(|ip| Fact::new(*ip, cx.given())).collect();
     pod.name = name.map(|n| Fact::new(n.to_owned(), cx.given()));
-    pod.namespace = str_at(item, &["metadata", "namespace"]).map(|n| Fact::new(n.to_owned(), cx.given()));
-    pod.host_network = item.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
+    pod.namespace =
+        str_at(item, &["metadata", "namespace"]).map(|n| Fact::new(n.to_owned(), cx.given()));
+    pod.host_network = item
+        .pointer("/spec/hostNetwork")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let node_name = str_at(item, &["spec", "nodeName"]).filter(|n| !n.is_empty());
     pod.node = node_name.map(|n| Fact::new(n.to_owned(), cx.given()));
     // status.hostIP is the node's InternalIP: a fact about the node.
@@ -464,23 +587,46 @@ fn json_pod(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
 }
 
 /// An endpoint address as a pod record: the pod name from `targetRef` when it is a Pod.
-fn endpoint_pod(cx: &ItemCx<'_>, key: &str, ip: &str, node: Option<&str>, target: Option<&Value>, src: &mut ClusterSource) -> Option<Pod> {
+fn endpoint_pod(
+    cx: &ItemCx<'_>,
+    key: &str,
+    ip: &str,
+    node: Option<&str>,
+    target: Option<&Value>,
+    src: &mut ClusterSource,
+) -> Option<Pod> {
     let ip = json_ip(cx, key, ip, src)?;
     let mut pod = Pod::new(Fact::new(ip, cx.given()));
     if let Some(t) = target.filter(|t| t.get("kind").and_then(Value::as_str) == Some("Pod")) {
-        pod.name = t.get("name").and_then(Value::as_str).map(|n| Fact::new(n.to_owned(), cx.given()));
-        pod.namespace = t.get("namespace").and_then(Value::as_str).map(|n| Fact::new(n.to_owned(), cx.given()));
+        pod.name = t
+            .get("name")
+            .and_then(Value::as_str)
+            .map(|n| Fact::new(n.to_owned(), cx.given()));
+        pod.namespace = t
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(|n| Fact::new(n.to_owned(), cx.given()));
     }
-    pod.node = node.filter(|n| !n.is_empty()).map(|n| Fact::new(n.to_owned(), cx.given()));
+    pod.node = node
+        .filter(|n| !n.is_empty())
+        .map(|n| Fact::new(n.to_owned(), cx.given()));
     Some(pod)
 }
 
 /// `discovery.k8s.io/v1` EndpointSlice: each endpoint's addresses, node and zone.
 fn json_endpoint_slice(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
-    let endpoints = item.get("endpoints").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let endpoints = item
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     for (j, ep) in endpoints.iter().enumerate() {
         let node = ep.get("nodeName").and_then(Value::as_str);
-        let addrs = ep.get("addresses").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        let addrs = ep
+            .get("addresses")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         for (k, a) in addrs.iter().enumerate() {
             let Some(a) = a.as_str() else { continue };
             let key = format!(".endpoints[{j}].addresses[{k}]");
@@ -488,7 +634,12 @@ fn json_endpoint_slice(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
                 src.pods.push(p);
             }
         }
-        if let (Some(n), Some(z)) = (node.filter(|n| !n.is_empty()), ep.get("zone").and_then(Value::as_str).filter(|z| !z.is_empty())) {
+        if let (Some(n), Some(z)) = (
+            node.filter(|n| !n.is_empty()),
+            ep.get("zone")
+                .and_then(Value::as_str)
+                .filter(|z| !z.is_empty()),
+        ) {
             let mut node = Node::new(Fact::new(n.to_owned(), cx.given()));
             node.zone = Some(Fact::new(z.to_owned(), cx.given()));
             src.nodes.push(node);
@@ -498,12 +649,22 @@ fn json_endpoint_slice(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
 
 /// `v1` Endpoints: ready and not-ready addresses of every subset.
 fn json_endpoints(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
-    let subsets = item.get("subsets").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    let subsets = item
+        .get("subsets")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     for (j, sub) in subsets.iter().enumerate() {
         for list in ["addresses", "notReadyAddresses"] {
-            let addrs = sub.get(list).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            let addrs = sub
+                .get(list)
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             for (k, a) in addrs.iter().enumerate() {
-                let Some(ip) = a.get("ip").and_then(Value::as_str) else { continue };
+                let Some(ip) = a.get("ip").and_then(Value::as_str) else {
+                    continue;
+                };
                 let key = format!(".subsets[{j}].{list}[{k}].ip");
                 let node = a.get("nodeName").and_then(Value::as_str);
                 if let Some(p) = endpoint_pod(cx, &key, ip, node, a.get("targetRef"), src) {
@@ -519,10 +680,14 @@ fn json_service(cx: &ItemCx<'_>, item: &Value, src: &mut ClusterSource) {
         return;
     }
     let name = str_at(item, &["metadata", "name"]).unwrap_or("(unnamed)");
-    if let Some(ingress) = item.pointer("/status/loadBalancer/ingress").and_then(Value::as_array) {
+    if let Some(ingress) = item
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+    {
         for (j, ing) in ingress.iter().enumerate() {
             if let Some(s) = ing.get("ip").and_then(Value::as_str)
-                && let Some(ip) = json_ip(cx, &format!(".status.loadBalancer.ingress[{j}].ip"), s, src)
+                && let Some(ip) =
+                    json_ip(cx, &format!(".status.loadBalancer.ingress[{j}].ip"), s, src)
                 && !src.load_balancer.frontends.iter().any(|f| f.value == ip)
             {
                 src.load_balancer.frontends.push(Fact::new(ip, cx.given()));
@@ -597,18 +762,43 @@ job-x                      0/1     Completed 0             1h    10.100.2.9   ak
     #[test]
     fn pods_wide_with_restarts_pending_and_completed() {
         let s = parse_kubectl_text(PODS_WIDE, "pods.txt").unwrap();
-        let got: Vec<(&str, String, &str)> =
-            s.pods.iter().map(|p| (p.name().unwrap(), p.ip.value.to_string(), p.node_name().unwrap())).collect();
+        let got: Vec<(&str, String, &str)> = s
+            .pods
+            .iter()
+            .map(|p| {
+                (
+                    p.name().unwrap(),
+                    p.ip.value.to_string(),
+                    p.node_name().unwrap(),
+                )
+            })
+            .collect();
         assert_eq!(
             got,
             [
-                ("testapp-6f7947bc4b-cq567", "10.100.1.4".to_owned(), "aks-nodepool1-23454376-vmss000002"),
-                ("testapp-6f7947bc4b-rgm5l", "10.100.0.7".to_owned(), "aks-nodepool1-23454376-vmss000000"),
-                ("testapp-6f7947bc4b-x7427", "10.100.2.2".to_owned(), "aks-nodepool1-23454376-vmss000001"),
+                (
+                    "testapp-6f7947bc4b-cq567",
+                    "10.100.1.4".to_owned(),
+                    "aks-nodepool1-23454376-vmss000002"
+                ),
+                (
+                    "testapp-6f7947bc4b-rgm5l",
+                    "10.100.0.7".to_owned(),
+                    "aks-nodepool1-23454376-vmss000000"
+                ),
+                (
+                    "testapp-6f7947bc4b-x7427",
+                    "10.100.2.2".to_owned(),
+                    "aks-nodepool1-23454376-vmss000001"
+                ),
             ]
         );
         assert_eq!(s.diagnostics.len(), 2);
-        assert!(s.diagnostics.iter().all(|d| d.severity == crate::cluster::error::Severity::Note));
+        assert!(
+            s.diagnostics
+                .iter()
+                .all(|d| d.severity == crate::cluster::error::Severity::Note)
+        );
     }
 
     #[test]
@@ -625,7 +815,10 @@ NAME         STATUS   ROLES   AGE   VERSION   INTERNAL-IP   EXTERNAL-IP   ZONE
 node/node1   Ready    agent   1d    v1.30.0   10.220.1.5    <none>        eastus-2
 ";
         let s = parse_kubectl_text(t, "all.txt").unwrap();
-        assert_eq!(s.load_balancer.frontends[0].value, "20.185.96.169".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            s.load_balancer.frontends[0].value,
+            "20.185.96.169".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(s.pods[0].name(), Some("testapp-6f7947bc4b-92g9l"));
         assert_eq!(s.pods[0].namespace.as_ref().unwrap().value, "default");
         assert_eq!(s.nodes[0].name(), "node1");
@@ -655,14 +848,22 @@ testapp-ok                 1/1     Running   0          36s   10.100.0.3   n0   
         assert!(s.nodes[1].ips.is_empty());
 
         // Missing columns: no INTERNAL-IP / NODE column at all.
-        for (t, line) in [("NAME   STATUS   AGE\nn0   Ready   1d\n", Some(1)), ("garbage\n", None), ("", None)] {
+        for (t, line) in [
+            ("NAME   STATUS   AGE\nn0   Ready   1d\n", Some(1)),
+            ("garbage\n", None),
+            ("", None),
+        ] {
             let e = parse_kubectl_text(t, "x.txt").unwrap_err();
             assert_eq!(e.kind, LoadErrorKind::Missing);
             assert_eq!(e.line(), line, "{t:?}");
         }
 
         // Bad IP cell.
-        let s = parse_kubectl_text("NAME   INTERNAL-IP\nn0     10.0.0.999\nn1     10.0.0.2\n", "b.txt").unwrap();
+        let s = parse_kubectl_text(
+            "NAME   INTERNAL-IP\nn0     10.0.0.999\nn1     10.0.0.2\n",
+            "b.txt",
+        )
+        .unwrap();
         assert_eq!(s.nodes.len(), 1);
         assert_eq!(s.diagnostics[0].line, Some(2));
         assert_eq!(s.diagnostics[0].key.as_deref(), Some("INTERNAL-IP"));
@@ -730,11 +931,18 @@ testapp-ok                 1/1     Running   0          36s   10.100.0.3   n0   
 ]}"#;
         let s = parse_kubectl_json(t, "pods.json").unwrap();
         assert_eq!(s.pods.len(), 2);
-        assert_eq!(s.pods[0].other_ips[0].value, "fd00:100::7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            s.pods[0].other_ips[0].value,
+            "fd00:100::7".parse::<IpAddr>().unwrap()
+        );
         assert!(s.pods[1].host_network);
         assert_eq!(s.nodes.len(), 1, "hostIP gives node0's address");
         assert_eq!(s.nodes[0].ip(), Some("10.220.1.4".parse().unwrap()));
-        let bad = s.diagnostics.iter().find(|d| d.severity == crate::cluster::error::Severity::Warning).unwrap();
+        let bad = s
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == crate::cluster::error::Severity::Warning)
+            .unwrap();
         assert_eq!(bad.key.as_deref(), Some("items[3].status.podIP"));
         assert_eq!(bad.line, Some(6));
 
@@ -742,8 +950,18 @@ testapp-ok                 1/1     Running   0          36s   10.100.0.3   n0   
                      "status":{"loadBalancer":{"ingress":[{"ip":"20.185.96.169"}]}}}"#;
         let s = parse_kubectl_json(one, "svc.json").unwrap();
         assert_eq!(s.load_balancer.frontends.len(), 1);
-        assert_eq!(s.load_balancer.session_affinity.as_ref().unwrap().value, SessionAffinity::ClientIp);
-        assert_eq!(s.load_balancer.external_traffic_policy.as_ref().unwrap().value, ExternalTrafficPolicy::Local);
+        assert_eq!(
+            s.load_balancer.session_affinity.as_ref().unwrap().value,
+            SessionAffinity::ClientIp
+        );
+        assert_eq!(
+            s.load_balancer
+                .external_traffic_policy
+                .as_ref()
+                .unwrap()
+                .value,
+            ExternalTrafficPolicy::Local
+        );
     }
 
     #[test]
@@ -756,8 +974,11 @@ testapp-ok                 1/1     Running   0          36s   10.100.0.3   n0   
    "notReadyAddresses":[{"ip":"10.244.3.3","nodeName":"n3"}]}]}
 ]}"#;
         let s = parse_kubectl_json(t, "eps.json").unwrap();
-        let pods: Vec<(String, Option<&str>, Option<&str>)> =
-            s.pods.iter().map(|p| (p.ip.value.to_string(), p.name(), p.node_name())).collect();
+        let pods: Vec<(String, Option<&str>, Option<&str>)> = s
+            .pods
+            .iter()
+            .map(|p| (p.ip.value.to_string(), p.name(), p.node_name()))
+            .collect();
         assert_eq!(
             pods,
             [
@@ -768,13 +989,18 @@ testapp-ok                 1/1     Running   0          36s   10.100.0.3   n0   
         );
         assert_eq!(s.nodes.len(), 1);
         assert_eq!(s.nodes[0].zone(), Some("eastus-2"));
-        let w: Vec<&str> = s.diagnostics.iter().filter_map(|d| d.key.as_deref()).collect();
+        let w: Vec<&str> = s
+            .diagnostics
+            .iter()
+            .filter_map(|d| d.key.as_deref())
+            .collect();
         assert_eq!(w, ["items[0].endpoints[1].addresses[0]"]);
     }
 
     #[test]
     fn json_errors() {
-        let e = parse_kubectl_json("{\n  \"kind\": \"List\",\n  \"items\": [\n  }", "x.json").unwrap_err();
+        let e = parse_kubectl_json("{\n  \"kind\": \"List\",\n  \"items\": [\n  }", "x.json")
+            .unwrap_err();
         assert_eq!(e.kind, LoadErrorKind::Syntax);
         assert_eq!(e.line(), Some(4));
         let e = parse_kubectl_json("{\"kind\": \"Deployment\"}", "x.json").unwrap_err();

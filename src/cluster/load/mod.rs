@@ -54,7 +54,9 @@ fn sniff_text(bytes: &[u8]) -> Option<&str> {
 
 /// `[load_balancer]`, `[[nodes]]` or `[[pods]]` at the start of a line.
 pub fn looks_like_cluster_toml(bytes: &[u8]) -> bool {
-    let Some(text) = sniff_text(bytes) else { return false };
+    let Some(text) = sniff_text(bytes) else {
+        return false;
+    };
     text.lines().map(str::trim_start).any(|l| {
         let l = l.split('#').next().unwrap_or("").trim_end();
         matches!(l, "[load_balancer]" | "[[nodes]]" | "[[pods]]")
@@ -64,7 +66,9 @@ pub fn looks_like_cluster_toml(bytes: &[u8]) -> bool {
 
 /// A kubectl table header (NAME … with INTERNAL-IP, or IP and NODE, or TYPE and EXTERNAL-IP).
 pub fn looks_like_kubectl_text(bytes: &[u8]) -> bool {
-    let Some(text) = sniff_text(bytes) else { return false };
+    let Some(text) = sniff_text(bytes) else {
+        return false;
+    };
     text.lines().take(200).any(|l| {
         if !table::is_header(l) {
             return false;
@@ -77,7 +81,9 @@ pub fn looks_like_kubectl_text(bytes: &[u8]) -> bool {
 
 /// A JSON object whose `kind` is a kubectl list or a Node/Pod/Service.
 pub fn looks_like_kubectl_json(bytes: &[u8]) -> bool {
-    let Some(text) = sniff_text(bytes) else { return false };
+    let Some(text) = sniff_text(bytes) else {
+        return false;
+    };
     if !text.trim_start().starts_with('{') {
         return false;
     }
@@ -96,12 +102,16 @@ pub fn looks_like_kubectl_json(bytes: &[u8]) -> bool {
         "Endpoints",
     ];
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    KINDS.iter().any(|k| compact.contains(&format!("\"kind\":\"{k}\"")))
+    KINDS
+        .iter()
+        .any(|k| compact.contains(&format!("\"kind\":\"{k}\"")))
 }
 
 /// A `route -n` header.
 pub fn looks_like_route_n(bytes: &[u8]) -> bool {
-    let Some(text) = sniff_text(bytes) else { return false };
+    let Some(text) = sniff_text(bytes) else {
+        return false;
+    };
     text.lines().take(50).any(|l| {
         let t: Vec<&str> = l.split_whitespace().collect();
         (t.contains(&"Destination") && t.contains(&"Gateway") && t.contains(&"Genmask"))
@@ -111,8 +121,14 @@ pub fn looks_like_route_n(bytes: &[u8]) -> bool {
 
 /// `ip route` output: most lines are `default|ADDR[/LEN] … dev IFACE …`.
 pub fn looks_like_ip_route(bytes: &[u8]) -> bool {
-    let Some(text) = sniff_text(bytes) else { return false };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(50).collect();
+    let Some(text) = sniff_text(bytes) else {
+        return false;
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(50)
+        .collect();
     let routes = lines
         .iter()
         .filter(|l| {
@@ -153,7 +169,10 @@ fn as_text<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, LoadError> {
     std::str::from_utf8(bytes).map_err(|e| {
         LoadError::new(
             LoadErrorKind::NotText,
-            Diagnostic::warning(file, format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to())),
+            Diagnostic::warning(
+                file,
+                format!("not UTF-8 text: invalid byte at offset {}", e.valid_up_to()),
+            ),
         )
     })
 }
@@ -178,7 +197,12 @@ pub fn load_kind(
 }
 
 /// Sniff and parse.
-pub fn load_bytes(bytes: &[u8], file: &str, base_dir: &Path, on_node: Option<&str>) -> Result<ClusterSource, LoadError> {
+pub fn load_bytes(
+    bytes: &[u8],
+    file: &str,
+    base_dir: &Path,
+    on_node: Option<&str>,
+) -> Result<ClusterSource, LoadError> {
     let kind = sniff(bytes).ok_or_else(|| {
         LoadError::new(
             LoadErrorKind::NotRecognised,
@@ -195,14 +219,21 @@ pub fn load_bytes(bytes: &[u8], file: &str, base_dir: &Path, on_node: Option<&st
 /// cluster.toml resolve against the file's directory.
 pub fn load_path(path: &Path, on_node: Option<&str>) -> Result<ClusterSource, LoadError> {
     let file = path.display().to_string();
-    let io_err = |e: std::io::Error| LoadError::new(LoadErrorKind::Io, Diagnostic::warning(&file, e.to_string()));
+    let io_err = |e: std::io::Error| {
+        LoadError::new(LoadErrorKind::Io, Diagnostic::warning(&file, e.to_string()))
+    };
     let f = std::fs::File::open(path).map_err(io_err)?;
     let mut bytes = Vec::new();
-    f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(io_err)?;
+    f.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
         return Err(LoadError::new(
             LoadErrorKind::TooLarge,
-            Diagnostic::warning(&file, format!("larger than the {MAX_INPUT_BYTES}-byte limit for a cluster input")),
+            Diagnostic::warning(
+                &file,
+                format!("larger than the {MAX_INPUT_BYTES}-byte limit for a cluster input"),
+            ),
         ));
     }
     let base = path.parent().unwrap_or(Path::new("."));
@@ -240,7 +271,14 @@ mod tests {
     fn load_bytes_reports_binary_and_unknown() {
         let e = load_bytes(b"\x00\x01\x02", "f.bin", Path::new("."), None).unwrap_err();
         assert_eq!(e.kind, LoadErrorKind::NotRecognised);
-        let e = load_kind(ClusterInputKind::ClusterToml, b"[[nodes]]\nname = \"\xff\"\n", "c.toml", Path::new("."), None).unwrap_err();
+        let e = load_kind(
+            ClusterInputKind::ClusterToml,
+            b"[[nodes]]\nname = \"\xff\"\n",
+            "c.toml",
+            Path::new("."),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, LoadErrorKind::NotText);
         assert!(e.to_string().contains("offset 18"), "{e}");
     }
@@ -250,7 +288,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("htcl-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("cluster.toml");
-        std::fs::write(&p, "[[nodes]]\nname = \"n\"\nip = \"10.0.0.1\"\ncaptures = [\"n-eth0.pcap\"]\n").unwrap();
+        std::fs::write(
+            &p,
+            "[[nodes]]\nname = \"n\"\nip = \"10.0.0.1\"\ncaptures = [\"n-eth0.pcap\"]\n",
+        )
+        .unwrap();
         let s = load_path(&p, None).unwrap();
         assert_eq!(s.nodes[0].captures[0].value, dir.join("n-eth0.pcap"));
         let e = load_path(&dir.join("missing.toml"), None).unwrap_err();

@@ -59,30 +59,66 @@ fn netmask_prefix(mask: Ipv4Addr) -> Option<u8> {
 #[derive(Clone, Copy)]
 enum Layout {
     /// `Destination Gateway Genmask Flags Metric Ref Use Iface`
-    V4 { dest: usize, gw: usize, mask: usize, flags: usize, iface: usize, width: usize },
+    V4 {
+        dest: usize,
+        gw: usize,
+        mask: usize,
+        flags: usize,
+        iface: usize,
+        width: usize,
+    },
     /// `Destination Next Hop Flag Met Ref Use If`
-    V6 { dest: usize, gw: usize, flags: usize, iface: usize, width: usize },
+    V6 {
+        dest: usize,
+        gw: usize,
+        flags: usize,
+        iface: usize,
+        width: usize,
+    },
 }
 
 fn header_layout(line: &str) -> Option<Layout> {
     let toks: Vec<&str> = line.split_whitespace().collect();
     let pos = |n: &str| toks.iter().position(|t| *t == n);
-    if let (Some(dest), Some(gw), Some(mask), Some(flags), Some(iface)) =
-        (pos("Destination"), pos("Gateway"), pos("Genmask"), pos("Flags"), pos("Iface"))
-    {
-        return Some(Layout::V4 { dest, gw, mask, flags, iface, width: toks.len() });
+    if let (Some(dest), Some(gw), Some(mask), Some(flags), Some(iface)) = (
+        pos("Destination"),
+        pos("Gateway"),
+        pos("Genmask"),
+        pos("Flags"),
+        pos("Iface"),
+    ) {
+        return Some(Layout::V4 {
+            dest,
+            gw,
+            mask,
+            flags,
+            iface,
+            width: toks.len(),
+        });
     }
     // "Next Hop" is two header tokens but one data column.
-    if let (Some(dest), Some(next), Some(flags), Some(iface)) = (pos("Destination"), pos("Next"), pos("Flag"), pos("If")) {
+    if let (Some(dest), Some(next), Some(flags), Some(iface)) =
+        (pos("Destination"), pos("Next"), pos("Flag"), pos("If"))
+    {
         let shift = |i: usize| if i > next { i - 1 } else { i };
-        return Some(Layout::V6 { dest, gw: next, flags: shift(flags), iface: shift(iface), width: toks.len() - 1 });
+        return Some(Layout::V6 {
+            dest,
+            gw: next,
+            flags: shift(flags),
+            iface: shift(iface),
+            width: toks.len() - 1,
+        });
     }
     None
 }
 
 /// Parse `route -n` text. Several tables (IPv4 and IPv6) may follow each other.
 pub fn parse_route_n(text: &str, file: &str) -> Result<RouteTable, LoadError> {
-    let mut table = RouteTable { file: file.to_owned(), routes: Vec::new(), diagnostics: Vec::new() };
+    let mut table = RouteTable {
+        file: file.to_owned(),
+        routes: Vec::new(),
+        diagnostics: Vec::new(),
+    };
     let mut layout: Option<Layout> = None;
     let mut saw_header = false;
     for (idx, raw) in text.lines().enumerate() {
@@ -98,7 +134,9 @@ pub fn parse_route_n(text: &str, file: &str) -> Result<RouteTable, LoadError> {
         }
         let Some(l) = layout else { continue };
         let toks: Vec<&str> = line.split_whitespace().collect();
-        let warn = |m: String| Diagnostic::warning(file, format!("{m}; row skipped")).at_line(Some(line_no));
+        let warn = |m: String| {
+            Diagnostic::warning(file, format!("{m}; row skipped")).at_line(Some(line_no))
+        };
         match parse_row(l, &toks, line_no) {
             Ok(r) => table.routes.push(r),
             Err(m) => table.diagnostics.push(warn(m)),
@@ -107,7 +145,10 @@ pub fn parse_route_n(text: &str, file: &str) -> Result<RouteTable, LoadError> {
     if !saw_header {
         return Err(LoadError::new(
             LoadErrorKind::Missing,
-            Diagnostic::warning(file, "no `route -n` header found (expected `Destination Gateway Genmask Flags Metric Ref Use Iface`)"),
+            Diagnostic::warning(
+                file,
+                "no `route -n` header found (expected `Destination Gateway Genmask Flags Metric Ref Use Iface`)",
+            ),
         ));
     }
     Ok(table)
@@ -115,9 +156,21 @@ pub fn parse_route_n(text: &str, file: &str) -> Result<RouteTable, LoadError> {
 
 fn parse_row(l: Layout, toks: &[&str], line: u32) -> Result<Route, String> {
     let (width, dest_i, gw_i, flags_i, iface_i) = match l {
-        Layout::V4 { dest, gw, flags, iface, width, .. } | Layout::V6 { dest, gw, flags, iface, width } => {
-            (width, dest, gw, flags, iface)
+        Layout::V4 {
+            dest,
+            gw,
+            flags,
+            iface,
+            width,
+            ..
         }
+        | Layout::V6 {
+            dest,
+            gw,
+            flags,
+            iface,
+            width,
+        } => (width, dest, gw, flags, iface),
     };
     if toks.len() != width {
         return Err(format!("expected {width} fields, found {}", toks.len()));
@@ -125,24 +178,43 @@ fn parse_row(l: Layout, toks: &[&str], line: u32) -> Result<Route, String> {
     let gw_text = toks[gw_i];
     let gateway = match gw_text {
         "*" | "0.0.0.0" | "::" => None,
-        g => Some(g.parse::<IpAddr>().map_err(|_| format!("gateway {g:?} is not an IP address"))?),
+        g => Some(
+            g.parse::<IpAddr>()
+                .map_err(|_| format!("gateway {g:?} is not an IP address"))?,
+        ),
     };
     let destination = match l {
         Layout::V4 { mask, .. } => {
             let d = toks[dest_i];
-            let addr: Ipv4Addr = if d == "default" { Ipv4Addr::UNSPECIFIED } else {
-                d.parse().map_err(|_| format!("destination {d:?} is not an IPv4 address"))?
+            let addr: Ipv4Addr = if d == "default" {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                d.parse()
+                    .map_err(|_| format!("destination {d:?} is not an IPv4 address"))?
             };
-            let m: Ipv4Addr = toks[mask].parse().map_err(|_| format!("genmask {:?} is not an IPv4 netmask", toks[mask]))?;
+            let m: Ipv4Addr = toks[mask]
+                .parse()
+                .map_err(|_| format!("genmask {:?} is not an IPv4 netmask", toks[mask]))?;
             let len = netmask_prefix(m).ok_or_else(|| format!("genmask {m} is not contiguous"))?;
-            IpNet::new(IpAddr::V4(addr), len).map_err(|e| e.to_string())?.trunc()
+            IpNet::new(IpAddr::V4(addr), len)
+                .map_err(|e| e.to_string())?
+                .trunc()
         }
         Layout::V6 { .. } => {
             let d = toks[dest_i];
-            d.parse::<IpNet>().map_err(|_| format!("destination {d:?} is not a CIDR"))?.trunc()
+            d.parse::<IpNet>()
+                .map_err(|_| format!("destination {d:?} is not a CIDR"))?
+                .trunc()
         }
     };
-    Ok(Route { line, destination, gateway, flags: toks[flags_i].to_owned(), iface: toks[iface_i].to_owned(), src: None })
+    Ok(Route {
+        line,
+        destination,
+        gateway,
+        flags: toks[flags_i].to_owned(),
+        iface: toks[iface_i].to_owned(),
+        src: None,
+    })
 }
 
 /// `ip route` output: `default via 10.220.1.1 dev eth0`,
@@ -150,17 +222,38 @@ fn parse_row(l: Layout, toks: &[&str], line: u32) -> Result<Route, String> {
 /// `10.100.1.0/24 via 10.220.1.5 dev eth0`. Route types other than unicast (`local`,
 /// `broadcast`, `unreachable`, …) are skipped.
 pub fn parse_ip_route(text: &str, file: &str) -> Result<RouteTable, LoadError> {
-    let mut table = RouteTable { file: file.to_owned(), routes: Vec::new(), diagnostics: Vec::new() };
+    let mut table = RouteTable {
+        file: file.to_owned(),
+        routes: Vec::new(),
+        diagnostics: Vec::new(),
+    };
     for (idx, raw) in text.lines().enumerate() {
         let line_no = u32::try_from(idx + 1).unwrap_or(u32::MAX);
         let toks: Vec<&str> = raw.split_whitespace().collect();
         let Some(&first) = toks.first() else { continue };
-        if matches!(first, "local" | "broadcast" | "unreachable" | "blackhole" | "prohibit" | "throw" | "multicast" | "anycast" | "nat") {
+        if matches!(
+            first,
+            "local"
+                | "broadcast"
+                | "unreachable"
+                | "blackhole"
+                | "prohibit"
+                | "throw"
+                | "multicast"
+                | "anycast"
+                | "nat"
+        ) {
             continue;
         }
-        let dest_tok = if first == "unicast" { toks.get(1).copied().unwrap_or("") } else { first };
+        let dest_tok = if first == "unicast" {
+            toks.get(1).copied().unwrap_or("")
+        } else {
+            first
+        };
         let value_of = |k: &str| toks.windows(2).find(|w| w[0] == k).map(|w| w[1]);
-        let warn = |m: String| Diagnostic::warning(file, format!("{m}; route skipped")).at_line(Some(line_no));
+        let warn = |m: String| {
+            Diagnostic::warning(file, format!("{m}; route skipped")).at_line(Some(line_no))
+        };
         let Some(iface) = value_of("dev") else {
             table.diagnostics.push(warn("no `dev`".into()));
             continue;
@@ -170,21 +263,33 @@ pub fn parse_ip_route(text: &str, file: &str) -> Result<RouteTable, LoadError> {
             Some(g) => match g.parse::<IpAddr>() {
                 Ok(ip) => Some(ip),
                 Err(_) => {
-                    table.diagnostics.push(warn(format!("gateway {g:?} is not an IP address")));
+                    table
+                        .diagnostics
+                        .push(warn(format!("gateway {g:?} is not an IP address")));
                     continue;
                 }
             },
         };
         let v6_hint = gateway.is_some_and(|g| g.is_ipv6()) || dest_tok.contains(':');
         let destination = if dest_tok == "default" {
-            IpNet::new(if v6_hint { IpAddr::from([0u16; 8]) } else { IpAddr::from([0u8; 4]) }, 0).ok()
+            IpNet::new(
+                if v6_hint {
+                    IpAddr::from([0u16; 8])
+                } else {
+                    IpAddr::from([0u8; 4])
+                },
+                0,
+            )
+            .ok()
         } else if let Ok(n) = dest_tok.parse::<IpNet>() {
             Some(n.trunc())
         } else {
             dest_tok.parse::<IpAddr>().ok().map(IpNet::from)
         };
         let Some(destination) = destination else {
-            table.diagnostics.push(warn(format!("destination {dest_tok:?} is not an address or CIDR")));
+            table.diagnostics.push(warn(format!(
+                "destination {dest_tok:?} is not an address or CIDR"
+            )));
             continue;
         };
         let mut flags = String::from("U");
@@ -195,12 +300,22 @@ pub fn parse_ip_route(text: &str, file: &str) -> Result<RouteTable, LoadError> {
             flags.push('H');
         }
         let src = value_of("src").and_then(|s| s.parse().ok());
-        table.routes.push(Route { line: line_no, destination, gateway, flags, iface: iface.to_owned(), src });
+        table.routes.push(Route {
+            line: line_no,
+            destination,
+            gateway,
+            flags,
+            iface: iface.to_owned(),
+            src,
+        });
     }
     if table.routes.is_empty() {
         return Err(LoadError::new(
             LoadErrorKind::Missing,
-            Diagnostic::warning(file, "no routes found (expected `ip route` lines such as `default via 10.0.0.1 dev eth0`)"),
+            Diagnostic::warning(
+                file,
+                "no routes found (expected `ip route` lines such as `default via 10.0.0.1 dev eth0`)",
+            ),
         ));
     }
     Ok(table)
@@ -214,10 +329,19 @@ impl RouteTable {
         src.diagnostics = self.diagnostics;
         let file = self.file.as_str();
         let given = |r: &Route| Provenance::given(SourceKind::RouteN, file, Some(r.line));
-        let default_gw: Vec<(IpAddr, &str)> =
-            self.routes.iter().filter(|r| r.is_default()).filter_map(|r| r.gateway.map(|g| (g, r.iface.as_str()))).collect();
+        let default_gw: Vec<(IpAddr, &str)> = self
+            .routes
+            .iter()
+            .filter(|r| r.is_default())
+            .filter_map(|r| r.gateway.map(|g| (g, r.iface.as_str())))
+            .collect();
         let primary: Vec<&str> = default_gw.iter().map(|(_, i)| *i).collect();
-        let mut local = on_node.map(|n| Node::new(Fact::new(n.to_owned(), Provenance::given(SourceKind::CommandLine, file, None))));
+        let mut local = on_node.map(|n| {
+            Node::new(Fact::new(
+                n.to_owned(),
+                Provenance::given(SourceKind::CommandLine, file, None),
+            ))
+        });
 
         for r in &self.routes {
             let connected = r.gateway.is_none() && !r.has_flag('G');
@@ -229,10 +353,18 @@ impl RouteTable {
                 let fact = Fact::new(r.destination, given(r));
                 match local.as_mut() {
                     Some(n) => n.pod_cidrs.push(fact),
-                    None if src.unplaced_local_pod_cidr.is_none() => src.unplaced_local_pod_cidr = Some(fact),
+                    None if src.unplaced_local_pod_cidr.is_none() => {
+                        src.unplaced_local_pod_cidr = Some(fact)
+                    }
                     None => src.diagnostics.push(
-                        Diagnostic::warning(file, format!("a second local pod CIDR {} on {}; only the first is used", r.destination, r.iface))
-                            .at_line(Some(r.line)),
+                        Diagnostic::warning(
+                            file,
+                            format!(
+                                "a second local pod CIDR {} on {}; only the first is used",
+                                r.destination, r.iface
+                            ),
+                        )
+                        .at_line(Some(r.line)),
                     ),
                 }
             } else if connected && primary.contains(&r.iface.as_str()) && !host {
@@ -243,7 +375,8 @@ impl RouteTable {
                 {
                     n.ips.push(Fact::new(ip, given(r)));
                 }
-            } else if connected && host && POD_IFACE_PREFIXES.iter().any(|p| r.iface.starts_with(p)) {
+            } else if connected && host && POD_IFACE_PREFIXES.iter().any(|p| r.iface.starts_with(p))
+            {
                 let mut pod = Pod::new(Fact::new(r.destination.addr(), given(r)));
                 pod.node = on_node.map(|n| Fact::new(n.to_owned(), given(r)));
                 src.pods.push(pod);
@@ -264,14 +397,19 @@ impl RouteTable {
                     None => {
                         let mut n = Node::new(Fact::inferred(
                             gw.to_string(),
-                            format!("named after its address: {file}:{} routes {} via {gw}", r.line, r.destination),
+                            format!(
+                                "named after its address: {file}:{} routes {} via {gw}",
+                                r.line, r.destination
+                            ),
                         ));
                         n.ips.push(Fact::new(gw, given(r)));
                         src.nodes.push(n);
                         src.nodes.len() - 1
                     }
                 };
-                src.nodes[idx].pod_cidrs.push(Fact::new(r.destination, given(r)));
+                src.nodes[idx]
+                    .pod_cidrs
+                    .push(Fact::new(r.destination, given(r)));
             }
         }
         if let Some(n) = local {
@@ -301,13 +439,24 @@ Destination     Gateway         Genmask         Flags Metric Ref    Use Iface
     fn aks_kubenet_node() {
         let t = parse_route_n(AKS, "route.txt").unwrap();
         assert_eq!(t.routes.len(), 6);
-        let s = t.clone().into_source(Some("aks-nodepool1-23454376-vmss000000"));
+        let s = t
+            .clone()
+            .into_source(Some("aks-nodepool1-23454376-vmss000000"));
         assert_eq!(s.nodes.len(), 1);
-        assert_eq!(s.nodes[0].pod_cidrs[0].value, "10.100.0.0/24".parse::<IpNet>().unwrap());
-        assert_eq!(s.node_subnets[0].value, "10.220.1.0/24".parse::<IpNet>().unwrap());
+        assert_eq!(
+            s.nodes[0].pod_cidrs[0].value,
+            "10.100.0.0/24".parse::<IpNet>().unwrap()
+        );
+        assert_eq!(
+            s.node_subnets[0].value,
+            "10.220.1.0/24".parse::<IpNet>().unwrap()
+        );
         let s = t.into_source(None);
         assert!(s.nodes.is_empty());
-        assert_eq!(s.unplaced_local_pod_cidr.unwrap().value, "10.100.0.0/24".parse::<IpNet>().unwrap());
+        assert_eq!(
+            s.unplaced_local_pod_cidr.unwrap().value,
+            "10.100.0.0/24".parse::<IpNet>().unwrap()
+        );
     }
 
     #[test]
@@ -325,14 +474,31 @@ Destination     Gateway         Genmask         Flags Metric Ref    Use Iface
         let got: Vec<(String, String, String)> = s
             .nodes
             .iter()
-            .map(|n| (n.name().to_owned(), n.ip().map(|i| i.to_string()).unwrap_or_default(), n.pod_cidrs.first().map(|c| c.value.to_string()).unwrap_or_default()))
+            .map(|n| {
+                (
+                    n.name().to_owned(),
+                    n.ip().map(|i| i.to_string()).unwrap_or_default(),
+                    n.pod_cidrs
+                        .first()
+                        .map(|c| c.value.to_string())
+                        .unwrap_or_default(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
                 ("node0".into(), String::new(), String::new()),
-                ("10.220.1.5".into(), "10.220.1.5".into(), "10.100.1.0/24".into()),
-                ("10.220.1.6".into(), "10.220.1.6".into(), "10.100.2.0/24".into()),
+                (
+                    "10.220.1.5".into(),
+                    "10.220.1.5".into(),
+                    "10.100.1.0/24".into()
+                ),
+                (
+                    "10.220.1.6".into(),
+                    "10.220.1.6".into(),
+                    "10.100.2.0/24".into()
+                ),
             ]
         );
         assert!(s.nodes[1].name.is_inferred());
@@ -350,7 +516,10 @@ fd00:100::/64                  ::                         U    256 1     0 cbr0
 ::/0                           fe80::1                    UG   1024 2    0 eth0
 ";
         let s = parse_route_n(t, "r6").unwrap().into_source(Some("n"));
-        assert_eq!(s.nodes[0].pod_cidrs[0].value, "fd00:100::/64".parse::<IpNet>().unwrap());
+        assert_eq!(
+            s.nodes[0].pod_cidrs[0].value,
+            "fd00:100::/64".parse::<IpNet>().unwrap()
+        );
     }
 
     #[test]
@@ -390,7 +559,11 @@ local 10.220.1.4 dev eth0 table local proto kernel scope host src 10.220.1.4
         let s = r.into_source(Some("node0"));
         let n0 = &s.nodes[0];
         assert_eq!(n0.name(), "node0");
-        assert_eq!(n0.ip(), Some("10.220.1.4".parse().unwrap()), "src of the primary connected route");
+        assert_eq!(
+            n0.ip(),
+            Some("10.220.1.4".parse().unwrap()),
+            "src of the primary connected route"
+        );
         assert_eq!(n0.pod_cidrs[0].value.to_string(), "10.100.0.0/24");
         assert_eq!(s.nodes[1].name(), "10.220.1.5");
         assert_eq!(s.nodes[1].pod_cidrs[0].value.to_string(), "10.100.1.0/24");

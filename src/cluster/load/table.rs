@@ -43,12 +43,15 @@ impl TextTable {
 /// NAMESPACE (kubectl always starts with one of them).
 pub(crate) fn is_header(line: &str) -> bool {
     let mut tokens = line.split_whitespace();
-    let Some(first) = tokens.next() else { return false };
+    let Some(first) = tokens.next() else {
+        return false;
+    };
     if first != "NAME" && first != "NAMESPACE" {
         return false;
     }
     line.split_whitespace().all(|t| {
-        t.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || "-_()/.".contains(c))
+        t.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || "-_()/.".contains(c))
     })
 }
 
@@ -74,11 +77,17 @@ fn header_columns(line: &str) -> Vec<Column> {
         if let Some((_, second)) = TWO_WORD_HEADERS.iter().find(|(a, _)| a == t)
             && tokens.get(k + 1).is_some_and(|(_, n)| n == second)
         {
-            cols.push(Column { name: format!("{t} {second}"), start });
+            cols.push(Column {
+                name: format!("{t} {second}"),
+                start,
+            });
             k += 2;
             continue;
         }
-        cols.push(Column { name: t.clone(), start });
+        cols.push(Column {
+            name: t.clone(),
+            start,
+        });
         k += 1;
     }
     cols
@@ -97,17 +106,29 @@ fn split_row(chars: &[char], columns: &[Column]) -> Result<Vec<String>, String> 
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let end = columns.get(i + 1).map_or(chars.len(), |n| n.start).min(chars.len());
+                let end = columns
+                    .get(i + 1)
+                    .map_or(chars.len(), |n| n.start)
+                    .min(chars.len());
                 if c.start >= end {
                     String::new()
                 } else {
-                    chars[c.start..end].iter().collect::<String>().trim().to_owned()
+                    chars[c.start..end]
+                        .iter()
+                        .collect::<String>()
+                        .trim()
+                        .to_owned()
                 }
             })
             .collect();
         return Ok(cells);
     }
-    let tokens: Vec<String> = chars.iter().collect::<String>().split_whitespace().map(str::to_owned).collect();
+    let tokens: Vec<String> = chars
+        .iter()
+        .collect::<String>()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     if tokens.len() == columns.len() {
         return Ok(tokens);
     }
@@ -156,7 +177,10 @@ pub(crate) fn parse_tables(text: &str) -> (Vec<TextTable>, Vec<u32>) {
         };
         let chars: Vec<char> = line.chars().take(MAX_LINE_CHARS).collect();
         match split_row(&chars, &t.columns) {
-            Ok(cells) => t.rows.push(Row { line: line_no, cells }),
+            Ok(cells) => t.rows.push(Row {
+                line: line_no,
+                cells,
+            }),
             Err(reason) => t.bad_rows.push((line_no, reason)),
         }
     }
@@ -181,7 +205,10 @@ node0   Ready    agent   27h   v1.19.7   10.220.1.4    <none>        Ubuntu 18.0
         let tab = &tabs[0];
         let os = tab.column("OS-IMAGE").unwrap();
         assert_eq!(tab.rows[0].cells[os], "Ubuntu 18.04.5 LTS");
-        assert_eq!(tab.rows[0].cells[tab.column("INTERNAL-IP").unwrap()], "10.220.1.4");
+        assert_eq!(
+            tab.rows[0].cells[tab.column("INTERNAL-IP").unwrap()],
+            "10.220.1.4"
+        );
         assert_eq!(tab.rows[0].line, 2);
     }
 
@@ -189,7 +216,10 @@ node0   Ready    agent   27h   v1.19.7   10.220.1.4    <none>        Ubuntu 18.0
     fn two_word_headers() {
         let cols = header_columns("NAME   IP   NODE   NOMINATED NODE   READINESS GATES");
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["NAME", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
+        assert_eq!(
+            names,
+            ["NAME", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+        );
     }
 
     #[test]

@@ -64,7 +64,14 @@ fn render_list(f: &mut Frame, area: Rect, app: &App) {
     let head = if wide {
         format!(
             "  {:>4} {:<22} {:<19} {:<10} {:>9} {:>11} {:<7} {}",
-            "#", "client (initiator)", "server", "seen in", "pkts →/←", "bytes →/←", "state", "requests"
+            "#",
+            "client (initiator)",
+            "server",
+            "seen in",
+            "pkts →/←",
+            "bytes →/←",
+            "state",
+            "requests"
         )
     } else {
         format!(

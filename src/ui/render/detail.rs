@@ -109,7 +109,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 "✓",
                 t.matched,
                 if s.evidence == Evidence::Modeled {
-                    format!("statistic p={}: taken in the model's draw", prob(s.probability.unwrap_or(1.0)))
+                    format!(
+                        "statistic p={}: taken in the model's draw",
+                        prob(s.probability.unwrap_or(1.0))
+                    )
                 } else {
                     format!(
                         "statistic p={}: the endpoint the packets show means the kernel took it",
@@ -121,7 +124,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 "✗",
                 t.not_matched,
                 if s.evidence == Evidence::Modeled {
-                    format!("statistic p={}: not taken in the model's draw", prob(s.probability.unwrap_or(1.0)))
+                    format!(
+                        "statistic p={}: not taken in the model's draw",
+                        prob(s.probability.unwrap_or(1.0))
+                    )
                 } else {
                     format!(
                         "statistic p={}: the endpoint the packets show means the kernel passed it",
@@ -139,7 +145,12 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 t.evidence(s.evidence),
             ),
             Span::styled(
-                format!("{} · {} #{} ", escape_str(&s.table), escape_str(&s.chain), s.rule),
+                format!(
+                    "{} · {} #{} ",
+                    escape_str(&s.table),
+                    escape_str(&s.chain),
+                    s.rule
+                ),
                 t.title,
             ),
             Span::styled(escape_str(&s.text), style),
@@ -184,8 +195,13 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
 fn draw(f: &mut Frame, area: Rect, app: &App, id: u64, lines: Vec<Line<'static>>) {
     let lines = crate::ui::text::wrap_indented(lines, area.width.saturating_sub(2) as usize);
     // Never scroll past the last line (PgDn at the end keeps the end in view).
-    let last_top = lines.len().saturating_sub(area.height.saturating_sub(2) as usize);
-    let scroll = app.detail.unwrap_or(0).min(u16::try_from(last_top).unwrap_or(u16::MAX));
+    let last_top = lines
+        .len()
+        .saturating_sub(area.height.saturating_sub(2) as usize);
+    let scroll = app
+        .detail
+        .unwrap_or(0)
+        .min(u16::try_from(last_top).unwrap_or(u16::MAX));
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })

@@ -160,10 +160,15 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                 if let Some(hook) = builtin_hook(&s.chain) {
                     let key = (s.table.clone(), hook.to_string());
                     if group.as_ref() != Some(&key) {
-                        if group.as_ref().is_some_and(|(_, h)| h == "PREROUTING") && hook != "PREROUTING" {
+                        if group.as_ref().is_some_and(|(_, h)| h == "PREROUTING")
+                            && hook != "PREROUTING"
+                        {
                             out.push(Line::from(vec![
                                 pipe(),
-                                Span::styled("┄ routing decision (on the DNAT address)".to_string(), t.dim),
+                                Span::styled(
+                                    "┄ routing decision (on the DNAT address)".to_string(),
+                                    t.dim,
+                                ),
                             ]));
                         }
                         out.push(Line::from(vec![
@@ -241,10 +246,7 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
                             pipe(),
                             mark(app, s.evidence),
                             Span::raw(format!("{head} ")),
-                            Span::styled(
-                                format!("✗ recent: client not in {table}"),
-                                t.not_matched,
-                            ),
+                            Span::styled(format!("✗ recent: client not in {table}"), t.not_matched),
                         ]));
                     }
                     RuleOutcome::NotMatched { .. } | RuleOutcome::NotReached => {}
@@ -541,7 +543,9 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
         // The rule that chose the endpoint (a statistic draw or a `recent --rcheck`) keeps its
         // evidence mark: ◐ the packets say the kernel took it, ? the model's draw, ∞ affinity.
         let mut p_text = String::new();
-        if let Some(s) = step.filter(|s| s.probability.is_some() || s.evidence == Evidence::Affinity) {
+        if let Some(s) =
+            step.filter(|s| s.probability.is_some() || s.evidence == Evidence::Affinity)
+        {
             p_text.push_str(evidence_mark(s.evidence));
         }
         if let Some(pr) = stat {

@@ -75,9 +75,17 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 if client_conns == 1 { "" } else { "s" },
                 s.connections.len(),
                 s.distribution.nodes.len(),
-                if s.distribution.nodes.len() == 1 { "" } else { "s" },
+                if s.distribution.nodes.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 s.distribution.pods.len(),
-                if s.distribution.pods.len() == 1 { "" } else { "s" }
+                if s.distribution.pods.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             )
         };
         let mut spans = vec![];
