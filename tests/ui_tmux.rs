@@ -44,7 +44,8 @@ fn launch(t: &Tmux, bin: &std::path::Path, tag: &str) {
 fn launch_with(t: &Tmux, bin: &std::path::Path, tag: &str, args: &str) {
     let before = dir().join(format!("hoptrace-stty-{tag}-{}-before", std::process::id()));
     t.send_line(&format!(
-        "stty -g > {}; {} {args}; echo EXIT=$?",
+        // The markers carry the tag: an earlier run's `EXIT=`/`SAVED` may still be on screen.
+        "stty -g > {}; {} {args}; echo EXIT-{tag}=$?",
         before.display(),
         bin.display()
     ));
@@ -53,7 +54,7 @@ fn launch_with(t: &Tmux, bin: &std::path::Path, tag: &str, args: &str) {
 /// After the app ended: the alternate screen is off, the prompt is back, the exit status printed,
 /// and `stty -g` matches what it was before (raw mode off, echo on, …).
 fn assert_terminal_sane(t: &Tmux, tag: &str, exit: &str) {
-    let s = t.wait_for(&format!("EXIT={exit}"), WAIT);
+    let s = t.wait_for(&format!("EXIT-{tag}={exit}"), WAIT);
     assert_eq!(
         t.format("#{alternate_on}"),
         "0",
@@ -61,8 +62,8 @@ fn assert_terminal_sane(t: &Tmux, tag: &str, exit: &str) {
     );
     let before = dir().join(format!("hoptrace-stty-{tag}-{}-before", std::process::id()));
     let after = dir().join(format!("hoptrace-stty-{tag}-{}-after", std::process::id()));
-    t.send_line(&format!("stty -g > {}; echo SAVED", after.display()));
-    let s = t.wait_for(&format!("\nSAVED\n{}", PROMPT.trim_end()), WAIT);
+    t.send_line(&format!("stty -g > {}; echo SAVED-{tag}", after.display()));
+    let s = t.wait_for(&format!("\nSAVED-{tag}\n{}", PROMPT.trim_end()), WAIT);
     assert!(
         s.trim_end().ends_with(PROMPT.trim_end()),
         "the prompt is back:\n{s}"
@@ -187,7 +188,7 @@ fn quitting_while_a_big_capture_loads_is_immediate() {
     t.wait_for("Loading", WAIT);
     let start = std::time::Instant::now();
     t.keys(&["q"]);
-    t.wait_for("EXIT=0", WAIT);
+    t.wait_for("EXIT-bigload=0", WAIT);
     let took = start.elapsed();
     let _ = std::fs::remove_file(&pcap);
     assert_terminal_sane(&t, "bigload", "0");
