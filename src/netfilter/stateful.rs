@@ -313,14 +313,7 @@ impl NodeEvaluator<ChaChaRandom> {
 impl<R: RandomSource> NodeEvaluator<R> {
     pub fn new(ruleset: Arc<Ruleset>, ctx: NodeContext, rng: R) -> Self {
         let state = NodeState::for_ruleset(&ruleset);
-        NodeEvaluator {
-            ruleset,
-            ctx,
-            state,
-            rng,
-            record_path: true,
-            timeouts: ConntrackTimeouts::default(),
-        }
+        NodeEvaluator::with_state(ruleset, ctx, rng, state)
     }
 
     pub fn ruleset(&self) -> &Arc<Ruleset> {
@@ -522,6 +515,7 @@ impl<R: RandomSource> NodeEvaluator<R> {
         self.state.conntrack.remove(key);
     }
 }
+
 /// Scripted replay and shared start states (added for the journey layer's bulk replay).
 impl<R: RandomSource> NodeEvaluator<R> {
     /// An evaluator starting from `state` instead of scanning the rules for it: many nodes that
