@@ -37,6 +37,7 @@ pub mod model;
 pub mod reader;
 pub mod reassembly;
 pub mod synth;
+pub mod time;
 
 pub use engine::{Capture, CaptureOptions, CaptureStats};
 pub use model::{

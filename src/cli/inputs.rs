@@ -149,18 +149,12 @@ pub fn classify_content(head: &[u8]) -> Result<InputKind, String> {
     ))
 }
 
-fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut n = 0;
-    while n < buf.len() {
-        let r = f.read(&mut buf[n..])?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    buf.truncate(n);
+/// The first 64 KiB of a file: enough to recognise any input by content.
+pub(crate) fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    std::fs::File::open(path)?
+        .take(64 * 1024)
+        .read_to_end(&mut buf)?;
     Ok(buf)
 }
 

@@ -48,21 +48,6 @@ fn read_text(path: &Path) -> Result<Vec<u8>, ScenarioError> {
     Ok(v)
 }
 
-fn head(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut n = 0;
-    while n < buf.len() {
-        let r = f.read(&mut buf[n..])?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    buf.truncate(n);
-    Ok(buf)
-}
-
 fn is_documentation(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name.ends_with(".md") || name == "truth.json"
@@ -106,7 +91,7 @@ pub fn load(
                 if hidden || !p.is_file() {
                     continue;
                 }
-                let h = match head(&p) {
+                let h = match super::inputs::read_head(&p) {
                     Ok(h) => h,
                     Err(e) => {
                         warnings.push(format!("{}: skipped, cannot read it ({e})", p.display()));
@@ -131,7 +116,7 @@ pub fn load(
         }
         if file != "-"
             && path.is_file()
-            && let Ok(h) = head(path)
+            && let Ok(h) = super::inputs::read_head(path)
             && inputs::classify_content(&h).is_err()
             && cluster_load::sniff(&h) == Some(ClusterInputKind::RouteN)
         {

@@ -19,6 +19,8 @@ use super::scenario::{PodPlacement, Scenario};
 use super::snapshot::WhatIfSettings;
 use super::stats::{GoodnessOfFit, ShareRow, share_rows, share_rows_fit};
 use crate::capture::HttpRequest;
+/// Timestamps as report text (kept here: the journey API has always exported it).
+pub use crate::capture::time::rfc3339_micros;
 use crate::cluster::infer::MasqueradeSighting;
 use crate::cluster::{AlbMode, SessionAffinity};
 use crate::netfilter::kube::{DEFAULT_AFFINITY_TIMEOUT, set_session_affinity};
@@ -780,41 +782,4 @@ fn whatif(sc: &Scenario, opts: &RunOptions, out: &mut Journeys) {
         balance: sc_bal,
     });
     out.counterfactual = cf;
-}
-
-/// `2026-11-21T10:06:27.731204Z` from nanoseconds since the Unix epoch.
-pub fn rfc3339_micros(ts_ns: i64) -> String {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let micros = ts_ns.rem_euclid(1_000_000_000) / 1000;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(
-            rfc3339_micros(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000000Z"
-        );
-    }
 }
