@@ -8,7 +8,7 @@ use crate::sanitize::escape_str;
 use crate::ui::app::{App, Pane};
 use crate::ui::render::pane_block;
 use crate::ui::text::{self, abbrev_chain, prob, rule_action, short_chain};
-use crate::ui::theme::{evidence_mark, evidence_word};
+use crate::ui::theme::{Theme, evidence_mark, evidence_word};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -73,22 +73,7 @@ pub fn diagram_lines(app: &App, r: &RequestJourney, width: usize) -> Vec<Line<'s
     let node = r.node.as_deref().map(escape_str);
     let mut out: Vec<Line> = Vec::new();
 
-    let status = r.status.map(|s| format!(" → {s}")).unwrap_or_default();
-    out.push(Line::from(vec![
-        Span::styled(
-            format!(
-                "#{} {} {}{status}",
-                r.id,
-                escape_str(&r.method),
-                escape_str(&r.target)
-            ),
-            t.title,
-        ),
-        Span::styled(
-            format!("  conn {} · {}", r.connection, text::clock_us(&r.time)),
-            t.dim,
-        ),
-    ]));
+    out.push(header_line(r, t));
     out.push(Line::from(vec![
         Span::styled(" ● ", t.dim),
         Span::styled(format!("Client {}", text::endpoint(&r.client)), t.title),
@@ -481,22 +466,7 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
         .map(escape_str)
         .unwrap_or_else(|| "?".into());
     let mut out = Vec::new();
-    let status = r.status.map(|s| format!(" → {s}")).unwrap_or_default();
-    out.push(Line::from(vec![
-        Span::styled(
-            format!(
-                "#{} {} {}{status}",
-                r.id,
-                escape_str(&r.method),
-                escape_str(&r.target)
-            ),
-            t.title,
-        ),
-        Span::styled(
-            format!("  conn {} · {}", r.connection, text::clock_us(&r.time)),
-            t.dim,
-        ),
-    ]));
+    out.push(header_line(r, t));
     let mode = r
         .alb
         .as_ref()
@@ -666,4 +636,24 @@ pub fn compact_lines(app: &App, r: &RequestJourney) -> Vec<Line<'static>> {
         t.dim,
     ));
     out
+}
+
+/// `#3 GET / → 200  conn 4 · 10:47:49.948123`: the first line of both diagram forms.
+fn header_line(r: &RequestJourney, t: &Theme) -> Line<'static> {
+    let status = r.status.map(|s| format!(" → {s}")).unwrap_or_default();
+    Line::from(vec![
+        Span::styled(
+            format!(
+                "#{} {} {}{status}",
+                r.id,
+                escape_str(&r.method),
+                escape_str(&r.target)
+            ),
+            t.title,
+        ),
+        Span::styled(
+            format!("  conn {} · {}", r.connection, text::clock_us(&r.time)),
+            t.dim,
+        ),
+    ])
 }
