@@ -472,6 +472,27 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
         self.out.dnat = Some(dnat);
     }
 
+    /// A DNAT/REDIRECT rule acted: record the step, rewrite the destination, stop the chain
+    /// walk (a NAT target is terminal).
+    fn rewrite_destination(
+        &mut self,
+        table: &Table,
+        cid: usize,
+        ri: usize,
+        (ip, port, range): (IpAddr, u16, Option<String>),
+        action: std::fmt::Arguments<'_>,
+    ) -> Act {
+        self.took(table, cid, ri, action);
+        self.apply_dnat(DnatResult {
+            ip,
+            port,
+            range,
+            chain: table.chains[cid].name.clone(),
+            rule: self.at(table, cid, ri),
+        });
+        Act::Return(Flow::Accept)
+    }
+
     /// A NAT target used outside the table/hooks where the kernel allows it cannot be decided.
     fn nat_target_misplaced(
         &mut self,
@@ -782,20 +803,13 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     }
                     s
                 });
-                self.took(
+                return self.rewrite_destination(
                     table,
                     cid,
                     ri,
+                    (ip, port, range),
                     format_args!("DNAT to {}", SockText(ip, port)),
                 );
-                self.apply_dnat(DnatResult {
-                    ip,
-                    port,
-                    range,
-                    chain: chain.name.clone(),
-                    rule: self.at(table, cid, ri),
-                });
-                return Act::Return(Flow::Accept);
             }
             Target::Redirect { to_ports, .. } => {
                 if let Some(act) = self.nat_target_misplaced(
@@ -817,22 +831,15 @@ impl<'a, E: WalkEnv> Walker<'a, E> {
                     _ => self.dst,
                 };
                 let port = to_ports.map(|(p, _)| p).unwrap_or(self.dport);
-                self.took(
+                // The destination really is rewritten: the routing decision and the loopback
+                // pass that follow must see 127.0.0.1, as the kernel's do.
+                return self.rewrite_destination(
                     table,
                     cid,
                     ri,
+                    (ip, port, None),
                     format_args!("REDIRECT to local port {port}"),
                 );
-                // The destination really is rewritten: the routing decision and the loopback
-                // pass that follow must see 127.0.0.1, as the kernel's do.
-                self.apply_dnat(DnatResult {
-                    ip,
-                    port,
-                    range: None,
-                    chain: chain.name.clone(),
-                    rule: self.at(table, cid, ri),
-                });
-                return Act::Return(Flow::Accept);
             }
             Target::Masquerade {
                 to_ports,
